@@ -1,0 +1,640 @@
+//! Decoding. One decoder walks the bytes without recursion (an explicit stack of open
+//! containers), and hands every value to a [`Builder`]: [`TermBuilder`] makes [`Term`]s, the
+//! Python binding makes Python objects directly from the same walk.
+//!
+//! Untrusted input: every length is checked against the bytes that remain before anything is
+//! allocated, nesting is bounded by [`Limits::max_depth`], a compressed term may not claim
+//! more than [`Limits::max_uncompressed_size`], and every error names the offset.
+
+use std::borrow::Cow;
+
+use crate::error::DecodeError;
+use crate::tags::*;
+use crate::term::{Atom, BigInt, Export, Fun, Pid, Port, Reference, Term};
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Containers (tuples, lists, maps, fun environments) nested deeper than this are refused.
+    pub max_depth: usize,
+    /// The largest size a compressed term may decompress to.
+    pub max_uncompressed_size: usize,
+}
+
+pub const DEFAULT_MAX_DEPTH: usize = 10_000;
+pub const DEFAULT_MAX_UNCOMPRESSED_SIZE: usize = 1 << 30;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_depth: DEFAULT_MAX_DEPTH, max_uncompressed_size: DEFAULT_MAX_UNCOMPRESSED_SIZE }
+    }
+}
+
+/// Receives the decoded values, leaves first. Containers get their children already built.
+pub trait Builder {
+    type Value;
+    type Error: From<DecodeError>;
+
+    fn int(&mut self, v: i64) -> Result<Self::Value, Self::Error>;
+    /// An integer outside `i64`; `magnitude` is little-endian with no trailing zero byte.
+    fn big_int(&mut self, negative: bool, magnitude: &[u8]) -> Result<Self::Value, Self::Error>;
+    fn float(&mut self, v: f64) -> Result<Self::Value, Self::Error>;
+    fn atom(&mut self, name: &str) -> Result<Self::Value, Self::Error>;
+    fn binary(&mut self, data: &[u8]) -> Result<Self::Value, Self::Error>;
+    /// `tail_bits` in 1..=7; the unused low bits of the last byte are zero.
+    fn bitstring(&mut self, data: &[u8], tail_bits: u8) -> Result<Self::Value, Self::Error>;
+    fn pid(&mut self, pid: Pid) -> Result<Self::Value, Self::Error>;
+    fn port(&mut self, port: Port) -> Result<Self::Value, Self::Error>;
+    fn reference(&mut self, reference: Reference) -> Result<Self::Value, Self::Error>;
+    fn fun(&mut self, fun: Fun) -> Result<Self::Value, Self::Error>;
+    fn export(&mut self, export: Export) -> Result<Self::Value, Self::Error>;
+    fn tuple(&mut self, items: Vec<Self::Value>) -> Result<Self::Value, Self::Error>;
+    /// `tail` is `None` for a proper list; otherwise `items` is not empty and `tail` is not a list.
+    fn list(&mut self, items: Vec<Self::Value>, tail: Option<Self::Value>) -> Result<Self::Value, Self::Error>;
+    /// STRING_EXT: a proper list of small integers, given as bytes.
+    fn string(&mut self, bytes: &[u8]) -> Result<Self::Value, Self::Error> {
+        let items = bytes.iter().map(|&b| self.int(b as i64)).collect::<Result<Vec<_>, _>>()?;
+        self.list(items, None)
+    }
+    fn map(&mut self, pairs: Vec<(Self::Value, Self::Value)>) -> Result<Self::Value, Self::Error>;
+}
+
+/// Builds [`Term`]s.
+pub struct TermBuilder;
+
+impl Builder for TermBuilder {
+    type Value = Term;
+    type Error = DecodeError;
+
+    fn int(&mut self, v: i64) -> Result<Term, DecodeError> {
+        Ok(Term::Int(v))
+    }
+    fn big_int(&mut self, negative: bool, magnitude: &[u8]) -> Result<Term, DecodeError> {
+        Ok(BigInt::normalized(negative, magnitude))
+    }
+    fn float(&mut self, v: f64) -> Result<Term, DecodeError> {
+        Ok(Term::Float(v))
+    }
+    fn atom(&mut self, name: &str) -> Result<Term, DecodeError> {
+        Ok(Term::atom(name))
+    }
+    fn binary(&mut self, data: &[u8]) -> Result<Term, DecodeError> {
+        Ok(Term::Binary(data.to_vec()))
+    }
+    fn bitstring(&mut self, data: &[u8], tail_bits: u8) -> Result<Term, DecodeError> {
+        Ok(Term::BitString { data: data.to_vec(), tail_bits })
+    }
+    fn pid(&mut self, pid: Pid) -> Result<Term, DecodeError> {
+        Ok(Term::Pid(pid))
+    }
+    fn port(&mut self, port: Port) -> Result<Term, DecodeError> {
+        Ok(Term::Port(port))
+    }
+    fn reference(&mut self, reference: Reference) -> Result<Term, DecodeError> {
+        Ok(Term::Ref(reference))
+    }
+    fn fun(&mut self, fun: Fun) -> Result<Term, DecodeError> {
+        Ok(Term::Fun(fun))
+    }
+    fn export(&mut self, export: Export) -> Result<Term, DecodeError> {
+        Ok(Term::Export(export))
+    }
+    fn tuple(&mut self, items: Vec<Term>) -> Result<Term, DecodeError> {
+        Ok(Term::Tuple(items))
+    }
+    fn list(&mut self, items: Vec<Term>, tail: Option<Term>) -> Result<Term, DecodeError> {
+        Ok(match tail {
+            None => Term::List(items),
+            Some(tail) => Term::ImproperList(items, Box::new(tail)),
+        })
+    }
+    fn map(&mut self, pairs: Vec<(Term, Term)>) -> Result<Term, DecodeError> {
+        Ok(Term::Map(pairs))
+    }
+}
+
+/// Decodes one whole term (version byte first); trailing bytes are an error.
+pub fn decode(data: &[u8]) -> Result<Term, DecodeError> {
+    decode_with(data, &mut TermBuilder, &Limits::default())
+}
+
+pub fn decode_with<B: Builder>(data: &[u8], builder: &mut B, limits: &Limits) -> Result<B::Value, B::Error> {
+    let (value, used) = decode_prefix_with(data, builder, limits)?;
+    if used != data.len() {
+        return Err(DecodeError::new(used, format!("{} trailing bytes after the term", data.len() - used)).into());
+    }
+    Ok(value)
+}
+
+/// Decodes the term at the start of `data` (version byte first) and says how many bytes it
+/// took, for streams that carry several terms back to back.
+pub fn decode_prefix_with<B: Builder>(
+    data: &[u8],
+    builder: &mut B,
+    limits: &Limits,
+) -> Result<(B::Value, usize), B::Error> {
+    match data.first() {
+        None => return Err(DecodeError::new(0, "empty input").into()),
+        Some(&VERSION) => {}
+        Some(&other) => {
+            return Err(DecodeError::new(0, format!("bad version byte {other} (expected {VERSION})")).into())
+        }
+    }
+    if data.get(1) == Some(&COMPRESSED) {
+        // Offsets in errors inside a compressed term are offsets in the decompressed data.
+        let (inflated, end) = inflate(data, 1, limits)?;
+        let mut inner = Decoder::new(&inflated, 0, limits.max_depth, limits);
+        let value = inner.term(builder)?;
+        if inner.pos != inflated.len() {
+            return Err(DecodeError::new(inner.pos, "trailing bytes inside the decompressed term").into());
+        }
+        return Ok((value, end));
+    }
+    let mut decoder = Decoder::new(data, 1, limits.max_depth, limits);
+    let value = decoder.term(builder)?;
+    Ok((value, decoder.pos))
+}
+
+/// Decodes a term with no version byte in front (a term nested in another encoding, such as
+/// the fields of a distribution control message after their own version byte).
+pub fn decode_bare_with<B: Builder>(
+    data: &[u8],
+    start: usize,
+    builder: &mut B,
+    limits: &Limits,
+) -> Result<(B::Value, usize), B::Error> {
+    let mut decoder = Decoder::new(data, start, limits.max_depth, limits);
+    let value = decoder.term(builder)?;
+    Ok((value, decoder.pos))
+}
+
+/// COMPRESSED: 4-byte uncompressed size, then a zlib stream. Memory grows only with what the
+/// stream really produces, never with what the size field claims.
+fn inflate(data: &[u8], tag_at: usize, limits: &Limits) -> Result<(Vec<u8>, usize), DecodeError> {
+    let size_at = tag_at + 1;
+    let Some(size_bytes) = data.get(size_at..size_at + 4) else {
+        return Err(DecodeError::new(size_at, "truncated compressed term size"));
+    };
+    let claimed = u32::from_be_bytes(size_bytes.try_into().unwrap()) as usize;
+    if claimed > limits.max_uncompressed_size {
+        return Err(DecodeError::new(
+            size_at,
+            format!("compressed term claims {claimed} bytes, over the limit of {}", limits.max_uncompressed_size),
+        ));
+    }
+    let payload = &data[size_at + 4..];
+    let mut out = Vec::new();
+    let mut state = miniz_oxide::inflate::stream::InflateState::new_boxed(miniz_oxide::DataFormat::Zlib);
+    // One byte past the claim, so a stream that inflates to more than it claims is caught.
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut input = payload;
+    loop {
+        let want = chunk.len().min(claimed + 1 - out.len());
+        let res = miniz_oxide::inflate::stream::inflate(
+            &mut state,
+            input,
+            &mut chunk[..want],
+            miniz_oxide::MZFlush::None,
+        );
+        input = &input[res.bytes_consumed..];
+        out.extend_from_slice(&chunk[..res.bytes_written]);
+        if out.len() > claimed {
+            return Err(DecodeError::new(size_at, format!("compressed term inflates to more than the {claimed} bytes it claims")));
+        }
+        match res.status {
+            Ok(miniz_oxide::MZStatus::StreamEnd) => break,
+            Ok(_) if res.bytes_consumed == 0 && res.bytes_written == 0 => {
+                return Err(DecodeError::new(data.len(), "truncated compressed term"));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(DecodeError::new(size_at + 4 + (payload.len() - input.len()), format!("bad zlib data in compressed term: {e:?}")));
+            }
+        }
+    }
+    if out.len() != claimed {
+        return Err(DecodeError::new(size_at, format!("compressed term inflates to {} bytes, not the {claimed} it claims", out.len())));
+    }
+    Ok((out, data.len() - input.len()))
+}
+
+/// A container still being filled.
+enum Open<V> {
+    Tuple { items: Vec<V>, remaining: usize },
+    List { items: Vec<V>, remaining: usize },
+    Map { pairs: Vec<(V, V)>, key: Option<V>, remaining: usize },
+}
+
+struct Decoder<'a, 'l> {
+    data: &'a [u8],
+    pos: usize,
+    max_depth: usize,
+    limits: &'l Limits,
+}
+
+impl<'a, 'l> Decoder<'a, 'l> {
+    fn new(data: &'a [u8], pos: usize, max_depth: usize, limits: &'l Limits) -> Self {
+        Decoder { data, pos, max_depth, limits }
+    }
+
+    fn err(&self, at: usize, msg: impl Into<String>) -> DecodeError {
+        DecodeError::new(at, msg)
+    }
+
+    fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        if n > self.remaining() {
+            return Err(self.err(
+                self.pos,
+                format!("truncated {what}: needs {n} bytes, {} remain", self.remaining()),
+            ));
+        }
+        let s = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.take(2, what)?.try_into().unwrap()))
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.take(4, what)?.try_into().unwrap()))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.take(8, what)?.try_into().unwrap()))
+    }
+
+    /// A count of things that each take at least `min_each` bytes: refused at once when the
+    /// remaining input cannot hold them, so no allocation follows an absurd length.
+    fn count(&mut self, n: usize, min_each: usize, at: usize, what: &str) -> Result<usize, DecodeError> {
+        if n.saturating_mul(min_each) > self.remaining() {
+            return Err(self.err(at, format!("{what} claims {n} elements but only {} bytes remain", self.remaining())));
+        }
+        Ok(n)
+    }
+
+    /// An atom in any of its four encodings.
+    fn atom_text(&mut self) -> Result<Cow<'a, str>, DecodeError> {
+        let at = self.pos;
+        let tag = self.u8("atom tag")?;
+        self.atom_body(tag, at)
+    }
+
+    fn atom_body(&mut self, tag: u8, at: usize) -> Result<Cow<'a, str>, DecodeError> {
+        let (len, utf8) = match tag {
+            SMALL_ATOM_UTF8_EXT => (self.u8("atom length")? as usize, true),
+            ATOM_UTF8_EXT => (self.u16("atom length")? as usize, true),
+            SMALL_ATOM_EXT => (self.u8("atom length")? as usize, false),
+            ATOM_EXT => (self.u16("atom length")? as usize, false),
+            ATOM_CACHE_REF => return Err(self.err(at, "atom cache reference outside a distribution header")),
+            other => return Err(self.err(at, format!("expected an atom, found tag {other}"))),
+        };
+        let bytes = self.take(len, "atom text")?;
+        if utf8 {
+            let text = std::str::from_utf8(bytes).map_err(|_| self.err(at, "atom text is not valid UTF-8"))?;
+            if text.chars().count() > 255 {
+                return Err(self.err(at, "atom longer than 255 characters"));
+            }
+            Ok(Cow::Borrowed(text))
+        } else if bytes.is_ascii() {
+            Ok(Cow::Borrowed(std::str::from_utf8(bytes).unwrap()))
+        } else {
+            if len > 255 {
+                return Err(self.err(at, "atom longer than 255 characters"));
+            }
+            Ok(Cow::Owned(bytes.iter().map(|&b| b as char).collect()))
+        }
+    }
+
+    fn small_int_field(&mut self, what: &str) -> Result<i64, DecodeError> {
+        let at = self.pos;
+        match self.u8(what)? {
+            SMALL_INTEGER_EXT => Ok(self.u8(what)? as i64),
+            INTEGER_EXT => Ok(self.u32(what)? as i32 as i64),
+            other => Err(self.err(at, format!("expected an integer for {what}, found tag {other}"))),
+        }
+    }
+
+    fn pid_fields(&mut self, tag: u8) -> Result<Pid, DecodeError> {
+        let node = Atom(self.atom_text()?.into_owned());
+        let id = self.u32("pid id")?;
+        let serial = self.u32("pid serial")?;
+        let creation = if tag == NEW_PID_EXT { self.u32("pid creation")? } else { self.u8("pid creation")? as u32 };
+        Ok(Pid { node, id, serial, creation })
+    }
+
+    fn pid_term(&mut self) -> Result<Pid, DecodeError> {
+        let at = self.pos;
+        match self.u8("pid tag")? {
+            tag @ (NEW_PID_EXT | PID_EXT) => self.pid_fields(tag),
+            other => Err(self.err(at, format!("expected a pid, found tag {other}"))),
+        }
+    }
+
+    /// NEW_FUN_EXT, validated field by field; kept as its exact bytes.
+    fn fun(&mut self, tag_at: usize) -> Result<Fun, DecodeError> {
+        let size_at = self.pos;
+        let size = self.u32("fun size")? as usize;
+        const FIXED: usize = 4 + 1 + 16 + 4 + 4;
+        if size < FIXED || size - 4 > self.remaining() {
+            return Err(self.err(size_at, format!("fun size {size} does not fit the {} bytes that remain", self.remaining() + 4)));
+        }
+        let end = size_at + size;
+        let arity = self.u8("fun arity")?;
+        self.take(16, "fun uniq")?;
+        self.u32("fun index")?;
+        let num_free = self.u32("fun free variable count")?;
+        let module = Atom(self.atom_text()?.into_owned());
+        self.small_int_field("fun old index")?;
+        self.small_int_field("fun old uniq")?;
+        self.pid_term()?;
+        // The environment is a sequence of terms inside the fun; it is validated with the same
+        // decoder, one level deeper.
+        self.count(num_free as usize, 1, size_at, "fun environment")?;
+        if self.max_depth == 0 {
+            return Err(self.err(tag_at, "nesting deeper than the depth limit"));
+        }
+        let mut inner = Decoder::new(&self.data[..end.min(self.data.len())], self.pos, self.max_depth - 1, self.limits);
+        for _ in 0..num_free {
+            inner.term(&mut TermBuilder)?;
+        }
+        self.pos = inner.pos;
+        if self.pos != end {
+            return Err(self.err(size_at, format!("fun size {size} disagrees with its contents ({} bytes)", self.pos - size_at)));
+        }
+        Ok(Fun { module, arity, num_free, bytes: self.data[tag_at..end].to_vec() })
+    }
+
+    /// Decodes one term at `pos` (no version byte).
+    fn term<B: Builder>(&mut self, b: &mut B) -> Result<B::Value, B::Error> {
+        let mut stack: Vec<Open<B::Value>> = Vec::new();
+        loop {
+            let at = self.pos;
+            let tag = self.u8("term tag")?;
+            let mut value = match tag {
+                SMALL_INTEGER_EXT => b.int(self.u8("integer")? as i64)?,
+                INTEGER_EXT => b.int(self.u32("integer")? as i32 as i64)?,
+                SMALL_BIG_EXT | LARGE_BIG_EXT => {
+                    let n = if tag == SMALL_BIG_EXT { self.u8("big length")? as usize } else { self.u32("big length")? as usize };
+                    let sign_at = self.pos;
+                    let sign = self.u8("big sign")?;
+                    if sign > 1 {
+                        return Err(self.err(sign_at, format!("big integer sign byte {sign} (expected 0 or 1)")).into());
+                    }
+                    let digits = self.take(n, "big integer digits")?;
+                    let mut len = digits.len();
+                    while len > 0 && digits[len - 1] == 0 {
+                        len -= 1;
+                    }
+                    match BigInt::normalized(sign == 1, &digits[..len]) {
+                        Term::Int(v) => b.int(v)?,
+                        _ => b.big_int(sign == 1, &digits[..len])?,
+                    }
+                }
+                NEW_FLOAT_EXT => {
+                    let v = f64::from_bits(self.u64("float")?);
+                    if !v.is_finite() {
+                        return Err(self.err(at, "float is not finite").into());
+                    }
+                    b.float(v)?
+                }
+                FLOAT_EXT => {
+                    let raw = self.take(31, "float text")?;
+                    let text = raw.split(|&c| c == 0).next().unwrap_or(&[]);
+                    let v = std::str::from_utf8(text)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<f64>().ok())
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(|| self.err(at, "unreadable FLOAT_EXT text"))?;
+                    b.float(v)?
+                }
+                ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT | ATOM_CACHE_REF => {
+                    let name = self.atom_body(tag, at)?;
+                    b.atom(&name)?
+                }
+                BINARY_EXT => {
+                    let n = self.u32("binary length")? as usize;
+                    b.binary(self.take(n, "binary")?)?
+                }
+                BIT_BINARY_EXT => {
+                    let n = self.u32("bitstring length")? as usize;
+                    let bits_at = self.pos;
+                    let bits = self.u8("bitstring bits")?;
+                    let data = self.take(n, "bitstring")?;
+                    match (n, bits) {
+                        (0, 0) => b.binary(data)?,
+                        (n, 8) if n > 0 => b.binary(data)?,
+                        (n, 1..=7) if n > 0 => {
+                            let mask = 0xffu8 << (8 - bits);
+                            if data[n - 1] & !mask == 0 {
+                                b.bitstring(data, bits)?
+                            } else {
+                                let mut owned = data.to_vec();
+                                owned[n - 1] &= mask;
+                                b.bitstring(&owned, bits)?
+                            }
+                        }
+                        _ => return Err(self.err(bits_at, format!("bitstring of {n} bytes cannot have {bits} bits in its last byte")).into()),
+                    }
+                }
+                NEW_PID_EXT | PID_EXT => {
+                    let pid = self.pid_fields(tag)?;
+                    b.pid(pid)?
+                }
+                NEW_PORT_EXT | V4_PORT_EXT | PORT_EXT => {
+                    let node = Atom(self.atom_text()?.into_owned());
+                    let id = if tag == V4_PORT_EXT { self.u64("port id")? } else { self.u32("port id")? as u64 };
+                    let creation = if tag == PORT_EXT { self.u8("port creation")? as u32 } else { self.u32("port creation")? };
+                    b.port(Port { node, id, creation })?
+                }
+                NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT => {
+                    let len_at = self.pos;
+                    let len = self.u16("reference length")? as usize;
+                    let max = if tag == NEWER_REFERENCE_EXT { 5 } else { 3 };
+                    if len == 0 || len > max {
+                        return Err(self.err(len_at, format!("reference with {len} id words (1 to {max} allowed)")).into());
+                    }
+                    let node = Atom(self.atom_text()?.into_owned());
+                    let creation =
+                        if tag == NEWER_REFERENCE_EXT { self.u32("reference creation")? } else { self.u8("reference creation")? as u32 };
+                    let mut ids = Vec::with_capacity(len);
+                    for _ in 0..len {
+                        ids.push(self.u32("reference id")?);
+                    }
+                    b.reference(Reference { node, creation, ids })?
+                }
+                REFERENCE_EXT => {
+                    let node = Atom(self.atom_text()?.into_owned());
+                    let id = self.u32("reference id")?;
+                    let creation = self.u8("reference creation")? as u32;
+                    b.reference(Reference { node, creation, ids: vec![id] })?
+                }
+                NEW_FUN_EXT => {
+                    if stack.len() >= self.max_depth {
+                        return Err(self.err(at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)).into());
+                    }
+                    let fun = self.fun(at)?;
+                    b.fun(fun)?
+                }
+                EXPORT_EXT => {
+                    let module = Atom(self.atom_text()?.into_owned());
+                    let function = Atom(self.atom_text()?.into_owned());
+                    let arity_at = self.pos;
+                    let arity = self.small_int_field("export arity")?;
+                    if !(0..=255).contains(&arity) {
+                        return Err(self.err(arity_at, format!("export arity {arity} out of range")).into());
+                    }
+                    b.export(Export { module, function, arity: arity as u8 })?
+                }
+                NIL_EXT => b.list(Vec::new(), None)?,
+                STRING_EXT => {
+                    let n = self.u16("string length")? as usize;
+                    b.string(self.take(n, "string")?)?
+                }
+                SMALL_TUPLE_EXT | LARGE_TUPLE_EXT | LIST_EXT | MAP_EXT => {
+                    let n = match tag {
+                        SMALL_TUPLE_EXT => self.u8("tuple arity")? as usize,
+                        _ => self.u32("length")? as usize,
+                    };
+                    if stack.len() >= self.max_depth {
+                        return Err(self.err(at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)).into());
+                    }
+                    match tag {
+                        SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
+                            if n == 0 {
+                                b.tuple(Vec::new())?
+                            } else {
+                                let n = self.count(n, 1, at, "tuple")?;
+                                stack.push(Open::Tuple { items: Vec::with_capacity(n), remaining: n });
+                                continue;
+                            }
+                        }
+                        LIST_EXT => {
+                            // Elements, then a tail; `n` elements plus the tail.
+                            let n = self.count(n, 1, at, "list")?;
+                            stack.push(Open::List { items: Vec::with_capacity(n), remaining: n });
+                            if n == 0 {
+                                // Only the tail follows: handled like any list reaching its tail.
+                                match self.list_tail(b, &mut stack)? {
+                                    Some(v) => v,
+                                    None => continue,
+                                }
+                            } else {
+                                continue;
+                            }
+                        }
+                        _ => {
+                            if n == 0 {
+                                b.map(Vec::new())?
+                            } else {
+                                let n = self.count(n, 2, at, "map")?;
+                                stack.push(Open::Map { pairs: Vec::with_capacity(n), key: None, remaining: n });
+                                continue;
+                            }
+                        }
+                    }
+                }
+                COMPRESSED => return Err(self.err(at, "compressed term nested inside a term").into()),
+                FUN_EXT => return Err(self.err(at, "FUN_EXT (removed in OTP 23) is not supported").into()),
+                LOCAL_EXT => return Err(self.err(at, "LOCAL_EXT can only be decoded by the node that made it").into()),
+                other => return Err(self.err(at, format!("unknown tag {other}")).into()),
+            };
+            // `value` is complete: hand it to the innermost open container, closing every
+            // container it completes.
+            loop {
+                match stack.last_mut() {
+                    None => return Ok(value),
+                    Some(Open::Tuple { items, remaining }) => {
+                        items.push(value);
+                        *remaining -= 1;
+                        if *remaining > 0 {
+                            break;
+                        }
+                        let Some(Open::Tuple { items, .. }) = stack.pop() else { unreachable!() };
+                        value = b.tuple(items)?;
+                    }
+                    Some(Open::Map { pairs, key, remaining }) => match key.take() {
+                        None => {
+                            *key = Some(value);
+                            break;
+                        }
+                        Some(k) => {
+                            pairs.push((k, value));
+                            *remaining -= 1;
+                            if *remaining > 0 {
+                                break;
+                            }
+                            let Some(Open::Map { pairs, .. }) = stack.pop() else { unreachable!() };
+                            value = b.map(pairs)?;
+                        }
+                    },
+                    Some(Open::List { items, remaining }) => {
+                        if *remaining == 0 {
+                            // `value` is this list's (improper) tail.
+                            let Some(Open::List { items, .. }) = stack.pop() else { unreachable!() };
+                            value = if items.is_empty() { value } else { b.list(items, Some(value))? };
+                            continue;
+                        }
+                        items.push(value);
+                        *remaining -= 1;
+                        if *remaining > 0 {
+                            break;
+                        }
+                        match self.list_tail(b, &mut stack)? {
+                            Some(v) => value = v,
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The list on top of the stack has all its elements. If its tail is `[]`, or another
+    /// list (which a canonical encoder would have merged), finish or extend it here and return
+    /// the finished list; otherwise leave it open so the next term read becomes its tail.
+    fn list_tail<B: Builder>(&mut self, b: &mut B, stack: &mut Vec<Open<B::Value>>) -> Result<Option<B::Value>, B::Error> {
+        loop {
+            let at = self.pos;
+            match self.data.get(self.pos) {
+                Some(&NIL_EXT) => {
+                    self.pos += 1;
+                    let Some(Open::List { items, .. }) = stack.pop() else { unreachable!() };
+                    return Ok(Some(b.list(items, None)?));
+                }
+                Some(&LIST_EXT) => {
+                    self.pos += 1;
+                    let n = self.u32("length")? as usize;
+                    let n = self.count(n, 1, at, "list")?;
+                    if n == 0 {
+                        continue;
+                    }
+                    let Some(Open::List { items, remaining }) = stack.last_mut() else { unreachable!() };
+                    items.reserve(n);
+                    *remaining = n;
+                    return Ok(None);
+                }
+                Some(&STRING_EXT) => {
+                    self.pos += 1;
+                    let n = self.u16("string length")? as usize;
+                    let bytes = self.take(n, "string")?;
+                    let mut more = Vec::with_capacity(n);
+                    for &byte in bytes {
+                        more.push(b.int(byte as i64)?);
+                    }
+                    let Some(Open::List { items, .. }) = stack.last_mut() else { unreachable!() };
+                    items.append(&mut more);
+                    // A STRING_EXT is a proper list: its tail is [].
+                    let Some(Open::List { items, .. }) = stack.pop() else { unreachable!() };
+                    return Ok(Some(b.list(items, None)?));
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The owned term model. Every term OTP 25–28 can send has exactly one `Term`, and
+//! encoding a `Term` gives the bytes `term_to_binary(T, [{minor_version, 2}])` gives
+//! (the default of OTP 26 and later).
+
+use std::fmt;
+
+/// An atom, held by its text (at most 255 characters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Atom(pub String);
+
+impl Atom {
+    pub fn new(name: impl Into<String>) -> Self {
+        Atom(name.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Atom {
+    fn from(s: &str) -> Self {
+        Atom(s.to_owned())
+    }
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An integer that does not fit in `i64`: sign and magnitude, little-endian bytes with no
+/// trailing zero byte (the layout of SMALL_BIG_EXT / LARGE_BIG_EXT).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BigInt {
+    pub negative: bool,
+    pub magnitude: Vec<u8>,
+}
+
+impl BigInt {
+    /// The integer with this sign and little-endian magnitude, as `Term::Int` when it fits
+    /// in an `i64` and `Term::BigInt` otherwise (so each integer has one representation).
+    pub fn normalized(negative: bool, magnitude_le: &[u8]) -> Term {
+        let mut len = magnitude_le.len();
+        while len > 0 && magnitude_le[len - 1] == 0 {
+            len -= 1;
+        }
+        let mag = &magnitude_le[..len];
+        if len <= 8 {
+            let mut buf = [0u8; 8];
+            buf[..len].copy_from_slice(mag);
+            let m = u64::from_le_bytes(buf);
+            if !negative && m <= i64::MAX as u64 {
+                return Term::Int(m as i64);
+            }
+            if negative && m <= (i64::MAX as u64) + 1 {
+                return Term::Int((m as i64).wrapping_neg());
+            }
+        }
+        Term::BigInt(BigInt { negative: negative && len > 0, magnitude: mag.to_vec() })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pid {
+    pub node: Atom,
+    pub id: u32,
+    pub serial: u32,
+    pub creation: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Port {
+    pub node: Atom,
+    pub id: u64,
+    pub creation: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Reference {
+    pub node: Atom,
+    pub creation: u32,
+    /// 1 to 5 ID words, as sent (their count is part of the identity).
+    pub ids: Vec<u32>,
+}
+
+/// A fun (NEW_FUN_EXT). Opaque: kept as the exact bytes it arrived in (tag included) so it
+/// round-trips byte for byte; the fields most callers want are parsed out.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fun {
+    pub module: Atom,
+    pub arity: u8,
+    pub num_free: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// An external fun, `fun M:F/A` (EXPORT_EXT).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Export {
+    pub module: Atom,
+    pub function: Atom,
+    pub arity: u8,
+}
+
+/// An Erlang term.
+#[derive(Clone, Debug)]
+pub enum Term {
+    Int(i64),
+    BigInt(BigInt),
+    Float(f64),
+    Atom(Atom),
+    Binary(Vec<u8>),
+    /// A bitstring whose last byte holds `tail_bits` (1..=7) bits, in its high bits.
+    BitString { data: Vec<u8>, tail_bits: u8 },
+    Pid(Pid),
+    Port(Port),
+    Ref(Reference),
+    Fun(Fun),
+    Export(Export),
+    Tuple(Vec<Term>),
+    /// A proper list (`[]` is an empty `List`).
+    List(Vec<Term>),
+    /// A list whose tail is not `[]`; `items` is never empty.
+    ImproperList(Vec<Term>, Box<Term>),
+    /// Pairs in the order they were decoded or built.
+    Map(Vec<(Term, Term)>),
+}
+
+impl Term {
+    pub fn atom(name: &str) -> Term {
+        Term::Atom(Atom::from(name))
+    }
+    pub fn nil() -> Term {
+        Term::List(Vec::new())
+    }
+}
+
+/// Exact equality (`=:=`): `1` and `1.0` differ, and so do `0.0` and `-0.0`.
+impl PartialEq for Term {
+    fn eq(&self, other: &Self) -> bool {
+        crate::order::compare_exact(self, other).is_eq()
+    }
+}
+
+impl Eq for Term {}
+
+impl PartialOrd for Term {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The total order used for map keys: Erlang term order, with every integer before every float.
+impl Ord for Term {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        crate::order::compare_exact(self, other)
+    }
+}

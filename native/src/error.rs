@@ -1,0 +1,41 @@
+//! The one place Rust errors become Python exceptions. The exception classes are defined
+//! once, in Python (`rustelixir/errors.py`), and imported here.
+
+use pyo3::prelude::*;
+
+pyo3::import_exception!(rustelixir.errors, DecodeError);
+pyo3::import_exception!(rustelixir.errors, EncodeError);
+
+pub enum Error {
+    Decode(etf::DecodeError),
+    Encode(etf::EncodeError),
+    Python(PyErr),
+}
+
+impl From<etf::DecodeError> for Error {
+    fn from(e: etf::DecodeError) -> Self {
+        Error::Decode(e)
+    }
+}
+
+impl From<etf::EncodeError> for Error {
+    fn from(e: etf::EncodeError) -> Self {
+        Error::Encode(e)
+    }
+}
+
+impl From<PyErr> for Error {
+    fn from(e: PyErr) -> Self {
+        Error::Python(e)
+    }
+}
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        match e {
+            Error::Decode(e) => DecodeError::new_err((e.message, e.offset)),
+            Error::Encode(e) => EncodeError::new_err(e.message),
+            Error::Python(e) => e,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! ETF bytes -> Python objects, in one walk of the bytes (the codec's decoder drives this
+//! builder; no intermediate `Term`s).
+
+use etf::decode::Builder;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyTuple};
+
+use crate::atoms;
+use crate::error::Error;
+use crate::types::{self, MapKey};
+
+pub struct PyBuilder<'py> {
+    pub py: Python<'py>,
+}
+
+impl<'py> Builder for PyBuilder<'py> {
+    type Value = Bound<'py, PyAny>;
+    type Error = Error;
+
+    fn int(&mut self, v: i64) -> Result<Self::Value, Error> {
+        Ok(v.into_pyobject(self.py).unwrap().into_any())
+    }
+
+    fn big_int(&mut self, negative: bool, magnitude: &[u8]) -> Result<Self::Value, Error> {
+        let int_type = self.py.get_type::<pyo3::types::PyInt>();
+        let v = int_type.call_method1("from_bytes", (PyBytes::new(self.py, magnitude), "little"))?;
+        Ok(if negative { v.neg()? } else { v })
+    }
+
+    fn float(&mut self, v: f64) -> Result<Self::Value, Error> {
+        Ok(PyFloat::new(self.py, v).into_any())
+    }
+
+    fn atom(&mut self, name: &str) -> Result<Self::Value, Error> {
+        Ok(atoms::atom(self.py, name)?)
+    }
+
+    fn binary(&mut self, data: &[u8]) -> Result<Self::Value, Error> {
+        Ok(PyBytes::new(self.py, data).into_any())
+    }
+
+    fn bitstring(&mut self, data: &[u8], tail_bits: u8) -> Result<Self::Value, Error> {
+        Ok(Bound::new(self.py, types::BitString::new(data, tail_bits)?)?.into_any())
+    }
+
+    fn pid(&mut self, pid: etf::Pid) -> Result<Self::Value, Error> {
+        let etf::Pid { node, id, serial, creation } = pid;
+        Ok(Bound::new(self.py, types::Pid { node: node.0, id, serial, creation })?.into_any())
+    }
+
+    fn port(&mut self, port: etf::Port) -> Result<Self::Value, Error> {
+        let etf::Port { node, id, creation } = port;
+        Ok(Bound::new(self.py, types::Port { node: node.0, id, creation })?.into_any())
+    }
+
+    fn reference(&mut self, r: etf::Reference) -> Result<Self::Value, Error> {
+        let etf::Reference { node, creation, ids } = r;
+        Ok(Bound::new(self.py, types::Reference { node: node.0, creation, ids })?.into_any())
+    }
+
+    fn fun(&mut self, fun: etf::Fun) -> Result<Self::Value, Error> {
+        let etf::Fun { module, arity, num_free, bytes } = fun;
+        Ok(Bound::new(self.py, types::Fun { module: module.0, arity, num_free, bytes })?.into_any())
+    }
+
+    fn export(&mut self, e: etf::Export) -> Result<Self::Value, Error> {
+        let etf::Export { module, function, arity } = e;
+        Ok(Bound::new(self.py, types::Export { module: module.0, function: function.0, arity })?.into_any())
+    }
+
+    fn tuple(&mut self, items: Vec<Self::Value>) -> Result<Self::Value, Error> {
+        Ok(PyTuple::new(self.py, items)?.into_any())
+    }
+
+    fn list(&mut self, items: Vec<Self::Value>, tail: Option<Self::Value>) -> Result<Self::Value, Error> {
+        let list = PyList::new(self.py, items)?;
+        Ok(match tail {
+            None => list.into_any(),
+            Some(tail) => {
+                Bound::new(self.py, types::ImproperList { items: list.unbind(), tail: tail.unbind() })?.into_any()
+            }
+        })
+    }
+
+    fn string(&mut self, bytes: &[u8]) -> Result<Self::Value, Error> {
+        // Charlists stay lists of ints; small ints are shared objects in CPython, so this is cheap.
+        let items: Vec<Bound<'py, PyAny>> =
+            bytes.iter().map(|&b| (b as i64).into_pyobject(self.py).unwrap().into_any()).collect();
+        Ok(PyList::new(self.py, items)?.into_any())
+    }
+
+    fn map(&mut self, pairs: Vec<(Self::Value, Self::Value)>) -> Result<Self::Value, Error> {
+        let dict = PyDict::new(self.py);
+        for (i, (key, value)) in pairs.iter().enumerate() {
+            let before = dict.len();
+            match dict.set_item(key, value) {
+                Ok(()) if dict.len() > before => {}
+                Ok(()) => {
+                    // `key` is equal, for Python, to an earlier key that Erlang tells apart
+                    // (1, 1.0 and true): give the earlier key its value back and keep this
+                    // one apart under a MapKey.
+                    let earlier = pairs[..i]
+                        .iter()
+                        .find(|(k, _)| k.eq(key).unwrap_or(false))
+                        .map(|(_, v)| v)
+                        .expect("a key that did not grow the dict equals an earlier key");
+                    dict.set_item(key, earlier)?;
+                    dict.set_item(Bound::new(self.py, MapKey::wrap(key)?)?, value)?;
+                }
+                Err(e) if e.is_instance_of::<PyTypeError>(self.py) => {
+                    dict.set_item(Bound::new(self.py, MapKey::wrap(key)?)?, value)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(dict.into_any())
+    }
+}

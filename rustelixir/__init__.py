@@ -1,0 +1,39 @@
+"""rustelixir: native code for Elixir and Erlang, served from a separate OS process that
+joins the cluster as a hidden node."""
+
+from __future__ import annotations
+
+from rustelixir.errors import CodecError, DecodeError, EncodeError, RustelixirError
+from rustelixir.codec import decode, encode
+from rustelixir.terms import (
+    Atom,
+    BitString,
+    Export,
+    Fun,
+    ImproperList,
+    MapKey,
+    Pid,
+    Port,
+    Reference,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Atom",
+    "BitString",
+    "CodecError",
+    "DecodeError",
+    "EncodeError",
+    "Export",
+    "Fun",
+    "ImproperList",
+    "MapKey",
+    "Pid",
+    "Port",
+    "Reference",
+    "RustelixirError",
+    "__version__",
+    "decode",
+    "encode",
+]

@@ -1,0 +1,13 @@
+"""The External Term Format codec: `encode(value) -> bytes`, `decode(bytes) -> value`.
+
+Both run in Rust. `encode` gives the bytes `term_to_binary(T, [{minor_version, 2}])` gives
+(OTP 26 and later's default), so a decoded term re-encodes to the bytes it came from.
+`decode` takes untrusted input: bad bytes raise `DecodeError` with the offset, nesting is
+bounded by `max_depth`, and a compressed term may not inflate past `max_uncompressed_size`.
+"""
+
+from __future__ import annotations
+
+from rustelixir._native import DEFAULT_MAX_DEPTH, decode, encode
+
+__all__ = ["DEFAULT_MAX_DEPTH", "decode", "encode"]
