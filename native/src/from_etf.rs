@@ -50,8 +50,8 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn port(&mut self, port: etf::Port) -> Result<Self::Value, Error> {
-        let etf::Port { node, id, creation } = port;
-        Ok(Bound::new(self.py, types::Port { node: node.0, id, creation })?.into_any())
+        let etf::Port { node, id, creation, new_port_ext } = port;
+        Ok(Bound::new(self.py, types::Port { node: node.0, id, creation, new_port_ext })?.into_any())
     }
 
     fn reference(&mut self, r: etf::Reference) -> Result<Self::Value, Error> {
@@ -60,7 +60,8 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn fun(&mut self, fun: etf::Fun) -> Result<Self::Value, Error> {
-        let etf::Fun { module, arity, num_free, bytes } = fun;
+        let num_free = fun.free_vars.len() as u32;
+        let etf::Fun { module, arity, bytes, .. } = fun;
         Ok(Bound::new(self.py, types::Fun { module: module.0, arity, num_free, bytes })?.into_any())
     }
 

@@ -74,7 +74,10 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result
         w::put_reference(out, &etf::Reference { node: etf::Atom(r.node.clone()), creation: r.creation, ids: r.ids.clone() })?;
     } else if let Ok(p) = obj.cast::<Port>() {
         let p = p.get();
-        w::put_port(out, &etf::Port { node: etf::Atom(p.node.clone()), id: p.id, creation: p.creation })?;
+        w::put_port(
+            out,
+            &etf::Port { node: etf::Atom(p.node.clone()), id: p.id, creation: p.creation, new_port_ext: p.new_port_ext },
+        )?;
     } else if let Ok(atom) = obj.cast::<Atom>() {
         w::put_atom(out, &atom.get().name)?;
     } else if let Ok(b) = obj.cast::<BitString>() {
@@ -149,31 +152,12 @@ fn encode_list(list: &Bound<'_, PyList>, out: &mut Vec<u8>, depth: usize) -> Res
     Ok(())
 }
 
+/// In the dict's order: see the codec's note on map order (`etf::encode`).
 fn encode_map(dict: &Bound<'_, PyDict>, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
     let depth = deeper(depth)?;
-    let n = dict.len();
-    w::put_map_header(out, n)?;
-    if n > w::FLATMAP_MAX_KEYS {
-        for (k, v) in dict.iter() {
-            encode(&k, out, depth)?;
-            encode(&v, out, depth)?;
-        }
-        return Ok(());
-    }
-    // A small map is written in key order, as the VM does: encode the keys, order them by
-    // term order (decoding each encoded key is cheap for the small keys maps have), then
-    // write each key followed by its value.
-    let mut keys: Vec<(etf::Term, Vec<u8>, Bound<'_, PyAny>)> = Vec::with_capacity(n);
+    w::put_map_header(out, dict.len())?;
     for (k, v) in dict.iter() {
-        let mut key_bytes = Vec::new();
-        encode(&k, &mut key_bytes, depth)?;
-        let limits = etf::Limits::default();
-        let (term, _) = etf::decode::decode_bare_with(&key_bytes, 0, &mut etf::decode::TermBuilder, &limits)?;
-        keys.push((term, key_bytes, v));
-    }
-    keys.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, key_bytes, v) in keys {
-        out.extend_from_slice(&key_bytes);
+        encode(&k, out, depth)?;
         encode(&v, out, depth)?;
     }
     Ok(())

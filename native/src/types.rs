@@ -103,20 +103,36 @@ impl Pid {
 
 /// A port identifier.
 #[pyclass(frozen, eq, hash, module = "rustelixir", skip_from_py_object)]
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct Port {
     pub node: String,
     #[pyo3(get)]
     pub id: u64,
     #[pyo3(get)]
     pub creation: u32,
+    /// Written back as NEW_PORT_EXT, as it came (see `etf::Port::new_port_ext`).
+    pub new_port_ext: bool,
+}
+
+impl PartialEq for Port {
+    fn eq(&self, other: &Self) -> bool {
+        self.node == other.node && self.id == other.id && self.creation == other.creation
+    }
+}
+
+impl Eq for Port {}
+
+impl std::hash::Hash for Port {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.node, self.id, self.creation).hash(state)
+    }
 }
 
 #[pymethods]
 impl Port {
     #[new]
     fn py_new(node: &Bound<'_, PyAny>, id: u64, creation: u32) -> PyResult<Self> {
-        Ok(Port { node: atom_name(node)?, id, creation })
+        Ok(Port { node: atom_name(node)?, id, creation, new_port_ext: false })
     }
     #[getter]
     fn node<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

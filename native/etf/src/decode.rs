@@ -346,28 +346,29 @@ impl<'a, 'l> Decoder<'a, 'l> {
         }
         let end = size_at + size;
         let arity = self.u8("fun arity")?;
-        self.take(16, "fun uniq")?;
-        self.u32("fun index")?;
+        let uniq: [u8; 16] = self.take(16, "fun uniq")?.try_into().unwrap();
+        let index = self.u32("fun index")?;
         let num_free = self.u32("fun free variable count")?;
         let module = Atom(self.atom_text()?.into_owned());
         self.small_int_field("fun old index")?;
-        self.small_int_field("fun old uniq")?;
+        let old_uniq = self.small_int_field("fun old uniq")?;
         self.pid_term()?;
-        // The environment is a sequence of terms inside the fun; it is validated with the same
+        // The environment is a sequence of terms inside the fun; it is decoded with the same
         // decoder, one level deeper.
         self.count(num_free as usize, 1, size_at, "fun environment")?;
         if self.max_depth == 0 {
             return Err(self.err(tag_at, "nesting deeper than the depth limit"));
         }
         let mut inner = Decoder::new(&self.data[..end.min(self.data.len())], self.pos, self.max_depth - 1, self.limits);
+        let mut free_vars = Vec::with_capacity(num_free as usize);
         for _ in 0..num_free {
-            inner.term(&mut TermBuilder)?;
+            free_vars.push(inner.term(&mut TermBuilder)?);
         }
         self.pos = inner.pos;
         if self.pos != end {
             return Err(self.err(size_at, format!("fun size {size} disagrees with its contents ({} bytes)", self.pos - size_at)));
         }
-        Ok(Fun { module, arity, num_free, bytes: self.data[tag_at..end].to_vec() })
+        Ok(Fun { module, arity, index, uniq, old_uniq, free_vars, bytes: self.data[tag_at..end].to_vec() })
     }
 
     /// Decodes one term at `pos` (no version byte).
@@ -450,7 +451,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     let node = Atom(self.atom_text()?.into_owned());
                     let id = if tag == V4_PORT_EXT { self.u64("port id")? } else { self.u32("port id")? as u64 };
                     let creation = if tag == PORT_EXT { self.u8("port creation")? as u32 } else { self.u32("port creation")? };
-                    b.port(Port { node, id, creation })?
+                    b.port(Port { node, id, creation, new_port_ext: tag != V4_PORT_EXT })?
                 }
                 NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT => {
                     let len_at = self.pos;

@@ -1,6 +1,12 @@
 //! Encoding, to the bytes `term_to_binary(T, [{minor_version, 2}])` gives (OTP 26+'s default):
 //! the smallest integer form, NEW_FLOAT_EXT, UTF-8 atoms, STRING_EXT for short lists of
-//! bytes, maps of up to 32 keys in key order.
+//! bytes.
+//!
+//! Maps are written in the order their pairs are held. The VM writes a map in its internal
+//! order: hash order for maps of over 32 keys, and for smaller ones key order in which, from
+//! OTP 26 on, atoms sort by their index in that VM's atom table. That order cannot be known
+//! outside the VM, so a decoded map keeps the order it came in (and re-encodes to the same
+//! bytes), and any order is accepted by `binary_to_term`.
 //!
 //! The `put_*` writers are shared with the Python binding, which walks Python objects and
 //! writes through them, so both encoders make the same bytes.
@@ -9,9 +15,6 @@ use crate::error::EncodeError;
 use crate::tags::*;
 use crate::term::{Export, Pid, Port, Reference, Term};
 
-/// Maps of at most this many keys are "flatmaps" in the VM and are encoded in key order;
-/// larger maps are encoded in the order given (decoded maps keep the order they came in).
-pub const FLATMAP_MAX_KEYS: usize = 32;
 /// term_to_binary uses STRING_EXT for proper lists of bytes shorter than this.
 pub const STRING_EXT_MAX_LEN: usize = 65535;
 
@@ -99,7 +102,7 @@ pub fn put_pid(out: &mut Vec<u8>, pid: &Pid) -> Result<(), EncodeError> {
 }
 
 pub fn put_port(out: &mut Vec<u8>, port: &Port) -> Result<(), EncodeError> {
-    if port.id <= u32::MAX as u64 {
+    if port.new_port_ext && port.id <= u32::MAX as u64 {
         out.push(NEW_PORT_EXT);
         put_atom(out, port.node.as_str())?;
         out.extend_from_slice(&(port.id as u32).to_be_bytes());
@@ -249,18 +252,9 @@ fn encode_term(term: &Term, out: &mut Vec<u8>, depth: usize) -> Result<(), Encod
         Term::Map(pairs) => {
             let depth = nested(depth)?;
             put_map_header(out, pairs.len())?;
-            if pairs.len() <= FLATMAP_MAX_KEYS && !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
-                let mut sorted: Vec<&(Term, Term)> = pairs.iter().collect();
-                sorted.sort_by(|a, b| a.0.cmp(&b.0));
-                for (k, v) in sorted {
-                    encode_term(k, out, depth)?;
-                    encode_term(v, out, depth)?;
-                }
-            } else {
-                for (k, v) in pairs {
-                    encode_term(k, out, depth)?;
-                    encode_term(v, out, depth)?;
-                }
+            for (k, v) in pairs {
+                encode_term(k, out, depth)?;
+                encode_term(v, out, depth)?;
             }
         }
     }

@@ -71,12 +71,22 @@ fn cmp(a: &Term, b: &Term, exact: bool) -> Ordering {
             .then(x.creation.cmp(&y.creation))
             .then(x.ids.len().cmp(&y.ids.len()))
             .then_with(|| x.ids.iter().rev().cmp(y.ids.iter().rev())),
-        (Term::Fun(x), Term::Fun(y)) => x.module.0.cmp(&y.module.0).then_with(|| x.bytes.cmp(&y.bytes)),
+        (Term::Fun(x), Term::Fun(y)) => x
+            .module
+            .0
+            .as_bytes()
+            .cmp(y.module.0.as_bytes())
+            .then(x.index.cmp(&y.index))
+            .then(x.uniq.cmp(&y.uniq))
+            .then(x.old_uniq.cmp(&y.old_uniq))
+            .then(x.free_vars.len().cmp(&y.free_vars.len()))
+            .then_with(|| cmp_seq(&x.free_vars, &y.free_vars, exact)),
         (Term::Export(x), Term::Export(y)) => x
             .module
             .0
-            .cmp(&y.module.0)
-            .then_with(|| x.function.0.cmp(&y.function.0))
+            .as_bytes()
+            .cmp(y.module.0.as_bytes())
+            .then_with(|| x.function.0.as_bytes().cmp(y.function.0.as_bytes()))
             .then(x.arity.cmp(&y.arity)),
         (Term::Fun(_), Term::Export(_)) => Ordering::Less,
         (Term::Export(_), Term::Fun(_)) => Ordering::Greater,

@@ -69,11 +69,35 @@ pub struct Pid {
     pub creation: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct Port {
     pub node: Atom,
     pub id: u64,
     pub creation: u32,
+    /// How the port was written on the wire, kept so it is written back the same way: OTP 25
+    /// writes NEW_PORT_EXT for ids below 2^28, OTP 26+ always V4_PORT_EXT (the default here).
+    /// Not part of the port's identity.
+    pub new_port_ext: bool,
+}
+
+impl Port {
+    pub fn new(node: Atom, id: u64, creation: u32) -> Self {
+        Port { node, id, creation, new_port_ext: false }
+    }
+}
+
+impl PartialEq for Port {
+    fn eq(&self, other: &Self) -> bool {
+        self.node == other.node && self.id == other.id && self.creation == other.creation
+    }
+}
+
+impl Eq for Port {}
+
+impl std::hash::Hash for Port {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.node, self.id, self.creation).hash(state)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -86,11 +110,16 @@ pub struct Reference {
 
 /// A fun (NEW_FUN_EXT). Opaque: kept as the exact bytes it arrived in (tag included) so it
 /// round-trips byte for byte; the fields most callers want are parsed out.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fun {
     pub module: Atom,
     pub arity: u8,
-    pub num_free: u32,
+    pub index: u32,
+    pub uniq: [u8; 16],
+    pub old_uniq: i64,
+    /// The captured environment (its terms also stay inside `bytes`).
+    pub free_vars: Vec<Term>,
+    /// The whole NEW_FUN_EXT, tag included.
     pub bytes: Vec<u8>,
 }
 
