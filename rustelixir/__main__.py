@@ -1,0 +1,5 @@
+import sys
+
+from rustelixir.cli import main
+
+sys.exit(main())
