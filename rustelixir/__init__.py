@@ -4,7 +4,7 @@ joins the cluster as a hidden node."""
 from __future__ import annotations
 
 from rustelixir.errors import CodecError, DecodeError, EncodeError, RustelixirError
-from rustelixir.codec import decode, encode
+from rustelixir.codec import DEFAULT_MAX_DEPTH, decode, encode
 from rustelixir.terms import (
     Atom,
     BitString,
@@ -23,6 +23,7 @@ __all__ = [
     "Atom",
     "BitString",
     "CodecError",
+    "DEFAULT_MAX_DEPTH",
     "DecodeError",
     "EncodeError",
     "Export",

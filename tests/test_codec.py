@@ -175,3 +175,32 @@ def test_what_has_no_term_is_refused_clearly() -> None:
 def test_types_pickle() -> None:
     for value in (Atom("x"), Pid("a@b", 1, 2, 3), Reference("a@b", 1, [2]), Export("m", "f", 1), BitString(b"\x80", 1)):
         assert pickle.loads(pickle.dumps(value)) == value
+
+
+def test_terms_nested_to_the_depth_limit_work_on_a_small_thread_stack() -> None:
+    import threading
+
+    from rustelixir import _native
+
+    depth = rustelixir.DEFAULT_MAX_DEPTH
+    tuples = bytes([131]) + bytes([104, 1]) * depth + bytes([97, 1])
+    lists = bytes([131]) + bytes([108, 0, 0, 0, 1]) * depth + bytes([106]) * (depth + 1)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for data in (tuples, lists):
+                assert encode(decode(data)) == data
+                assert _native.roundtrip_term(data) == data  # Rust Term: encode, drop
+            assert _native.sort_encoded([tuples, lists, tuples]) == [0, 2, 1]  # term order
+        except BaseException as e:  # reported to the main thread
+            errors.append(e)
+
+    old = threading.stack_size(256 * 1024)
+    try:
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(old)
+    assert not errors, errors

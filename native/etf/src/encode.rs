@@ -201,7 +201,12 @@ pub fn encode_into(term: &Term, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     encode_term(term, out, crate::decode::DEFAULT_MAX_DEPTH)
 }
 
+/// Recursion depth follows the term's nesting; the stack grows on the heap when it runs low.
 fn encode_term(term: &Term, out: &mut Vec<u8>, depth: usize) -> Result<(), EncodeError> {
+    stacker::maybe_grow(crate::STACK_RED_ZONE, crate::STACK_GROWTH, || encode_term_inner(term, out, depth))
+}
+
+fn encode_term_inner(term: &Term, out: &mut Vec<u8>, depth: usize) -> Result<(), EncodeError> {
     let nested = |depth: usize| {
         depth.checked_sub(1).ok_or_else(|| EncodeError::new("term nested deeper than the depth limit"))
     };

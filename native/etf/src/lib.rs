@@ -15,6 +15,11 @@ pub mod tags;
 mod term;
 
 pub use decode::{decode, Limits};
+
+/// Recursive walks over terms (encoding, comparing) switch to a fresh heap-allocated stack
+/// segment of `STACK_GROWTH` bytes when fewer than `STACK_RED_ZONE` bytes remain.
+pub(crate) const STACK_RED_ZONE: usize = 64 * 1024;
+pub(crate) const STACK_GROWTH: usize = 1024 * 1024;
 pub use encode::encode;
 pub use error::{DecodeError, EncodeError};
 pub use term::{Atom, BigInt, Export, Fun, Pid, Port, Reference, Term};

@@ -34,7 +34,13 @@ fn rank(t: &Term) -> u8 {
     }
 }
 
+/// Recursion depth follows the terms' nesting; the stack grows on the heap when it runs low,
+/// so deep terms compare on any thread.
 fn cmp(a: &Term, b: &Term, exact: bool) -> Ordering {
+    stacker::maybe_grow(crate::STACK_RED_ZONE, crate::STACK_GROWTH, || cmp_inner(a, b, exact))
+}
+
+fn cmp_inner(a: &Term, b: &Term, exact: bool) -> Ordering {
     let (ra, rb) = (rank(a), rank(b));
     if ra != rb {
         return ra.cmp(&rb);

@@ -185,3 +185,51 @@ impl Ord for Term {
         crate::order::compare_exact(self, other)
     }
 }
+
+/// Dropping a deeply nested term must not recurse once per level: a term decoded from
+/// untrusted bytes may be nested as deep as `Limits::max_depth` allows, on a thread with a
+/// small stack. Children are moved out onto a heap stack first.
+impl Drop for Term {
+    fn drop(&mut self) {
+        fn is_leafy(t: &Term) -> bool {
+            match t {
+                Term::Tuple(items) | Term::List(items) => items.iter().all(|i| !i.is_container()),
+                Term::Map(pairs) => pairs.iter().all(|(k, v)| !k.is_container() && !v.is_container()),
+                Term::ImproperList(items, tail) => !tail.is_container() && items.iter().all(|i| !i.is_container()),
+                _ => true,
+            }
+        }
+        // The common case, a shallow term, drops as usual.
+        if is_leafy(self) {
+            return;
+        }
+        let mut stack = Vec::new();
+        self.take_children(&mut stack);
+        while let Some(mut child) = stack.pop() {
+            child.take_children(&mut stack);
+        }
+    }
+}
+
+impl Term {
+    fn is_container(&self) -> bool {
+        matches!(self, Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_))
+    }
+
+    fn take_children(&mut self, stack: &mut Vec<Term>) {
+        match self {
+            Term::Tuple(items) | Term::List(items) => stack.append(items),
+            Term::ImproperList(items, tail) => {
+                stack.append(items);
+                stack.push(std::mem::replace(&mut **tail, Term::Int(0)));
+            }
+            Term::Map(pairs) => {
+                for (k, v) in pairs.drain(..) {
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
