@@ -72,4 +72,4 @@ def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     )
 
 
-terms = st.recursive(scalars, containers, max_leaves=40)
+terms = st.recursive(scalars, containers, max_leaves=25)

@@ -70,7 +70,7 @@ def test_decoded_values_equal_what_was_encoded(value: Any) -> None:
 
 
 @HYPOTHESIS
-@given(items=st.lists(terms, min_size=2, max_size=12))
+@given(items=st.lists(terms, min_size=2, max_size=8))
 def test_term_order_matches_lists_sort(beam: Any, items: list[Any]) -> None:
     encoded = [rustelixir.encode(t) for t in items]
     vm_order = beam.request((Atom("sort"), encoded))
