@@ -1,8 +1,10 @@
 //! Python objects for atoms. Atoms repeat endlessly on the wire (module names, `:ok`, node
-//! names) and are never freed by the VM either, so each is made once and shared, up to a bound.
+//! names) and are never freed by the VM either, so each is made once per thread and shared,
+//! up to a bound. Per thread, so the hot path takes no lock.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::prelude::*;
 
@@ -10,9 +12,27 @@ use crate::types::Atom;
 
 const MAX_CACHED_ATOMS: usize = 100_000;
 
-fn cache() -> &'static Mutex<HashMap<Box<str>, Py<PyAny>>> {
-    static CACHE: OnceLock<Mutex<HashMap<Box<str>, Py<PyAny>>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+/// FNV-1a: atoms are short, and SipHash's setup dominates for them.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf29ce484222325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Cache = HashMap<Box<str>, Py<PyAny>, BuildHasherDefault<Fnv>>;
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
 /// The Python value of an atom: `True`, `False`, `None` for `true`, `false`, `nil`, else an `Atom`.
@@ -28,13 +48,15 @@ pub fn atom<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
 
 /// Always an `Atom` object, even for `true`, `false` and `nil` (for fields such as a pid's node).
 pub fn atom_object<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    let mut map = cache().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(obj) = map.get(name) {
-        return Ok(obj.bind(py).clone());
-    }
-    let obj = Bound::new(py, Atom { name: name.to_owned() })?.into_any();
-    if map.len() < MAX_CACHED_ATOMS {
-        map.insert(name.into(), obj.clone().unbind());
-    }
-    Ok(obj)
+    CACHE.with(|cache| {
+        if let Some(obj) = cache.borrow().get(name) {
+            return Ok(obj.bind(py).clone());
+        }
+        let obj = Bound::new(py, Atom { name: name.to_owned() })?.into_any();
+        let mut cache = cache.borrow_mut();
+        if cache.len() < MAX_CACHED_ATOMS {
+            cache.insert(name.into(), obj.clone().unbind());
+        }
+        Ok(obj)
+    })
 }

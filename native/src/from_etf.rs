@@ -1,6 +1,8 @@
 //! ETF bytes -> Python objects, in one walk of the bytes (the codec's decoder drives this
 //! builder; no intermediate `Term`s).
 
+use std::vec::Drain;
+
 use etf::decode::Builder;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -70,11 +72,11 @@ impl<'py> Builder for PyBuilder<'py> {
         Ok(Bound::new(self.py, types::Export { module: module.0, function: function.0, arity })?.into_any())
     }
 
-    fn tuple(&mut self, items: Vec<Self::Value>) -> Result<Self::Value, Error> {
+    fn tuple(&mut self, items: Drain<'_, Self::Value>) -> Result<Self::Value, Error> {
         Ok(PyTuple::new(self.py, items)?.into_any())
     }
 
-    fn list(&mut self, items: Vec<Self::Value>, tail: Option<Self::Value>) -> Result<Self::Value, Error> {
+    fn list(&mut self, items: Drain<'_, Self::Value>, tail: Option<Self::Value>) -> Result<Self::Value, Error> {
         let list = PyList::new(self.py, items)?;
         Ok(match tail {
             None => list.into_any(),
@@ -91,7 +93,11 @@ impl<'py> Builder for PyBuilder<'py> {
         Ok(PyList::new(self.py, items)?.into_any())
     }
 
-    fn map(&mut self, pairs: Vec<(Self::Value, Self::Value)>) -> Result<Self::Value, Error> {
+    fn map(&mut self, mut kvs: Drain<'_, Self::Value>) -> Result<Self::Value, Error> {
+        let mut pairs = Vec::with_capacity(kvs.len() / 2);
+        while let (Some(k), Some(v)) = (kvs.next(), kvs.next()) {
+            pairs.push((k, v));
+        }
         let dict = PyDict::new(self.py);
         for (i, (key, value)) in pairs.iter().enumerate() {
             let before = dict.len();

@@ -42,10 +42,9 @@ fn decode<'py>(
 #[pyfunction]
 #[pyo3(signature = (value, *, max_depth = to_etf::DEFAULT_MAX_DEPTH))]
 fn encode<'py>(py: Python<'py>, value: &Bound<'py, PyAny>, max_depth: usize) -> PyResult<Bound<'py, PyBytes>> {
-    let mut out = Vec::with_capacity(64);
-    out.push(etf::tags::VERSION);
+    let mut out = to_etf::Encoded::new(&[etf::tags::VERSION]);
     to_etf::encode(value, &mut out, max_depth).map_err(PyErr::from)?;
-    Ok(PyBytes::new(py, &out))
+    out.into_pybytes(py)
 }
 
 /// Re-encodes ETF bytes through the Rust `Term` model (no Python objects): the path the

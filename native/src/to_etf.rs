@@ -10,10 +10,77 @@ use crate::types::{Atom, BitString, Export, Fun, ImproperList, MapKey, Pid, Port
 
 pub const DEFAULT_MAX_DEPTH: usize = etf::decode::DEFAULT_MAX_DEPTH;
 
+/// Binaries at least this large are not copied into the encoder's buffer: they are copied
+/// once, straight into the final `bytes` object (see [`Encoded`]).
+const BIG_BINARY: usize = 64 * 1024;
+
+/// An encoding in progress: the bytes written so far, and the large binaries left out of
+/// them, each with the offset in `buf` where its data belongs.
+pub struct Encoded<'py> {
+    pub buf: Vec<u8>,
+    big: Vec<(usize, Bound<'py, PyBytes>)>,
+}
+
+impl<'py> Encoded<'py> {
+    pub fn new(prefix: &[u8]) -> Self {
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(prefix);
+        Encoded { buf, big: Vec::new() }
+    }
+
+    fn total_len(&self) -> usize {
+        self.buf.len() + self.big.iter().map(|(_, b)| b.as_bytes().len()).sum::<usize>()
+    }
+
+    /// Visits the encoding in order, as slices of `buf` and of the large binaries.
+    fn for_each_part(&self, mut f: impl FnMut(&[u8])) {
+        let mut at = 0;
+        for (offset, blob) in &self.big {
+            f(&self.buf[at..*offset]);
+            f(blob.as_bytes());
+            at = *offset;
+        }
+        f(&self.buf[at..]);
+    }
+
+    /// The final `bytes` object, allocated once at its exact size.
+    pub fn into_pybytes(self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        if self.big.is_empty() {
+            return Ok(PyBytes::new(py, &self.buf));
+        }
+        let total = self.total_len();
+        // Not PyBytes::new_with, which zero-fills first: that pass alone costs as much as
+        // the copy, and every byte is written below.
+        unsafe {
+            let raw = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), total as pyo3::ffi::Py_ssize_t);
+            if raw.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let dst = pyo3::ffi::PyBytes_AsString(raw) as *mut u8;
+            let mut at = 0;
+            self.for_each_part(|part| {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), dst.add(at), part.len());
+                at += part.len();
+            });
+            debug_assert_eq!(at, total);
+            Ok(Bound::from_owned_ptr(py, raw).cast_into_unchecked())
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        if self.big.is_empty() {
+            return self.buf;
+        }
+        let mut out = Vec::with_capacity(self.total_len());
+        self.for_each_part(|part| out.extend_from_slice(part));
+        out
+    }
+}
+
 pub fn encode_to_vec(obj: &Bound<'_, PyAny>, max_depth: usize) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(64);
+    let mut out = Encoded::new(&[]);
     encode(obj, &mut out, max_depth)?;
-    Ok(out)
+    Ok(out.into_vec())
 }
 
 fn deeper(depth: usize) -> Result<usize, Error> {
@@ -48,12 +115,13 @@ enum Open<'py> {
 /// Appends `obj` (no version byte). Walks the value with an explicit stack, so neither a
 /// deeply nested value nor one that contains itself can exhaust the thread's stack: nesting
 /// past `max_depth` is an `EncodeError`.
-pub fn encode<'py>(obj: &Bound<'py, PyAny>, out: &mut Vec<u8>, max_depth: usize) -> Result<(), Error> {
+pub fn encode<'py>(obj: &Bound<'py, PyAny>, encoded: &mut Encoded<'py>, max_depth: usize) -> Result<(), Error> {
+    let Encoded { buf: out, big } = encoded;
     let mut stack: Vec<Open<'py>> = Vec::new();
     let mut current: Option<(Bound<'py, PyAny>, usize)> = Some((obj.clone(), max_depth));
     loop {
         if let Some((obj, depth)) = current.take() {
-            if let Some(open) = write_value(&obj, out, depth)? {
+            if let Some(open) = write_value(&obj, out, big, depth)? {
                 stack.push(open);
             }
         }
@@ -101,7 +169,12 @@ pub fn encode<'py>(obj: &Bound<'py, PyAny>, out: &mut Vec<u8>, max_depth: usize)
 }
 
 /// Writes a scalar whole, or a container's header, returning the container to fill.
-fn write_value<'py>(obj: &Bound<'py, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<Option<Open<'py>>, Error> {
+fn write_value<'py>(
+    obj: &Bound<'py, PyAny>,
+    out: &mut Vec<u8>,
+    big: &mut Vec<(usize, Bound<'py, PyBytes>)>,
+    depth: usize,
+) -> Result<Option<Open<'py>>, Error> {
     // Most common types first; bool before int (bool is an int subclass).
     if let Ok(s) = obj.cast_exact::<PyString>() {
         w::put_binary(out, s.to_str()?.as_bytes())?;
@@ -114,7 +187,13 @@ fn write_value<'py>(obj: &Bound<'py, PyAny>, out: &mut Vec<u8>, depth: usize) ->
     } else if obj.is_none() {
         w::put_atom(out, "nil")?;
     } else if let Ok(b) = obj.cast::<PyBytes>() {
-        w::put_binary(out, b.as_bytes())?;
+        let data = b.as_bytes();
+        if data.len() >= BIG_BINARY {
+            w::put_binary_header(out, data.len())?;
+            big.push((out.len(), b.clone()));
+        } else {
+            w::put_binary(out, data)?;
+        }
     } else if let Ok(t) = obj.cast::<PyTuple>() {
         let depth = deeper(depth)?;
         w::put_tuple_header(out, t.len())?;

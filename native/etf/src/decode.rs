@@ -7,6 +7,7 @@
 //! more than [`Limits::max_uncompressed_size`], and every error names the offset.
 
 use std::borrow::Cow;
+use std::vec::Drain;
 
 use crate::error::DecodeError;
 use crate::tags::*;
@@ -47,15 +48,18 @@ pub trait Builder {
     fn reference(&mut self, reference: Reference) -> Result<Self::Value, Self::Error>;
     fn fun(&mut self, fun: Fun) -> Result<Self::Value, Self::Error>;
     fn export(&mut self, export: Export) -> Result<Self::Value, Self::Error>;
-    fn tuple(&mut self, items: Vec<Self::Value>) -> Result<Self::Value, Self::Error>;
+    /// Containers get their children as a draining iterator over the decoder's one value
+    /// stack, so no container costs an allocation of its own before the builder's.
+    fn tuple(&mut self, items: Drain<'_, Self::Value>) -> Result<Self::Value, Self::Error>;
     /// `tail` is `None` for a proper list; otherwise `items` is not empty and `tail` is not a list.
-    fn list(&mut self, items: Vec<Self::Value>, tail: Option<Self::Value>) -> Result<Self::Value, Self::Error>;
+    fn list(&mut self, items: Drain<'_, Self::Value>, tail: Option<Self::Value>) -> Result<Self::Value, Self::Error>;
     /// STRING_EXT: a proper list of small integers, given as bytes.
     fn string(&mut self, bytes: &[u8]) -> Result<Self::Value, Self::Error> {
-        let items = bytes.iter().map(|&b| self.int(b as i64)).collect::<Result<Vec<_>, _>>()?;
-        self.list(items, None)
+        let mut items = bytes.iter().map(|&b| self.int(b as i64)).collect::<Result<Vec<_>, _>>()?;
+        self.list(items.drain(..), None)
     }
-    fn map(&mut self, pairs: Vec<(Self::Value, Self::Value)>) -> Result<Self::Value, Self::Error>;
+    /// Keys and values alternate: key, value, key, value, ...
+    fn map(&mut self, kvs: Drain<'_, Self::Value>) -> Result<Self::Value, Self::Error>;
 }
 
 /// Builds [`Term`]s.
@@ -98,16 +102,20 @@ impl Builder for TermBuilder {
     fn export(&mut self, export: Export) -> Result<Term, DecodeError> {
         Ok(Term::Export(export))
     }
-    fn tuple(&mut self, items: Vec<Term>) -> Result<Term, DecodeError> {
-        Ok(Term::Tuple(items))
+    fn tuple(&mut self, items: Drain<'_, Term>) -> Result<Term, DecodeError> {
+        Ok(Term::Tuple(items.collect()))
     }
-    fn list(&mut self, items: Vec<Term>, tail: Option<Term>) -> Result<Term, DecodeError> {
+    fn list(&mut self, items: Drain<'_, Term>, tail: Option<Term>) -> Result<Term, DecodeError> {
         Ok(match tail {
-            None => Term::List(items),
-            Some(tail) => Term::ImproperList(items, Box::new(tail)),
+            None => Term::List(items.collect()),
+            Some(tail) => Term::ImproperList(items.collect(), Box::new(tail)),
         })
     }
-    fn map(&mut self, pairs: Vec<(Term, Term)>) -> Result<Term, DecodeError> {
+    fn map(&mut self, mut kvs: Drain<'_, Term>) -> Result<Term, DecodeError> {
+        let mut pairs = Vec::with_capacity(kvs.len() / 2);
+        while let (Some(k), Some(v)) = (kvs.next(), kvs.next()) {
+            pairs.push((k, v));
+        }
         Ok(Term::Map(pairs))
     }
 }
@@ -217,11 +225,13 @@ fn inflate(data: &[u8], tag_at: usize, limits: &Limits) -> Result<(Vec<u8>, usiz
     Ok((out, data.len() - input.len()))
 }
 
-/// A container still being filled.
-enum Open<V> {
-    Tuple { items: Vec<V>, remaining: usize },
-    List { items: Vec<V>, remaining: usize },
-    Map { pairs: Vec<(V, V)>, key: Option<V>, remaining: usize },
+/// A container still being filled: its children so far are the values from `start` on.
+enum Open {
+    Tuple { start: usize, remaining: usize },
+    /// `remaining` elements to come; at 0, the next value read is the (improper) tail.
+    List { start: usize, remaining: usize },
+    /// `remaining` counts keys and values.
+    Map { start: usize, remaining: usize },
 }
 
 struct Decoder<'a, 'l> {
@@ -240,10 +250,12 @@ impl<'a, 'l> Decoder<'a, 'l> {
         DecodeError::new(at, msg)
     }
 
+    #[inline]
     fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
 
+    #[inline]
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() {
             return Err(self.err(
@@ -256,21 +268,26 @@ impl<'a, 'l> Decoder<'a, 'l> {
         Ok(s)
     }
 
+    #[inline]
     fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
     }
+    #[inline]
     fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.take(2, what)?.try_into().unwrap()))
     }
+    #[inline]
     fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.take(4, what)?.try_into().unwrap()))
     }
+    #[inline]
     fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.take(8, what)?.try_into().unwrap()))
     }
 
     /// A count of things that each take at least `min_each` bytes: refused at once when the
     /// remaining input cannot hold them, so no allocation follows an absurd length.
+    #[inline]
     fn count(&mut self, n: usize, min_each: usize, at: usize, what: &str) -> Result<usize, DecodeError> {
         if n.saturating_mul(min_each) > self.remaining() {
             return Err(self.err(at, format!("{what} claims {n} elements but only {} bytes remain", self.remaining())));
@@ -279,12 +296,14 @@ impl<'a, 'l> Decoder<'a, 'l> {
     }
 
     /// An atom in any of its four encodings.
+    #[inline]
     fn atom_text(&mut self) -> Result<Cow<'a, str>, DecodeError> {
         let at = self.pos;
         let tag = self.u8("atom tag")?;
         self.atom_body(tag, at)
     }
 
+    #[inline]
     fn atom_body(&mut self, tag: u8, at: usize) -> Result<Cow<'a, str>, DecodeError> {
         let (len, utf8) = match tag {
             SMALL_ATOM_UTF8_EXT => (self.u8("atom length")? as usize, true),
@@ -373,7 +392,8 @@ impl<'a, 'l> Decoder<'a, 'l> {
 
     /// Decodes one term at `pos` (no version byte).
     fn term<B: Builder>(&mut self, b: &mut B) -> Result<B::Value, B::Error> {
-        let mut stack: Vec<Open<B::Value>> = Vec::new();
+        let mut stack: Vec<Open> = Vec::new();
+        let mut values: Vec<B::Value> = Vec::new();
         loop {
             let at = self.pos;
             let tag = self.u8("term tag")?;
@@ -492,7 +512,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     }
                     b.export(Export { module, function, arity: arity as u8 })?
                 }
-                NIL_EXT => b.list(Vec::new(), None)?,
+                NIL_EXT => b.list(values.drain(values.len()..), None)?,
                 STRING_EXT => {
                     let n = self.u16("string length")? as usize;
                     b.string(self.take(n, "string")?)?
@@ -508,20 +528,22 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     match tag {
                         SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
                             if n == 0 {
-                                b.tuple(Vec::new())?
+                                b.tuple(values.drain(values.len()..))?
                             } else {
                                 let n = self.count(n, 1, at, "tuple")?;
-                                stack.push(Open::Tuple { items: Vec::with_capacity(n), remaining: n });
+                                values.reserve(n);
+                                stack.push(Open::Tuple { start: values.len(), remaining: n });
                                 continue;
                             }
                         }
                         LIST_EXT => {
                             // Elements, then a tail; `n` elements plus the tail.
                             let n = self.count(n, 1, at, "list")?;
-                            stack.push(Open::List { items: Vec::with_capacity(n), remaining: n });
+                            values.reserve(n);
+                            stack.push(Open::List { start: values.len(), remaining: n });
                             if n == 0 {
                                 // Only the tail follows: handled like any list reaching its tail.
-                                match self.list_tail(b, &mut stack)? {
+                                match self.list_tail(b, &mut stack, &mut values)? {
                                     Some(v) => v,
                                     None => continue,
                                 }
@@ -531,10 +553,11 @@ impl<'a, 'l> Decoder<'a, 'l> {
                         }
                         _ => {
                             if n == 0 {
-                                b.map(Vec::new())?
+                                b.map(values.drain(values.len()..))?
                             } else {
                                 let n = self.count(n, 2, at, "map")?;
-                                stack.push(Open::Map { pairs: Vec::with_capacity(n), key: None, remaining: n });
+                                values.reserve(2 * n);
+                                stack.push(Open::Map { start: values.len(), remaining: 2 * n });
                                 continue;
                             }
                         }
@@ -550,43 +573,34 @@ impl<'a, 'l> Decoder<'a, 'l> {
             loop {
                 match stack.last_mut() {
                     None => return Ok(value),
-                    Some(Open::Tuple { items, remaining }) => {
-                        items.push(value);
+                    Some(Open::Tuple { start, remaining }) | Some(Open::Map { start, remaining }) => {
+                        values.push(value);
                         *remaining -= 1;
                         if *remaining > 0 {
                             break;
                         }
-                        let Some(Open::Tuple { items, .. }) = stack.pop() else { unreachable!() };
-                        value = b.tuple(items)?;
+                        let start = *start;
+                        value = match stack.pop() {
+                            Some(Open::Tuple { .. }) => b.tuple(values.drain(start..))?,
+                            _ => b.map(values.drain(start..))?,
+                        };
                     }
-                    Some(Open::Map { pairs, key, remaining }) => match key.take() {
-                        None => {
-                            *key = Some(value);
-                            break;
-                        }
-                        Some(k) => {
-                            pairs.push((k, value));
-                            *remaining -= 1;
-                            if *remaining > 0 {
-                                break;
-                            }
-                            let Some(Open::Map { pairs, .. }) = stack.pop() else { unreachable!() };
-                            value = b.map(pairs)?;
-                        }
-                    },
-                    Some(Open::List { items, remaining }) => {
+                    Some(Open::List { start, remaining }) => {
                         if *remaining == 0 {
                             // `value` is this list's (improper) tail.
-                            let Some(Open::List { items, .. }) = stack.pop() else { unreachable!() };
-                            value = if items.is_empty() { value } else { b.list(items, Some(value))? };
+                            let start = *start;
+                            stack.pop();
+                            if values.len() > start {
+                                value = b.list(values.drain(start..), Some(value))?;
+                            }
                             continue;
                         }
-                        items.push(value);
+                        values.push(value);
                         *remaining -= 1;
                         if *remaining > 0 {
                             break;
                         }
-                        match self.list_tail(b, &mut stack)? {
+                        match self.list_tail(b, &mut stack, &mut values)? {
                             Some(v) => value = v,
                             None => break,
                         }
@@ -599,14 +613,20 @@ impl<'a, 'l> Decoder<'a, 'l> {
     /// The list on top of the stack has all its elements. If its tail is `[]`, or another
     /// list (which a canonical encoder would have merged), finish or extend it here and return
     /// the finished list; otherwise leave it open so the next term read becomes its tail.
-    fn list_tail<B: Builder>(&mut self, b: &mut B, stack: &mut Vec<Open<B::Value>>) -> Result<Option<B::Value>, B::Error> {
+    fn list_tail<B: Builder>(
+        &mut self,
+        b: &mut B,
+        stack: &mut Vec<Open>,
+        values: &mut Vec<B::Value>,
+    ) -> Result<Option<B::Value>, B::Error> {
+        let Some(&Open::List { start, .. }) = stack.last() else { unreachable!() };
         loop {
             let at = self.pos;
             match self.data.get(self.pos) {
                 Some(&NIL_EXT) => {
                     self.pos += 1;
-                    let Some(Open::List { items, .. }) = stack.pop() else { unreachable!() };
-                    return Ok(Some(b.list(items, None)?));
+                    stack.pop();
+                    return Ok(Some(b.list(values.drain(start..), None)?));
                 }
                 Some(&LIST_EXT) => {
                     self.pos += 1;
@@ -615,8 +635,8 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     if n == 0 {
                         continue;
                     }
-                    let Some(Open::List { items, remaining }) = stack.last_mut() else { unreachable!() };
-                    items.reserve(n);
+                    values.reserve(n);
+                    let Some(Open::List { remaining, .. }) = stack.last_mut() else { unreachable!() };
                     *remaining = n;
                     return Ok(None);
                 }
@@ -624,15 +644,13 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     self.pos += 1;
                     let n = self.u16("string length")? as usize;
                     let bytes = self.take(n, "string")?;
-                    let mut more = Vec::with_capacity(n);
+                    values.reserve(n);
                     for &byte in bytes {
-                        more.push(b.int(byte as i64)?);
+                        values.push(b.int(byte as i64)?);
                     }
-                    let Some(Open::List { items, .. }) = stack.last_mut() else { unreachable!() };
-                    items.append(&mut more);
                     // A STRING_EXT is a proper list: its tail is [].
-                    let Some(Open::List { items, .. }) = stack.pop() else { unreachable!() };
-                    return Ok(Some(b.list(items, None)?));
+                    stack.pop();
+                    return Ok(Some(b.list(values.drain(start..), None)?));
                 }
                 _ => return Ok(None),
             }

@@ -68,10 +68,16 @@ pub fn put_atom(out: &mut Vec<u8>, name: &str) -> Result<(), EncodeError> {
 }
 
 pub fn put_binary(out: &mut Vec<u8>, data: &[u8]) -> Result<(), EncodeError> {
-    let len = u32::try_from(data.len()).map_err(|_| EncodeError::new("binary larger than 4 GiB"))?;
+    put_binary_header(out, data.len())?;
+    out.extend_from_slice(data);
+    Ok(())
+}
+
+/// BINARY_EXT's tag and length; `len` bytes of data must follow.
+pub fn put_binary_header(out: &mut Vec<u8>, len: usize) -> Result<(), EncodeError> {
+    let len = u32::try_from(len).map_err(|_| EncodeError::new("binary larger than 4 GiB"))?;
     out.push(BINARY_EXT);
     out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(data);
     Ok(())
 }
 
