@@ -132,7 +132,7 @@ pub struct Export {
 }
 
 /// An Erlang term.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Term {
     Int(i64),
     BigInt(BigInt),
@@ -161,6 +161,30 @@ impl Term {
     }
     pub fn nil() -> Term {
         Term::List(Vec::new())
+    }
+}
+
+/// Cloning recurses per level; the stack grows on the heap when it runs low, so deep terms
+/// clone on any thread.
+impl Clone for Term {
+    fn clone(&self) -> Self {
+        stacker::maybe_grow(crate::STACK_RED_ZONE, crate::STACK_GROWTH, || match self {
+            Term::Int(v) => Term::Int(*v),
+            Term::BigInt(b) => Term::BigInt(b.clone()),
+            Term::Float(v) => Term::Float(*v),
+            Term::Atom(a) => Term::Atom(a.clone()),
+            Term::Binary(d) => Term::Binary(d.clone()),
+            Term::BitString { data, tail_bits } => Term::BitString { data: data.clone(), tail_bits: *tail_bits },
+            Term::Pid(p) => Term::Pid(p.clone()),
+            Term::Port(p) => Term::Port(p.clone()),
+            Term::Ref(r) => Term::Ref(r.clone()),
+            Term::Fun(f) => Term::Fun(f.clone()),
+            Term::Export(e) => Term::Export(e.clone()),
+            Term::Tuple(items) => Term::Tuple(items.clone()),
+            Term::List(items) => Term::List(items.clone()),
+            Term::ImproperList(items, tail) => Term::ImproperList(items.clone(), tail.clone()),
+            Term::Map(pairs) => Term::Map(pairs.clone()),
+        })
     }
 }
 
