@@ -47,18 +47,15 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn pid(&mut self, pid: etf::Pid) -> Result<Self::Value, Error> {
-        let etf::Pid { node, id, serial, creation } = pid;
-        Ok(Bound::new(self.py, types::Pid { node: node.0, id, serial, creation })?.into_any())
+        Ok(Bound::new(self.py, types::Pid(pid))?.into_any())
     }
 
     fn port(&mut self, port: etf::Port) -> Result<Self::Value, Error> {
-        let etf::Port { node, id, creation, new_port_ext } = port;
-        Ok(Bound::new(self.py, types::Port { node: node.0, id, creation, new_port_ext })?.into_any())
+        Ok(Bound::new(self.py, types::Port(port))?.into_any())
     }
 
     fn reference(&mut self, r: etf::Reference) -> Result<Self::Value, Error> {
-        let etf::Reference { node, creation, ids } = r;
-        Ok(Bound::new(self.py, types::Reference { node: node.0, creation, ids })?.into_any())
+        Ok(Bound::new(self.py, types::Reference(r))?.into_any())
     }
 
     fn fun(&mut self, fun: etf::Fun) -> Result<Self::Value, Error> {
@@ -68,8 +65,7 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn export(&mut self, e: etf::Export) -> Result<Self::Value, Error> {
-        let etf::Export { module, function, arity } = e;
-        Ok(Bound::new(self.py, types::Export { module: module.0, function: function.0, arity })?.into_any())
+        Ok(Bound::new(self.py, types::Export(e))?.into_any())
     }
 
     fn tuple(&mut self, items: Drain<'_, Self::Value>) -> Result<Self::Value, Error> {

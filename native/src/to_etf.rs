@@ -211,17 +211,11 @@ fn write_value<'py>(
     } else if let Ok(s) = obj.cast::<PyString>() {
         w::put_binary(out, s.to_str()?.as_bytes())?;
     } else if let Ok(p) = obj.cast::<Pid>() {
-        let p = p.get();
-        w::put_pid(out, &etf::Pid { node: etf::Atom(p.node.clone()), id: p.id, serial: p.serial, creation: p.creation })?;
+        w::put_pid(out, &p.get().0)?;
     } else if let Ok(r) = obj.cast::<Reference>() {
-        let r = r.get();
-        w::put_reference(out, &etf::Reference { node: etf::Atom(r.node.clone()), creation: r.creation, ids: r.ids.clone() })?;
+        w::put_reference(out, &r.get().0)?;
     } else if let Ok(p) = obj.cast::<Port>() {
-        let p = p.get();
-        w::put_port(
-            out,
-            &etf::Port { node: etf::Atom(p.node.clone()), id: p.id, creation: p.creation, new_port_ext: p.new_port_ext },
-        )?;
+        w::put_port(out, &p.get().0)?;
     } else if let Ok(atom) = obj.cast::<Atom>() {
         w::put_atom(out, &atom.get().name)?;
     } else if let Ok(b) = obj.cast::<BitString>() {
@@ -240,11 +234,7 @@ fn write_value<'py>(
     } else if let Ok(f) = obj.cast::<Fun>() {
         out.extend_from_slice(&f.get().bytes);
     } else if let Ok(e) = obj.cast::<Export>() {
-        let e = e.get();
-        w::put_export(
-            out,
-            &etf::Export { module: etf::Atom(e.module.clone()), function: etf::Atom(e.function.clone()), arity: e.arity },
-        )?;
+        w::put_export(out, &e.get().0)?;
     } else if let Ok(k) = obj.cast::<MapKey>() {
         out.extend_from_slice(&k.get().encoded);
     } else if let Ok(b) = obj.cast::<PyByteArray>() {

@@ -70,91 +70,80 @@ fn py_str_repr(s: &str) -> String {
     out
 }
 
-/// A process identifier.
+/// A process identifier. (The identifier classes wrap the codec's own structs: one
+/// definition of their identity, and nothing to convert when encoding.)
 #[pyclass(frozen, eq, hash, module = "rustelixir", skip_from_py_object)]
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Pid {
-    pub node: String,
-    #[pyo3(get)]
-    pub id: u32,
-    #[pyo3(get)]
-    pub serial: u32,
-    #[pyo3(get)]
-    pub creation: u32,
-}
+pub struct Pid(pub etf::Pid);
 
 #[pymethods]
 impl Pid {
     #[new]
     fn py_new(node: &Bound<'_, PyAny>, id: u32, serial: u32, creation: u32) -> PyResult<Self> {
-        Ok(Pid { node: atom_name(node)?, id, serial, creation })
+        Ok(Pid(etf::Pid { node: etf::Atom(atom_name(node)?), id, serial, creation }))
     }
     #[getter]
     fn node<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        atoms::atom(py, &self.node)
+        atoms::atom_object(py, self.0.node.as_str())
+    }
+    #[getter]
+    fn id(&self) -> u32 {
+        self.0.id
+    }
+    #[getter]
+    fn serial(&self) -> u32 {
+        self.0.serial
+    }
+    #[getter]
+    fn creation(&self) -> u32 {
+        self.0.creation
     }
     fn __repr__(&self) -> String {
-        format!("Pid({}, {}, {}, {})", py_str_repr(&self.node), self.id, self.serial, self.creation)
+        let p = &self.0;
+        format!("Pid({}, {}, {}, {})", py_str_repr(p.node.as_str()), p.id, p.serial, p.creation)
     }
     fn __getnewargs__(&self) -> (String, u32, u32, u32) {
-        (self.node.clone(), self.id, self.serial, self.creation)
+        let p = &self.0;
+        (p.node.0.clone(), p.id, p.serial, p.creation)
     }
 }
 
-/// A port identifier.
+/// A port identifier. One decoded from NEW_PORT_EXT is written back that way
+/// (see `etf::Port::new_port_ext`); that is not part of its identity.
 #[pyclass(frozen, eq, hash, module = "rustelixir", skip_from_py_object)]
-#[derive(Clone)]
-pub struct Port {
-    pub node: String,
-    #[pyo3(get)]
-    pub id: u64,
-    #[pyo3(get)]
-    pub creation: u32,
-    /// Written back as NEW_PORT_EXT, as it came (see `etf::Port::new_port_ext`).
-    pub new_port_ext: bool,
-}
-
-impl PartialEq for Port {
-    fn eq(&self, other: &Self) -> bool {
-        self.node == other.node && self.id == other.id && self.creation == other.creation
-    }
-}
-
-impl Eq for Port {}
-
-impl std::hash::Hash for Port {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (&self.node, self.id, self.creation).hash(state)
-    }
-}
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Port(pub etf::Port);
 
 #[pymethods]
 impl Port {
     #[new]
     fn py_new(node: &Bound<'_, PyAny>, id: u64, creation: u32) -> PyResult<Self> {
-        Ok(Port { node: atom_name(node)?, id, creation, new_port_ext: false })
+        Ok(Port(etf::Port::new(etf::Atom(atom_name(node)?), id, creation)))
     }
     #[getter]
     fn node<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        atoms::atom(py, &self.node)
+        atoms::atom_object(py, self.0.node.as_str())
+    }
+    #[getter]
+    fn id(&self) -> u64 {
+        self.0.id
+    }
+    #[getter]
+    fn creation(&self) -> u32 {
+        self.0.creation
     }
     fn __repr__(&self) -> String {
-        format!("Port({}, {}, {})", py_str_repr(&self.node), self.id, self.creation)
+        format!("Port({}, {}, {})", py_str_repr(self.0.node.as_str()), self.0.id, self.0.creation)
     }
     fn __getnewargs__(&self) -> (String, u64, u32) {
-        (self.node.clone(), self.id, self.creation)
+        (self.0.node.0.clone(), self.0.id, self.0.creation)
     }
 }
 
 /// A reference (`make_ref()`, monitor references, aliases).
 #[pyclass(frozen, eq, hash, module = "rustelixir", skip_from_py_object)]
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Reference {
-    pub node: String,
-    #[pyo3(get)]
-    pub creation: u32,
-    pub ids: Vec<u32>,
-}
+pub struct Reference(pub etf::Reference);
 
 #[pymethods]
 impl Reference {
@@ -163,21 +152,25 @@ impl Reference {
         if ids.is_empty() || ids.len() > 5 {
             return Err(PyValueError::new_err(format!("a reference has 1 to 5 id words, not {}", ids.len())));
         }
-        Ok(Reference { node: atom_name(node)?, creation, ids })
+        Ok(Reference(etf::Reference { node: etf::Atom(atom_name(node)?), creation, ids }))
     }
     #[getter]
     fn node<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        atoms::atom(py, &self.node)
+        atoms::atom_object(py, self.0.node.as_str())
+    }
+    #[getter]
+    fn creation(&self) -> u32 {
+        self.0.creation
     }
     #[getter]
     fn ids(&self) -> Vec<u32> {
-        self.ids.clone()
+        self.0.ids.clone()
     }
     fn __repr__(&self) -> String {
-        format!("Reference({}, {}, {:?})", py_str_repr(&self.node), self.creation, self.ids)
+        format!("Reference({}, {}, {:?})", py_str_repr(self.0.node.as_str()), self.0.creation, self.0.ids)
     }
     fn __getnewargs__(&self) -> (String, u32, Vec<u32>) {
-        (self.node.clone(), self.creation, self.ids.clone())
+        (self.0.node.0.clone(), self.0.creation, self.0.ids.clone())
     }
 }
 
@@ -303,7 +296,7 @@ pub struct Fun {
 impl Fun {
     #[getter]
     fn module<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        atoms::atom(py, &self.module)
+        atoms::atom_object(py, &self.module)
     }
     /// The fun's own External Term Format bytes (no version byte).
     #[getter]
@@ -318,32 +311,32 @@ impl Fun {
 /// An external fun, `fun Module:Function/Arity` (`&Module.function/arity` in Elixir).
 #[pyclass(frozen, eq, hash, module = "rustelixir", skip_from_py_object)]
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Export {
-    pub module: String,
-    pub function: String,
-    #[pyo3(get)]
-    pub arity: u8,
-}
+pub struct Export(pub etf::Export);
 
 #[pymethods]
 impl Export {
     #[new]
     fn py_new(module: &Bound<'_, PyAny>, function: &Bound<'_, PyAny>, arity: u8) -> PyResult<Self> {
-        Ok(Export { module: atom_name(module)?, function: atom_name(function)?, arity })
+        Ok(Export(etf::Export { module: etf::Atom(atom_name(module)?), function: etf::Atom(atom_name(function)?), arity }))
     }
     #[getter]
     fn module<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        atoms::atom(py, &self.module)
+        atoms::atom_object(py, self.0.module.as_str())
     }
     #[getter]
     fn function<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        atoms::atom(py, &self.function)
+        atoms::atom_object(py, self.0.function.as_str())
+    }
+    #[getter]
+    fn arity(&self) -> u8 {
+        self.0.arity
     }
     fn __repr__(&self) -> String {
-        format!("Export({}, {}, {})", py_str_repr(&self.module), py_str_repr(&self.function), self.arity)
+        let e = &self.0;
+        format!("Export({}, {}, {})", py_str_repr(e.module.as_str()), py_str_repr(e.function.as_str()), e.arity)
     }
     fn __getnewargs__(&self) -> (String, String, u8) {
-        (self.module.clone(), self.function.clone(), self.arity)
+        (self.0.module.0.clone(), self.0.function.0.clone(), self.0.arity)
     }
 }
 
