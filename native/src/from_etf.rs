@@ -59,9 +59,7 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn fun(&mut self, fun: etf::Fun) -> Result<Self::Value, Error> {
-        let num_free = fun.free_vars.len() as u32;
-        let etf::Fun { module, arity, bytes, .. } = fun;
-        Ok(Bound::new(self.py, types::Fun { module: module.0, arity, num_free, bytes })?.into_any())
+        Ok(Bound::new(self.py, types::Fun(fun))?.into_any())
     }
 
     fn export(&mut self, e: etf::Export) -> Result<Self::Value, Error> {

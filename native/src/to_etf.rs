@@ -232,7 +232,7 @@ fn write_value<'py>(
         w::put_list_header(out, items.len())?;
         return Ok(Some(Open::List { list: items.clone(), next: 0, tail: Some(l.tail.bind(py).clone()), depth }));
     } else if let Ok(f) = obj.cast::<Fun>() {
-        out.extend_from_slice(&f.get().bytes);
+        w::put_fun(out, &f.get().0)?;
     } else if let Ok(e) = obj.cast::<Export>() {
         w::put_export(out, &e.get().0)?;
     } else if let Ok(k) = obj.cast::<MapKey>() {

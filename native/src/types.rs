@@ -280,31 +280,27 @@ impl ImproperList {
     }
 }
 
-/// An opaque fun (closure) from a BEAM node; sent back, it arrives byte for byte as it came.
+/// An opaque fun (closure) from a BEAM node; sent back, it arrives as it came.
 #[pyclass(frozen, eq, hash, module = "rustelixir", skip_from_py_object)]
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Fun {
-    pub module: String,
-    #[pyo3(get)]
-    pub arity: u8,
-    #[pyo3(get)]
-    pub num_free: u32,
-    pub bytes: Vec<u8>,
-}
+pub struct Fun(pub etf::Fun);
 
 #[pymethods]
 impl Fun {
     #[getter]
     fn module<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        atoms::atom_object(py, &self.module)
+        atoms::atom_object(py, self.0.module.as_str())
     }
-    /// The fun's own External Term Format bytes (no version byte).
     #[getter]
-    fn data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.bytes)
+    fn arity(&self) -> u8 {
+        self.0.arity
+    }
+    #[getter]
+    fn num_free(&self) -> usize {
+        self.0.free_vars.len()
     }
     fn __repr__(&self) -> String {
-        format!("<Fun {}/{} with {} free variables>", self.module, self.arity, self.num_free)
+        format!("<Fun {}/{} with {} free variables>", self.0.module, self.0.arity, self.0.free_vars.len())
     }
 }
 

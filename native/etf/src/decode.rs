@@ -355,8 +355,8 @@ impl<'a, 'l> Decoder<'a, 'l> {
         }
     }
 
-    /// NEW_FUN_EXT, validated field by field; kept as its exact bytes.
-    fn fun(&mut self, tag_at: usize) -> Result<Fun, DecodeError> {
+    /// NEW_FUN_EXT, field by field; its Size must agree with its contents.
+    fn fun(&mut self, tag_at: usize, depth: usize) -> Result<Fun, DecodeError> {
         let size_at = self.pos;
         let size = self.u32("fun size")? as usize;
         const FIXED: usize = 4 + 1 + 16 + 4 + 4;
@@ -369,25 +369,28 @@ impl<'a, 'l> Decoder<'a, 'l> {
         let index = self.u32("fun index")?;
         let num_free = self.u32("fun free variable count")?;
         let module = Atom(self.atom_text()?.into_owned());
-        self.small_int_field("fun old index")?;
+        let old_index = self.small_int_field("fun old index")?;
         let old_uniq = self.small_int_field("fun old uniq")?;
-        self.pid_term()?;
+        let pid = self.pid_term()?;
         // The environment is a sequence of terms inside the fun; it is decoded with the same
         // decoder, one level deeper.
         self.count(num_free as usize, 1, size_at, "fun environment")?;
-        if self.max_depth == 0 {
-            return Err(self.err(tag_at, "nesting deeper than the depth limit"));
-        }
-        let mut inner = Decoder::new(&self.data[..end.min(self.data.len())], self.pos, self.max_depth - 1, self.limits);
+        // `depth` containers are open around this fun; its environment gets what is left.
+        let Some(inner_depth) = self.max_depth.checked_sub(depth + 1) else {
+            return Err(self.err(tag_at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)));
+        };
+        let mut inner = Decoder::new(&self.data[..end.min(self.data.len())], self.pos, inner_depth, self.limits);
         let mut free_vars = Vec::with_capacity(num_free as usize);
         for _ in 0..num_free {
-            free_vars.push(inner.term(&mut TermBuilder)?);
+            // Funs nested in funs recurse here; the stack grows on the heap when it runs low.
+            let var = stacker::maybe_grow(crate::STACK_RED_ZONE, crate::STACK_GROWTH, || inner.term(&mut TermBuilder))?;
+            free_vars.push(var);
         }
         self.pos = inner.pos;
         if self.pos != end {
             return Err(self.err(size_at, format!("fun size {size} disagrees with its contents ({} bytes)", self.pos - size_at)));
         }
-        Ok(Fun { module, arity, index, uniq, old_uniq, free_vars, bytes: self.data[tag_at..end].to_vec() })
+        Ok(Fun { module, arity, uniq, index, old_index, old_uniq, pid, free_vars })
     }
 
     /// Decodes one term at `pos` (no version byte).
@@ -499,7 +502,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     if stack.len() >= self.max_depth {
                         return Err(self.err(at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)).into());
                     }
-                    let fun = self.fun(at)?;
+                    let fun = self.fun(at, stack.len())?;
                     b.fun(fun)?
                 }
                 EXPORT_EXT => {

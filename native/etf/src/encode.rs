@@ -13,7 +13,7 @@
 
 use crate::error::EncodeError;
 use crate::tags::*;
-use crate::term::{Export, Pid, Port, Reference, Term};
+use crate::term::{Export, Fun, Pid, Port, Reference, Term};
 
 /// term_to_binary uses STRING_EXT for proper lists of bytes shorter than this.
 pub const STRING_EXT_MAX_LEN: usize = 65535;
@@ -135,6 +135,27 @@ pub fn put_reference(out: &mut Vec<u8>, r: &Reference) -> Result<(), EncodeError
     Ok(())
 }
 
+pub fn put_fun(out: &mut Vec<u8>, f: &Fun) -> Result<(), EncodeError> {
+    out.push(NEW_FUN_EXT);
+    let size_at = out.len();
+    out.extend_from_slice(&[0; 4]); // Size, patched below: from itself to the end
+    out.push(f.arity);
+    out.extend_from_slice(&f.uniq);
+    out.extend_from_slice(&f.index.to_be_bytes());
+    let num_free = u32::try_from(f.free_vars.len()).map_err(|_| EncodeError::new("fun environment too large"))?;
+    out.extend_from_slice(&num_free.to_be_bytes());
+    put_atom(out, f.module.as_str())?;
+    put_int(out, f.old_index);
+    put_int(out, f.old_uniq);
+    put_pid(out, &f.pid)?;
+    for var in &f.free_vars {
+        encode_into(var, out)?;
+    }
+    let size = u32::try_from(out.len() - size_at).map_err(|_| EncodeError::new("fun larger than 4 GiB"))?;
+    out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+    Ok(())
+}
+
 pub fn put_export(out: &mut Vec<u8>, e: &Export) -> Result<(), EncodeError> {
     out.push(EXPORT_EXT);
     put_atom(out, e.module.as_str())?;
@@ -226,7 +247,7 @@ fn encode_term_inner(term: &Term, out: &mut Vec<u8>, depth: usize) -> Result<(),
         Term::Pid(p) => put_pid(out, p)?,
         Term::Port(p) => put_port(out, p)?,
         Term::Ref(r) => put_reference(out, r)?,
-        Term::Fun(f) => out.extend_from_slice(&f.bytes),
+        Term::Fun(f) => put_fun(out, f)?,
         Term::Export(e) => put_export(out, e)?,
         Term::Tuple(items) => {
             let depth = nested(depth)?;

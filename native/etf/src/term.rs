@@ -108,19 +108,27 @@ pub struct Reference {
     pub ids: Vec<u32>,
 }
 
-/// A fun (NEW_FUN_EXT). Opaque: kept as the exact bytes it arrived in (tag included) so it
-/// round-trips byte for byte; the fields most callers want are parsed out.
+/// A fun (NEW_FUN_EXT): a closure made on some node, opaque to everyone else. Held field by
+/// field, so it encodes back to the bytes the VM writes for it, and nested funs cost memory
+/// in proportion to their size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fun {
     pub module: Atom,
     pub arity: u8,
-    pub index: u32,
     pub uniq: [u8; 16],
+    pub index: u32,
+    pub old_index: i64,
     pub old_uniq: i64,
-    /// The captured environment (its terms also stay inside `bytes`).
+    pub pid: Pid,
+    /// The captured environment.
     pub free_vars: Vec<Term>,
-    /// The whole NEW_FUN_EXT, tag included.
-    pub bytes: Vec<u8>,
+}
+
+impl std::hash::Hash for Fun {
+    /// The fun's code and arity; its environment (terms have no `Hash`) only in count.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.module, self.arity, self.uniq, self.index, self.old_uniq, &self.pid, self.free_vars.len()).hash(state)
+    }
 }
 
 /// An external fun, `fun M:F/A` (EXPORT_EXT).
@@ -220,6 +228,7 @@ impl Drop for Term {
                 Term::Tuple(items) | Term::List(items) => items.iter().all(|i| !i.is_container()),
                 Term::Map(pairs) => pairs.iter().all(|(k, v)| !k.is_container() && !v.is_container()),
                 Term::ImproperList(items, tail) => !tail.is_container() && items.iter().all(|i| !i.is_container()),
+                Term::Fun(f) => f.free_vars.iter().all(|i| !i.is_container()),
                 _ => true,
             }
         }
@@ -237,7 +246,11 @@ impl Drop for Term {
 
 impl Term {
     fn is_container(&self) -> bool {
-        matches!(self, Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_))
+        match self {
+            Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_) => true,
+            Term::Fun(f) => !f.free_vars.is_empty(),
+            _ => false,
+        }
     }
 
     fn take_children(&mut self, stack: &mut Vec<Term>) {
@@ -253,6 +266,7 @@ impl Term {
                     stack.push(v);
                 }
             }
+            Term::Fun(f) => stack.append(&mut f.free_vars),
             _ => {}
         }
     }

@@ -134,3 +134,49 @@ fn field_level_errors() {
     assert!(err_at(&[131, 88, 97, 1]).1.contains("expected an atom"));
     assert!(err_at(&[131, 80, 0, 0, 0, 1, 131]).1.len() > 0);
 }
+
+/// A NEW_FUN_EXT whose one free variable is `inner` (a term, no version byte).
+fn fun_around(inner: &[u8]) -> Vec<u8> {
+    let mut body = vec![1u8]; // arity
+    body.extend_from_slice(&[7; 16]); // uniq
+    body.extend_from_slice(&0u32.to_be_bytes()); // index
+    body.extend_from_slice(&1u32.to_be_bytes()); // one free variable
+    body.extend_from_slice(&[119, 1, b'm', 97, 0, 97, 0]); // module, old index, old uniq
+    body.extend_from_slice(&[88, 119, 3, b'a', b'@', b'b', 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+    body.extend_from_slice(inner);
+    let mut fun = vec![112];
+    fun.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    fun.extend_from_slice(&body);
+    fun
+}
+
+#[test]
+fn funs_nested_in_funs_count_against_the_depth_limit_and_never_overflow_the_stack() {
+    let mut term = vec![97, 1];
+    for _ in 0..3 {
+        term = fun_around(&term);
+    }
+    let bytes = [&[131][..], &term].concat();
+    let decoded = decode(&bytes).unwrap();
+    assert_eq!(encode(&decoded).unwrap(), bytes);
+    let limits = Limits { max_depth: 2, ..Limits::default() };
+    assert!(decode_with(&bytes, &mut TermBuilder, &limits).unwrap_err().message.contains("depth"));
+
+    // 20,000 funs deep, decoded on a thread with a 256 KiB stack: a clean depth error.
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            let mut term = vec![97, 1];
+            for _ in 0..20_000 {
+                term = fun_around(&term);
+            }
+            let bytes = [&[131][..], &term].concat();
+            assert!(decode(&bytes).unwrap_err().message.contains("depth"));
+            let limits = Limits { max_depth: 30_000, ..Limits::default() };
+            let t = decode_with(&bytes, &mut TermBuilder, &limits).unwrap();
+            assert_eq!(encode(&t).unwrap(), bytes);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
