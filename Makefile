@@ -25,7 +25,7 @@ test-elixir: beam
 	cd elixir_client && MIX_ENV=test mix test
 
 bench-codec: build
-	$(PY) bench/codec.py
+	$(PY) bench/codec_bench.py
 
 # Erlang/OTP 25 and Elixir 1.14 from Debian, when this machine has none.
 beam:

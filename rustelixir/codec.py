@@ -1,7 +1,10 @@
 """The External Term Format codec: `encode(value) -> bytes`, `decode(bytes) -> value`.
 
 Both run in Rust. `encode` gives the bytes `term_to_binary(T, [{minor_version, 2}])` gives
-(OTP 26 and later's default), so a decoded term re-encodes to the bytes it came from.
+(OTP 26 and later's default), so a decoded term re-encodes to the bytes it came from. One
+exception by necessity: a dict is written in its own order, while the VM writes a small map
+in its internal key order (from OTP 26 on, atom keys by atom-table index, which no outside
+encoder can know); `binary_to_term` accepts any order, and a decoded map keeps the VM's.
 `decode` takes untrusted input: bad bytes raise `DecodeError` with the offset, nesting is
 bounded by `max_depth`, and a compressed term may not inflate past `max_uncompressed_size`.
 """
