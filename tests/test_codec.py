@@ -204,3 +204,14 @@ def test_terms_nested_to_the_depth_limit_work_on_a_small_thread_stack() -> None:
     finally:
         threading.stack_size(old)
     assert not errors, errors
+
+
+def test_a_map_with_a_repeated_key_is_refused_as_binary_to_term_refuses_it() -> None:
+    header = bytes([131, 116, 0, 0, 0])
+    same_int = header + bytes([2, 97, 1, 97, 1, 97, 1, 97, 2])
+    same_list = header + bytes([2]) + (encode([1])[1:] + bytes([97, 1])) * 2
+    same_float_beside_an_int = header + bytes([3]) + encode(1)[1:] + bytes([97, 1]) + (encode(1.0)[1:] + bytes([97, 2])) * 2
+    for data in (same_int, same_list, same_float_beside_an_int):
+        with pytest.raises(DecodeError, match="repeated key") as e:
+            decode(data)
+        assert e.value.offset == 1

@@ -87,32 +87,41 @@ impl<'py> Builder for PyBuilder<'py> {
         Ok(PyList::new(self.py, items)?.into_any())
     }
 
-    fn map(&mut self, mut kvs: Drain<'_, Self::Value>) -> Result<Self::Value, Error> {
+    fn map(&mut self, mut kvs: Drain<'_, Self::Value>, at: usize) -> Result<Self::Value, Error> {
         let mut pairs = Vec::with_capacity(kvs.len() / 2);
         while let (Some(k), Some(v)) = (kvs.next(), kvs.next()) {
             pairs.push((k, v));
         }
+        let repeated = || Error::Decode(etf::DecodeError::new(at, "map with a repeated key"));
         let dict = PyDict::new(self.py);
         for (i, (key, value)) in pairs.iter().enumerate() {
             let before = dict.len();
             match dict.set_item(key, value) {
-                Ok(()) if dict.len() > before => {}
+                Ok(()) if dict.len() > before => continue,
                 Ok(()) => {
-                    // `key` is equal, for Python, to an earlier key that Erlang tells apart
-                    // (1, 1.0 and true): give the earlier key its value back and keep this
-                    // one apart under a MapKey.
-                    let earlier = pairs[..i]
+                    // `key` is equal, for Python, to an earlier key: the same term (refused,
+                    // as binary_to_term refuses it), or one Erlang tells apart (1, 1.0 and
+                    // true). Give the earlier key its value back and keep this one apart
+                    // under a MapKey.
+                    let (earlier_key, earlier_value) = pairs[..i]
                         .iter()
                         .find(|(k, _)| k.eq(key).unwrap_or(false))
-                        .map(|(_, v)| v)
                         .expect("a key that did not grow the dict equals an earlier key");
-                    dict.set_item(key, earlier)?;
-                    dict.set_item(Bound::new(self.py, MapKey::wrap(key)?)?, value)?;
+                    dict.set_item(key, earlier_value)?;
+                    let wrapped = MapKey::wrap(key)?;
+                    if MapKey::wrap(earlier_key)?.encoded == wrapped.encoded {
+                        return Err(repeated());
+                    }
+                    dict.set_item(Bound::new(self.py, wrapped)?, value)?;
                 }
                 Err(e) if e.is_instance_of::<PyTypeError>(self.py) => {
                     dict.set_item(Bound::new(self.py, MapKey::wrap(key)?)?, value)?;
                 }
                 Err(e) => return Err(e.into()),
+            }
+            // A MapKey equal to one already there is the same term again.
+            if dict.len() == before {
+                return Err(repeated());
             }
         }
         Ok(dict.into_any())

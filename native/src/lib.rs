@@ -23,6 +23,15 @@ fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResul
     Ok(f(b.cast::<PyBytes>()?.as_bytes()))
 }
 
+fn internal_error(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    format!("internal decoder error (please report it with the input): {what}")
+}
+
 /// Decodes one term in the External Term Format (starting with the version byte 131).
 #[pyfunction]
 #[pyo3(signature = (data, *, max_depth = etf::decode::DEFAULT_MAX_DEPTH, max_uncompressed_size = etf::decode::DEFAULT_MAX_UNCOMPRESSED_SIZE))]
@@ -34,7 +43,12 @@ fn decode<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let limits = etf::Limits { max_depth, max_uncompressed_size };
     with_bytes(data, |bytes| {
-        etf::decode::decode_with(bytes, &mut from_etf::PyBuilder { py }, &limits).map_err(PyErr::from)
+        // A bug in the decoder must not take the caller down with a PanicException (a
+        // BaseException): it is reported as the bytes' error, like any other.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            etf::decode::decode_with(bytes, &mut from_etf::PyBuilder { py }, &limits).map_err(PyErr::from)
+        }))
+        .unwrap_or_else(|panic| Err(PyErr::from(Error::Decode(etf::DecodeError::new(0, internal_error(&panic))))))
     })?
 }
 

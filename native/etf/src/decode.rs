@@ -58,8 +58,9 @@ pub trait Builder {
         let mut items = bytes.iter().map(|&b| self.int(b as i64)).collect::<Result<Vec<_>, _>>()?;
         self.list(items.drain(..), None)
     }
-    /// Keys and values alternate: key, value, key, value, ...
-    fn map(&mut self, kvs: Drain<'_, Self::Value>) -> Result<Self::Value, Self::Error>;
+    /// Keys and values alternate: key, value, key, value, ... A key repeated (exactly equal
+    /// to another) must be refused, as binary_to_term does, with `at` (the map's offset).
+    fn map(&mut self, kvs: Drain<'_, Self::Value>, at: usize) -> Result<Self::Value, Self::Error>;
 }
 
 /// Builds [`Term`]s.
@@ -111,10 +112,20 @@ impl Builder for TermBuilder {
             Some(tail) => Term::ImproperList(items.collect(), Box::new(tail)),
         })
     }
-    fn map(&mut self, mut kvs: Drain<'_, Term>) -> Result<Term, DecodeError> {
+    fn map(&mut self, mut kvs: Drain<'_, Term>, at: usize) -> Result<Term, DecodeError> {
         let mut pairs = Vec::with_capacity(kvs.len() / 2);
         while let (Some(k), Some(v)) = (kvs.next(), kvs.next()) {
             pairs.push((k, v));
+        }
+        let repeated = if pairs.len() <= 16 {
+            pairs.iter().enumerate().any(|(i, (k, _))| pairs[..i].iter().any(|(e, _)| e == k))
+        } else {
+            let mut keys: Vec<&Term> = pairs.iter().map(|(k, _)| k).collect();
+            keys.sort();
+            keys.windows(2).any(|w| w[0] == w[1])
+        };
+        if repeated {
+            return Err(DecodeError::new(at, "map with a repeated key"));
         }
         Ok(Term::Map(pairs))
     }
@@ -148,12 +159,12 @@ pub fn decode_prefix_with<B: Builder>(
         }
     }
     if data.get(1) == Some(&COMPRESSED) {
-        // Offsets in errors inside a compressed term are offsets in the decompressed data.
         let (inflated, end) = inflate(data, 1, limits)?;
         let mut inner = Decoder::new(&inflated, 0, limits.max_depth, limits);
+        inner.compressed_at = Some(1);
         let value = inner.term(builder)?;
         if inner.pos != inflated.len() {
-            return Err(DecodeError::new(inner.pos, "trailing bytes inside the decompressed term").into());
+            return Err(inner.err(inner.pos, "trailing bytes inside the decompressed term").into());
         }
         return Ok((value, end));
     }
@@ -230,8 +241,8 @@ enum Open {
     Tuple { start: usize, remaining: usize },
     /// `remaining` elements to come; at 0, the next value read is the (improper) tail.
     List { start: usize, remaining: usize },
-    /// `remaining` counts keys and values.
-    Map { start: usize, remaining: usize },
+    /// `remaining` counts keys and values; `at` is the map's offset.
+    Map { start: usize, remaining: usize, at: usize },
 }
 
 struct Decoder<'a, 'l> {
@@ -239,15 +250,21 @@ struct Decoder<'a, 'l> {
     pos: usize,
     max_depth: usize,
     limits: &'l Limits,
+    /// Inside a compressed term: where its tag is in the input. Errors then name that
+    /// offset, and the offset inside the decompressed data in their message.
+    compressed_at: Option<usize>,
 }
 
 impl<'a, 'l> Decoder<'a, 'l> {
     fn new(data: &'a [u8], pos: usize, max_depth: usize, limits: &'l Limits) -> Self {
-        Decoder { data, pos, max_depth, limits }
+        Decoder { data, pos, max_depth, limits, compressed_at: None }
     }
 
     fn err(&self, at: usize, msg: impl Into<String>) -> DecodeError {
-        DecodeError::new(at, msg)
+        match self.compressed_at {
+            None => DecodeError::new(at, msg),
+            Some(tag_at) => DecodeError::new(tag_at, format!("{} (at offset {at} of the decompressed term)", msg.into())),
+        }
     }
 
     #[inline]
@@ -320,12 +337,12 @@ impl<'a, 'l> Decoder<'a, 'l> {
                 return Err(self.err(at, "atom longer than 255 characters"));
             }
             Ok(Cow::Borrowed(text))
+        } else if len > 255 {
+            // Latin-1: one byte, one character.
+            Err(self.err(at, "atom longer than 255 characters"))
         } else if bytes.is_ascii() {
             Ok(Cow::Borrowed(std::str::from_utf8(bytes).unwrap()))
         } else {
-            if len > 255 {
-                return Err(self.err(at, "atom longer than 255 characters"));
-            }
             Ok(Cow::Owned(bytes.iter().map(|&b| b as char).collect()))
         }
     }
@@ -364,22 +381,22 @@ impl<'a, 'l> Decoder<'a, 'l> {
             return Err(self.err(size_at, format!("fun size {size} does not fit the {} bytes that remain", self.remaining() + 4)));
         }
         let end = size_at + size;
-        let arity = self.u8("fun arity")?;
-        let uniq: [u8; 16] = self.take(16, "fun uniq")?.try_into().unwrap();
-        let index = self.u32("fun index")?;
-        let num_free = self.u32("fun free variable count")?;
-        let module = Atom(self.atom_text()?.into_owned());
-        let old_index = self.small_int_field("fun old index")?;
-        let old_uniq = self.small_int_field("fun old uniq")?;
-        let pid = self.pid_term()?;
-        // The environment is a sequence of terms inside the fun; it is decoded with the same
-        // decoder, one level deeper.
-        self.count(num_free as usize, 1, size_at, "fun environment")?;
         // `depth` containers are open around this fun; its environment gets what is left.
         let Some(inner_depth) = self.max_depth.checked_sub(depth + 1) else {
             return Err(self.err(tag_at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)));
         };
-        let mut inner = Decoder::new(&self.data[..end.min(self.data.len())], self.pos, inner_depth, self.limits);
+        // Every field is read inside the window Size gives, so a Size that ends early is a
+        // truncation like any other.
+        let mut inner = Decoder { data: &self.data[..end], pos: self.pos, max_depth: inner_depth, ..*self };
+        let arity = inner.u8("fun arity")?;
+        let uniq: [u8; 16] = inner.take(16, "fun uniq")?.try_into().unwrap();
+        let index = inner.u32("fun index")?;
+        let num_free = inner.u32("fun free variable count")?;
+        let module = Atom(inner.atom_text()?.into_owned());
+        let old_index = inner.small_int_field("fun old index")?;
+        let old_uniq = inner.small_int_field("fun old uniq")?;
+        let pid = inner.pid_term()?;
+        inner.count(num_free as usize, 1, size_at, "fun environment")?;
         let mut free_vars = Vec::with_capacity(num_free as usize);
         for _ in 0..num_free {
             // Funs nested in funs recurse here; the stack grows on the heap when it runs low.
@@ -405,19 +422,16 @@ impl<'a, 'l> Decoder<'a, 'l> {
                 INTEGER_EXT => b.int(self.u32("integer")? as i32 as i64)?,
                 SMALL_BIG_EXT | LARGE_BIG_EXT => {
                     let n = if tag == SMALL_BIG_EXT { self.u8("big length")? as usize } else { self.u32("big length")? as usize };
-                    let sign_at = self.pos;
-                    let sign = self.u8("big sign")?;
-                    if sign > 1 {
-                        return Err(self.err(sign_at, format!("big integer sign byte {sign} (expected 0 or 1)")).into());
-                    }
+                    // Any nonzero sign byte means negative, as binary_to_term reads it.
+                    let negative = self.u8("big sign")? != 0;
                     let digits = self.take(n, "big integer digits")?;
                     let mut len = digits.len();
                     while len > 0 && digits[len - 1] == 0 {
                         len -= 1;
                     }
-                    match BigInt::normalized(sign == 1, &digits[..len]) {
+                    match BigInt::normalized(negative, &digits[..len]) {
                         Term::Int(v) => b.int(v)?,
-                        _ => b.big_int(sign == 1, &digits[..len])?,
+                        _ => b.big_int(negative, &digits[..len])?,
                     }
                 }
                 NEW_FLOAT_EXT => {
@@ -432,7 +446,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     let text = raw.split(|&c| c == 0).next().unwrap_or(&[]);
                     let v = std::str::from_utf8(text)
                         .ok()
-                        .and_then(|s| s.trim().parse::<f64>().ok())
+                        .and_then(|s| s.parse::<f64>().ok())
                         .filter(|v| v.is_finite())
                         .ok_or_else(|| self.err(at, "unreadable FLOAT_EXT text"))?;
                     b.float(v)?
@@ -556,11 +570,11 @@ impl<'a, 'l> Decoder<'a, 'l> {
                         }
                         _ => {
                             if n == 0 {
-                                b.map(values.drain(values.len()..))?
+                                b.map(values.drain(values.len()..), at)?
                             } else {
                                 let n = self.count(n, 2, at, "map")?;
                                 values.reserve(2 * n);
-                                stack.push(Open::Map { start: values.len(), remaining: 2 * n });
+                                stack.push(Open::Map { start: values.len(), remaining: 2 * n, at });
                                 continue;
                             }
                         }
@@ -576,7 +590,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
             loop {
                 match stack.last_mut() {
                     None => return Ok(value),
-                    Some(Open::Tuple { start, remaining }) | Some(Open::Map { start, remaining }) => {
+                    Some(Open::Tuple { start, remaining }) | Some(Open::Map { start, remaining, .. }) => {
                         values.push(value);
                         *remaining -= 1;
                         if *remaining > 0 {
@@ -584,8 +598,12 @@ impl<'a, 'l> Decoder<'a, 'l> {
                         }
                         let start = *start;
                         value = match stack.pop() {
-                            Some(Open::Tuple { .. }) => b.tuple(values.drain(start..))?,
-                            _ => b.map(values.drain(start..))?,
+                            Some(Open::Map { at, .. }) => {
+                                // Errors the builder raises are its own; only the offset is ours.
+                                let at = self.compressed_at.unwrap_or(at);
+                                b.map(values.drain(start..), at)?
+                            }
+                            _ => b.tuple(values.drain(start..))?,
                         };
                     }
                     Some(Open::List { start, remaining }) => {

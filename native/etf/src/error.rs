@@ -1,8 +1,8 @@
 use std::fmt;
 
 /// The bytes are not a valid encoded term. `offset` is where in the input the problem was
-/// found (for a compressed term: the offset of the compressed payload's start, and the
-/// message names the offset inside the decompressed data).
+/// found; inside a compressed term, the offset of its tag (always within the input), and the
+/// message names the offset inside the decompressed data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError {
     pub offset: usize,
