@@ -10,6 +10,8 @@
 use std::cmp::Ordering;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::fun_around;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rustelixir_etf::decode::DEFAULT_MAX_DEPTH;
@@ -416,20 +418,6 @@ proptest! {
 // Terms at the depth limit, on a thread with a 2 MiB stack
 // ---------------------------------------------------------------------------------------
 
-/// A NEW_FUN_EXT with `inner` (no version byte) as its one free variable.
-fn fun_around(inner: &[u8]) -> Vec<u8> {
-    let mut body = vec![1u8];
-    body.extend_from_slice(&[7; 16]);
-    body.extend_from_slice(&0u32.to_be_bytes());
-    body.extend_from_slice(&1u32.to_be_bytes());
-    body.extend_from_slice(&[119, 1, b'm', 97, 0, 97, 0]);
-    body.extend_from_slice(&[88, 119, 3, b'a', b'@', b'b', 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
-    body.extend_from_slice(inner);
-    let mut fun = vec![112];
-    fun.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-    fun.extend_from_slice(&body);
-    fun
-}
 
 /// `depth` containers around an atom, cycling through tuple, list, map value, map key and
 /// improper-list element; every `fun_every`-th level (if any) a fun instead.
