@@ -173,19 +173,6 @@ pub fn decode_prefix_with<B: Builder>(
     Ok((value, decoder.pos))
 }
 
-/// Decodes a term with no version byte in front (a term nested in another encoding, such as
-/// the fields of a distribution control message after their own version byte).
-pub fn decode_bare_with<B: Builder>(
-    data: &[u8],
-    start: usize,
-    builder: &mut B,
-    limits: &Limits,
-) -> Result<(B::Value, usize), B::Error> {
-    let mut decoder = Decoder::new(data, start, limits.max_depth, limits);
-    let value = decoder.term(builder)?;
-    Ok((value, decoder.pos))
-}
-
 /// COMPRESSED: 4-byte uncompressed size, then a zlib stream. Memory grows only with what the
 /// stream really produces, never with what the size field claims.
 fn inflate(data: &[u8], tag_at: usize, limits: &Limits) -> Result<(Vec<u8>, usize), DecodeError> {
@@ -424,14 +411,10 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     let n = if tag == SMALL_BIG_EXT { self.u8("big length")? as usize } else { self.u32("big length")? as usize };
                     // Any nonzero sign byte means negative, as binary_to_term reads it.
                     let negative = self.u8("big sign")? != 0;
-                    let digits = self.take(n, "big integer digits")?;
-                    let mut len = digits.len();
-                    while len > 0 && digits[len - 1] == 0 {
-                        len -= 1;
-                    }
-                    match BigInt::normalized(negative, &digits[..len]) {
-                        Term::Int(v) => b.int(v)?,
-                        _ => b.big_int(negative, &digits[..len])?,
+                    let digits = BigInt::trimmed(self.take(n, "big integer digits")?);
+                    match BigInt::to_i64(negative, digits) {
+                        Some(v) => b.int(v)?,
+                        None => b.big_int(negative, digits)?,
                     }
                 }
                 NEW_FLOAT_EXT => {

@@ -41,23 +41,35 @@ impl BigInt {
     /// The integer with this sign and little-endian magnitude, as `Term::Int` when it fits
     /// in an `i64` and `Term::BigInt` otherwise (so each integer has one representation).
     pub fn normalized(negative: bool, magnitude_le: &[u8]) -> Term {
-        let mut len = magnitude_le.len();
-        while len > 0 && magnitude_le[len - 1] == 0 {
-            len -= 1;
+        let mag = BigInt::trimmed(magnitude_le);
+        match BigInt::to_i64(negative, mag) {
+            Some(v) => Term::Int(v),
+            None => Term::BigInt(BigInt { negative, magnitude: mag.to_vec() }),
         }
-        let mag = &magnitude_le[..len];
-        if len <= 8 {
-            let mut buf = [0u8; 8];
-            buf[..len].copy_from_slice(mag);
-            let m = u64::from_le_bytes(buf);
-            if !negative && m <= i64::MAX as u64 {
-                return Term::Int(m as i64);
-            }
-            if negative && m <= (i64::MAX as u64) + 1 {
-                return Term::Int((m as i64).wrapping_neg());
-            }
+    }
+
+    /// The magnitude without its high zero bytes.
+    pub fn trimmed(magnitude_le: &[u8]) -> &[u8] {
+        let len = magnitude_le.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        &magnitude_le[..len]
+    }
+
+    /// The value if it fits in an `i64` (zero, whatever the sign).
+    pub fn to_i64(negative: bool, magnitude_le: &[u8]) -> Option<i64> {
+        let mag = BigInt::trimmed(magnitude_le);
+        if mag.len() > 8 {
+            return None;
         }
-        Term::BigInt(BigInt { negative: negative && len > 0, magnitude: mag.to_vec() })
+        let mut buf = [0u8; 8];
+        buf[..mag.len()].copy_from_slice(mag);
+        let m = u64::from_le_bytes(buf);
+        if !negative {
+            i64::try_from(m).ok()
+        } else if m <= (i64::MAX as u64) + 1 {
+            Some((m as i64).wrapping_neg())
+        } else {
+            None
+        }
     }
 }
 
