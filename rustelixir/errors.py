@@ -3,7 +3,20 @@
 
 from __future__ import annotations
 
-__all__ = ["RustelixirError", "CodecError", "DecodeError", "EncodeError"]
+__all__ = [
+    "RustelixirError",
+    "CodecError",
+    "DecodeError",
+    "EncodeError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
+    "HandshakeError",
+    "AuthenticationError",
+    "NodeClosedError",
+    "ConnectionLostError",
+    "CallError",
+]
 
 
 class RustelixirError(Exception):
@@ -30,3 +43,42 @@ class DecodeError(CodecError):
 class EncodeError(CodecError):
     """A Python value has no Erlang term (an unsupported type, an atom over 255 characters,
     a float that is not finite, a value nested too deep or containing itself)."""
+
+
+class ProtocolError(RustelixirError):
+    """The distribution protocol was broken. The subclass says by whom."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow (a malformed frame, an unknown
+    control message, a bad handshake message). The connection to it is closed."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to send something the protocol does not allow, or used a connection in a
+    state that does not allow it (closed, handshake not finished)."""
+
+
+class HandshakeError(RemoteProtocolError):
+    """The distribution handshake failed; nothing from that peer was dispatched."""
+
+
+class AuthenticationError(HandshakeError):
+    """The peer's digest did not match our cookie (or ours did not match theirs)."""
+
+
+class NodeClosedError(RustelixirError):
+    """The node is closed (or not started); it cannot send, call or connect."""
+
+
+class ConnectionLostError(RustelixirError):
+    """The connection to a peer node went down (`{:nodedown, node}` for a BEAM caller)."""
+
+
+class CallError(RustelixirError):
+    """A call from Python to a BEAM process exited: `reason` is the exit reason as a term
+    (`noproc`, `timeout`, `(nodedown, node)`, ...), as `GenServer.call` would exit with."""
+
+    def __init__(self, reason: object) -> None:
+        super().__init__(f"call exited: {reason!r}")
+        self.reason = reason

@@ -2,7 +2,7 @@
 //! package `rustelixir` is the API; this module is private.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::types::{PyByteArray, PyBytes, PyTuple};
 
 mod atoms;
 mod error;
@@ -52,6 +52,56 @@ fn decode<'py>(
     })?
 }
 
+const PASS_THROUGH: u8 = 112;
+const DIST_HEADER: u8 = 68;
+
+/// Decodes the body of one distribution message (what follows the 4-byte length): either
+/// pass-through (112, then the control term and the optional message, each with its version
+/// byte) or a distribution header (131 68) with no atom-cache references (we never offer
+/// DIST_HDR_ATOM_CACHE), then the two terms. Returns `(control,)` or `(control, payload)`
+/// (a payload may be `nil`, so its absence is told by the length, not by None).
+#[pyfunction]
+#[pyo3(signature = (data, *, max_depth = etf::decode::DEFAULT_MAX_DEPTH, max_uncompressed_size = etf::decode::DEFAULT_MAX_UNCOMPRESSED_SIZE))]
+fn decode_dist<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    max_depth: usize,
+    max_uncompressed_size: usize,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let limits = etf::Limits { max_depth, max_uncompressed_size };
+    with_bytes(data, |bytes| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_dist_bytes(py, bytes, &limits)))
+            .unwrap_or_else(|panic| Err(PyErr::from(Error::Decode(etf::DecodeError::new(0, internal_error(&panic))))))
+    })?
+}
+
+fn decode_dist_bytes<'py>(
+    py: Python<'py>,
+    bytes: &[u8],
+    limits: &etf::Limits,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let bad = |offset: usize, msg: String| PyErr::from(Error::Decode(etf::DecodeError::new(offset, msg)));
+    let start = match bytes {
+        [PASS_THROUGH, etf::tags::VERSION, ..] => 1,
+        [etf::tags::VERSION, DIST_HEADER, 0, ..] => 3,
+        [etf::tags::VERSION, DIST_HEADER, n, ..] => {
+            return Err(bad(2, format!("{n} atom-cache references, but no atom cache was negotiated")))
+        }
+        [] => return Err(bad(0, "empty distribution message".into())),
+        [first, ..] => return Err(bad(0, format!("not a distribution message (first byte {first})"))),
+    };
+    let mut builder = from_etf::PyBuilder { py };
+    let (control, end) = etf::decode::decode_at_with(bytes, start, &mut builder, limits).map_err(PyErr::from)?;
+    if end == bytes.len() {
+        return PyTuple::new(py, [control]);
+    }
+    let (message, end2) = etf::decode::decode_at_with(bytes, end, &mut builder, limits).map_err(PyErr::from)?;
+    if end2 != bytes.len() {
+        return Err(bad(end2, format!("{} trailing bytes after the message", bytes.len() - end2)));
+    }
+    PyTuple::new(py, [control, message])
+}
+
 /// Encodes a Python value as a term, with the version byte in front.
 #[pyfunction]
 #[pyo3(signature = (value, *, max_depth = to_etf::DEFAULT_MAX_DEPTH))]
@@ -93,6 +143,7 @@ fn sort_encoded(encoded: Vec<Vec<u8>>, exact: bool) -> PyResult<Vec<usize>> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_dist, m)?)?;
     m.add_function(wrap_pyfunction!(roundtrip_term, m)?)?;
     m.add_function(wrap_pyfunction!(sort_encoded, m)?)?;
     m.add_class::<types::Atom>()?;

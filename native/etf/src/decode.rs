@@ -158,17 +158,33 @@ pub fn decode_prefix_with<B: Builder>(
             return Err(DecodeError::new(0, format!("bad version byte {other} (expected {VERSION})")).into())
         }
     }
-    if data.get(1) == Some(&COMPRESSED) {
-        let (inflated, end) = inflate(data, 1, limits)?;
+    decode_at_with(data, 0, builder, limits)
+}
+
+/// Decodes the term at `data[start..]`, with or without the version byte in front (the terms
+/// after a distribution header have none), and says where it ends. Error offsets count from
+/// the start of `data`, so they point into the frame the bytes came in.
+pub fn decode_at_with<B: Builder>(
+    data: &[u8],
+    start: usize,
+    builder: &mut B,
+    limits: &Limits,
+) -> Result<(B::Value, usize), B::Error> {
+    let mut at = start;
+    if data.get(at) == Some(&VERSION) {
+        at += 1;
+    }
+    if data.get(at) == Some(&COMPRESSED) {
+        let (inflated, end) = inflate(data, at, limits)?;
         let mut inner = Decoder::new(&inflated, 0, limits.max_depth, limits);
-        inner.compressed_at = Some(1);
+        inner.compressed_at = Some(at);
         let value = inner.term(builder)?;
         if inner.pos != inflated.len() {
             return Err(inner.err(inner.pos, "trailing bytes inside the decompressed term").into());
         }
         return Ok((value, end));
     }
-    let mut decoder = Decoder::new(data, 1, limits.max_depth, limits);
+    let mut decoder = Decoder::new(data, at, limits.max_depth, limits);
     let value = decoder.term(builder)?;
     Ok((value, decoder.pos))
 }

@@ -1,0 +1,186 @@
+"""asyncio glue between sockets and the sans-IO protocol objects: the only code of the node
+that touches a socket. One `DistProtocol` per TCP connection to a peer node; it runs the
+handshake, then hands frames to the node."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from rustelixir.errors import HandshakeError, RemoteProtocolError
+from rustelixir.protocol.connection import DistConnection
+from rustelixir.protocol.control import Control
+from rustelixir.protocol.handshake import Handshake, HandshakeComplete, NameReceived, Role, StatusReceived
+
+if TYPE_CHECKING:
+    from rustelixir.node import Node
+
+__all__ = ["DistProtocol"]
+
+log = logging.getLogger("rustelixir.transport")
+
+HANDSHAKE_TIMEOUT = 7.0
+
+
+class DistProtocol(asyncio.Protocol):
+    """One connection to one peer node. `ready` resolves when the handshake is done (or
+    fails with the reason)."""
+
+    def __init__(self, node: Node, role: Role, peer_name: str | None = None) -> None:
+        self.node = node
+        self.role = role
+        self.handshake: Handshake | None = Handshake(
+            role,
+            name=node.name,
+            cookie=node.cookie,
+            creation=node.creation,
+            peer_name=peer_name,
+        )
+        self.conn: DistConnection | None = None
+        self.peer_name = peer_name
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[DistProtocol] = asyncio.get_running_loop().create_future()
+        self.last_received = time.monotonic()
+        self.wrote = False
+        self.closed = False
+        # Per-peer state the node keeps; all of it dies with the connection.
+        self.monitors: dict[Any, tuple[Any, Any]] = {}  # ref -> (monitoring pid, our target)
+        self.links: set[tuple[Any, Any]] = set()
+        self._handshake_timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        loop = asyncio.get_running_loop()
+        self._handshake_timer = loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timed_out)
+        if self.handshake is not None and self.role is Role.INITIATOR:
+            transport.write(self.handshake.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
+        if self.conn is not None:
+            try:
+                events = self.conn.receive_data(data)
+            except RemoteProtocolError as e:
+                log.warning("closing the connection to %s: %s", self.peer_name, e)
+                self.abort(e)
+                return
+            self.node._dispatch(self, events)
+            self.flush()
+        else:
+            self._handshake_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(f"connection to {self.peer_name or 'a peer'} closed in the handshake"))
+            self.ready.exception()  # retrieved: nobody may be waiting on it
+        self.node._connection_lost(self)
+
+    # --- Handshake -----------------------------------------------------------------------
+
+    def _handshake_data(self, data: bytes) -> None:
+        hs = self.handshake
+        if hs is None or self.transport is None:
+            return
+        try:
+            events = hs.receive_data(data)
+        except HandshakeError as e:
+            log.warning("handshake with %s failed: %s", hs.peer_name or self._peer_address(), e)
+            self.abort(e)
+            return
+        for event in events:
+            if isinstance(event, NameReceived):
+                self.peer_name = event.name
+                status = self.node._handshake_status(self, event.name)
+                hs.accept(status)
+                if status not in ("ok", "ok_simultaneous", "alive"):
+                    self.transport.write(hs.data_to_send())
+                    self.abort(ConnectionError(f"handshake with {event.name}: {status}"))
+                    return
+            elif isinstance(event, StatusReceived):
+                if event.status == "alive":
+                    hs.answer_alive(True)
+                elif event.status in ("nok", "not_allowed"):
+                    self.abort(ConnectionError(f"{self.peer_name} refused the connection: {event.status}"))
+                    return
+            elif isinstance(event, HandshakeComplete):
+                self.transport.write(hs.data_to_send())
+                self._complete(event)
+                return
+        out = hs.data_to_send()
+        if out:
+            self.transport.write(out)
+
+    def _complete(self, done: HandshakeComplete) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        self.handshake = None
+        self.peer_name = done.peer_name
+        self.peer_creation = done.peer_creation
+        self.conn = DistConnection(peer_name=done.peer_name, flags=done.flags)
+        self.flags = done.flags
+        self.node._peer_up(self)
+        if not self.ready.done():
+            self.ready.set_result(self)
+        if done.leftover:
+            self.data_received(done.leftover)
+
+    def _handshake_timed_out(self) -> None:
+        if self.conn is None and not self.closed:
+            log.warning("handshake with %s timed out", self.peer_name or self._peer_address())
+            self.abort(TimeoutError("distribution handshake timed out"))
+
+    def _peer_address(self) -> str:
+        if self.transport is None:
+            return "?"
+        peer = self.transport.get_extra_info("peername")
+        return f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    # --- Out -----------------------------------------------------------------------------
+
+    def send(self, message: Control) -> None:
+        if self.conn is None or self.closed:
+            return
+        self.conn.send(message)
+        self.flush()
+
+    def send_encoded(self, parts: list[bytes]) -> None:
+        if self.conn is None or self.closed:
+            return
+        self.conn.send_encoded(parts)
+        self.flush()
+
+    def flush(self) -> None:
+        if self.conn is None or self.transport is None or self.closed:
+            return
+        out = self.conn.data_to_send()
+        if out:
+            self.transport.writelines(out)
+            self.wrote = True
+
+    def tick(self) -> None:
+        if self.conn is not None and not self.wrote:
+            self.conn.send_tick()
+            self.flush()
+        self.wrote = False
+
+    def abort(self, reason: BaseException) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(reason)
+            self.ready.exception()
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
