@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rustelixir.errors import CodecError, DecodeError, EncodeError, RustelixirError
 from rustelixir.codec import DEFAULT_MAX_DEPTH, decode, encode
+from rustelixir.natives import native
 from rustelixir.terms import (
     Atom,
     BitString,
@@ -37,4 +38,5 @@ __all__ = [
     "__version__",
     "decode",
     "encode",
+    "native",
 ]

@@ -1,14 +1,22 @@
 """The `rustelixir` command.
 
+`rustelixir serve --name py@127.0.0.1` runs the node: a hidden Erlang node serving the
+built-in natives and those of the `--module`s given, to
+`GenServer.call({:rustelixir, :"py@127.0.0.1"}, {:add, 1, 2})`.
+
 `rustelixir demo` runs the codec on a sample term and, when an `erl` is on the PATH, has a
-real Erlang VM read the bytes back and re-encode them, and says what it did. (The node
-itself, `rustelixir serve`, comes with the hidden-node work.)
+real Erlang VM read the bytes back and re-encode them, and says what it did.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
+import logging
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -72,6 +80,73 @@ def demo(_args: argparse.Namespace) -> int:
     return 0 if theirs == data else 1
 
 
+def _cookie_hint(args: argparse.Namespace) -> str:
+    if args.cookie:
+        return "<the --cookie value>"
+    if os.environ.get("RUSTELIXIR_COOKIE"):
+        return '"$RUSTELIXIR_COOKIE"'
+    return '"$(cat ~/.erlang.cookie)"'
+
+
+def serve(args: argparse.Namespace) -> int:
+    from rustelixir.dispatcher import RustelixirServer, builtin_registry, load_module_natives
+    from rustelixir.node import Node, default_cookie, full_node_name
+
+    level = logging.INFO - 10 * args.verbose + 10 * args.quiet
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        name = full_node_name(args.name, args.sname)
+    except Exception as e:
+        print(f"rustelixir serve: {e}", file=sys.stderr)
+        return 2
+    registry = builtin_registry()
+    for module_name in args.module:
+        try:
+            load_module_natives(registry, importlib.import_module(module_name))
+        except Exception as e:
+            print(f"rustelixir serve: cannot serve natives of module {module_name!r}: {e}", file=sys.stderr)
+            return 2
+    cookie = args.cookie or default_cookie()
+    epmd_mode = "none" if args.no_epmd else args.epmd
+
+    async def run() -> int:
+        node = Node(
+            name,
+            cookie,
+            listen_host=args.listen_host,
+            port=args.port,
+            epmd=epmd_mode,
+            epmd_port=args.epmd_port,
+        )
+        try:
+            await node.start()
+        except Exception as e:
+            print(f"rustelixir serve: cannot start node {name}: {e}", file=sys.stderr)
+            await node.close()
+            return 1
+        server = RustelixirServer(node, registry, workers=args.workers, max_in_flight=args.max_in_flight)
+        node.register("rustelixir", server)
+        flag = "--sname" if args.sname and not args.name else "--name"
+        you = "you@127.0.0.1" if flag == "--name" else "you"
+        print(
+            f"rustelixir: node {name} is up on port {node.port}. Connect with "
+            f"`iex {flag} {you} --cookie {_cookie_hint(args)}` and call "
+            f'`GenServer.call({{:rustelixir, :"{name}"}}, {{:add, 1, 2}})`',
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        logging.getLogger("rustelixir").info("shutting down")
+        server.close()
+        await node.close()
+        return 0
+
+    return asyncio.run(run())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rustelixir", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"rustelixir {rustelixir.__version__}")
@@ -79,6 +154,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("demo", help="encode and decode a sample term, and check it against a real erl").set_defaults(
         handler=demo
     )
+    p = commands.add_parser("serve", help="run the node: a hidden Erlang node serving natives")
+    names = p.add_mutually_exclusive_group(required=True)
+    names.add_argument("--name", help="long node name, e.g. py@127.0.0.1")
+    names.add_argument("--sname", help="short node name, e.g. py (completed with this host's name)")
+    p.add_argument("--cookie", help="the cookie (else $RUSTELIXIR_COOKIE, else ~/.erlang.cookie)")
+    p.add_argument("--port", type=int, default=0, help="distribution port (0: any free port)")
+    p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--module", action="append", default=[], help="Python module whose natives to serve (repeatable)")
+    p.add_argument(
+        "--epmd",
+        choices=["auto", "system", "internal"],
+        default="auto",
+        help="auto: use a running EPMD, else start the system's epmd, else run one inside the node",
+    )
+    p.add_argument("--epmd-port", type=int, default=None, help="EPMD port (default $ERL_EPMD_PORT or 4369)")
+    p.add_argument("--no-epmd", action="store_true", help="do not register with EPMD (needs a fixed --port)")
+    p.add_argument("--workers", type=int, default=32, help="worker threads for slow natives")
+    p.add_argument("--max-in-flight", type=int, default=10_000, help="slow calls in flight before :overloaded")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-q", "--quiet", action="count", default=0)
+    p.set_defaults(handler=serve)
     args = parser.parse_args(argv)
     handler: Any = args.handler
     return int(handler(args))

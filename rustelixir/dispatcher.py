@@ -18,13 +18,23 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
+from rustelixir.natives import native_spec
 from rustelixir.node import GenServer, Node
 from rustelixir.terms import Atom, Pid, Reference
 from rustelixir.transport import DistProtocol
 
-__all__ = ["Native", "Registry", "RustelixirServer", "BadArg", "RESERVED", "builtin_registry"]
+__all__ = [
+    "Native",
+    "Registry",
+    "RustelixirServer",
+    "BadArg",
+    "RESERVED",
+    "builtin_registry",
+    "load_module_natives",
+]
 
 log = logging.getLogger("rustelixir.dispatcher")
 
@@ -109,6 +119,17 @@ def sleep(milliseconds: Any) -> Atom:
         raise BadArg(1, "expected a non-negative number of milliseconds")
     time.sleep(ms / 1000)
     return OK
+
+
+def load_module_natives(registry: Registry, module: ModuleType) -> int:
+    """Adds every `@rustelixir.native` function of `module`; returns how many."""
+    count = 0
+    for value in vars(module).values():
+        spec = native_spec(value)
+        if spec is not None:
+            registry.add(Native(spec.name, spec.arity, value, slow=spec.slow))
+            count += 1
+    return count
 
 
 def builtin_registry() -> Registry:

@@ -1,0 +1,54 @@
+"""`@rustelixir.native`: marks a Python function as a native served by the node.
+
+    @rustelixir.native
+    def greet(name): return b"hello " + name
+
+    @rustelixir.native(name="slow_sum", slow=True)
+    def total(numbers): return sum(numbers)
+
+A module served with `rustelixir serve --module pkg.mod` contributes every function so
+marked; its arity is its number of positional parameters.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+__all__ = ["native", "NativeSpec", "native_spec"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MARK = "__rustelixir_native__"
+
+
+class NativeSpec:
+    __slots__ = ("name", "arity", "slow")
+
+    def __init__(self, name: str, arity: int, slow: bool) -> None:
+        self.name = name
+        self.arity = arity
+        self.slow = slow
+
+
+@overload
+def native(fn: F, /) -> F: ...
+@overload
+def native(*, name: str | None = None, slow: bool = False) -> Callable[[F], F]: ...
+
+
+def native(fn: Any = None, /, *, name: str | None = None, slow: bool = False) -> Any:
+    def mark(f: F) -> F:
+        params = inspect.signature(f).parameters.values()
+        if any(p.kind in (p.VAR_POSITIONAL, p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params if p.default is p.empty):
+            raise TypeError(f"native {f.__name__}: only positional parameters can come from a call")
+        arity = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        setattr(f, _MARK, NativeSpec(name or f.__name__, arity, slow))
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def native_spec(obj: Any) -> NativeSpec | None:
+    spec = getattr(obj, _MARK, None)
+    return spec if isinstance(spec, NativeSpec) else None

@@ -1,0 +1,151 @@
+"""Real nodes for the node tests: the rustelixir node as a subprocess (`rustelixir serve`),
+and real Erlang nodes (`erl` running tests/beam/dist_client.erl) that call it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import rustelixir
+from rustelixir import Atom
+
+TESTS = Path(__file__).parent
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(3)}@127.0.0.1"
+
+
+class ClientError(Exception):
+    """The Erlang expression raised: `reason` is {Class, Reason, Stack}."""
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(repr(reason)[:2000])
+        self.reason = reason
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+    chunks = []
+    while n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no answer from the Erlang node in time")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("the Erlang node exited")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+class DistClient:
+    """A distributed `erl` node evaluating Erlang expressions sent from the test."""
+
+    def __init__(self, erl: str, build_dir: Path, *, cookie: str, name: str | None = None, erlc: str = "erlc") -> None:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        if not (build_dir / "dist_client.beam").exists():
+            subprocess.run(
+                [erlc, "-o", str(build_dir), str(TESTS / "beam" / "dist_client.erl")], check=True, capture_output=True
+            )
+        self.name = name or unique_name("client")
+        self.proc = subprocess.Popen(
+            [erl, "-noinput", "-name", self.name, "-setcookie", cookie, "-pa", str(build_dir),
+             "-run", "dist_client", "main"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.eval_term(Atom("ping")) == Atom(self.name)
+
+    def eval_term(self, request: Any, timeout: float = 60.0) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        payload = rustelixir.encode(request)
+        self.proc.stdin.write(struct.pack(">I", len(payload)) + payload)
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        (length,) = struct.unpack(">I", _read_exact(fd, 4, deadline))
+        reply = rustelixir.decode(_read_exact(fd, length, deadline))
+        if isinstance(reply, tuple) and reply[0] == Atom("ok"):
+            return reply[1]
+        raise ClientError(reply[1] if isinstance(reply, tuple) else reply)
+
+    def eval(self, source: str, timeout: float = 60.0) -> Any:
+        """The value of Erlang expressions (`source` ends with a full stop)."""
+        return self.eval_term((Atom("eval"), source), timeout)
+
+    def set(self, variable: str, value: Any) -> None:
+        """Binds an Erlang variable to a term, for later `eval`s."""
+        self.eval_term((Atom("set"), Atom(variable), value))
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class ServedNode:
+    """`rustelixir serve` in a subprocess, up when it has printed its connect line."""
+
+    def __init__(self, log_dir: Path, *, cookie: str, name: str | None = None, extra: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+        self.name = name or unique_name("py")
+        self.cookie = cookie
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{self.name}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rustelixir", "serve", "--name", self.name, "--cookie", cookie, *(extra or [])],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+                 **(env or {})},  # fmt: skip
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 30
+        line = b""
+        fd = self.proc.stdout.fileno()
+        while not line.endswith(b"\n"):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"rustelixir serve did not come up:\n{self.log()}")
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise RuntimeError(f"rustelixir serve exited:\n{self.log()}")
+                line += chunk
+        self.banner = line.decode()
+        self.atom = Atom(self.name)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode

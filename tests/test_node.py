@@ -1,0 +1,322 @@
+"""The hidden node against real BEAM nodes: `rustelixir serve` in a subprocess, called by
+real `erl` nodes (OTP 25 from Debian and OTP 28) over the distribution protocol."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rustelixir import Atom, BitString, ImproperList
+from beamnodes import DistClient, ServedNode, unique_name
+from conftest import runtime_or_skip
+
+pytestmark = pytest.mark.beam
+
+COOKIE = "rustelixir-test-cookie"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
+    served = ServedNode(
+        tmp_path_factory.mktemp("node-logs"),
+        cookie=COOKIE,
+        extra=["--module", "natives_fixture", "--max-in-flight", "40"],
+    )
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture(scope="module", params=["otp25", "otp28"])
+def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
+    runtime = runtime_or_skip(request.param)
+    c = DistClient(runtime.erl, tmp_path_factory.mktemp(f"client-{runtime.name}"), cookie=COOKIE, erlc=runtime.erlc)
+    c.set("Node", node.atom)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def call(client: DistClient, request: str, timeout_ms: int = 5000) -> object:
+    return client.eval(f"gen_server:call({{rustelixir, Node}}, {request}, {timeout_ms}).")
+
+
+# --- Connecting ----------------------------------------------------------------------------
+
+
+def test_banner_says_how_to_connect(node: ServedNode) -> None:
+    assert node.name in node.banner
+    assert "iex --name" in node.banner and "GenServer.call({:rustelixir" in node.banner
+
+
+def test_ping_answers_pong(client: DistClient) -> None:
+    assert client.eval("net_adm:ping(Node).") == Atom("pong")
+
+
+def test_node_is_hidden(client: DistClient, node: ServedNode) -> None:
+    client.eval("pong = net_adm:ping(Node).")
+    assert client.eval("lists:member(Node, nodes(hidden)).") is True
+    assert client.eval("lists:member(Node, nodes()).") is False
+
+
+# --- The call contract ---------------------------------------------------------------------
+
+
+def test_functions_lists_natives_sorted(client: DistClient) -> None:
+    ok, natives = call(client, "functions")
+    assert ok == Atom("ok")
+    names = [(a.name, n) for a, n in natives]
+    assert names == sorted(names)
+    assert {("add", 2), ("echo", 1), ("sleep", 1), ("boom", 0)} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("1", "2"), ("-5", "3"), ("1 bsl 64", "1"), ("-(1 bsl 200)", "7"), ("134217727", "134217727"), ("0", "0")],
+)
+def test_add(client: DistClient, a: str, b: str) -> None:
+    expected = client.eval(f"{a} + {b}.")
+    assert call(client, f"{{add, {a}, {b}}}") == (Atom("ok"), expected)
+
+
+def test_info(client: DistClient, node: ServedNode) -> None:
+    ok, info = call(client, "info")
+    assert ok == Atom("ok")
+    assert info[Atom("node")] == node.atom
+    assert isinstance(info[Atom("version")], bytes)
+    assert info[Atom("calls")] >= 1
+    resources = info[Atom("resources")]
+    assert {Atom("live"), Atom("created"), Atom("freed"), Atom("by_type")} <= set(resources)
+
+
+ECHO_TERMS = [
+    "0", "-1", "1 bsl 100", "-(1 bsl 100)", "3.25", "-0.0", "atom", "'Ünïcødé ✓'", "true", "nil",
+    "<<>>", "<<1,2,3>>", "<<1:3>>", "<<255, 7:5>>", "[]", "[1,2,3]", "\"charlist\"", "[a | b]",
+    "[1, 2 | <<3>>]", "{}", "{a, {b, [c]}}", "#{}", "#{a => 1, <<\"b\">> => [2]}",
+    "#{#{k => v} => map_key, [1] => list_key, {t} => tuple_key}", "self()", "make_ref()",
+    "hd(erlang:ports())", "fun erlang:node/0", "fun(X) -> X + 1 end",
+    "(fun() -> Y = 5, fun(X) -> X + Y end end)()",
+    "lists:seq(1, 1000)", "list_to_tuple(lists:seq(1, 300))", "binary:copy(<<\"x\">>, 100000)",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("term", ECHO_TERMS)
+def test_echo_round_trips_every_kind_of_term(client: DistClient, term: str) -> None:
+    assert client.eval(f"T = {term}, {{ok, T}} =:= gen_server:call({{rustelixir, Node}}, {{echo, T}}).") is True
+
+
+def test_echo_64_mib_binary(client: DistClient) -> None:
+    result = client.eval(
+        "B = crypto:strong_rand_bytes(1 bsl 26),"
+        "{ok, B2} = gen_server:call({rustelixir, Node}, {echo, B}, 60000),"
+        "{byte_size(B2), B2 =:= B}.",
+        timeout=120,
+    )
+    assert result == (1 << 26, True)
+
+
+def test_echo_returns_terms_as_python_sees_them(client: DistClient) -> None:
+    ok, value = call(client, "{echo, {<<1:3>>, [a | b], nil}}")
+    assert value == (BitString(b"\x20", 3), ImproperList([Atom("a")], Atom("b")), None)
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        ("{nope, 1}", "{undef, nope, 1}"),
+        ("nope", "{undef, nope, 0}"),
+        ("{add, 1}", "{undef, add, 1}"),
+        ("{add, 1, a}", "{badarg, 2, <<\"expected an integer, got an atom\">>}"),
+        ("{add, <<1>>, 2}", "{badarg, 1, <<\"expected an integer, got a binary\">>}"),
+        ("{sleep, -1}", "{badarg, 1, <<\"expected a non-negative number of milliseconds\">>}"),
+        ("{release, make_ref()}", "badresource"),
+        ("{share, make_ref(), self()}", "badresource"),
+        ("42", "badrequest"),
+        ("{1, 2}", "badrequest"),
+        ("{functions, 1}", "badrequest"),
+        ("boom", "{exception, <<\"ValueError\">>, <<\"boom\">>}"),
+    ],
+)
+def test_error_reasons(client: DistClient, request_: str, reason: str) -> None:
+    result = call(client, request_)
+    assert isinstance(result, tuple) and result[0] == Atom("error")
+    got = result[1]
+    if reason in ("badresource", "badrequest"):
+        assert isinstance(got, tuple) and got[0] == Atom(reason)
+        if reason == "badrequest":
+            assert isinstance(got[1], bytes) and got[1]
+    else:
+        assert client.eval(f"{reason}.") == got
+
+
+def test_overloaded_past_max_in_flight(client: DistClient) -> None:
+    # The node runs with --max-in-flight 40: 60 slow calls at once, some get :overloaded.
+    replies = client.eval(
+        "Self = self(),"
+        "[spawn(fun() -> Self ! {r, gen_server:call({rustelixir, Node}, {sleep, 300})} end) || _ <- lists:seq(1, 60)],"
+        "[receive {r, R} -> R end || _ <- lists:seq(1, 60)].",
+    )
+    assert replies.count((Atom("error"), Atom("overloaded"))) >= 20
+    assert replies.count((Atom("ok"), Atom("ok"))) >= 1
+    assert call(client, "{add, 1, 1}") == (Atom("ok"), 2)
+
+
+def test_cast_runs_without_reply(client: DistClient) -> None:
+    before = call(client, "info")[1][Atom("calls")]
+    assert client.eval("gen_server:cast({rustelixir, Node}, {add, 1, 2}).") == Atom("ok")
+    deadline = time.monotonic() + 5
+    while call(client, "info")[1][Atom("calls")] < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert call(client, "info")[1][Atom("calls")] >= before + 2
+
+
+def test_unknown_name_exits_noproc_at_once(client: DistClient) -> None:
+    micros, reason = client.eval(
+        "timer:tc(fun() -> catch gen_server:call({nobody_here, Node}, hello, 5000) end)."
+    )
+    assert reason[0] == Atom("EXIT") and reason[1][0] == Atom("noproc")
+    assert micros < 100_000
+
+
+def test_reply_tag_is_unchanged(client: DistClient) -> None:
+    # A hand-made $gen_call with a plain reference tag (not an alias) gets {Tag, Reply} back.
+    result = client.eval(
+        "Tag = make_ref(), {rustelixir, Node} ! {'$gen_call', {self(), Tag}, {add, 2, 3}},"
+        "receive {Tag, R} -> R after 5000 -> timeout end."
+    )
+    assert result == (Atom("ok"), 5)
+
+
+def test_many_concurrent_callers(client: DistClient) -> None:
+    # 1,000 calls from 100 concurrent processes, each checking its own answers.
+    result = client.eval(
+        "Self = self(),"
+        "Pids = [spawn(fun() ->"
+        "   Ok = lists:all(fun(J) -> gen_server:call({rustelixir, Node}, {add, I * 1000, J}) =:= {ok, I * 1000 + J} end,"
+        "                  lists:seq(1, 10)),"
+        "   Self ! {done, self(), Ok} end) || I <- lists:seq(1, 100)],"
+        "[receive {done, P, Ok} -> Ok end || P <- Pids].",
+        timeout=120,
+    )
+    assert result == [True] * 100
+
+
+def test_slow_native_does_not_delay_quick_calls(client: DistClient) -> None:
+    micros = client.eval(
+        "Self = self(),"
+        "spawn(fun() -> Self ! {slept, gen_server:call({rustelixir, Node}, {sleep, 2000})} end),"
+        "timer:sleep(20),"
+        "{T, {ok, 3}} = timer:tc(fun() -> gen_server:call({rustelixir, Node}, {add, 1, 2}) end),"
+        "receive {slept, {ok, ok}} -> T after 5000 -> slow_call_lost end.",
+    )
+    assert isinstance(micros, int) and micros < 50_000
+
+
+# --- Failures ------------------------------------------------------------------------------
+
+
+def test_nodedown_when_node_is_killed_mid_call(tmp_path: Path) -> None:
+    runtime = runtime_or_skip("otp25")
+    victim = ServedNode(tmp_path, cookie=COOKIE)
+    c = DistClient(runtime.erl, tmp_path / "client", cookie=COOKIE, erlc=runtime.erlc)
+    try:
+        c.set("Node", victim.atom)
+        c.eval(
+            "Self = self(), Caller = spawn(fun() -> Self ! {result, catch gen_server:call({rustelixir, Node}, {sleep, 10000}, 20000)} end), ok."
+        )
+        time.sleep(0.5)
+        killed_at = time.monotonic()
+        victim.kill()
+        reason = c.eval("receive {result, R} -> R after 5000 -> no_answer end.")
+        elapsed = time.monotonic() - killed_at
+        assert reason[0] == Atom("EXIT") and reason[1][0] == (Atom("nodedown"), victim.atom)
+        assert elapsed < 2.0
+    finally:
+        c.close()
+        victim.stop()
+
+
+def test_wrong_cookie_is_refused(tmp_path: Path, node: ServedNode) -> None:
+    runtime = runtime_or_skip("otp25")
+    intruder = DistClient(runtime.erl, tmp_path, cookie="not-the-cookie", erlc=runtime.erlc)
+    try:
+        intruder.set("Node", node.atom)
+        assert intruder.eval("net_adm:ping(Node).") == Atom("pang")
+        reason = intruder.eval("catch gen_server:call({rustelixir, Node}, {add, 1, 2}, 2000).")
+        assert reason[0] == Atom("EXIT") and reason[1][0] == (Atom("nodedown"), node.atom)
+    finally:
+        intruder.close()
+    assert "wrong cookie" in node.log()
+
+
+def _epmd_port_of(name: str) -> int:
+    alive = name.split("@")[0].encode()
+    with socket.create_connection(("127.0.0.1", 4369), timeout=5) as s:
+        s.sendall(struct.pack(">HB", len(alive) + 1, 122) + alive)
+        data = b""
+        while len(data) < 4:
+            chunk = s.recv(1024)
+            if not chunk:
+                break
+            data += chunk
+    assert data[0] == 119 and data[1] == 0, data
+    return int(struct.unpack(">H", data[2:4])[0])
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x00\x05Nxxxx",  # a name message too short
+        b"\xff\xff" + b"A" * 100,  # a length it never fills
+        struct.pack(">H", 30) + b"N" + b"\x00" * 29,  # flags without the mandatory ones
+    ],
+)
+def test_garbage_peer_is_dropped_while_others_are_served(client: DistClient, node: ServedNode, garbage: bytes) -> None:
+    port = _epmd_port_of(node.name)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(garbage)
+        s.settimeout(10)
+        assert call(client, "{add, 20, 22}") == (Atom("ok"), 42)
+        try:
+            leftover = s.recv(100)
+        except (TimeoutError, ConnectionResetError):
+            leftover = b""
+        # Either closed at once, or still waiting for a length it will never get.
+        assert leftover in (b"",) or garbage.startswith(b"\xff\xff")
+    assert call(client, "{add, 1, 2}") == (Atom("ok"), 3)
+
+
+def test_malformed_frame_after_handshake_drops_only_that_peer(tmp_path: Path, node: ServedNode, client: DistClient) -> None:
+    # A real handshake from Python, then a frame whose control message is nonsense.
+    import asyncio
+
+    from rustelixir.protocol.handshake import Handshake, HandshakeComplete, Role
+
+    async def bad_peer() -> bytes:
+        port = _epmd_port_of(node.name)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        hs = Handshake(Role.INITIATOR, name=unique_name("bad"), cookie=COOKIE, creation=7, peer_name=node.name)
+        writer.write(hs.data_to_send())
+        done = False
+        while not done:
+            data = await asyncio.wait_for(reader.read(4096), 5)
+            assert data, "node closed the handshake"
+            for event in hs.receive_data(data):
+                done = done or isinstance(event, HandshakeComplete)
+            writer.write(hs.data_to_send())
+        body = b"\x83D\x00" + b"\x61\x07"  # a control message that is the integer 7
+        writer.write(struct.pack(">I", len(body)) + body)
+        rest = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return rest
+
+    assert asyncio.run(bad_peer()) == b""  # the node closed the connection
+    assert call(client, "{add, 2, 2}") == (Atom("ok"), 4)
+    assert "not a tuple with an opcode" in node.log()
