@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
-__all__ = ["RustelixirError", "CodecError", "DecodeError", "EncodeError"]
+__all__ = [
+    "RustelixirError",
+    "CodecError",
+    "DecodeError",
+    "EncodeError",
+    "EpmdError",
+    "EpmdProtocolError",
+]
 
 
 class RustelixirError(Exception):
@@ -30,3 +37,14 @@ class DecodeError(CodecError):
 class EncodeError(CodecError):
     """A Python value has no Erlang term (an unsupported type, an atom over 255 characters,
     a float that is not finite, a value nested too deep or containing itself)."""
+
+
+class EpmdError(RustelixirError):
+    """Talking to an EPMD (Erlang Port Mapper Daemon) failed: it could not be reached, it
+    refused a registration (the name is in use), or it broke the protocol."""
+
+
+class EpmdProtocolError(EpmdError):
+    """The peer sent bytes that are not valid EPMD protocol: an EPMD answering us sent a
+    malformed response, or a client of our EPMD server sent a malformed request. The message
+    names the peer's role and what was wrong."""

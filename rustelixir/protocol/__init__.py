@@ -1,0 +1,1 @@
+"""Sans-IO protocol layers: no sockets, no event loop."""
