@@ -16,6 +16,8 @@ __all__ = [
     "NodeClosedError",
     "ConnectionLostError",
     "CallError",
+    "EpmdError",
+    "EpmdProtocolError",
 ]
 
 
@@ -82,3 +84,12 @@ class CallError(RustelixirError):
     def __init__(self, reason: object) -> None:
         super().__init__(f"call exited: {reason!r}")
         self.reason = reason
+class EpmdError(RustelixirError):
+    """Talking to an EPMD (Erlang Port Mapper Daemon) failed: it could not be reached, it
+    refused a registration (the name is in use), or it broke the protocol."""
+
+
+class EpmdProtocolError(EpmdError):
+    """The peer sent bytes that are not valid EPMD protocol: an EPMD answering us sent a
+    malformed response, or a client of our EPMD server sent a malformed request. The message
+    names the peer's role and what was wrong."""
