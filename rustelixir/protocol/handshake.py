@@ -199,7 +199,7 @@ class Handshake:
         except HandshakeError:
             self._state = _State.ERROR
             raise
-        if self._state is _State.DONE:
+        if self.state == _State.DONE.value:  # (mypy narrows self._state too eagerly)
             leftover = bytes(self._buffer)
             self._buffer.clear()
             assert self.peer_name is not None

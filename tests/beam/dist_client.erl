@@ -18,18 +18,17 @@ loop(Port, Bindings) ->
             Port ! {self(), {command, term_to_binary(Reply)}},
             loop(Port, Bindings1);
         {Port, eof} ->
-            halt(0);
-        _Other ->
-            loop(Port, Bindings)
+            halt(0)
     end.
+%% Other messages stay in the mailbox: a later eval may `receive` them.
 
-%% {eval, Source}: the value of the last expression; variables bound stay bound for later
-%% requests. {set, Name, Value}: binds a variable to a term sent from Python.
+%% {eval, Source}: the value of the last expression, evaluated with the variables bound by
+%% {set, Name, Value} (a term sent from Python); what an eval binds is forgotten after it.
 handle({eval, Source}, Bindings) ->
     {ok, Tokens, _} = erl_scan:string(unicode:characters_to_list(Source)),
     {ok, Exprs} = erl_parse:parse_exprs(Tokens),
-    {value, Value, Bindings1} = erl_eval:exprs(Exprs, Bindings),
-    {{ok, Value}, Bindings1};
+    {value, Value, _} = erl_eval:exprs(Exprs, Bindings),
+    {{ok, Value}, Bindings};
 handle({set, Name, Value}, Bindings) ->
     {{ok, ok}, erl_eval:add_binding(Name, Value, Bindings)};
 handle(ping, Bindings) ->
