@@ -2,6 +2,10 @@
 from typing import Any, final
 
 __all__ = [
+    "builtin_natives",
+    "call_builtin",
+    "decode_dist",
+    "DistFastPath",
     "decode",
     "encode",
     "roundtrip_term",
@@ -127,3 +131,24 @@ class MapKey:
     def value(self) -> Any: ...
     def __new__(cls, value: object) -> MapKey: ...
     def __hash__(self) -> int: ...
+
+def builtin_natives() -> list[tuple[str, int, bool]]: ...
+def call_builtin(name: str, args: tuple[Any, ...]) -> Any: ...
+@final
+class DistFastPath:
+    def __new__(
+        cls,
+        *,
+        server_name: str | None,
+        server_pid: bytes,
+        alias: bool,
+        send_sender: bool,
+        header: bool,
+        max_message_size: int,
+        fragment_size: int,
+    ) -> DistFastPath: ...
+    def feed(self, data: bytes) -> tuple[bytes | None, list[bytes], int]: ...
+    @property
+    def buffered(self) -> int: ...
+    @property
+    def stats(self) -> tuple[int, int]: ...

@@ -12,6 +12,7 @@ loop; slow ones on a bounded worker pool, so neither ticks nor other callers wai
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import traceback
@@ -21,9 +22,10 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from rustelixir._native import builtin_natives, call_builtin
 from rustelixir.natives import native_spec
 from rustelixir.node import GenServer, Node
-from rustelixir.terms import Atom, Pid, Reference
+from rustelixir.terms import Atom, Pid
 from rustelixir.transport import DistProtocol
 
 __all__ = [
@@ -59,6 +61,7 @@ class Native:
     arity: int
     function: Callable[..., Any]
     slow: bool = False
+    builtin: bool = False  # a Rust built-in: the function returns the whole reply
 
 
 @dataclass
@@ -83,44 +86,6 @@ class Registry:
 # --- Built-in natives ----------------------------------------------------------------------
 
 
-def _int_arg(value: Any, index: int) -> int:
-    if type(value) is not int:
-        raise BadArg(index, f"expected an integer, got {_kind(value)}")
-    return value
-
-
-def _kind(value: Any) -> str:
-    if value is None or isinstance(value, bool):
-        return "an atom"
-    return {
-        int: "an integer",
-        float: "a float",
-        bytes: "a binary",
-        list: "a list",
-        tuple: "a tuple",
-        dict: "a map",
-        Atom: "an atom",
-        Pid: "a pid",
-        Reference: "a reference",
-    }.get(type(value), type(value).__name__)
-
-
-def add(a: Any, b: Any) -> int:
-    return _int_arg(a, 1) + _int_arg(b, 2)
-
-
-def echo(term: Any) -> Any:
-    return term
-
-
-def sleep(milliseconds: Any) -> Atom:
-    ms = _int_arg(milliseconds, 1)
-    if ms < 0:
-        raise BadArg(1, "expected a non-negative number of milliseconds")
-    time.sleep(ms / 1000)
-    return OK
-
-
 def load_module_natives(registry: Registry, module: ModuleType) -> int:
     """Adds every `@rustelixir.native` function of `module`; returns how many."""
     count = 0
@@ -133,11 +98,15 @@ def load_module_natives(registry: Registry, module: ModuleType) -> int:
 
 
 def builtin_registry() -> Registry:
+    """The built-in natives, written in Rust: add/2, echo/1, sleep/1 (slow)."""
     registry = Registry()
-    registry.add(Native("add", 2, add))
-    registry.add(Native("echo", 1, echo))
-    registry.add(Native("sleep", 1, sleep, slow=True))
+    for name, arity, quick in builtin_natives():
+        registry.add(Native(name, arity, functools.partial(_builtin, name), slow=not quick, builtin=True))
     return registry
+
+
+def _builtin(name: str, *args: Any) -> Any:
+    return call_builtin(name, args)
 
 
 # --- The server ----------------------------------------------------------------------------
@@ -148,7 +117,11 @@ def _error(reason: Any) -> tuple[Atom, Any]:
 
 
 class RustelixirServer(GenServer):
-    """Registered as `rustelixir`; answers every request shape of the call contract."""
+    """Registered as `rustelixir`; answers every request shape of the call contract. Calls
+    to quick built-in natives never reach it: the Rust fast path of each connection answers
+    them (`fast_path = True`); it sees the rest."""
+
+    fast_path = True
 
     def __init__(self, node: Node, registry: Registry, *, workers: int = 32, max_in_flight: int = 10_000) -> None:
         super().__init__(node)
@@ -202,6 +175,8 @@ class RustelixirServer(GenServer):
         future.add_done_callback(done)
 
     def _run(self, native: Native, args: tuple[Any, ...]) -> Any:
+        if native.builtin:
+            return native.function(*args)
         try:
             return (OK, native.function(*args))
         except BadArg as e:
@@ -231,11 +206,12 @@ class RustelixirServer(GenServer):
         return _error((Atom("badrequest"), f"{name}/{len(args)} is reserved and takes other arguments".encode()))
 
     def info(self) -> dict[Atom, Any]:
+        fast_calls, fast_errors = self.node.fast_path_stats()
         return {
             Atom("version"): VERSION.encode(),
             Atom("node"): self.node.name_atom,
-            Atom("calls"): self.calls,
-            Atom("errors"): self.errors,
+            Atom("calls"): self.calls + fast_calls,
+            Atom("errors"): self.errors + fast_errors,
             Atom("in_flight"): self.in_flight,
             Atom("peers"): [Atom(p) for p in sorted(self.node.peers)],
             Atom("uptime_ms"): int((time.time() - self.started) * 1000),

@@ -180,6 +180,7 @@ class Node:
         self._aliases: dict[Reference, Process] = {}
         self._our_monitors: dict[Reference, tuple[str, Callable[[Any], None]]] = {}  # ref -> (node, on_down)
         self._pending_out: dict[str, DistProtocol] = {}
+        self._closed_fast_stats = (0, 0)
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
         self._ref_salt = secrets.randbits(32)
@@ -259,6 +260,23 @@ class Node:
         pid = Pid(self.name, number & 0x7FFF_FFFF, number >> 31, self.creation)
         self._processes[number] = process
         return pid
+
+    def _fast_path_server(self) -> tuple[str | None, Pid | None]:
+        """The registered process whose calls the Rust fast path may answer (one that says
+        so with `fast_path = True`), for connections made from now on."""
+        for name, process in self.registered.items():
+            if getattr(process, "fast_path", False):
+                return name, process.pid
+        return None, None
+
+    def fast_path_stats(self) -> tuple[int, int]:
+        """(calls, errors) answered on the fast path, over every connection so far."""
+        calls, errors = self._closed_fast_stats
+        for proto in self.peers.values():
+            if proto.conn is not None:
+                c, e = proto.conn.fast_path_stats
+                calls, errors = calls + c, errors + e
+        return calls, errors
 
     def register(self, name: str, process: Process) -> None:
         if name in self.registered:
@@ -356,6 +374,9 @@ class Node:
         assert proto.peer_name is not None
         if self.peers.get(proto.peer_name) is proto:
             del self.peers[proto.peer_name]
+        if proto.conn is not None:
+            c, e = proto.conn.fast_path_stats
+            self._closed_fast_stats = (self._closed_fast_stats[0] + c, self._closed_fast_stats[1] + e)
         for ref, (by, target) in list(proto.monitors.items()):
             target.demonitored(ref, by, proto)
         proto.monitors.clear()

@@ -131,7 +131,10 @@ class DistProtocol(asyncio.Protocol):
         self.handshake = None
         self.peer_name = done.peer_name
         self.peer_creation = done.peer_creation
-        self.conn = DistConnection(peer_name=done.peer_name, flags=done.flags)
+        server_name, server_pid = self.node._fast_path_server()
+        self.conn = DistConnection(
+            peer_name=done.peer_name, flags=done.flags, server_name=server_name, server_pid=server_pid
+        )
         self.flags = done.flags
         self.node._peer_up(self)
         if not self.ready.done():

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 pyo3::import_exception!(rustelixir.errors, DecodeError);
 pyo3::import_exception!(rustelixir.errors, EncodeError);
+pyo3::import_exception!(rustelixir.errors, RemoteProtocolError);
 
 pub enum Error {
     Decode(etf::DecodeError),

@@ -5,6 +5,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyTuple};
 
 mod atoms;
+mod builtins;
+mod dist;
+mod fastpath;
+mod link;
 mod error;
 mod from_etf;
 mod to_etf;
@@ -146,6 +150,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_dist, m)?)?;
     m.add_function(wrap_pyfunction!(roundtrip_term, m)?)?;
     m.add_function(wrap_pyfunction!(sort_encoded, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::builtin_natives, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::call_builtin, m)?)?;
+    m.add_class::<fastpath::DistFastPath>()?;
+    m.add_class::<link::DistLink>()?;
     m.add_class::<types::Atom>()?;
     m.add_class::<types::Pid>()?;
     m.add_class::<types::Port>()?;

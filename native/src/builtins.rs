@@ -1,0 +1,161 @@
+//! The built-in Rust natives. A native takes its arguments as raw ETF (each without a
+//! version byte) and writes its result as ETF into `out`; it never sees a Python object, so
+//! the node's fast path can run it straight from the bytes of a call.
+
+use etf::decode::{decode_at_with, Limits, TermBuilder};
+use etf::{BigInt, Term};
+
+pub enum NativeError {
+    /// Argument `index` (1-based) could not be converted: `{:badarg, index, message}`.
+    BadArg(usize, String),
+}
+
+pub type NativeFn = fn(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError>;
+
+pub struct Builtin {
+    pub name: &'static str,
+    pub arity: usize,
+    /// Quick natives run inline on the fast path; the others on the worker pool, GIL released.
+    pub quick: bool,
+    pub function: NativeFn,
+}
+
+pub static BUILTINS: &[Builtin] = &[
+    Builtin { name: "add", arity: 2, quick: true, function: add },
+    Builtin { name: "echo", arity: 1, quick: true, function: echo },
+    Builtin { name: "sleep", arity: 1, quick: false, function: sleep },
+];
+
+pub fn find(name: &[u8], arity: usize) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.arity == arity && b.name.as_bytes() == name)
+}
+
+fn term_arg(args: &[&[u8]], index: usize) -> Result<Term, NativeError> {
+    decode_at_with(args[index - 1], 0, &mut TermBuilder, &Limits::default())
+        .map(|(term, _)| term)
+        .map_err(|e| NativeError::BadArg(index, format!("undecodable term: {}", e.message)))
+}
+
+/// How an argument of the wrong type is named in badarg messages (the Python natives'
+/// messages say the same).
+pub fn kind(term: &Term) -> &'static str {
+    match term {
+        Term::Int(_) | Term::BigInt(_) => "an integer",
+        Term::Float(_) => "a float",
+        Term::Atom(_) => "an atom",
+        Term::Binary(_) => "a binary",
+        Term::BitString { .. } => "a bitstring",
+        Term::Pid(_) => "a pid",
+        Term::Port(_) => "a port",
+        Term::Ref(_) => "a reference",
+        Term::Fun(_) | Term::Export(_) => "a fun",
+        Term::Tuple(_) => "a tuple",
+        Term::List(_) | Term::ImproperList(..) => "a list",
+        Term::Map(_) => "a map",
+    }
+}
+
+/// An integer argument as (negative, little-endian magnitude).
+fn integer_arg(args: &[&[u8]], index: usize) -> Result<(bool, Vec<u8>), NativeError> {
+    match &term_arg(args, index)? {
+        Term::Int(v) => {
+            let mag = v.unsigned_abs().to_le_bytes();
+            Ok((*v < 0, BigInt::trimmed(&mag).to_vec()))
+        }
+        Term::BigInt(b) => Ok((b.negative, b.magnitude.clone())),
+        other => Err(NativeError::BadArg(index, format!("expected an integer, got {}", kind(other)))),
+    }
+}
+
+fn small_int(args: &[&[u8]], index: usize) -> Option<i64> {
+    let a = args[index - 1];
+    match a.first()? {
+        &etf::tags::SMALL_INTEGER_EXT if a.len() == 2 => Some(a[1] as i64),
+        &etf::tags::INTEGER_EXT if a.len() == 5 => Some(i32::from_be_bytes([a[1], a[2], a[3], a[4]]) as i64),
+        _ => None,
+    }
+}
+
+fn add(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError> {
+    if let (Some(a), Some(b)) = (small_int(args, 1), small_int(args, 2)) {
+        etf::encode::put_int(out, a + b);
+        return Ok(());
+    }
+    let (an, am) = integer_arg(args, 1)?;
+    let (bn, bm) = integer_arg(args, 2)?;
+    let (negative, magnitude) = signed_add(an, &am, bn, &bm);
+    match &BigInt::normalized(negative, &magnitude) {
+        Term::Int(v) => etf::encode::put_int(out, *v),
+        Term::BigInt(b) => etf::encode::put_big(out, b.negative, &b.magnitude),
+        _ => unreachable!("normalized gives an integer"),
+    }
+    Ok(())
+}
+
+fn echo(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError> {
+    // The argument's bytes are already the encoding of the result.
+    out.extend_from_slice(args[0]);
+    Ok(())
+}
+
+fn sleep(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError> {
+    let ms = match &term_arg(args, 1)? {
+        Term::Int(v) if *v >= 0 => *v as u64,
+        Term::Int(_) => return Err(NativeError::BadArg(1, "expected a non-negative number of milliseconds".into())),
+        Term::BigInt(b) if !b.negative => u64::MAX,
+        Term::BigInt(_) => return Err(NativeError::BadArg(1, "expected a non-negative number of milliseconds".into())),
+        other => return Err(NativeError::BadArg(1, format!("expected an integer, got {}", kind(other)))),
+    };
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    etf::encode::put_atom(out, "ok").expect("a short atom");
+    Ok(())
+}
+
+// --- Arbitrary-precision addition on little-endian magnitudes ------------------------------
+
+fn mag_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let a = BigInt::trimmed(a);
+    let b = BigInt::trimmed(b);
+    a.len().cmp(&b.len()).then_with(|| a.iter().rev().cmp(b.iter().rev()))
+}
+
+fn mag_add(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()) + 1);
+    let mut carry = 0u16;
+    for i in 0..a.len().max(b.len()) {
+        let s = *a.get(i).unwrap_or(&0) as u16 + *b.get(i).unwrap_or(&0) as u16 + carry;
+        out.push(s as u8);
+        carry = s >> 8;
+    }
+    if carry > 0 {
+        out.push(carry as u8);
+    }
+    out
+}
+
+/// a - b where a >= b.
+fn mag_sub(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut borrow = 0i16;
+    for i in 0..a.len() {
+        let mut d = a[i] as i16 - *b.get(i).unwrap_or(&0) as i16 - borrow;
+        borrow = if d < 0 {
+            d += 256;
+            1
+        } else {
+            0
+        };
+        out.push(d as u8);
+    }
+    out
+}
+
+pub fn signed_add(an: bool, a: &[u8], bn: bool, b: &[u8]) -> (bool, Vec<u8>) {
+    if an == bn {
+        return (an, mag_add(a, b));
+    }
+    match mag_cmp(a, b) {
+        std::cmp::Ordering::Less => (bn, mag_sub(b, a)),
+        _ => (an, mag_sub(a, b)),
+    }
+}

@@ -1,0 +1,459 @@
+//! The distribution fast path, with no Python in it: cuts a connection's bytes into frames
+//! and answers the common case, a `gen_server:call` to the `rustelixir` server asking for a
+//! quick Rust native, straight from the bytes: the arguments are never turned into Python
+//! objects, the reply is encoded into the output buffer, and the caller's monitor and
+//! demonitor signals to the server are absorbed. Every other frame goes to Python whole.
+//!
+//! A frame is a 4-byte big-endian length and a body (an empty body is a tick). Bodies we
+//! answer are either pass-through (112, then each term with its version byte) or start with
+//! a distribution header with no atom-cache references (131 68 0, terms without version).
+
+use etf::decode::{decode_at_with, Builder, Limits};
+use etf::tags::*;
+use etf::{DecodeError, Export, Fun, Pid, Port, Reference};
+use std::vec::Drain;
+
+use crate::builtins::{self, NativeError};
+
+const PASS_THROUGH: u8 = 112;
+const DIST_HEADER: u8 = 68;
+const DIST_FRAG_HEADER: u8 = 69;
+const DIST_FRAG_CONT: u8 = 70;
+const REG_SEND: i64 = 6;
+const MONITOR_P: i64 = 19;
+const DEMONITOR_P: i64 = 20;
+const SEND: u8 = 2;
+const SEND_SENDER: u8 = 22;
+const ALIAS_SEND: u8 = 33;
+
+pub struct Config {
+    /// The registered name whose calls the fast path answers; None: every frame to Python.
+    pub server_name: Option<Vec<u8>>,
+    /// The server's pid, encoded without version byte: the sender of replies.
+    pub server_pid: Vec<u8>,
+    pub alias: bool,
+    pub send_sender: bool,
+    /// The peer offered FRAGMENTS: send a distribution header (and fragments when large).
+    pub header: bool,
+    pub max_message_size: usize,
+    pub fragment_size: usize,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub calls: u64,
+    pub errors: u64,
+}
+
+pub enum FrameError {
+    TooLarge(usize),
+}
+
+pub struct FastPath {
+    pub config: Config,
+    buffer: Vec<u8>,
+    pub stats: Stats,
+}
+
+/// Walks a term without building anything, to find where it ends.
+struct Skip;
+
+impl Builder for Skip {
+    type Value = ();
+    type Error = DecodeError;
+    fn int(&mut self, _: i64) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn big_int(&mut self, _: bool, _: &[u8]) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn float(&mut self, _: f64) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn atom(&mut self, _: &str) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn binary(&mut self, _: &[u8]) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn bitstring(&mut self, _: &[u8], _: u8) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn pid(&mut self, _: Pid) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn port(&mut self, _: Port) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn reference(&mut self, _: Reference) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn fun(&mut self, _: Fun) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn export(&mut self, _: Export) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn tuple(&mut self, _: Drain<'_, ()>) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn list(&mut self, _: Drain<'_, ()>, _: Option<()>) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn string(&mut self, _: &[u8]) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn map(&mut self, _: Drain<'_, ()>, _: usize) -> Result<(), DecodeError> {
+        Ok(())
+    }
+}
+
+/// Reads the bytes of one call as far as the fast path needs; `None` means "not ours, or
+/// not well-formed: let Python look at it" (Python then answers or complains properly).
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.data.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn version(&mut self, versioned: bool) -> Option<()> {
+        if versioned {
+            (self.byte()? == VERSION).then_some(())
+        } else {
+            Some(())
+        }
+    }
+
+    fn tuple(&mut self) -> Option<usize> {
+        match self.byte()? {
+            SMALL_TUPLE_EXT => Some(self.byte()? as usize),
+            LARGE_TUPLE_EXT => {
+                let b = self.data.get(self.pos..self.pos + 4)?;
+                self.pos += 4;
+                Some(u32::from_be_bytes(b.try_into().ok()?) as usize)
+            }
+            _ => None,
+        }
+    }
+
+    fn small_int(&mut self) -> Option<i64> {
+        match self.byte()? {
+            SMALL_INTEGER_EXT => Some(self.byte()? as i64),
+            INTEGER_EXT => {
+                let b = self.data.get(self.pos..self.pos + 4)?;
+                self.pos += 4;
+                Some(i32::from_be_bytes(b.try_into().ok()?) as i64)
+            }
+            _ => None,
+        }
+    }
+
+    /// An atom's name; legacy Latin-1 atoms only when ASCII (so the bytes are its UTF-8).
+    fn atom(&mut self) -> Option<&'a [u8]> {
+        let tag = self.byte()?;
+        let len = match tag {
+            SMALL_ATOM_UTF8_EXT | SMALL_ATOM_EXT => self.byte()? as usize,
+            ATOM_UTF8_EXT | ATOM_EXT => {
+                let b = self.data.get(self.pos..self.pos + 2)?;
+                self.pos += 2;
+                u16::from_be_bytes([b[0], b[1]]) as usize
+            }
+            _ => return None,
+        };
+        let name = self.data.get(self.pos..self.pos + len)?;
+        self.pos += len;
+        if (tag == SMALL_ATOM_EXT || tag == ATOM_EXT) && !name.is_ascii() {
+            return None;
+        }
+        Some(name)
+    }
+
+    /// The bytes of the next term, whatever it is.
+    fn term(&mut self) -> Option<&'a [u8]> {
+        let start = self.pos;
+        let (_, end) = decode_at_with(self.data, start, &mut Skip, &Limits::default()).ok()?;
+        // decode_at_with also takes a version byte in front; inside a term there is none.
+        if self.data[start] == VERSION {
+            return None;
+        }
+        self.pos = end;
+        Some(&self.data[start..end])
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.data.get(self.pos).copied()
+    }
+}
+
+/// What the fast path found in a call it answers.
+struct Call<'a> {
+    caller: &'a [u8],
+    tag: &'a [u8],
+    alias: Option<&'a [u8]>,
+    native: &'static builtins::Builtin,
+    args: Vec<&'a [u8]>,
+}
+
+impl FastPath {
+    pub fn new(config: Config) -> Self {
+        FastPath { config, buffer: Vec::new(), stats: Stats::default() }
+    }
+
+    /// Takes bytes from the socket. Replies it could make go to `out` (whole frames, ready
+    /// to write); frame bodies for Python to `to_python`; returns the number of ticks seen.
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<u8>, to_python: &mut Vec<Vec<u8>>) -> Result<usize, FrameError> {
+        let mut ticks = 0;
+        if self.buffer.is_empty() {
+            let used = self.frames(data, out, to_python, &mut ticks)?;
+            self.buffer.extend_from_slice(&data[used..]);
+        } else {
+            self.buffer.extend_from_slice(data);
+            let buffer = std::mem::take(&mut self.buffer);
+            let used = self.frames(&buffer, out, to_python, &mut ticks);
+            self.buffer = buffer;
+            let used = used?;
+            self.buffer.drain(..used);
+        }
+        Ok(ticks)
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn frames(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        to_python: &mut Vec<Vec<u8>>,
+        ticks: &mut usize,
+    ) -> Result<usize, FrameError> {
+        let mut pos = 0;
+        while data.len() - pos >= 4 {
+            let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+            if len > self.config.max_message_size {
+                return Err(FrameError::TooLarge(len));
+            }
+            if data.len() - pos - 4 < len {
+                break;
+            }
+            let body = &data[pos + 4..pos + 4 + len];
+            pos += 4 + len;
+            if len == 0 {
+                *ticks += 1;
+            } else if !self.answer(body, out) {
+                to_python.push(body.to_vec());
+            }
+        }
+        Ok(pos)
+    }
+
+    /// True when the frame was dealt with here.
+    fn answer(&mut self, body: &[u8], out: &mut Vec<u8>) -> bool {
+        let Some(server) = self.config.server_name.as_deref() else { return false };
+        let (start, versioned) = match body {
+            [PASS_THROUGH, VERSION, ..] => (1, true),
+            [VERSION, DIST_HEADER, 0, ..] => (3, false),
+            _ => return false,
+        };
+        let mut r = Reader { data: body, pos: start };
+        let parsed = (|| {
+            r.version(versioned)?;
+            if r.tuple()? != 4 {
+                return None;
+            }
+            match r.small_int()? {
+                MONITOR_P | DEMONITOR_P => {
+                    // A caller's monitor of the server, for the length of one call: the
+                    // server lives as long as the connection, so there is nothing to keep.
+                    r.term()?;
+                    if r.atom()? != server {
+                        return None;
+                    }
+                    r.term()?;
+                    (r.pos == body.len()).then_some(None)
+                }
+                REG_SEND => {
+                    r.term()?;
+                    r.term()?;
+                    if r.atom()? != server {
+                        return None;
+                    }
+                    r.version(versioned)?;
+                    let call = Self::gen_call(&mut r)?;
+                    (r.pos == body.len()).then_some(Some(call))
+                }
+                _ => None,
+            }
+        })();
+        match parsed {
+            None => false,
+            Some(None) => true,
+            Some(Some(call)) => {
+                self.reply(&call, out);
+                true
+            }
+        }
+    }
+
+    /// `{'$gen_call', {Caller, Tag}, {fun, args...} | fun}` for a quick built-in native.
+    fn gen_call<'a>(r: &mut Reader<'a>) -> Option<Call<'a>> {
+        if r.tuple()? != 3 || r.atom()? != b"$gen_call" || r.tuple()? != 2 {
+            return None;
+        }
+        let caller_at = r.pos;
+        if !matches!(r.peek()?, NEW_PID_EXT | PID_EXT) {
+            return None;
+        }
+        let caller = r.term()?;
+        let _ = caller_at;
+        let tag_start = r.pos;
+        let alias = Self::alias_in_tag(r);
+        r.pos = tag_start;
+        let tag = r.term()?;
+        let (name, args) = match r.peek()? {
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
+                let n = r.tuple()?;
+                if n == 0 {
+                    return None;
+                }
+                let name = r.atom()?;
+                let mut args = Vec::with_capacity(n - 1);
+                for _ in 1..n {
+                    args.push(r.term()?);
+                }
+                (name, args)
+            }
+            _ => (r.atom()?, Vec::new()),
+        };
+        let native = builtins::find(name, args.len()).filter(|b| b.quick)?;
+        Some(Call { caller, tag, alias, native, args })
+    }
+
+    /// The alias reference of an OTP 24+ tag `[alias | Ref]`.
+    fn alias_in_tag<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
+        if r.byte()? != LIST_EXT {
+            return None;
+        }
+        let b = r.data.get(r.pos..r.pos + 4)?;
+        r.pos += 4;
+        if u32::from_be_bytes(b.try_into().ok()?) != 1 || r.atom()? != b"alias" {
+            return None;
+        }
+        if r.peek()? != NEWER_REFERENCE_EXT {
+            return None;
+        }
+        r.term()
+    }
+
+    fn reply(&mut self, call: &Call<'_>, out: &mut Vec<u8>) {
+        let mut value = Vec::new();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (call.native.function)(&call.args, &mut value)
+        }));
+        self.stats.calls += 1;
+        let mut message = Vec::with_capacity(value.len() + call.tag.len() + 32);
+        message.extend_from_slice(&[SMALL_TUPLE_EXT, 2]);
+        message.extend_from_slice(call.tag);
+        message.extend_from_slice(&[SMALL_TUPLE_EXT, 2]);
+        match result {
+            Ok(Ok(())) => {
+                etf::encode::put_atom(&mut message, "ok").unwrap();
+                message.extend_from_slice(&value);
+            }
+            Ok(Err(NativeError::BadArg(index, text))) => {
+                self.stats.errors += 1;
+                etf::encode::put_atom(&mut message, "error").unwrap();
+                message.extend_from_slice(&[SMALL_TUPLE_EXT, 3]);
+                etf::encode::put_atom(&mut message, "badarg").unwrap();
+                etf::encode::put_int(&mut message, index as i64);
+                let _ = etf::encode::put_binary(&mut message, text.as_bytes());
+            }
+            Err(panic) => {
+                self.stats.errors += 1;
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "native panicked".into());
+                etf::encode::put_atom(&mut message, "error").unwrap();
+                message.extend_from_slice(&[SMALL_TUPLE_EXT, 2]);
+                etf::encode::put_atom(&mut message, "panic").unwrap();
+                let _ = etf::encode::put_binary(&mut message, text.as_bytes());
+            }
+        }
+        let mut control = Vec::with_capacity(64);
+        match (self.config.alias, call.alias) {
+            (true, Some(alias)) => {
+                control.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, ALIAS_SEND]);
+                control.extend_from_slice(&self.config.server_pid);
+                control.extend_from_slice(alias);
+            }
+            _ if self.config.send_sender => {
+                control.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, SEND_SENDER]);
+                control.extend_from_slice(&self.config.server_pid);
+                control.extend_from_slice(call.caller);
+            }
+            _ => {
+                control.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, SEND]);
+                etf::encode::put_atom(&mut control, "").unwrap();
+                control.extend_from_slice(call.caller);
+            }
+        }
+        write_message(&self.config, &control, &message, out);
+    }
+}
+
+/// One message (control + payload, both without version bytes) as frames: a distribution
+/// header for a peer with FRAGMENTS (fragments when large), else pass-through.
+pub fn write_message(config: &Config, control: &[u8], message: &[u8], out: &mut Vec<u8>) {
+    if !config.header {
+        let len = 1 + 1 + control.len() + 1 + message.len();
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+        out.extend_from_slice(&[PASS_THROUGH, VERSION]);
+        out.extend_from_slice(control);
+        out.push(VERSION);
+        out.extend_from_slice(message);
+        return;
+    }
+    let size = control.len() + message.len();
+    if size <= config.fragment_size {
+        out.reserve(7 + size);
+        out.extend_from_slice(&((3 + size) as u32).to_be_bytes());
+        out.extend_from_slice(&[VERSION, DIST_HEADER, 0]);
+        out.extend_from_slice(control);
+        out.extend_from_slice(message);
+        return;
+    }
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+    let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let count = size.div_ceil(config.fragment_size);
+    out.reserve(size + count * 24);
+    let mut remaining_control = control;
+    let mut remaining_message = message;
+    for index in 0..count {
+        let fragment = (count - index) as u64;
+        let chunk = config.fragment_size.min(remaining_control.len() + remaining_message.len());
+        let header_len = if index == 0 { 19 } else { 18 };
+        out.extend_from_slice(&((header_len + chunk) as u32).to_be_bytes());
+        out.push(VERSION);
+        out.push(if index == 0 { DIST_FRAG_HEADER } else { DIST_FRAG_CONT });
+        out.extend_from_slice(&sequence.to_be_bytes());
+        out.extend_from_slice(&fragment.to_be_bytes());
+        if index == 0 {
+            out.push(0);
+        }
+        let from_control = chunk.min(remaining_control.len());
+        out.extend_from_slice(&remaining_control[..from_control]);
+        remaining_control = &remaining_control[from_control..];
+        let from_message = chunk - from_control;
+        out.extend_from_slice(&remaining_message[..from_message]);
+        remaining_message = &remaining_message[from_message..];
+    }
+}
