@@ -223,6 +223,19 @@ fn inflate(data: &[u8], tag_at: usize, limits: &Limits) -> Result<(Vec<u8>, usiz
     Ok((out, data.len() - input.len()))
 }
 
+/// `bytes` as text when they are all ASCII, as nearly every atom is. The general UTF-8
+/// validation costs several instructions a byte on these short texts (it was the largest
+/// single cost of decoding a small message); the ASCII test reads a word at a time.
+#[inline(always)]
+fn ascii_str(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        None
+    }
+}
+
 /// A container still being filled: its children so far are the values from `start` on.
 enum Open {
     Tuple { start: usize, remaining: usize },
@@ -259,44 +272,75 @@ impl<'a, 'l> Decoder<'a, 'l> {
         self.data.len() - self.pos
     }
 
-    #[inline]
+    // The readers below run for every byte of every term: they are inlined into the
+    // decoder's loop, and the error they rarely make is built out of line (a `DecodeError`
+    // owns a `String`; formatting it inline bloated every call site and kept the readers
+    // themselves from being inlined).
+    #[inline(always)]
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-        if n > self.remaining() {
-            return Err(self.err(
-                self.pos,
-                format!("truncated {what}: needs {n} bytes, {} remain", self.remaining()),
-            ));
+        match self.data.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => Err(self.truncated(n, what)),
         }
-        let s = &self.data[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
     }
 
-    #[inline]
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self, n: usize, what: &str) -> DecodeError {
+        self.err(self.pos, format!("truncated {what}: needs {n} bytes, {} remain", self.remaining()))
+    }
+
+    #[inline(always)]
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        match self.data.get(self.pos..).and_then(|rest| rest.first_chunk::<N>()) {
+            Some(a) => {
+                self.pos += N;
+                Ok(*a)
+            }
+            None => Err(self.truncated(N, what)),
+        }
+    }
+
+    #[inline(always)]
     fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, what)?[0])
+        match self.data.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.truncated(1, what)),
+        }
     }
-    #[inline]
+    #[inline(always)]
     fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.take(2, what)?.try_into().unwrap()))
+        Ok(u16::from_be_bytes(self.array(what)?))
     }
-    #[inline]
+    #[inline(always)]
     fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.take(4, what)?.try_into().unwrap()))
+        Ok(u32::from_be_bytes(self.array(what)?))
     }
-    #[inline]
+    #[inline(always)]
     fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.take(8, what)?.try_into().unwrap()))
+        Ok(u64::from_be_bytes(self.array(what)?))
     }
 
     /// A count of things that each take at least `min_each` bytes: refused at once when the
     /// remaining input cannot hold them, so no allocation follows an absurd length.
-    #[inline]
+    #[inline(always)]
     fn count(&mut self, n: usize, min_each: usize, at: usize, what: &str) -> Result<usize, DecodeError> {
         if n.saturating_mul(min_each) > self.remaining() {
-            return Err(self.err(at, format!("{what} claims {n} elements but only {} bytes remain", self.remaining())));
+            return Err(self.too_many(n, at, what));
         }
         Ok(n)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_many(&self, n: usize, at: usize, what: &str) -> DecodeError {
+        self.err(at, format!("{what} claims {n} elements but only {} bytes remain", self.remaining()))
     }
 
     /// An atom in any of its four encodings.
@@ -319,16 +363,20 @@ impl<'a, 'l> Decoder<'a, 'l> {
         };
         let bytes = self.take(len, "atom text")?;
         if utf8 {
-            let text = std::str::from_utf8(bytes).map_err(|_| self.err(at, "atom text is not valid UTF-8"))?;
-            if text.chars().count() > 255 {
+            let text = match ascii_str(bytes) {
+                Some(text) => text,
+                None => std::str::from_utf8(bytes).map_err(|_| self.err(at, "atom text is not valid UTF-8"))?,
+            };
+            // At most 255 bytes is at most 255 characters: only longer texts need counting.
+            if len > 255 && text.chars().count() > 255 {
                 return Err(self.err(at, "atom longer than 255 characters"));
             }
             Ok(Cow::Borrowed(text))
         } else if len > 255 {
             // Latin-1: one byte, one character.
             Err(self.err(at, "atom longer than 255 characters"))
-        } else if bytes.is_ascii() {
-            Ok(Cow::Borrowed(std::str::from_utf8(bytes).unwrap()))
+        } else if let Some(text) = ascii_str(bytes) {
+            Ok(Cow::Borrowed(text))
         } else {
             Ok(Cow::Owned(bytes.iter().map(|&b| b as char).collect()))
         }
@@ -524,6 +572,12 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     };
                     if stack.len() >= self.max_depth {
                         return Err(self.err(at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)).into());
+                    }
+                    if stack.capacity() == 0 {
+                        // The first container: room for a small message's nesting and values
+                        // at once, rather than growing by doubling from 4 on the way.
+                        stack.reserve(8);
+                        values.reserve(16);
                     }
                     match tag {
                         SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
