@@ -29,7 +29,7 @@ impl Hasher for Fnv {
     }
 }
 
-type Cache = HashMap<Box<str>, Py<PyAny>, BuildHasherDefault<Fnv>>;
+type Cache = HashMap<Box<str>, Py<Atom>, BuildHasherDefault<Fnv>>;
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
@@ -48,11 +48,16 @@ pub fn atom<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
 
 /// Always an `Atom` object, even for `true`, `false` and `nil` (for fields such as a pid's node).
 pub fn atom_object<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    Ok(atom_ref(py, name)?.into_any())
+}
+
+/// The `Atom` object itself, for the classes that hold one (a pid's node).
+pub fn atom_ref<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, Atom>> {
     CACHE.with(|cache| {
         if let Some(obj) = cache.borrow().get(name) {
             return Ok(obj.bind(py).clone());
         }
-        let obj = Bound::new(py, Atom { name: name.to_owned() })?.into_any();
+        let obj = Bound::new(py, Atom { name: name.to_owned() })?;
         let mut cache = cache.borrow_mut();
         if cache.len() < MAX_CACHED_ATOMS {
             cache.insert(name.into(), obj.clone().unbind());

@@ -46,16 +46,18 @@ impl<'py> Builder for PyBuilder<'py> {
         Ok(Bound::new(self.py, types::BitString::new(data, tail_bits)?)?.into_any())
     }
 
-    fn pid(&mut self, pid: etf::Pid) -> Result<Self::Value, Error> {
-        Ok(Bound::new(self.py, types::Pid(pid))?.into_any())
+    fn pid(&mut self, node: &str, id: u32, serial: u32, creation: u32) -> Result<Self::Value, Error> {
+        let node = atoms::atom_ref(self.py, node)?.unbind();
+        Ok(Bound::new(self.py, types::Pid { node, id, serial, creation })?.into_any())
     }
 
     fn port(&mut self, port: etf::Port) -> Result<Self::Value, Error> {
         Ok(Bound::new(self.py, types::Port(port))?.into_any())
     }
 
-    fn reference(&mut self, r: etf::Reference) -> Result<Self::Value, Error> {
-        Ok(Bound::new(self.py, types::Reference(r))?.into_any())
+    fn reference(&mut self, node: &str, creation: u32, ids: &[u32]) -> Result<Self::Value, Error> {
+        let node = atoms::atom_ref(self.py, node)?.unbind();
+        Ok(Bound::new(self.py, types::Reference::new(node, creation, ids))?.into_any())
     }
 
     fn fun(&mut self, fun: etf::Fun) -> Result<Self::Value, Error> {

@@ -43,9 +43,12 @@ pub trait Builder {
     fn binary(&mut self, data: &[u8]) -> Result<Self::Value, Self::Error>;
     /// `tail_bits` in 1..=7; the unused low bits of the last byte are zero.
     fn bitstring(&mut self, data: &[u8], tail_bits: u8) -> Result<Self::Value, Self::Error>;
-    fn pid(&mut self, pid: Pid) -> Result<Self::Value, Self::Error>;
+    /// Pids and references come in parts, with the node's name borrowed from the input: a
+    /// builder that shares node names (they repeat in every message) allocates nothing for them.
+    fn pid(&mut self, node: &str, id: u32, serial: u32, creation: u32) -> Result<Self::Value, Self::Error>;
     fn port(&mut self, port: Port) -> Result<Self::Value, Self::Error>;
-    fn reference(&mut self, reference: Reference) -> Result<Self::Value, Self::Error>;
+    /// `ids`: 1 to 5 words.
+    fn reference(&mut self, node: &str, creation: u32, ids: &[u32]) -> Result<Self::Value, Self::Error>;
     fn fun(&mut self, fun: Fun) -> Result<Self::Value, Self::Error>;
     fn export(&mut self, export: Export) -> Result<Self::Value, Self::Error>;
     /// Containers get their children as a draining iterator over the decoder's one value
@@ -88,14 +91,14 @@ impl Builder for TermBuilder {
     fn bitstring(&mut self, data: &[u8], tail_bits: u8) -> Result<Term, DecodeError> {
         Ok(Term::BitString { data: data.to_vec(), tail_bits })
     }
-    fn pid(&mut self, pid: Pid) -> Result<Term, DecodeError> {
-        Ok(Term::Pid(pid))
+    fn pid(&mut self, node: &str, id: u32, serial: u32, creation: u32) -> Result<Term, DecodeError> {
+        Ok(Term::Pid(Pid { node: Atom::from(node), id, serial, creation }))
     }
     fn port(&mut self, port: Port) -> Result<Term, DecodeError> {
         Ok(Term::Port(port))
     }
-    fn reference(&mut self, reference: Reference) -> Result<Term, DecodeError> {
-        Ok(Term::Ref(reference))
+    fn reference(&mut self, node: &str, creation: u32, ids: &[u32]) -> Result<Term, DecodeError> {
+        Ok(Term::Ref(Reference { node: Atom::from(node), creation, ids: ids.to_vec() }))
     }
     fn fun(&mut self, fun: Fun) -> Result<Term, DecodeError> {
         Ok(Term::Fun(fun))
@@ -391,18 +394,23 @@ impl<'a, 'l> Decoder<'a, 'l> {
         }
     }
 
-    fn pid_fields(&mut self, tag: u8) -> Result<Pid, DecodeError> {
-        let node = Atom(self.atom_text()?.into_owned());
+    /// A pid after its tag: node, id, serial, creation.
+    #[inline]
+    fn pid_fields(&mut self, tag: u8) -> Result<(Cow<'a, str>, u32, u32, u32), DecodeError> {
+        let node = self.atom_text()?;
         let id = self.u32("pid id")?;
         let serial = self.u32("pid serial")?;
         let creation = if tag == NEW_PID_EXT { self.u32("pid creation")? } else { self.u8("pid creation")? as u32 };
-        Ok(Pid { node, id, serial, creation })
+        Ok((node, id, serial, creation))
     }
 
     fn pid_term(&mut self) -> Result<Pid, DecodeError> {
         let at = self.pos;
         match self.u8("pid tag")? {
-            tag @ (NEW_PID_EXT | PID_EXT) => self.pid_fields(tag),
+            tag @ (NEW_PID_EXT | PID_EXT) => {
+                let (node, id, serial, creation) = self.pid_fields(tag)?;
+                Ok(Pid { node: Atom(node.into_owned()), id, serial, creation })
+            }
             other => Err(self.err(at, format!("expected a pid, found tag {other}"))),
         }
     }
@@ -512,8 +520,8 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     }
                 }
                 NEW_PID_EXT | PID_EXT => {
-                    let pid = self.pid_fields(tag)?;
-                    b.pid(pid)?
+                    let (node, id, serial, creation) = self.pid_fields(tag)?;
+                    b.pid(&node, id, serial, creation)?
                 }
                 NEW_PORT_EXT | V4_PORT_EXT | PORT_EXT => {
                     let node = Atom(self.atom_text()?.into_owned());
@@ -528,20 +536,20 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     if len == 0 || len > max {
                         return Err(self.err(len_at, format!("reference with {len} id words (1 to {max} allowed)")).into());
                     }
-                    let node = Atom(self.atom_text()?.into_owned());
+                    let node = self.atom_text()?;
                     let creation =
                         if tag == NEWER_REFERENCE_EXT { self.u32("reference creation")? } else { self.u8("reference creation")? as u32 };
-                    let mut ids = Vec::with_capacity(len);
-                    for _ in 0..len {
-                        ids.push(self.u32("reference id")?);
+                    let mut ids = [0u32; 5];
+                    for id in &mut ids[..len] {
+                        *id = self.u32("reference id")?;
                     }
-                    b.reference(Reference { node, creation, ids })?
+                    b.reference(&node, creation, &ids[..len])?
                 }
                 REFERENCE_EXT => {
-                    let node = Atom(self.atom_text()?.into_owned());
+                    let node = self.atom_text()?;
                     let id = self.u32("reference id")?;
                     let creation = self.u8("reference creation")? as u32;
-                    b.reference(Reference { node, creation, ids: vec![id] })?
+                    b.reference(&node, creation, &[id])?
                 }
                 NEW_FUN_EXT => {
                     if stack.len() >= self.max_depth {
