@@ -12,11 +12,12 @@ use crate::atoms;
 use crate::error::Error;
 use crate::types::{self, MapKey};
 
-pub struct PyBuilder<'py> {
+pub struct PyBuilder<'py, 'a> {
     pub py: Python<'py>,
+    pub atoms: &'a atoms::AtomCache,
 }
 
-impl<'py> Builder for PyBuilder<'py> {
+impl<'py> Builder for PyBuilder<'py, '_> {
     type Value = Bound<'py, PyAny>;
     type Error = Error;
 
@@ -35,7 +36,7 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn atom(&mut self, name: &str) -> Result<Self::Value, Error> {
-        Ok(atoms::atom(self.py, name)?)
+        Ok(self.atoms.atom(self.py, name)?)
     }
 
     fn binary(&mut self, data: &[u8]) -> Result<Self::Value, Error> {
@@ -47,7 +48,7 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn pid(&mut self, node: &str, id: u32, serial: u32, creation: u32) -> Result<Self::Value, Error> {
-        let node = atoms::atom_ref(self.py, node)?.unbind();
+        let node = self.atoms.atom_ref(self.py, node)?.unbind();
         Ok(Bound::new(self.py, types::Pid { node, id, serial, creation })?.into_any())
     }
 
@@ -56,7 +57,7 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn reference(&mut self, node: &str, creation: u32, ids: &[u32]) -> Result<Self::Value, Error> {
-        let node = atoms::atom_ref(self.py, node)?.unbind();
+        let node = self.atoms.atom_ref(self.py, node)?.unbind();
         Ok(Bound::new(self.py, types::Reference::new(node, creation, ids))?.into_any())
     }
 
