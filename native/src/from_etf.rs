@@ -6,7 +6,8 @@ use std::vec::Drain;
 use etf::decode::Builder;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyTuple};
+use pyo3::ffi;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyList};
 
 use crate::atoms;
 use crate::error::Error;
@@ -15,6 +16,24 @@ use crate::types::{self, MapKey};
 pub struct PyBuilder<'py, 'a> {
     pub py: Python<'py>,
     pub atoms: &'a atoms::AtomCache,
+}
+
+impl<'py> PyBuilder<'py, '_> {
+    /// A list made in place from the values (PyTuple::new / PyList::new go through a generic
+    /// iterator protocol with length checks that cost more than the list itself on small
+    /// terms).
+    fn new_list(&self, items: Drain<'_, Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyList>> {
+        let n = items.len();
+        // SAFETY: as for tuples: `n` slots, each set once with an owned reference (a list
+        // with NULL items would be unsafe to expose, but the Drain yields exactly `n`).
+        unsafe {
+            let list = Bound::from_owned_ptr_or_err(self.py, ffi::PyList_New(n as ffi::Py_ssize_t))?;
+            for (i, item) in (0..n).zip(items) {
+                ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr());
+            }
+            Ok(list.cast_into_unchecked())
+        }
+    }
 }
 
 impl<'py> Builder for PyBuilder<'py, '_> {
@@ -70,11 +89,21 @@ impl<'py> Builder for PyBuilder<'py, '_> {
     }
 
     fn tuple(&mut self, items: Drain<'_, Self::Value>) -> Result<Self::Value, Error> {
-        Ok(PyTuple::new(self.py, items)?.into_any())
+        let n = items.len();
+        // SAFETY: a new tuple of `n` empty slots, each filled once below with an owned
+        // reference (the Drain yields exactly `n` items; any slot left empty would stay NULL,
+        // which CPython's tuple deallocation tolerates).
+        unsafe {
+            let tuple = Bound::from_owned_ptr_or_err(self.py, ffi::PyTuple_New(n as ffi::Py_ssize_t))?;
+            for (i, item) in (0..n).zip(items) {
+                ffi::PyTuple_SET_ITEM(tuple.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr());
+            }
+            Ok(tuple)
+        }
     }
 
     fn list(&mut self, items: Drain<'_, Self::Value>, tail: Option<Self::Value>) -> Result<Self::Value, Error> {
-        let list = PyList::new(self.py, items)?;
+        let list = self.new_list(items)?;
         Ok(match tail {
             None => list.into_any(),
             Some(tail) => {
