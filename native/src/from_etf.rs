@@ -6,17 +6,37 @@ use std::vec::Drain;
 use etf::decode::Builder;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyTuple};
+use pyo3::ffi;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyList};
 
 use crate::atoms;
 use crate::error::Error;
 use crate::types::{self, MapKey};
 
-pub struct PyBuilder<'py> {
+pub struct PyBuilder<'py, 'a> {
     pub py: Python<'py>,
+    pub atoms: &'a atoms::AtomCache,
 }
 
-impl<'py> Builder for PyBuilder<'py> {
+impl<'py> PyBuilder<'py, '_> {
+    /// A list made in place from the values (PyTuple::new / PyList::new go through a generic
+    /// iterator protocol with length checks that cost more than the list itself on small
+    /// terms).
+    fn new_list(&self, items: Drain<'_, Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyList>> {
+        let n = items.len();
+        // SAFETY: as for tuples: `n` slots, each set once with an owned reference (a list
+        // with NULL items would be unsafe to expose, but the Drain yields exactly `n`).
+        unsafe {
+            let list = Bound::from_owned_ptr_or_err(self.py, ffi::PyList_New(n as ffi::Py_ssize_t))?;
+            for (i, item) in (0..n).zip(items) {
+                ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr());
+            }
+            Ok(list.cast_into_unchecked())
+        }
+    }
+}
+
+impl<'py> Builder for PyBuilder<'py, '_> {
     type Value = Bound<'py, PyAny>;
     type Error = Error;
 
@@ -35,7 +55,7 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn atom(&mut self, name: &str) -> Result<Self::Value, Error> {
-        Ok(atoms::atom(self.py, name)?)
+        Ok(self.atoms.atom(self.py, name)?)
     }
 
     fn binary(&mut self, data: &[u8]) -> Result<Self::Value, Error> {
@@ -46,16 +66,18 @@ impl<'py> Builder for PyBuilder<'py> {
         Ok(Bound::new(self.py, types::BitString::new(data, tail_bits)?)?.into_any())
     }
 
-    fn pid(&mut self, pid: etf::Pid) -> Result<Self::Value, Error> {
-        Ok(Bound::new(self.py, types::Pid(pid))?.into_any())
+    fn pid(&mut self, node: &str, id: u32, serial: u32, creation: u32) -> Result<Self::Value, Error> {
+        let node = self.atoms.atom_ref(self.py, node)?.unbind();
+        Ok(Bound::new(self.py, types::Pid { node, id, serial, creation })?.into_any())
     }
 
     fn port(&mut self, port: etf::Port) -> Result<Self::Value, Error> {
         Ok(Bound::new(self.py, types::Port(port))?.into_any())
     }
 
-    fn reference(&mut self, r: etf::Reference) -> Result<Self::Value, Error> {
-        Ok(Bound::new(self.py, types::Reference(r))?.into_any())
+    fn reference(&mut self, node: &str, creation: u32, ids: &[u32]) -> Result<Self::Value, Error> {
+        let node = self.atoms.atom_ref(self.py, node)?.unbind();
+        Ok(Bound::new(self.py, types::Reference::new(node, creation, ids))?.into_any())
     }
 
     fn fun(&mut self, fun: etf::Fun) -> Result<Self::Value, Error> {
@@ -67,11 +89,21 @@ impl<'py> Builder for PyBuilder<'py> {
     }
 
     fn tuple(&mut self, items: Drain<'_, Self::Value>) -> Result<Self::Value, Error> {
-        Ok(PyTuple::new(self.py, items)?.into_any())
+        let n = items.len();
+        // SAFETY: a new tuple of `n` empty slots, each filled once below with an owned
+        // reference (the Drain yields exactly `n` items; any slot left empty would stay NULL,
+        // which CPython's tuple deallocation tolerates).
+        unsafe {
+            let tuple = Bound::from_owned_ptr_or_err(self.py, ffi::PyTuple_New(n as ffi::Py_ssize_t))?;
+            for (i, item) in (0..n).zip(items) {
+                ffi::PyTuple_SET_ITEM(tuple.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr());
+            }
+            Ok(tuple)
+        }
     }
 
     fn list(&mut self, items: Drain<'_, Self::Value>, tail: Option<Self::Value>) -> Result<Self::Value, Error> {
-        let list = PyList::new(self.py, items)?;
+        let list = self.new_list(items)?;
         Ok(match tail {
             None => list.into_any(),
             Some(tail) => {

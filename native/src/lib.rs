@@ -50,7 +50,9 @@ fn decode<'py>(
         // A bug in the decoder must not take the caller down with a PanicException (a
         // BaseException): it is reported as the bytes' error, like any other.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            etf::decode::decode_with(bytes, &mut from_etf::PyBuilder { py }, &limits).map_err(PyErr::from)
+            atoms::with_cache(|atoms| {
+                etf::decode::decode_with(bytes, &mut from_etf::PyBuilder { py, atoms }, &limits).map_err(PyErr::from)
+            })
         }))
         .unwrap_or_else(|panic| Err(PyErr::from(Error::Decode(etf::DecodeError::new(0, internal_error(&panic))))))
     })?

@@ -211,9 +211,11 @@ fn write_value<'py>(
     } else if let Ok(s) = obj.cast::<PyString>() {
         w::put_binary(out, s.to_str()?.as_bytes())?;
     } else if let Ok(p) = obj.cast::<Pid>() {
-        w::put_pid(out, &p.get().0)?;
+        let p = p.get();
+        w::put_pid_parts(out, p.node_name(), p.id, p.serial, p.creation)?;
     } else if let Ok(r) = obj.cast::<Reference>() {
-        w::put_reference(out, &r.get().0)?;
+        let r = r.get();
+        w::put_reference_parts(out, r.node_name(), r.creation, r.ids())?;
     } else if let Ok(p) = obj.cast::<Port>() {
         w::put_port(out, &p.get().0)?;
     } else if let Ok(atom) = obj.cast::<Atom>() {

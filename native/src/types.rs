@@ -1,6 +1,8 @@
 //! The Python classes for Erlang terms that have no plain Python equivalent.
 //! Frozen and cheap to make from Rust; exported to Python as `rustelixir.Atom` etc.
 
+use std::hash::{Hash, Hasher};
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -70,42 +72,72 @@ fn py_str_repr(s: &str) -> String {
     out
 }
 
-/// A process identifier. (The identifier classes wrap the codec's own structs: one
-/// definition of their identity, and nothing to convert when encoding.)
+/// A process identifier. Its node is the shared `Atom` object of the node's name (the
+/// per-thread atom cache's when decoded): a decoded pid allocates nothing for its node, and
+/// `pid.node` is a reference count, not a new object.
 #[pyclass(frozen, eq, hash, module = "rustelixir", skip_from_py_object)]
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Pid(pub etf::Pid);
+pub struct Pid {
+    pub node: Py<Atom>,
+    pub id: u32,
+    pub serial: u32,
+    pub creation: u32,
+}
+
+impl Pid {
+    pub fn node_name(&self) -> &str {
+        &self.node.get().name
+    }
+}
+
+impl PartialEq for Pid {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id, self.serial, self.creation) == (other.id, other.serial, other.creation)
+            && self.node_name() == other.node_name()
+    }
+}
+
+impl Hash for Pid {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.node_name(), self.id, self.serial, self.creation).hash(state)
+    }
+}
 
 #[pymethods]
 impl Pid {
     #[new]
     fn py_new(node: &Bound<'_, PyAny>, id: u32, serial: u32, creation: u32) -> PyResult<Self> {
-        Ok(Pid(etf::Pid { node: etf::Atom(atom_name(node)?), id, serial, creation }))
+        Ok(Pid { node: node_atom(node)?, id, serial, creation })
     }
     #[getter]
-    fn node<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        atoms::atom_object(py, self.0.node.as_str())
+    fn node(&self, py: Python<'_>) -> Py<Atom> {
+        self.node.clone_ref(py)
     }
     #[getter]
     fn id(&self) -> u32 {
-        self.0.id
+        self.id
     }
     #[getter]
     fn serial(&self) -> u32 {
-        self.0.serial
+        self.serial
     }
     #[getter]
     fn creation(&self) -> u32 {
-        self.0.creation
+        self.creation
     }
     fn __repr__(&self) -> String {
-        let p = &self.0;
-        format!("Pid({}, {}, {}, {})", py_str_repr(p.node.as_str()), p.id, p.serial, p.creation)
+        format!("Pid({}, {}, {}, {})", py_str_repr(self.node_name()), self.id, self.serial, self.creation)
     }
     fn __getnewargs__(&self) -> (String, u32, u32, u32) {
-        let p = &self.0;
-        (p.node.0.clone(), p.id, p.serial, p.creation)
+        (self.node_name().to_owned(), self.id, self.serial, self.creation)
     }
+}
+
+/// The shared `Atom` for a node name given as an `Atom` or a `str`.
+fn node_atom(node: &Bound<'_, PyAny>) -> PyResult<Py<Atom>> {
+    if let Ok(atom) = node.cast::<Atom>() {
+        return Ok(atom.clone().unbind());
+    }
+    Ok(atoms::atom_ref(node.py(), &atom_name(node)?)?.unbind())
 }
 
 /// A port identifier. One decoded from NEW_PORT_EXT is written back that way
@@ -140,10 +172,43 @@ impl Port {
     }
 }
 
-/// A reference (`make_ref()`, monitor references, aliases).
+/// A reference (`make_ref()`, monitor references, aliases). Like a pid, its node is the
+/// shared `Atom`; its 1 to 5 id words are held inline.
 #[pyclass(frozen, eq, hash, module = "rustelixir", skip_from_py_object)]
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Reference(pub etf::Reference);
+pub struct Reference {
+    pub node: Py<Atom>,
+    pub creation: u32,
+    words: [u32; 5],
+    len: u8,
+}
+
+impl Reference {
+    /// `ids` must have 1 to 5 words.
+    pub fn new(node: Py<Atom>, creation: u32, ids: &[u32]) -> Self {
+        debug_assert!((1..=5).contains(&ids.len()));
+        let mut words = [0; 5];
+        words[..ids.len()].copy_from_slice(ids);
+        Reference { node, creation, words, len: ids.len() as u8 }
+    }
+    pub fn node_name(&self) -> &str {
+        &self.node.get().name
+    }
+    pub fn ids(&self) -> &[u32] {
+        &self.words[..self.len as usize]
+    }
+}
+
+impl PartialEq for Reference {
+    fn eq(&self, other: &Self) -> bool {
+        self.creation == other.creation && self.ids() == other.ids() && self.node_name() == other.node_name()
+    }
+}
+
+impl Hash for Reference {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.node_name(), self.creation, self.ids()).hash(state)
+    }
+}
 
 #[pymethods]
 impl Reference {
@@ -152,25 +217,25 @@ impl Reference {
         if ids.is_empty() || ids.len() > 5 {
             return Err(PyValueError::new_err(format!("a reference has 1 to 5 id words, not {}", ids.len())));
         }
-        Ok(Reference(etf::Reference { node: etf::Atom(atom_name(node)?), creation, ids }))
+        Ok(Reference::new(node_atom(node)?, creation, &ids))
     }
     #[getter]
-    fn node<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        atoms::atom_object(py, self.0.node.as_str())
+    fn node(&self, py: Python<'_>) -> Py<Atom> {
+        self.node.clone_ref(py)
     }
     #[getter]
     fn creation(&self) -> u32 {
-        self.0.creation
+        self.creation
     }
-    #[getter]
-    fn ids(&self) -> Vec<u32> {
-        self.0.ids.clone()
+    #[getter(ids)]
+    fn py_ids(&self) -> Vec<u32> {
+        self.ids().to_vec()
     }
     fn __repr__(&self) -> String {
-        format!("Reference({}, {}, {:?})", py_str_repr(self.0.node.as_str()), self.0.creation, self.0.ids)
+        format!("Reference({}, {}, {:?})", py_str_repr(self.node_name()), self.creation, self.ids())
     }
     fn __getnewargs__(&self) -> (String, u32, Vec<u32>) {
-        (self.0.node.0.clone(), self.0.creation, self.0.ids.clone())
+        (self.node_name().to_owned(), self.creation, self.ids().to_vec())
     }
 }
 

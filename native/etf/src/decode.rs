@@ -43,9 +43,12 @@ pub trait Builder {
     fn binary(&mut self, data: &[u8]) -> Result<Self::Value, Self::Error>;
     /// `tail_bits` in 1..=7; the unused low bits of the last byte are zero.
     fn bitstring(&mut self, data: &[u8], tail_bits: u8) -> Result<Self::Value, Self::Error>;
-    fn pid(&mut self, pid: Pid) -> Result<Self::Value, Self::Error>;
+    /// Pids and references come in parts, with the node's name borrowed from the input: a
+    /// builder that shares node names (they repeat in every message) allocates nothing for them.
+    fn pid(&mut self, node: &str, id: u32, serial: u32, creation: u32) -> Result<Self::Value, Self::Error>;
     fn port(&mut self, port: Port) -> Result<Self::Value, Self::Error>;
-    fn reference(&mut self, reference: Reference) -> Result<Self::Value, Self::Error>;
+    /// `ids`: 1 to 5 words.
+    fn reference(&mut self, node: &str, creation: u32, ids: &[u32]) -> Result<Self::Value, Self::Error>;
     fn fun(&mut self, fun: Fun) -> Result<Self::Value, Self::Error>;
     fn export(&mut self, export: Export) -> Result<Self::Value, Self::Error>;
     /// Containers get their children as a draining iterator over the decoder's one value
@@ -88,14 +91,14 @@ impl Builder for TermBuilder {
     fn bitstring(&mut self, data: &[u8], tail_bits: u8) -> Result<Term, DecodeError> {
         Ok(Term::BitString { data: data.to_vec(), tail_bits })
     }
-    fn pid(&mut self, pid: Pid) -> Result<Term, DecodeError> {
-        Ok(Term::Pid(pid))
+    fn pid(&mut self, node: &str, id: u32, serial: u32, creation: u32) -> Result<Term, DecodeError> {
+        Ok(Term::Pid(Pid { node: Atom::from(node), id, serial, creation }))
     }
     fn port(&mut self, port: Port) -> Result<Term, DecodeError> {
         Ok(Term::Port(port))
     }
-    fn reference(&mut self, reference: Reference) -> Result<Term, DecodeError> {
-        Ok(Term::Ref(reference))
+    fn reference(&mut self, node: &str, creation: u32, ids: &[u32]) -> Result<Term, DecodeError> {
+        Ok(Term::Ref(Reference { node: Atom::from(node), creation, ids: ids.to_vec() }))
     }
     fn fun(&mut self, fun: Fun) -> Result<Term, DecodeError> {
         Ok(Term::Fun(fun))
@@ -239,6 +242,19 @@ fn inflate(data: &[u8], tag_at: usize, limits: &Limits) -> Result<(Vec<u8>, usiz
     Ok((out, data.len() - input.len()))
 }
 
+/// `bytes` as text when they are all ASCII, as nearly every atom is. The general UTF-8
+/// validation costs several instructions a byte on these short texts (it was the largest
+/// single cost of decoding a small message); the ASCII test reads a word at a time.
+#[inline(always)]
+fn ascii_str(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        None
+    }
+}
+
 /// A container still being filled: its children so far are the values from `start` on.
 enum Open {
     Tuple { start: usize, remaining: usize },
@@ -275,44 +291,75 @@ impl<'a, 'l> Decoder<'a, 'l> {
         self.data.len() - self.pos
     }
 
-    #[inline]
+    // The readers below run for every byte of every term: they are inlined into the
+    // decoder's loop, and the error they rarely make is built out of line (a `DecodeError`
+    // owns a `String`; formatting it inline bloated every call site and kept the readers
+    // themselves from being inlined).
+    #[inline(always)]
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-        if n > self.remaining() {
-            return Err(self.err(
-                self.pos,
-                format!("truncated {what}: needs {n} bytes, {} remain", self.remaining()),
-            ));
+        match self.data.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => Err(self.truncated(n, what)),
         }
-        let s = &self.data[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
     }
 
-    #[inline]
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self, n: usize, what: &str) -> DecodeError {
+        self.err(self.pos, format!("truncated {what}: needs {n} bytes, {} remain", self.remaining()))
+    }
+
+    #[inline(always)]
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        match self.data.get(self.pos..).and_then(|rest| rest.first_chunk::<N>()) {
+            Some(a) => {
+                self.pos += N;
+                Ok(*a)
+            }
+            None => Err(self.truncated(N, what)),
+        }
+    }
+
+    #[inline(always)]
     fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, what)?[0])
+        match self.data.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.truncated(1, what)),
+        }
     }
-    #[inline]
+    #[inline(always)]
     fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.take(2, what)?.try_into().unwrap()))
+        Ok(u16::from_be_bytes(self.array(what)?))
     }
-    #[inline]
+    #[inline(always)]
     fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.take(4, what)?.try_into().unwrap()))
+        Ok(u32::from_be_bytes(self.array(what)?))
     }
-    #[inline]
+    #[inline(always)]
     fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.take(8, what)?.try_into().unwrap()))
+        Ok(u64::from_be_bytes(self.array(what)?))
     }
 
     /// A count of things that each take at least `min_each` bytes: refused at once when the
     /// remaining input cannot hold them, so no allocation follows an absurd length.
-    #[inline]
+    #[inline(always)]
     fn count(&mut self, n: usize, min_each: usize, at: usize, what: &str) -> Result<usize, DecodeError> {
         if n.saturating_mul(min_each) > self.remaining() {
-            return Err(self.err(at, format!("{what} claims {n} elements but only {} bytes remain", self.remaining())));
+            return Err(self.too_many(n, at, what));
         }
         Ok(n)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_many(&self, n: usize, at: usize, what: &str) -> DecodeError {
+        self.err(at, format!("{what} claims {n} elements but only {} bytes remain", self.remaining()))
     }
 
     /// An atom in any of its four encodings.
@@ -335,16 +382,20 @@ impl<'a, 'l> Decoder<'a, 'l> {
         };
         let bytes = self.take(len, "atom text")?;
         if utf8 {
-            let text = std::str::from_utf8(bytes).map_err(|_| self.err(at, "atom text is not valid UTF-8"))?;
-            if text.chars().count() > 255 {
+            let text = match ascii_str(bytes) {
+                Some(text) => text,
+                None => std::str::from_utf8(bytes).map_err(|_| self.err(at, "atom text is not valid UTF-8"))?,
+            };
+            // At most 255 bytes is at most 255 characters: only longer texts need counting.
+            if len > 255 && text.chars().count() > 255 {
                 return Err(self.err(at, "atom longer than 255 characters"));
             }
             Ok(Cow::Borrowed(text))
         } else if len > 255 {
             // Latin-1: one byte, one character.
             Err(self.err(at, "atom longer than 255 characters"))
-        } else if bytes.is_ascii() {
-            Ok(Cow::Borrowed(std::str::from_utf8(bytes).unwrap()))
+        } else if let Some(text) = ascii_str(bytes) {
+            Ok(Cow::Borrowed(text))
         } else {
             Ok(Cow::Owned(bytes.iter().map(|&b| b as char).collect()))
         }
@@ -359,18 +410,23 @@ impl<'a, 'l> Decoder<'a, 'l> {
         }
     }
 
-    fn pid_fields(&mut self, tag: u8) -> Result<Pid, DecodeError> {
-        let node = Atom(self.atom_text()?.into_owned());
+    /// A pid after its tag: node, id, serial, creation.
+    #[inline]
+    fn pid_fields(&mut self, tag: u8) -> Result<(Cow<'a, str>, u32, u32, u32), DecodeError> {
+        let node = self.atom_text()?;
         let id = self.u32("pid id")?;
         let serial = self.u32("pid serial")?;
         let creation = if tag == NEW_PID_EXT { self.u32("pid creation")? } else { self.u8("pid creation")? as u32 };
-        Ok(Pid { node, id, serial, creation })
+        Ok((node, id, serial, creation))
     }
 
     fn pid_term(&mut self) -> Result<Pid, DecodeError> {
         let at = self.pos;
         match self.u8("pid tag")? {
-            tag @ (NEW_PID_EXT | PID_EXT) => self.pid_fields(tag),
+            tag @ (NEW_PID_EXT | PID_EXT) => {
+                let (node, id, serial, creation) = self.pid_fields(tag)?;
+                Ok(Pid { node: Atom(node.into_owned()), id, serial, creation })
+            }
             other => Err(self.err(at, format!("expected a pid, found tag {other}"))),
         }
     }
@@ -480,8 +536,8 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     }
                 }
                 NEW_PID_EXT | PID_EXT => {
-                    let pid = self.pid_fields(tag)?;
-                    b.pid(pid)?
+                    let (node, id, serial, creation) = self.pid_fields(tag)?;
+                    b.pid(&node, id, serial, creation)?
                 }
                 NEW_PORT_EXT | V4_PORT_EXT | PORT_EXT => {
                     let node = Atom(self.atom_text()?.into_owned());
@@ -496,20 +552,20 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     if len == 0 || len > max {
                         return Err(self.err(len_at, format!("reference with {len} id words (1 to {max} allowed)")).into());
                     }
-                    let node = Atom(self.atom_text()?.into_owned());
+                    let node = self.atom_text()?;
                     let creation =
                         if tag == NEWER_REFERENCE_EXT { self.u32("reference creation")? } else { self.u8("reference creation")? as u32 };
-                    let mut ids = Vec::with_capacity(len);
-                    for _ in 0..len {
-                        ids.push(self.u32("reference id")?);
+                    let mut ids = [0u32; 5];
+                    for id in &mut ids[..len] {
+                        *id = self.u32("reference id")?;
                     }
-                    b.reference(Reference { node, creation, ids })?
+                    b.reference(&node, creation, &ids[..len])?
                 }
                 REFERENCE_EXT => {
-                    let node = Atom(self.atom_text()?.into_owned());
+                    let node = self.atom_text()?;
                     let id = self.u32("reference id")?;
                     let creation = self.u8("reference creation")? as u32;
-                    b.reference(Reference { node, creation, ids: vec![id] })?
+                    b.reference(&node, creation, &[id])?
                 }
                 NEW_FUN_EXT => {
                     if stack.len() >= self.max_depth {
@@ -540,6 +596,12 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     };
                     if stack.len() >= self.max_depth {
                         return Err(self.err(at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)).into());
+                    }
+                    if stack.capacity() == 0 {
+                        // The first container: room for a small message's nesting and values
+                        // at once, rather than growing by doubling from 4 on the way.
+                        stack.reserve(8);
+                        values.reserve(16);
                     }
                     match tag {
                         SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {

@@ -99,11 +99,16 @@ pub fn put_bitstring(out: &mut Vec<u8>, data: &[u8], tail_bits: u8) -> Result<()
 }
 
 pub fn put_pid(out: &mut Vec<u8>, pid: &Pid) -> Result<(), EncodeError> {
+    put_pid_parts(out, pid.node.as_str(), pid.id, pid.serial, pid.creation)
+}
+
+/// A pid from its parts, for holders of pids that are not a [`Pid`].
+pub fn put_pid_parts(out: &mut Vec<u8>, node: &str, id: u32, serial: u32, creation: u32) -> Result<(), EncodeError> {
     out.push(NEW_PID_EXT);
-    put_atom(out, pid.node.as_str())?;
-    out.extend_from_slice(&pid.id.to_be_bytes());
-    out.extend_from_slice(&pid.serial.to_be_bytes());
-    out.extend_from_slice(&pid.creation.to_be_bytes());
+    put_atom(out, node)?;
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&serial.to_be_bytes());
+    out.extend_from_slice(&creation.to_be_bytes());
     Ok(())
 }
 
@@ -122,14 +127,19 @@ pub fn put_port(out: &mut Vec<u8>, port: &Port) -> Result<(), EncodeError> {
 }
 
 pub fn put_reference(out: &mut Vec<u8>, r: &Reference) -> Result<(), EncodeError> {
-    if r.ids.is_empty() || r.ids.len() > 5 {
-        return Err(EncodeError::new(format!("a reference has 1 to 5 id words, not {}", r.ids.len())));
+    put_reference_parts(out, r.node.as_str(), r.creation, &r.ids)
+}
+
+/// A reference from its parts, for holders of references that are not a [`Reference`].
+pub fn put_reference_parts(out: &mut Vec<u8>, node: &str, creation: u32, ids: &[u32]) -> Result<(), EncodeError> {
+    if ids.is_empty() || ids.len() > 5 {
+        return Err(EncodeError::new(format!("a reference has 1 to 5 id words, not {}", ids.len())));
     }
     out.push(NEWER_REFERENCE_EXT);
-    out.extend_from_slice(&(r.ids.len() as u16).to_be_bytes());
-    put_atom(out, r.node.as_str())?;
-    out.extend_from_slice(&r.creation.to_be_bytes());
-    for id in &r.ids {
+    out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
+    put_atom(out, node)?;
+    out.extend_from_slice(&creation.to_be_bytes());
+    for id in ids {
         out.extend_from_slice(&id.to_be_bytes());
     }
     Ok(())
