@@ -10,7 +10,7 @@
 
 use etf::decode::{decode_at_with, Builder, Limits};
 use etf::tags::*;
-use etf::{DecodeError, Export, Fun, Pid, Port, Reference};
+use etf::{DecodeError, Export, Fun, Port};
 use std::vec::Drain;
 
 use crate::builtins::{self, NativeError};
@@ -79,13 +79,13 @@ impl Builder for Skip {
     fn bitstring(&mut self, _: &[u8], _: u8) -> Result<(), DecodeError> {
         Ok(())
     }
-    fn pid(&mut self, _: Pid) -> Result<(), DecodeError> {
+    fn pid(&mut self, _: &str, _: u32, _: u32, _: u32) -> Result<(), DecodeError> {
         Ok(())
     }
     fn port(&mut self, _: Port) -> Result<(), DecodeError> {
         Ok(())
     }
-    fn reference(&mut self, _: Reference) -> Result<(), DecodeError> {
+    fn reference(&mut self, _: &str, _: u32, _: &[u32]) -> Result<(), DecodeError> {
         Ok(())
     }
     fn fun(&mut self, _: Fun) -> Result<(), DecodeError> {

@@ -121,5 +121,8 @@ pub fn call_builtin<'py>(py: Python<'py>, name: &str, args: &Bound<'py, PyTuple>
             etf::encode::put_binary(&mut message, text.as_bytes()).map_err(|e| PyErr::from(Error::from(e)))?;
         }
     }
-    etf::decode::decode_with(&message, &mut crate::from_etf::PyBuilder { py }, &etf::Limits::default()).map_err(PyErr::from)
+    crate::atoms::with_cache(|atoms| {
+        etf::decode::decode_with(&message, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
+            .map_err(PyErr::from)
+    })
 }

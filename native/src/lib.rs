@@ -96,7 +96,18 @@ fn decode_dist_bytes<'py>(
         [] => return Err(bad(0, "empty distribution message".into())),
         [first, ..] => return Err(bad(0, format!("not a distribution message (first byte {first})"))),
     };
-    let mut builder = from_etf::PyBuilder { py };
+    atoms::with_cache(|atoms| decode_dist_terms(py, bytes, start, atoms, limits))
+}
+
+fn decode_dist_terms<'py>(
+    py: Python<'py>,
+    bytes: &[u8],
+    start: usize,
+    atoms: &atoms::AtomCache,
+    limits: &etf::Limits,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let bad = |offset: usize, msg: String| PyErr::from(Error::Decode(etf::DecodeError::new(offset, msg)));
+    let mut builder = from_etf::PyBuilder { py, atoms };
     let (control, end) = etf::decode::decode_at_with(bytes, start, &mut builder, limits).map_err(PyErr::from)?;
     if end == bytes.len() {
         return PyTuple::new(py, [control]);
