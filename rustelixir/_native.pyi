@@ -6,6 +6,7 @@ __all__ = [
     "call_builtin",
     "decode_dist",
     "DistFastPath",
+    "DistLink",
     "decode",
     "encode",
     "roundtrip_term",
@@ -150,5 +151,27 @@ class DistFastPath:
     def feed(self, data: bytes) -> tuple[bytes | None, list[bytes], int]: ...
     @property
     def buffered(self) -> int: ...
+    @property
+    def stats(self) -> tuple[int, int]: ...
+@final
+class DistLink:
+    def __new__(
+        cls,
+        fd: int,
+        leftover: bytes,
+        notify_fd: int,
+        *,
+        server_name: str | None,
+        server_pid: bytes,
+        alias: bool,
+        send_sender: bool,
+        header: bool,
+        max_message_size: int,
+        fragment_size: int,
+        ticktime_ms: int,
+    ) -> DistLink: ...
+    def send(self, data: bytes) -> None: ...
+    def take(self) -> tuple[list[bytes], int, str | None]: ...
+    def close(self) -> None: ...
     @property
     def stats(self) -> tuple[int, int]: ...

@@ -273,9 +273,8 @@ class Node:
         """(calls, errors) answered on the fast path, over every connection so far."""
         calls, errors = self._closed_fast_stats
         for proto in self.peers.values():
-            if proto.conn is not None:
-                c, e = proto.conn.fast_path_stats
-                calls, errors = calls + c, errors + e
+            c, e = proto.fast_path_stats
+            calls, errors = calls + c, errors + e
         return calls, errors
 
     def register(self, name: str, process: Process) -> None:
@@ -375,7 +374,7 @@ class Node:
         if self.peers.get(proto.peer_name) is proto:
             del self.peers[proto.peer_name]
         if proto.conn is not None:
-            c, e = proto.conn.fast_path_stats
+            c, e = proto.fast_path_stats
             self._closed_fast_stats = (self._closed_fast_stats[0] + c, self._closed_fast_stats[1] + e)
         for ref, (by, target) in list(proto.monitors.items()):
             target.demonitored(ref, by, proto)
@@ -394,6 +393,8 @@ class Node:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for proto in list(self.peers.values()):
+                if proto.link is not None:
+                    continue  # its Rust thread ticks and watches for silence
                 if now - proto.last_received > self.ticktime:
                     log.warning("%s sent nothing for %.0f s: connection closed", proto.peer_name, self.ticktime)
                     proto.abort(ConnectionLostError("net_ticktime exceeded"))

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from rustelixir._native import DistLink
 from rustelixir.errors import HandshakeError, RemoteProtocolError
 from rustelixir.protocol.connection import DistConnection
 from rustelixir.protocol.control import Control
+from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Handshake, HandshakeComplete, NameReceived, Role, StatusReceived
 
 if TYPE_CHECKING:
@@ -50,6 +53,9 @@ class DistProtocol(asyncio.Protocol):
         self.monitors: dict[Any, tuple[Any, Any]] = {}  # ref -> (monitoring pid, our target)
         self.links: set[tuple[Any, Any]] = set()
         self._handshake_timer: asyncio.TimerHandle | None = None
+        # After the handshake a Rust thread owns the socket (reads, fast path, ticks).
+        self.link: DistLink | None = None
+        self._wake_fd: int | None = None
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -82,6 +88,8 @@ class DistProtocol(asyncio.Protocol):
             self._handshake_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.link is not None:
+            return  # the asyncio transport let go of a socket the link owns now
         self.closed = True
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
@@ -131,16 +139,85 @@ class DistProtocol(asyncio.Protocol):
         self.handshake = None
         self.peer_name = done.peer_name
         self.peer_creation = done.peer_creation
+        self.flags = done.flags
         server_name, server_pid = self.node._fast_path_server()
         self.conn = DistConnection(
             peer_name=done.peer_name, flags=done.flags, server_name=server_name, server_pid=server_pid
         )
-        self.flags = done.flags
+        self._hand_over(done.leftover, server_name, server_pid)
         self.node._peer_up(self)
         if not self.ready.done():
             self.ready.set_result(self)
-        if done.leftover:
-            self.data_received(done.leftover)
+
+    def _hand_over(self, leftover: bytes, server_name: str | None, server_pid: object) -> None:
+        """Gives the socket to a Rust thread (DistLink): from now on it reads, answers the
+        fast path and ticks without the GIL; the frames left for Python come back through
+        a pipe this loop watches."""
+        assert self.transport is not None and self.conn is not None
+        sock = self.transport.get_extra_info("socket")
+        fd = os.dup(sock.fileno())
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        from rustelixir._native import encode
+
+        self.link = DistLink(
+            fd,
+            leftover,
+            wake_w,
+            server_name=server_name,
+            server_pid=encode(server_pid)[1:] if server_pid is not None else b"",
+            alias=bool(self.flags & DFlag.ALIAS),
+            send_sender=bool(self.flags & DFlag.SEND_SENDER),
+            header=bool(self.flags & DFlag.FRAGMENTS),
+            max_message_size=self.conn.max_message_size,
+            fragment_size=self.conn.fragment_size,
+            ticktime_ms=int(self.node.ticktime * 1000),
+        )
+        self._wake_fd = wake_r
+        self.transport.abort()  # closes asyncio's descriptor; the link holds its duplicate
+        asyncio.get_running_loop().add_reader(wake_r, self._link_ready)
+
+    def _link_ready(self) -> None:
+        assert self.link is not None and self.conn is not None and self._wake_fd is not None
+        try:
+            os.read(self._wake_fd, 4096)
+        except BlockingIOError:
+            pass
+        frames, ticks, closed = self.link.take()
+        if frames or ticks:
+            self.last_received = time.monotonic()
+        if frames:
+            try:
+                events = self.conn.receive_frames(frames)
+            except RemoteProtocolError as e:
+                log.warning("closing the connection to %s: %s", self.peer_name, e)
+                self.abort(e)
+                return
+            self.node._dispatch(self, events)
+            self.flush()
+        if closed is not None and not self.closed:
+            level = logging.WARNING if closed.startswith("protocol error") else logging.INFO
+            log.log(level, "connection to %s ended: %s", self.peer_name, closed)
+            self._shut_link()
+
+    def _shut_link(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._wake_fd is not None:
+            asyncio.get_running_loop().remove_reader(self._wake_fd)
+            os.close(self._wake_fd)
+            self._wake_fd = None
+        if self.link is not None:
+            self.link.close()
+        self.node._connection_lost(self)
+
+    @property
+    def fast_path_stats(self) -> tuple[int, int]:
+        if self.link is not None:
+            calls, errors = self.link.stats
+            return calls, errors
+        return self.conn.fast_path_stats if self.conn is not None else (0, 0)
 
     def _handshake_timed_out(self) -> None:
         if self.conn is None and not self.closed:
@@ -168,14 +245,24 @@ class DistProtocol(asyncio.Protocol):
         self.flush()
 
     def flush(self) -> None:
-        if self.conn is None or self.transport is None or self.closed:
+        if self.conn is None or self.closed:
             return
         out = self.conn.data_to_send()
-        if out:
+        if not out:
+            return
+        if self.link is not None:
+            try:
+                self.link.send(b"".join(out))
+            except OSError as e:
+                log.info("cannot write to %s: %s", self.peer_name, e)
+                self._shut_link()
+        elif self.transport is not None:
             self.transport.writelines(out)
             self.wrote = True
 
     def tick(self) -> None:
+        if self.link is not None:
+            return  # the link ticks by itself
         if self.conn is not None and not self.wrote:
             self.conn.send_tick()
             self.flush()
@@ -185,5 +272,7 @@ class DistProtocol(asyncio.Protocol):
         if not self.ready.done():
             self.ready.set_exception(reason)
             self.ready.exception()
-        if self.transport is not None and not self.closed:
+        if self.link is not None:
+            self._shut_link()
+        elif self.transport is not None and not self.closed:
             self.transport.abort()

@@ -47,12 +47,33 @@ pub struct Stats {
 
 pub enum FrameError {
     TooLarge(usize),
+    /// The peer broke the protocol (fragments out of order, ...): close the connection.
+    Protocol(String),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::TooLarge(len) => write!(f, "frame of {len} bytes is over the size limit"),
+            FrameError::Protocol(message) => f.write_str(message),
+        }
+    }
+}
+
+const MAX_OPEN_SEQUENCES: usize = 1024;
+
+/// A fragmented message being put back together: the fragment id expected next (they
+/// count down to 1) and the content so far, behind a distribution header.
+struct Sequence {
+    next: u64,
+    body: Vec<u8>,
 }
 
 pub struct FastPath {
     pub config: Config,
     buffer: Vec<u8>,
     pub stats: Stats,
+    sequences: std::collections::HashMap<u64, Sequence>,
 }
 
 /// Walks a term without building anything, to find where it ends.
@@ -202,7 +223,7 @@ struct Call<'a> {
 
 impl FastPath {
     pub fn new(config: Config) -> Self {
-        FastPath { config, buffer: Vec::new(), stats: Stats::default() }
+        FastPath { config, buffer: Vec::new(), stats: Stats::default(), sequences: Default::default() }
     }
 
     /// Takes bytes from the socket. Replies it could make go to `out` (whole frames, ready
@@ -247,11 +268,70 @@ impl FastPath {
             pos += 4 + len;
             if len == 0 {
                 *ticks += 1;
+            } else if body.len() >= 2 && body[0] == VERSION && (body[1] == DIST_FRAG_HEADER || body[1] == DIST_FRAG_CONT) {
+                if let Some(whole) = self.fragment(body)? {
+                    if !self.answer(&whole, out) {
+                        to_python.push(whole);
+                    }
+                }
             } else if !self.answer(body, out) {
                 to_python.push(body.to_vec());
             }
         }
         Ok(pos)
+    }
+
+    /// Puts fragmented messages back together: returns the whole message (as a frame body
+    /// with a distribution header) when its last fragment arrives.
+    fn fragment(&mut self, body: &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
+        let bad = |m: String| Err(FrameError::Protocol(m));
+        let first = body[1] == DIST_FRAG_HEADER;
+        let header_len = if first { 19 } else { 18 };
+        if body.len() < header_len {
+            return bad("truncated fragment header".into());
+        }
+        let sequence = u64::from_be_bytes(body[2..10].try_into().unwrap());
+        let id = u64::from_be_bytes(body[10..18].try_into().unwrap());
+        let content = &body[header_len..];
+        if id == 0 {
+            return bad(format!("fragment id 0 in sequence {sequence}"));
+        }
+        if first {
+            if body[18] != 0 {
+                return bad(format!("fragment header with {} atom-cache references (none negotiated)", body[18]));
+            }
+            let mut whole = Vec::with_capacity(3 + content.len());
+            whole.extend_from_slice(&[VERSION, DIST_HEADER, 0]);
+            whole.extend_from_slice(content);
+            if id == 1 {
+                return Ok(Some(whole));
+            }
+            if self.sequences.len() >= MAX_OPEN_SEQUENCES {
+                return bad(format!("more than {MAX_OPEN_SEQUENCES} fragmented messages at once"));
+            }
+            if self.sequences.insert(sequence, Sequence { next: id - 1, body: whole }).is_some() {
+                return bad(format!("fragment sequence {sequence} started twice"));
+            }
+            return Ok(None);
+        }
+        let Some(seq) = self.sequences.get_mut(&sequence) else {
+            return bad(format!("fragment {id} of unknown sequence {sequence}"));
+        };
+        if id != seq.next {
+            return bad(format!("fragment {id} of sequence {sequence}, expected {}", seq.next));
+        }
+        if seq.body.len() + content.len() > self.config.max_message_size {
+            return bad(format!(
+                "fragmented message over the limit of {} bytes",
+                self.config.max_message_size
+            ));
+        }
+        seq.body.extend_from_slice(content);
+        if id > 1 {
+            seq.next = id - 1;
+            return Ok(None);
+        }
+        Ok(self.sequences.remove(&sequence).map(|s| s.body))
     }
 
     /// True when the frame was dealt with here.

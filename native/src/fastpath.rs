@@ -53,6 +53,7 @@ impl DistFastPath {
                 "frame of {len} bytes is over the limit of {}",
                 self.inner.config.max_message_size
             )),
+            other => RemoteProtocolError::new_err(other.to_string()),
         })?;
         let out = if out.is_empty() { None } else { Some(PyBytes::new(py, &out)) };
         let bodies = PyList::new(py, to_python.iter().map(|b| PyBytes::new(py, b)))?;

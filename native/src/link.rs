@@ -229,8 +229,9 @@ fn read_loop(
                     }
                 }
                 Err(FrameError::TooLarge(len)) => {
-                    break format!("frame of {len} bytes is over the limit of {}", fast.config.max_message_size)
+                    break format!("protocol error: frame of {len} bytes is over the limit of {}", fast.config.max_message_size)
                 }
+                Err(e) => break format!("protocol error: {e}"),
             }
             if buf.len() == n && n < 16 * 1024 * 1024 {
                 buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once

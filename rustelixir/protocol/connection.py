@@ -126,6 +126,23 @@ class DistConnection:
             raise RemoteProtocolError(f"malformed distribution message from {self.peer_name}: {e}") from e
         return events
 
+    def receive_frames(self, bodies: list[bytes]) -> list[ConnectionEvent]:
+        """Decodes frame bodies already cut (by the Rust link that owns the socket)."""
+        if self._state is _State.ERROR:
+            raise LocalProtocolError(f"connection to {self.peer_name} is in ERROR; close it")
+        events: list[ConnectionEvent] = []
+        try:
+            for body in bodies:
+                event = self._frame(body)
+                if event is not None:
+                    events.append(event)
+        except (RemoteProtocolError, DecodeError) as e:
+            self._state = _State.ERROR
+            if isinstance(e, RemoteProtocolError):
+                raise
+            raise RemoteProtocolError(f"malformed distribution message from {self.peer_name}: {e}") from e
+        return events
+
     @property
     def fast_path_stats(self) -> tuple[int, int]:
         """(calls answered on the fast path, of which errors)."""
