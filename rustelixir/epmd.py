@@ -452,7 +452,9 @@ class EpmdServer:
                 await writer.drain()
                 return
             else:
-                writer.write(NamesResp(self.port, tuple((n, r.request.port) for n, r in self._nodes.items())).to_bytes())
+                # Newest first, as OTP's epmd lists them.
+                listed = tuple((n, r.request.port) for n, r in reversed(self._nodes.items()))
+                writer.write(NamesResp(self.port, listed).to_bytes())
                 await writer.drain()
                 return
 
