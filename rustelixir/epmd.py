@@ -192,6 +192,15 @@ class EpmdRegistration:
     async def close(self) -> None:
         await _close(self._writer)
 
+    async def wait_lost(self) -> None:
+        """Return when the registration has ended: the EPMD closed the connection (it
+        stopped, and a restarted EPMD does not know the name), or `close()` was called.
+        A node that wants to stay findable registers again then."""
+        with contextlib.suppress(OSError):
+            # An EPMD sends nothing on a registration's connection: wait for its end.
+            while await self._reader.read(4096):
+                pass
+
     async def __aenter__(self) -> EpmdRegistration:
         return self
 

@@ -377,6 +377,22 @@ def test_a_normal_node_and_an_unknown_name(any_epmd: int) -> None:
     run(scenario())
 
 
+def test_a_registration_knows_when_the_epmd_went_away() -> None:
+    async def scenario() -> None:
+        server = EpmdServer()
+        await server.start()
+        registration = await register(unique("orphan"), 40700, epmd_port=server.port)
+        waiter = asyncio.create_task(registration.wait_lost())
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        server.close()
+        await server.wait_closed()
+        await asyncio.wait_for(waiter, 2)
+        await registration.close()
+
+    run(scenario())
+
+
 def test_epmd_port_comes_from_erl_epmd_port(any_epmd: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ERL_EPMD_PORT", str(any_epmd))
     assert isinstance(run(names("127.0.0.1")), dict)
