@@ -192,6 +192,15 @@ class EpmdRegistration:
     async def close(self) -> None:
         await _close(self._writer)
 
+    async def wait_lost(self) -> None:
+        """Return when the registration has ended: the EPMD closed the connection (it
+        stopped, and a restarted EPMD does not know the name), or `close()` was called.
+        A node that wants to stay findable registers again then."""
+        with contextlib.suppress(OSError):
+            # An EPMD sends nothing on a registration's connection: wait for its end.
+            while await self._reader.read(4096):
+                pass
+
     async def __aenter__(self) -> EpmdRegistration:
         return self
 
@@ -452,7 +461,9 @@ class EpmdServer:
                 await writer.drain()
                 return
             else:
-                writer.write(NamesResp(self.port, tuple((n, r.request.port) for n, r in self._nodes.items())).to_bytes())
+                # Newest first, as OTP's epmd lists them.
+                listed = tuple((n, r.request.port) for n, r in reversed(self._nodes.items()))
+                writer.write(NamesResp(self.port, listed).to_bytes())
                 await writer.drain()
                 return
 
