@@ -84,6 +84,8 @@ class CallError(RustelixirError):
     def __init__(self, reason: object) -> None:
         super().__init__(f"call exited: {reason!r}")
         self.reason = reason
+
+
 class EpmdError(RustelixirError):
     """Talking to an EPMD (Erlang Port Mapper Daemon) failed: it could not be reached, it
     refused a registration (the name is in use), or it broke the protocol."""
