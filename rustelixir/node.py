@@ -212,7 +212,10 @@ class Node:
                 "127.0.0.1", self.epmd_port, allow_system=self.epmd_mode in ("auto", "system")
             )
             if self._epmd_server is not None and self.epmd_mode == "system":
-                raise NodeClosedError("no EPMD is running and the system's epmd could not be started")
+                self._epmd_server.close()
+                await self._epmd_server.wait_closed()
+                self._epmd_server = None
+                raise NodeClosedError("no EPMD is running and there is no system epmd to start (--epmd system)")
             epmd_port = self._epmd_server.port if self._epmd_server is not None else self.epmd_port
             self._registration = await epmd.register(alive, self.port, epmd_port=epmd_port, hidden=True)
             self.creation = self._registration.creation
