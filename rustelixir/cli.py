@@ -117,6 +117,7 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             epmd=epmd_mode,
             epmd_port=args.epmd_port,
+            ticktime=args.net_ticktime,
         )
         try:
             await node.start()
@@ -128,9 +129,15 @@ def serve(args: argparse.Namespace) -> int:
         node.register("rustelixir", server)
         flag = "--sname" if args.sname and not args.name else "--name"
         you = "you@127.0.0.1" if flag == "--name" else "you"
+        no_epmd = (
+            f' --erl "-start_epmd false -erl_epmd_port {node.port}"'
+            " (no EPMD: from another address than the node's, e.g. you@127.0.0.2)"
+            if epmd_mode == "none"
+            else ""
+        )
         print(
             f"rustelixir: node {name} is up on port {node.port}. Connect with "
-            f"`iex {flag} {you} --cookie {_cookie_hint(args)}` and call "
+            f"`iex {flag} {you} --cookie {_cookie_hint(args)}{no_epmd}` and call "
             f'`GenServer.call({{:rustelixir, :"{name}"}}, {{:add, 1, 2}})`',
             flush=True,
         )
@@ -170,6 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--epmd-port", type=int, default=None, help="EPMD port (default $ERL_EPMD_PORT or 4369)")
     p.add_argument("--no-epmd", action="store_true", help="do not register with EPMD (needs a fixed --port)")
+    p.add_argument(
+        "--net-ticktime",
+        type=float,
+        default=60.0,
+        help="seconds of silence after which a peer counts as down; ticks go every quarter of it "
+        "(use the same value as the BEAM nodes' -kernel net_ticktime)",
+    )
     p.add_argument("--workers", type=int, default=32, help="worker threads for slow natives")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="slow calls in flight before :overloaded")
     p.add_argument("-v", "--verbose", action="count", default=0)

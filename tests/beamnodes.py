@@ -52,7 +52,16 @@ def _read_exact(fd: int, n: int, deadline: float) -> bytes:
 class DistClient:
     """A distributed `erl` node evaluating Erlang expressions sent from the test."""
 
-    def __init__(self, erl: str, build_dir: Path, *, cookie: str, name: str | None = None, erlc: str = "erlc") -> None:
+    def __init__(
+        self,
+        erl: str,
+        build_dir: Path,
+        *,
+        cookie: str,
+        name: str | None = None,
+        erlc: str = "erlc",
+        extra: list[str] | None = None,
+    ) -> None:
         build_dir.mkdir(parents=True, exist_ok=True)
         if not (build_dir / "dist_client.beam").exists():
             subprocess.run(
@@ -61,7 +70,7 @@ class DistClient:
         self.name = name or unique_name("client")
         self.proc = subprocess.Popen(
             [erl, "-noinput", "-name", self.name, "-setcookie", cookie, "-pa", str(build_dir),
-             "-run", "dist_client", "main"],
+             *(extra or []), "-run", "dist_client", "main"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )  # fmt: skip

@@ -320,3 +320,62 @@ def test_malformed_frame_after_handshake_drops_only_that_peer(tmp_path: Path, no
     assert asyncio.run(bad_peer()) == b""  # the node closed the connection
     assert call(client, "{add, 2, 2}") == (Atom("ok"), 4)
     assert "not a tuple with an opcode" in node.log()
+
+
+# --- Ticks, EPMD-less operation ------------------------------------------------------------
+
+
+def test_ticks_flow_while_the_event_loop_is_blocked(tmp_path: Path) -> None:
+    # net_ticktime 4 s on both sides; a Python native blocks the node's event loop for 7 s.
+    # The Rust link keeps ticking and answering fast-path calls, so the BEAM keeps the
+    # connection and `add` stays quick.
+    runtime = runtime_or_skip("otp25")
+    served = ServedNode(tmp_path, cookie=COOKIE, extra=["--module", "natives_fixture", "--net-ticktime", "4"])
+    c = DistClient(runtime.erl, tmp_path / "client", cookie=COOKIE, erlc=runtime.erlc, extra=["-kernel", "net_ticktime", "4"])
+    try:
+        c.set("Node", served.atom)
+        result = c.eval(
+            "ok = net_kernel:monitor_nodes(true, [{node_type, all}]),"
+            "pong = net_adm:ping(Node),"
+            "Self = self(),"
+            "spawn(fun() -> Self ! {spun, gen_server:call({rustelixir, Node}, {spin, 7000}, 20000)} end),"
+            "timer:sleep(500),"
+            "Lat = [element(1, timer:tc(fun() -> {ok, 2} = gen_server:call({rustelixir, Node}, {add, 1, 1}) end))"
+            "       || _ <- lists:seq(1, 10)],"
+            "Spun = receive {spun, S} -> S after 15000 -> no_answer end,"
+            "Down = receive {nodedown, Node, _} -> nodedown after 0 -> still_up end,"
+            "{Spun, Down, lists:max(Lat)}.",
+            timeout=60,
+        )
+        spun, down, worst_add_us = result
+        assert spun == (Atom("ok"), b"spun")
+        assert down == Atom("still_up")
+        assert worst_add_us < 100_000
+    finally:
+        c.close()
+        served.stop()
+
+
+def test_epmd_less_operation_at_a_fixed_port(tmp_path: Path) -> None:
+    # No EPMD registration: the node listens on 127.0.0.1:PORT; an erl on 127.0.0.2 that
+    # assumes every node listens on PORT (-erl_epmd_port) reaches it directly.
+    runtime = runtime_or_skip("otp25")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    served = ServedNode(tmp_path, cookie=COOKIE, extra=["--no-epmd", "--port", str(port)])
+    c = DistClient(
+        runtime.erl,
+        tmp_path / "client",
+        cookie=COOKIE,
+        erlc=runtime.erlc,
+        name=unique_name("noepmd").replace("@127.0.0.1", "@127.0.0.2"),
+        extra=["-start_epmd", "false", "-erl_epmd_port", str(port), "-kernel", "inet_dist_use_interface", "{127,0,0,2}"],
+    )
+    try:
+        c.set("Node", served.atom)
+        assert f"-erl_epmd_port {port}" in served.banner
+        assert call(c, "{add, 40, 2}") == (Atom("ok"), 42)
+    finally:
+        c.close()
+        served.stop()
