@@ -8,10 +8,15 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test test-rust test-python test-elixir bench-codec build venv beam clean
+NAME ?= py@127.0.0.1
 
+.PHONY: run test test-rust test-python test-elixir bench bench-codec bench-node build venv beam clean
+
+# The node, in the foreground (Ctrl-C stops it). Its cookie: $$RUSTELIXIR_COOKIE, else
+# ~/.erlang.cookie (created as erl would); the EPMD: a running one, else the system's epmd,
+# else one inside the node.
 run: build
-	$(VENV)/bin/rustelixir demo
+	$(VENV)/bin/rustelixir serve --name $(NAME)
 
 test: build beam test-rust test-python test-elixir
 
@@ -24,8 +29,13 @@ test-python: build beam
 test-elixir: beam
 	cd elixir_client && MIX_ENV=test mix test
 
+bench: bench-codec bench-node
+
 bench-codec: build
 	$(PY) bench/codec_bench.py
+
+bench-node: build beam
+	$(PY) bench/node_bench.py
 
 # Erlang/OTP 25 and Elixir 1.14 from Debian, when this machine has none.
 beam:

@@ -22,6 +22,13 @@ def test_readme_starts_with_the_run_and_test_commands() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_make_run_starts_the_node() -> None:
+    # `make -n` shows the recipe without running it (running it here would rebuild the
+    # extension under the test run); the node tests run that same `rustelixir serve`.
+    out = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert ".venv/bin/rustelixir serve --name py@127.0.0.1" in out
+
+
 def test_stubs_match_the_extension() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "rustelixir._native"], capture_output=True, text=True, cwd=ROOT
