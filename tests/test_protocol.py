@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -35,7 +35,7 @@ from rustelixir.protocol.handshake import (
     StatusReceived,
     digest,
 )
-from strategies import terms
+from strategies import hashable_terms, terms
 
 # --- Handshake fixtures -------------------------------------------------------------------
 
@@ -620,6 +620,78 @@ def test_malformed_handshake_input(start: Callable[[], Handshake], data: bytes, 
         hs.answer_alive(True)
 
 
+def acceptor_awaiting_alive_answer() -> Handshake:
+    acc = acceptor()
+    acc.receive_data(name_msg())
+    acc.accept("alive")
+    return acc
+
+
+def initiator_awaiting_alive_decision() -> Handshake:
+    init = initiator()
+    init.receive_data(msg(b"salive"))
+    return init
+
+
+HANDSHAKE_STARTS = [
+    fresh_acceptor,
+    acceptor_awaiting_reply,
+    acceptor_awaiting_alive_answer,
+    old_acceptor_awaiting_complement,
+    fresh_initiator,
+    initiator_awaiting_challenge,
+    initiator_awaiting_alive_decision,
+    initiator_awaiting_ack,
+]
+VALID_HANDSHAKE_MESSAGES = [
+    name_msg(),
+    old_name_msg(),
+    complement_msg(),
+    msg(b"sok"),
+    msg(b"salive"),
+    msg(b"strue"),
+    msg(b"sfalse"),
+    challenge_msg(),
+    reply_msg(),
+    ack_msg(),
+]
+handshake_input = st.one_of(
+    st.sampled_from(VALID_HANDSHAKE_MESSAGES),
+    # a known kind with a random body, under a true length
+    st.builds(lambda kind, rest: msg(bytes([kind]) + rest), st.sampled_from(b"NnscraX"), st.binary(max_size=40)),
+    # a valid message with one byte changed
+    st.builds(
+        lambda m, i, b: m[: i % len(m)] + bytes([b]) + m[i % len(m) + 1 :],
+        st.sampled_from(VALID_HANDSHAKE_MESSAGES),
+        st.integers(0, 100),
+        st.integers(0, 255),
+    ),
+    st.binary(max_size=30),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.sampled_from(HANDSHAKE_STARTS), inputs=st.lists(handshake_input, min_size=1, max_size=4))
+def test_any_input_in_any_handshake_state(start: Callable[[], Handshake], inputs: list[bytes]) -> None:
+    """h2-style walk: whatever arrives in whatever state, the handshake either moves on or
+    raises HandshakeError (never struct.error, IndexError, UnicodeDecodeError...) and then
+    refuses further use."""
+    hs = start()
+    for data in inputs:
+        if hs.state in ("done", "closed"):
+            with pytest.raises(LocalProtocolError):
+                hs.receive_data(data)
+            return
+        try:
+            hs.receive_data(data)
+        except HandshakeError:
+            assert hs.state == "error"
+            with pytest.raises(LocalProtocolError):
+                hs.receive_data(b"")
+            return
+        assert hs.state != "error"
+
+
 @pytest.mark.parametrize("cut", [1, 2, 5, len(name_msg()) - 1])
 def test_truncated_message_waits_for_the_rest(cut: int) -> None:
     acc = acceptor()
@@ -758,7 +830,10 @@ CONNECTION_CASES = [
 def test_connection_event_bytes(event: Any, flags: DFlag, wire: bytes) -> None:
     assert conn().receive_data(wire) == [event]
     sender = conn(flags=flags)
-    sender.send_tick() if isinstance(event, Tick) else sender.send(event)
+    if isinstance(event, Tick):
+        sender.send_tick()
+    else:
+        sender.send(event)
     assert b"".join(map(bytes, sender.data_to_send())) == wire
 
 
@@ -910,11 +985,14 @@ def test_frame_over_the_limit_refused_before_its_body() -> None:
     assert c.receive_data((1000).to_bytes(4, "big")) == []  # at the limit: waits for the body
 
 
-def test_events_before_a_bad_frame_are_lost_with_the_connection() -> None:
-    # One call, a good frame then a bad one: the error wins (the connection is going down).
+def test_bad_frame_after_a_good_one_in_the_same_chunk() -> None:
+    # The error is raised (the events of the good frames before it are not returned: the
+    # connection is going down) and the good frame is not decoded again on a retry.
     c = conn()
     with pytest.raises(RemoteProtocolError):
         c.receive_data(NODE_LINK_PT + frame(b"\x00"))
+    with pytest.raises(LocalProtocolError):
+        c.receive_data(b"")
 
 
 def test_too_many_open_sequences() -> None:
@@ -928,16 +1006,28 @@ def test_too_many_open_sequences() -> None:
 
 # --- Random splits and random traffic ---------------------------------------------------------
 
-controls = st.sampled_from(CONTROL_CLASSES).flatmap(
-    lambda cls: st.builds(cls, **{f.name: (st.integers(0, 2**70) if f.name == "id" else terms) for f in fields(cls)})
-)
+
+
+def controls_of(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Control]:
+    return st.sampled_from(CONTROL_CLASSES).flatmap(
+        lambda cls: st.builds(cls, **{f.name: (st.integers(0, 2**70) if f.name == "id" else values) for f in fields(cls)})
+    )
+
+
+big_binaries = st.binary(min_size=50, max_size=600)  # fragmented at the fragment sizes used here
+# Any term, nested; and quicker to draw (no filtered strategies), for the long stateful runs.
+controls = controls_of(st.one_of(terms, big_binaries))
+quick_controls = controls_of(st.one_of(hashable_terms, big_binaries))
 traffic = st.lists(st.one_of(st.just(Tick()), controls), max_size=8)
 
 
 def encode_traffic(items: list[Any], flags: DFlag, fragment_size: int) -> bytes:
     sender = conn(flags=flags, fragment_size=fragment_size)
     for item in items:
-        sender.send_tick() if isinstance(item, Tick) else sender.send(item)
+        if isinstance(item, Tick):
+            sender.send_tick()
+        else:
+            sender.send(item)
     return b"".join(map(bytes, sender.data_to_send()))
 
 
@@ -957,6 +1047,33 @@ def test_connection_any_split_same_events(items: list[Any], flags: DFlag, fragme
     assert split.open_sequences == 0
 
 
+connection_input = st.lists(
+    st.one_of(
+        st.just(NODE_LINK_PT),
+        st.just(b"\x00\x00\x00\x00"),
+        st.builds(lambda prefix, rest: frame(prefix + rest), st.sampled_from([b"", b"p", b"p\x83", b"\x83D\x00", b"\x83E", b"\x83F"]), st.binary(max_size=40)),
+        st.builds(frag_header, st.integers(0, 3), st.integers(0, 4), st.binary(max_size=8)),
+        st.builds(frag_cont, st.integers(0, 3), st.integers(0, 4), st.binary(max_size=8)),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(inputs=connection_input)
+def test_any_frames_give_events_or_remote_protocol_error(inputs: list[bytes]) -> None:
+    c = conn(max_message_size=64)
+    for data in inputs:
+        try:
+            events = c.receive_data(data)
+        except RemoteProtocolError:
+            with pytest.raises(LocalProtocolError):
+                c.receive_data(b"")
+            return
+        assert all(isinstance(e, (Tick, Control)) for e in events)
+
+
 def test_connection_one_byte_at_a_time() -> None:
     items = [sample(cls) for cls in CONTROL_CLASSES] + [Tick(), big_send(500)]
     wire = encode_traffic(items, WITH_FRAGMENTS, 32)
@@ -971,16 +1088,17 @@ class ConnectionPair(RuleBasedStateMachine):
     sent, in order."""
 
     @initialize(
-        flags=st.sampled_from([WITH_FRAGMENTS, WITHOUT_FRAGMENTS]),
-        sizes=st.tuples(st.integers(1, 300), st.integers(1, 300)),
+        second_flags=st.sampled_from([WITH_FRAGMENTS, WITHOUT_FRAGMENTS]),
+        sizes=st.tuples(st.integers(1, 64), st.integers(1, 64)),
     )
-    def connect(self, flags: DFlag, sizes: tuple[int, int]) -> None:
-        self.ends = [conn(flags=flags, fragment_size=sizes[0]), conn(flags=flags, fragment_size=sizes[1])]
+    def connect(self, second_flags: DFlag, sizes: tuple[int, int]) -> None:
+        # The first end always sends fragments; the second may send only pass-through frames.
+        self.ends = [conn(flags=WITH_FRAGMENTS, fragment_size=sizes[0]), conn(flags=second_flags, fragment_size=sizes[1])]
         self.in_flight = [b"", b""]  # bytes on the way from end i to the other
         self.sent: list[list[Any]] = [[], []]
         self.received: list[list[Any]] = [[], []]  # by end i, from the other
 
-    @rule(side=st.integers(0, 1), message=controls)
+    @rule(side=st.integers(0, 1), message=quick_controls)
     def send(self, side: int, message: Control) -> None:
         self.ends[side].send(message)
         self.sent[side].append(message)
@@ -990,11 +1108,13 @@ class ConnectionPair(RuleBasedStateMachine):
         self.ends[side].send_tick()
         self.sent[side].append(Tick())
 
-    @rule(side=st.integers(0, 1), amount=st.integers(0, 400))
+    @rule(side=st.integers(0, 1), amount=st.integers(0, 100))
     def deliver(self, side: int, amount: int) -> None:
         self.in_flight[side] += b"".join(map(bytes, self.ends[side].data_to_send()))
         piece, self.in_flight[side] = self.in_flight[side][:amount], self.in_flight[side][amount:]
         self.received[1 - side] += self.ends[1 - side].receive_data(piece)
+        if self.ends[1 - side].open_sequences:
+            event("delivered part of a fragmented message")
 
     @precondition(lambda self: hasattr(self, "ends"))
     @invariant()
@@ -1014,6 +1134,6 @@ class ConnectionPair(RuleBasedStateMachine):
 
 
 ConnectionPair.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=150, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_connection_pair = ConnectionPair.TestCase
