@@ -346,7 +346,9 @@ _NO_PAYLOAD: Any = object()
 def from_terms(control: Any, payload: Any = _NO_PAYLOAD) -> Control:
     """The dataclass for a decoded control tuple (and its payload, when it has one). A
     control message that is not a tuple with a known opcode is a RemoteProtocolError."""
-    if not isinstance(control, tuple) or not control or not isinstance(control[0], int):
+    # bool is an int subclass: without the second test the atoms true/false would pass as
+    # opcodes 1 and 0 (`{true, From, To}` read as LINK).
+    if not isinstance(control, tuple) or not control or not isinstance(control[0], int) or isinstance(control[0], bool):
         raise RemoteProtocolError(f"control message is not a tuple with an opcode: {control!r:.200}")
     cls = OPCODES.get(control[0])
     if cls is None:

@@ -109,7 +109,9 @@ def split_node_name(name: str) -> tuple[str, str]:
 
 class Handshake:
     """One side of one handshake. `peer_name` is required for the initiator (the node it
-    dials) and checked against the name in the acceptor's challenge."""
+    dials) and checked against the name in the acceptor's challenge. `challenge` fixes the
+    32-bit challenge we send (the initiator's goes in its reply, the acceptor's in its 'N');
+    leave it None outside tests, so that it is random."""
 
     def __init__(
         self,
@@ -120,6 +122,7 @@ class Handshake:
         creation: int,
         flags: int = OUR_FLAGS,
         peer_name: str | None = None,
+        challenge: int | None = None,
     ) -> None:
         split_node_name(name)
         if role is Role.INITIATOR and peer_name is None:
@@ -133,7 +136,9 @@ class Handshake:
         self._peer_flags = DFlag(0)
         self._peer_creation = 0
         self._old_style = False
-        self._our_challenge = secrets.randbits(32)
+        if challenge is not None and not 0 <= challenge <= 0xFFFFFFFF:
+            raise LocalProtocolError(f"challenge {challenge} does not fit in 32 bits")
+        self._our_challenge = secrets.randbits(32) if challenge is None else challenge
         self._buffer = bytearray()
         self._out = bytearray()
         if role is Role.INITIATOR:
