@@ -27,8 +27,7 @@ impl DistFastPath {
         max_message_size: usize,
         fragment_size: usize,
     ) -> Self {
-        DistFastPath {
-            inner: FastPath::new(Config {
+        let mut inner = FastPath::new(Config {
                 server_name: server_name.map(String::into_bytes),
                 server_pid,
                 alias,
@@ -36,11 +35,13 @@ impl DistFastPath {
                 header,
                 max_message_size,
                 fragment_size: fragment_size.max(1),
-            }),
-        }
+            });
+        inner.ticks_as_frames = true;
+        DistFastPath { inner }
     }
 
-    /// Feeds socket bytes: returns (frames to write or None, frame bodies for Python, ticks).
+    /// Feeds socket bytes: returns (frames to write or None, frame bodies for Python in
+    /// order, an empty body for each tick; 0).
     fn feed<'py>(
         &mut self,
         py: Python<'py>,
@@ -64,6 +65,12 @@ impl DistFastPath {
     #[getter]
     fn buffered(&self) -> usize {
         self.inner.buffered()
+    }
+
+    /// Fragmented messages begun and not yet complete.
+    #[getter]
+    fn open_sequences(&self) -> usize {
+        self.inner.open_sequences()
     }
 
     /// (calls answered, of which errors) on this connection's fast path.

@@ -38,7 +38,7 @@ TICK_FRAME = b"\x00\x00\x00\x00"
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 30  # a frame or reassembled message larger than this is refused
 DEFAULT_FRAGMENT_SIZE = 1 << 20
-MAX_OPEN_SEQUENCES = 1024
+MAX_OPEN_SEQUENCES = 1024  # the same bound as native/src/dist.rs, where fragments are joined
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,6 @@ _TICK = Tick()
 class _State(enum.Enum):
     OPEN = "open"
     ERROR = "error"
-
-
-class _Sequence:
-    __slots__ = ("next_id", "parts", "size")
-
-    def __init__(self, next_id: int, first: bytes) -> None:
-        self.next_id = next_id
-        self.parts = [first]
-        self.size = len(first)
 
 
 class DistConnection:
@@ -94,7 +85,6 @@ class DistConnection:
         )
         self._leftover = leftover
         self._out: list[bytes | memoryview] = []
-        self._sequences: dict[int, _Sequence] = {}
         self._next_sequence = itertools.count(1)
 
     # --- In ------------------------------------------------------------------------------
@@ -111,12 +101,11 @@ class DistConnection:
         events: list[ConnectionEvent] = []
         try:
             # Rust cuts the frames and answers the fast-path calls; the rest come back here.
-            out, bodies, ticks = self._fast.feed(data)
+            out, bodies, _ = self._fast.feed(data)
             if out is not None:
                 self._out.append(out)
-            events.extend(_TICK for _ in range(ticks))
             for body in bodies:
-                event = self._frame(body)
+                event = self._frame(body) if body else _TICK
                 if event is not None:
                     events.append(event)
         except (RemoteProtocolError, DecodeError) as e:
@@ -149,57 +138,12 @@ class DistConnection:
         calls, errors = self._fast.stats
         return calls, errors
 
-    def _frame(self, body: bytes) -> Control | None:
+    def _frame(self, body: bytes) -> Control:
+        # Fragments never get here: the Rust side puts them back together first.
         first = body[0]
-        if first == PASS_THROUGH:
+        if first == PASS_THROUGH or (first == VERSION and len(body) >= 3 and body[1] == DIST_HEADER):
             return from_terms(*decode_dist(body))
-        if first != VERSION or len(body) < 3:
-            raise RemoteProtocolError(f"frame from {self.peer_name} starts with {body[:2]!r}: not a distribution message")
-        kind = body[1]
-        if kind == DIST_HEADER:
-            return from_terms(*decode_dist(body))
-        if kind == DIST_FRAG_HEADER:
-            if len(body) < 19:
-                raise RemoteProtocolError("truncated fragment header")
-            sequence, fragment = struct.unpack_from(">QQ", body, 2)
-            if body[18] != 0:
-                raise RemoteProtocolError(f"fragment header with {body[18]} atom-cache references (none negotiated)")
-            if fragment == 0:
-                raise RemoteProtocolError("fragment id 0")
-            content = body[19:]
-            if fragment == 1:
-                return self._whole(content)
-            if sequence in self._sequences:
-                raise RemoteProtocolError(f"fragment sequence {sequence} started twice")
-            if len(self._sequences) >= MAX_OPEN_SEQUENCES:
-                raise RemoteProtocolError(f"more than {MAX_OPEN_SEQUENCES} fragmented messages at once")
-            self._sequences[sequence] = _Sequence(fragment - 1, content)
-            return None
-        if kind == DIST_FRAG_CONT:
-            if len(body) < 18:
-                raise RemoteProtocolError("truncated fragment continuation")
-            sequence, fragment = struct.unpack_from(">QQ", body, 2)
-            seq = self._sequences.get(sequence)
-            if seq is None:
-                raise RemoteProtocolError(f"fragment {fragment} of unknown sequence {sequence}")
-            if fragment != seq.next_id:
-                raise RemoteProtocolError(f"fragment {fragment} of sequence {sequence}, expected {seq.next_id}")
-            content = body[18:]
-            seq.size += len(content)
-            if seq.size > self.max_message_size:
-                raise RemoteProtocolError(
-                    f"fragmented message over the limit of {self.max_message_size} bytes"
-                )
-            seq.parts.append(content)
-            if fragment > 1:
-                seq.next_id = fragment - 1
-                return None
-            del self._sequences[sequence]
-            return self._whole(b"".join(seq.parts))
-        raise RemoteProtocolError(f"frame from {self.peer_name} has unknown header kind {kind}")
-
-    def _whole(self, content: bytes) -> Control:
-        return from_terms(*decode_dist(b"\x83D\x00" + content))
+        raise RemoteProtocolError(f"frame from {self.peer_name} starts with {body[:2]!r}: not a distribution message")
 
     # --- Out -----------------------------------------------------------------------------
 
@@ -253,7 +197,8 @@ class DistConnection:
 
     @property
     def open_sequences(self) -> int:
-        return len(self._sequences)
+        """Fragmented messages begun and not yet complete."""
+        return self._fast.open_sequences
 
 
 def frame_terms(*terms: Any) -> bytes:
