@@ -99,7 +99,7 @@ def serve(args: argparse.Namespace) -> int:
     except Exception as e:
         print(f"rustelixir serve: {e}", file=sys.stderr)
         return 2
-    registry = builtin_registry()
+    registry = builtin_registry(test_natives=args.test_natives)
     for module_name in args.module:
         try:
             load_module_natives(registry, importlib.import_module(module_name))
@@ -110,6 +110,10 @@ def serve(args: argparse.Namespace) -> int:
     epmd_mode = "none" if args.no_epmd else args.epmd
 
     async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         node = Node(
             name,
             cookie,
@@ -125,7 +129,9 @@ def serve(args: argparse.Namespace) -> int:
             print(f"rustelixir serve: cannot start node {name}: {e}", file=sys.stderr)
             await node.close()
             return 1
-        server = RustelixirServer(node, registry, workers=args.workers, max_in_flight=args.max_in_flight)
+        server = RustelixirServer(
+            node, registry, workers=args.workers, max_in_flight=args.max_in_flight, test_natives=args.test_natives
+        )
         node.register("rustelixir", server)
         flag = "--sname" if args.sname and not args.name else "--name"
         you = "you@127.0.0.1" if flag == "--name" else "you"
@@ -141,10 +147,6 @@ def serve(args: argparse.Namespace) -> int:
             f'`GenServer.call({{:rustelixir, :"{name}"}}, {{:add, 1, 2}})`',
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         logging.getLogger("rustelixir").info("shutting down")
         server.close()
@@ -186,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--workers", type=int, default=32, help="worker threads for slow natives")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="slow calls in flight before :overloaded")
+    p.add_argument("--test-natives", action="store_true", help=argparse.SUPPRESS)  # natives for the node's own tests
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="count", default=0)
     p.set_defaults(handler=serve)

@@ -97,10 +97,11 @@ def load_module_natives(registry: Registry, module: ModuleType) -> int:
     return count
 
 
-def builtin_registry() -> Registry:
-    """The built-in natives, written in Rust: add/2, echo/1, sleep/1 (slow)."""
+def builtin_registry(*, test_natives: bool = False) -> Registry:
+    """The built-in natives, written in Rust: add/2, echo/1, sleep/1 (slow); with
+    `test_natives`, also those that exist for the node's own tests (test_panic/1)."""
     registry = Registry()
-    for name, arity, quick in builtin_natives():
+    for name, arity, quick in builtin_natives(test_natives=test_natives):
         registry.add(Native(name, arity, functools.partial(_builtin, name), slow=not quick, builtin=True))
     return registry
 
@@ -123,9 +124,18 @@ class RustelixirServer(GenServer):
 
     fast_path = True
 
-    def __init__(self, node: Node, registry: Registry, *, workers: int = 32, max_in_flight: int = 10_000) -> None:
+    def __init__(
+        self,
+        node: Node,
+        registry: Registry,
+        *,
+        workers: int = 32,
+        max_in_flight: int = 10_000,
+        test_natives: bool = False,
+    ) -> None:
         super().__init__(node)
         self.registry = registry
+        self.test_natives = test_natives
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.calls = 0
@@ -210,6 +220,7 @@ class RustelixirServer(GenServer):
         return {
             Atom("version"): VERSION.encode(),
             Atom("node"): self.node.name_atom,
+            Atom("pid"): self.pid,
             Atom("calls"): self.calls + fast_calls,
             Atom("errors"): self.errors + fast_errors,
             Atom("in_flight"): self.in_flight,

@@ -264,13 +264,14 @@ class Node:
         self._processes[number] = process
         return pid
 
-    def _fast_path_server(self) -> tuple[str | None, Pid | None]:
+    def _fast_path_server(self) -> tuple[str | None, Pid | None, bool]:
         """The registered process whose calls the Rust fast path may answer (one that says
-        so with `fast_path = True`), for connections made from now on."""
+        so with `fast_path = True`), for connections made from now on, and whether it
+        serves the test-only natives."""
         for name, process in self.registered.items():
             if getattr(process, "fast_path", False):
-                return name, process.pid
-        return None, None
+                return name, process.pid, bool(getattr(process, "test_natives", False))
+        return None, None, False
 
     def fast_path_stats(self) -> tuple[int, int]:
         """(calls, errors) answered on the fast path, over every connection so far."""

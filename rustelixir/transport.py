@@ -140,16 +140,16 @@ class DistProtocol(asyncio.Protocol):
         self.peer_name = done.peer_name
         self.peer_creation = done.peer_creation
         self.flags = done.flags
-        server_name, server_pid = self.node._fast_path_server()
+        server_name, server_pid, test_natives = self.node._fast_path_server()
         self.conn = DistConnection(
             peer_name=done.peer_name, flags=done.flags, server_name=server_name, server_pid=server_pid
         )
-        self._hand_over(done.leftover, server_name, server_pid)
+        self._hand_over(done.leftover, server_name, server_pid, test_natives)
         self.node._peer_up(self)
         if not self.ready.done():
             self.ready.set_result(self)
 
-    def _hand_over(self, leftover: bytes, server_name: str | None, server_pid: object) -> None:
+    def _hand_over(self, leftover: bytes, server_name: str | None, server_pid: object, test_natives: bool) -> None:
         """Gives the socket to a Rust thread (DistLink): from now on it reads, answers the
         fast path and ticks without the GIL; the frames left for Python come back through
         a pipe this loop watches."""
@@ -172,6 +172,7 @@ class DistProtocol(asyncio.Protocol):
             max_message_size=self.conn.max_message_size,
             fragment_size=self.conn.fragment_size,
             ticktime_ms=int(self.node.ticktime * 1000),
+            test_natives=test_natives,
         )
         self._wake_fd = wake_r
         self.transport.abort()  # closes asyncio's descriptor; the link holds its duplicate

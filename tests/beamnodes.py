@@ -141,7 +141,8 @@ class ServedNode:
         self.atom = Atom(self.name)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rustelixir import Atom, BitString, ImproperList
+from rustelixir import Atom, BitString, ImproperList, Pid
 from beamnodes import DistClient, ServedNode, unique_name
 from conftest import runtime_or_skip
 
@@ -25,7 +25,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
     served = ServedNode(
         tmp_path_factory.mktemp("node-logs"),
         cookie=COOKIE,
-        extra=["--module", "natives_fixture", "--max-in-flight", "40"],
+        extra=["--module", "natives_fixture", "--max-in-flight", "40", "--test-natives"],
     )
     try:
         yield served
@@ -142,6 +142,7 @@ def test_echo_returns_terms_as_python_sees_them(client: DistClient) -> None:
         ("{1, 2}", "badrequest"),
         ("{functions, 1}", "badrequest"),
         ("boom", "{exception, <<\"ValueError\">>, <<\"boom\">>}"),
+        ("{test_panic, <<\"kaboom\">>}", "{panic, <<\"kaboom\">>}"),
     ],
 )
 def test_error_reasons(client: DistClient, request_: str, reason: str) -> None:
@@ -154,6 +155,12 @@ def test_error_reasons(client: DistClient, request_: str, reason: str) -> None:
             assert isinstance(got[1], bytes) and got[1]
     else:
         assert client.eval(f"{reason}.") == got
+
+
+def test_node_serves_on_after_a_panic(client: DistClient) -> None:
+    for _ in range(3):
+        assert call(client, "{test_panic, <<\"again\">>}") == (Atom("error"), (Atom("panic"), b"again"))
+        assert call(client, "{add, 1, 2}") == (Atom("ok"), 3)
 
 
 def test_overloaded_past_max_in_flight(client: DistClient) -> None:
@@ -219,6 +226,34 @@ def test_slow_native_does_not_delay_quick_calls(client: DistClient) -> None:
     assert isinstance(micros, int) and micros < 50_000
 
 
+# --- Links and exit signals ----------------------------------------------------------------
+
+
+def server_pid(client: DistClient) -> object:
+    return call(client, "info")[1][Atom("pid")]
+
+
+def test_link_to_a_pid_that_does_not_exist_exits_noproc(client: DistClient) -> None:
+    real = server_pid(client)
+    client.set("Fake", Pid(real.node, 999_999, 0, real.creation))
+    assert client.eval(
+        "Self = self(), spawn(fun() -> process_flag(trap_exit, true), link(Fake),"
+        " Self ! {linked, receive {'EXIT', Fake, R} -> R after 3000 -> no_exit end} end),"
+        "receive {linked, R} -> R after 5000 -> timeout end."
+    ) == Atom("noproc")
+
+
+def test_link_unlink_and_exit_signals_leave_the_server_serving(client: DistClient) -> None:
+    client.set("Server", server_pid(client))
+    assert client.eval(
+        "Self = self(), spawn(fun() -> process_flag(trap_exit, true), true = link(Server),"
+        " true = unlink(Server), true = link(Server), exit(Server, kill), exit(Server, shutdown),"
+        " Self ! {done, receive {'EXIT', Server, R} -> R after 500 -> no_exit end} end),"
+        "receive {done, R} -> R after 5000 -> timeout end."
+    ) == Atom("no_exit")
+    assert call(client, "{add, 2, 3}") == (Atom("ok"), 5)
+
+
 # --- Failures ------------------------------------------------------------------------------
 
 
@@ -228,8 +263,11 @@ def test_nodedown_when_node_is_killed_mid_call(tmp_path: Path) -> None:
     c = DistClient(runtime.erl, tmp_path / "client", cookie=COOKIE, erlc=runtime.erlc)
     try:
         c.set("Node", victim.atom)
+        c.set("Server", server_pid(c))
         c.eval(
-            "Self = self(), Caller = spawn(fun() -> Self ! {result, catch gen_server:call({rustelixir, Node}, {sleep, 10000}, 20000)} end), ok."
+            "Self = self(), Caller = spawn(fun() -> Self ! {result, catch gen_server:call({rustelixir, Node}, {sleep, 10000}, 20000)} end),"
+            "spawn(fun() -> process_flag(trap_exit, true), link(Server),"
+            "      Self ! {linked_exit, receive {'EXIT', Server, R} -> R end} end), ok."
         )
         time.sleep(0.5)
         killed_at = time.monotonic()
@@ -238,9 +276,16 @@ def test_nodedown_when_node_is_killed_mid_call(tmp_path: Path) -> None:
         elapsed = time.monotonic() - killed_at
         assert reason[0] == Atom("EXIT") and reason[1][0] == (Atom("nodedown"), victim.atom)
         assert elapsed < 2.0
+        assert c.eval("receive {linked_exit, R} -> R after 5000 -> no_exit end.") == Atom("noconnection")
     finally:
         c.close()
         victim.stop()
+
+
+def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
+    served = ServedNode(tmp_path, cookie=COOKIE)
+    assert served.stop() == 0
+    assert "shutting down" in served.log()
 
 
 def test_wrong_cookie_is_refused(tmp_path: Path, node: ServedNode) -> None:

@@ -26,8 +26,21 @@ pub static BUILTINS: &[Builtin] = &[
     Builtin { name: "sleep", arity: 1, quick: false, function: sleep },
 ];
 
-pub fn find(name: &[u8], arity: usize) -> Option<&'static Builtin> {
-    BUILTINS.iter().find(|b| b.arity == arity && b.name.as_bytes() == name)
+/// Natives that exist only for the tests of the node's isolation (served with
+/// `rustelixir serve --test-natives`, never otherwise listed or callable).
+pub static TEST_BUILTINS: &[Builtin] = &[Builtin { name: "test_panic", arity: 1, quick: true, function: test_panic }];
+
+pub fn find(name: &[u8], arity: usize, with_tests: bool) -> Option<&'static Builtin> {
+    let tests: &[Builtin] = if with_tests { TEST_BUILTINS } else { &[] };
+    BUILTINS.iter().chain(tests).find(|b| b.arity == arity && b.name.as_bytes() == name)
+}
+
+fn test_panic(args: &[&[u8]], _out: &mut Vec<u8>) -> Result<(), NativeError> {
+    let message = match &term_arg(args, 1)? {
+        Term::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    };
+    panic!("{message}");
 }
 
 fn term_arg(args: &[&[u8]], index: usize) -> Result<Term, NativeError> {

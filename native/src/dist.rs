@@ -37,6 +37,8 @@ pub struct Config {
     pub header: bool,
     pub max_message_size: usize,
     pub fragment_size: usize,
+    /// Serve the test-only natives too (`builtins::TEST_BUILTINS`).
+    pub test_natives: bool,
 }
 
 #[derive(Default)]
@@ -383,7 +385,7 @@ impl FastPath {
                         return None;
                     }
                     r.version(versioned)?;
-                    let call = Self::gen_call(&mut r)?;
+                    let call = Self::gen_call(&mut r, self.config.test_natives)?;
                     (r.pos == body.len()).then_some(Some(call))
                 }
                 _ => None,
@@ -400,7 +402,7 @@ impl FastPath {
     }
 
     /// `{'$gen_call', {Caller, Tag}, {fun, args...} | fun}` for a quick built-in native.
-    fn gen_call<'a>(r: &mut Reader<'a>) -> Option<Call<'a>> {
+    fn gen_call<'a>(r: &mut Reader<'a>, test_natives: bool) -> Option<Call<'a>> {
         if r.tuple()? != 3 || r.atom()? != b"$gen_call" || r.tuple()? != 2 {
             return None;
         }
@@ -429,7 +431,7 @@ impl FastPath {
             }
             _ => (r.atom()?, Vec::new()),
         };
-        let native = builtins::find(name, args.len()).filter(|b| b.quick)?;
+        let native = builtins::find(name, args.len(), test_natives).filter(|b| b.quick)?;
         Some(Call { caller, tag, alias, native, args })
     }
 

@@ -17,7 +17,7 @@ pub struct DistFastPath {
 #[pymethods]
 impl DistFastPath {
     #[new]
-    #[pyo3(signature = (*, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size))]
+    #[pyo3(signature = (*, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size, test_natives = false))]
     fn new(
         server_name: Option<String>,
         server_pid: Vec<u8>,
@@ -26,6 +26,7 @@ impl DistFastPath {
         header: bool,
         max_message_size: usize,
         fragment_size: usize,
+        test_natives: bool,
     ) -> Self {
         let mut inner = FastPath::new(Config {
                 server_name: server_name.map(String::into_bytes),
@@ -35,6 +36,7 @@ impl DistFastPath {
                 header,
                 max_message_size,
                 fragment_size: fragment_size.max(1),
+                test_natives,
             });
         inner.ticks_as_frames = true;
         DistFastPath { inner }
@@ -80,10 +82,12 @@ impl DistFastPath {
     }
 }
 
-/// The built-in natives: [(name, arity, quick), ...].
+/// The built-in natives: [(name, arity, quick), ...]; with `test_natives`, the test-only ones too.
 #[pyfunction]
-pub fn builtin_natives() -> Vec<(&'static str, usize, bool)> {
-    builtins::BUILTINS.iter().map(|b| (b.name, b.arity, b.quick)).collect()
+#[pyo3(signature = (*, test_natives = false))]
+pub fn builtin_natives(test_natives: bool) -> Vec<(&'static str, usize, bool)> {
+    let tests: &[builtins::Builtin] = if test_natives { builtins::TEST_BUILTINS } else { &[] };
+    builtins::BUILTINS.iter().chain(tests).map(|b| (b.name, b.arity, b.quick)).collect()
 }
 
 /// Runs a built-in native on Python arguments (encoded to ETF on the way in, the result
@@ -92,7 +96,7 @@ pub fn builtin_natives() -> Vec<(&'static str, usize, bool)> {
 /// released.
 #[pyfunction]
 pub fn call_builtin<'py>(py: Python<'py>, name: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
-    let native = builtins::find(name.as_bytes(), args.len())
+    let native = builtins::find(name.as_bytes(), args.len(), true)
         .ok_or_else(|| pyo3::exceptions::PyLookupError::new_err(format!("no built-in native {name}/{}", args.len())))?;
     let encoded = args
         .iter()

@@ -84,7 +84,7 @@ impl DistLink {
     /// write end of a pipe Python watches. A peer silent for `ticktime_ms` is dropped; a
     /// tick is sent whenever nothing was written for a quarter of it.
     #[new]
-    #[pyo3(signature = (fd, leftover, notify_fd, *, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms))]
+    #[pyo3(signature = (fd, leftover, notify_fd, *, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms, test_natives = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         fd: RawFd,
@@ -98,6 +98,7 @@ impl DistLink {
         max_message_size: usize,
         fragment_size: usize,
         ticktime_ms: u64,
+        test_natives: bool,
     ) -> PyResult<Self> {
         // SAFETY: the caller hands over ownership of both descriptors.
         let stream = unsafe { TcpStream::from_raw_fd(fd) };
@@ -124,6 +125,7 @@ impl DistLink {
             header,
             max_message_size,
             fragment_size: fragment_size.max(1),
+            test_natives,
         });
         let reader_stream = stream.try_clone()?;
         let thread_shared = shared.clone();
