@@ -42,6 +42,23 @@ NOCONNECTION = Atom("noconnection")
 ALIAS = Atom("alias")
 
 
+class SimultaneousConnect(ConnectionError):
+    """Our connection attempt lost a simultaneous connect; the peer's is kept."""
+
+
+class _Intent:
+    """A connection we are making; cancelled when the peer's simultaneous attempt wins."""
+
+    def __init__(self) -> None:
+        self.protocol: DistProtocol | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.protocol is not None:
+            self.protocol.abort(SimultaneousConnect("simultaneous connect: the peer's attempt wins"))
+
+
 class Process:
     """A process living in this node: it has a pid, and messages sent to the pid (or to its
     registered name, or to one of its aliases) arrive at `deliver`, on the event loop."""
@@ -179,8 +196,9 @@ class Node:
         self._processes: dict[int, Process] = {}
         self._aliases: dict[Reference, Process] = {}
         self._our_monitors: dict[Reference, tuple[str, Callable[[Any], None]]] = {}  # ref -> (node, on_down)
-        self._pending_out: dict[str, DistProtocol] = {}
+        self._pending_out: dict[str, _Intent] = {}
         self._closed_fast_stats = (0, 0)
+        self._peer_waiters: dict[str, list[asyncio.Future[DistProtocol]]] = {}
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
         self._ref_salt = secrets.randbits(32)
@@ -232,7 +250,9 @@ class Node:
             self._tick_task.cancel()
         if self._server is not None:
             self._server.close()
-        for peer in list(self.peers.values()) + list(self._pending_out.values()):
+        for intent in list(self._pending_out.values()):
+            intent.cancel()
+        for peer in list(self.peers.values()):
             peer.abort(NodeClosedError("node closed"))
         if self._registration is not None:
             await self._registration.close()
@@ -315,47 +335,88 @@ class Node:
 
     async def connect(self, peer_name: str, *, port: int | None = None, timeout: float = 7.0) -> DistProtocol:
         """The connection to `peer_name`, made if there is none: its port is looked up in
-        the EPMD on its host unless given (EPMD-less peers)."""
+        the EPMD on its host unless given (EPMD-less peers). If the peer dials us at the
+        same moment, one of the two connections is kept (the handshake's tie-break) and
+        this returns that one."""
         self._check_open()
         peer = self.peers.get(peer_name)
         if peer is not None:
             return peer
-        pending = self._pending_out.get(peer_name)
-        if pending is not None:
-            return await asyncio.wait_for(asyncio.shield(pending.ready), timeout)
-        _alive, host = split_node_name(peer_name)
         assert self.loop is not None
-        if port is None:
-            from rustelixir import epmd
-
-            address = await epmd.lookup(_alive, host, epmd_port=self.epmd_port, timeout=timeout)
-            if address is None:
-                raise ConnectionLostError(f"{peer_name} is not registered in the EPMD on {host}")
-            port = address.port
-        _transport, protocol = await asyncio.wait_for(
-            self.loop.create_connection(lambda: DistProtocol(self, Role.INITIATOR, peer_name), host, port),
-            timeout,
-        )
-        self._pending_out[peer_name] = protocol
+        if peer_name in self._pending_out:
+            return await self._wait_for_peer(peer_name, timeout)
+        deadline = self.loop.time() + timeout
+        # The intent to connect is known from now on, so a simultaneous attempt of the
+        # peer is recognised whatever stage ours is at.
+        intent = _Intent()
+        self._pending_out[peer_name] = intent
+        failure: BaseException | None = None
         try:
-            return await asyncio.wait_for(asyncio.shield(protocol.ready), timeout)
+            _alive, host = split_node_name(peer_name)
+            if port is None:
+                from rustelixir import epmd
+
+                address = await epmd.lookup(_alive, host, epmd_port=self.epmd_port, timeout=timeout)
+                if address is None:
+                    raise ConnectionLostError(f"{peer_name} is not registered in the EPMD on {host}")
+                port = address.port
+            if intent.cancelled:
+                raise SimultaneousConnect("the peer's simultaneous attempt won")
+            _transport, protocol = await asyncio.wait_for(
+                self.loop.create_connection(lambda: DistProtocol(self, Role.INITIATOR, peer_name), host, port),
+                max(0.0, deadline - self.loop.time()),
+            )
+            if intent.cancelled:
+                protocol.abort(SimultaneousConnect("the peer's simultaneous attempt won"))
+                raise SimultaneousConnect("the peer's simultaneous attempt won")
+            intent.protocol = protocol
+            return await asyncio.wait_for(asyncio.shield(protocol.ready), max(0.0, deadline - self.loop.time()))
+        except SimultaneousConnect:
+            return await self._wait_for_peer(peer_name, max(0.0, deadline - self.loop.time()))
+        except BaseException as e:
+            failure = e
+            raise
         finally:
-            if self._pending_out.get(peer_name) is protocol:
+            if self._pending_out.get(peer_name) is intent:
                 del self._pending_out[peer_name]
+            if failure is not None and peer_name not in self.peers:
+                for waiter in self._peer_waiters.pop(peer_name, []):
+                    if not waiter.done():
+                        waiter.set_exception(ConnectionLostError(f"cannot connect to {peer_name}: {failure}"))
+
+    async def _wait_for_peer(self, peer_name: str, timeout: float) -> DistProtocol:
+        peer = self.peers.get(peer_name)
+        if peer is not None:
+            return peer
+        assert self.loop is not None
+        waiter = self.loop.create_future()
+        self._peer_waiters.setdefault(peer_name, []).append(waiter)
+        try:
+            result: DistProtocol = await asyncio.wait_for(waiter, timeout)
+            return result
+        finally:
+            waiters = self._peer_waiters.get(peer_name, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     def _handshake_status(self, proto: DistProtocol, peer_name: str) -> str:
         if self._closed.is_set():
             return "not_allowed"
         if peer_name in self.peers:
             return "alive"
-        pending = self._pending_out.get(peer_name)
-        if pending is not None:
+        intent = self._pending_out.get(peer_name)
+        if intent is not None:
             # A simultaneous connect: the node with the greater name keeps its own attempt.
             if self.name > peer_name:
                 return "nok"
-            pending.abort(ConnectionError("simultaneous connect: the peer's attempt wins"))
+            intent.cancel()
             return "ok_simultaneous"
         return "ok"
+
+    def _answer_alive(self, peer_name: str) -> bool:
+        """Initiator, told 'alive' (the peer thinks it is still connected to us): go on only
+        if we are not connected to it; then its old connection is stale."""
+        return peer_name not in self.peers
 
     def _peer_up(self, proto: DistProtocol) -> None:
         assert proto.peer_name is not None
@@ -365,6 +426,9 @@ class Node:
             self._drop_peer(old)
         self.peers[proto.peer_name] = proto
         log.info("connected to %s (%s)", proto.peer_name, proto.role.value)
+        for waiter in self._peer_waiters.pop(proto.peer_name, []):
+            if not waiter.done():
+                waiter.set_result(proto)
         for hook in self.peer_up_hooks:
             hook(proto)
 

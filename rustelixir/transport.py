@@ -121,8 +121,19 @@ class DistProtocol(asyncio.Protocol):
                     return
             elif isinstance(event, StatusReceived):
                 if event.status == "alive":
-                    hs.answer_alive(True)
-                elif event.status in ("nok", "not_allowed"):
+                    hs.answer_alive(self.node._answer_alive(event_peer := self.peer_name or ""))
+                    if not self.node._answer_alive(event_peer):
+                        self.transport.write(hs.data_to_send())
+                        from rustelixir.node import SimultaneousConnect
+
+                        self.abort(SimultaneousConnect(f"already connected to {event_peer}"))
+                        return
+                elif event.status == "nok":
+                    from rustelixir.node import SimultaneousConnect
+
+                    self.abort(SimultaneousConnect(f"{self.peer_name} is connecting to us at the same time and wins"))
+                    return
+                elif event.status == "not_allowed":
                     self.abort(ConnectionError(f"{self.peer_name} refused the connection: {event.status}"))
                     return
             elif isinstance(event, HandshakeComplete):

@@ -155,3 +155,19 @@ def test_node_name_and_port_read_back() -> None:
 
     name, port = run(main())
     assert name.endswith("@127.0.0.1") and port > 0
+
+
+def test_simultaneous_connect_leaves_one_connection() -> None:
+    # Two nodes dial each other at the same moment, many times: each time exactly one
+    # connection survives (the tie-break of the handshake) and both connects succeed.
+    async def main() -> list[tuple[bool, bool]]:
+        outcomes = []
+        for _ in range(10):
+            async with Node(unique_name("sima"), COOKIE) as a, Node(unique_name("simb"), COOKIE) as b:
+                pa, pb = await asyncio.gather(a.connect(b.name), b.connect(a.name))
+                await asyncio.sleep(0.05)
+                outcomes.append((a.peers.get(b.name) is pa, b.peers.get(a.name) is pb))
+                assert len(a.peers) == 1 and len(b.peers) == 1
+        return outcomes
+
+    assert run(main()) == [(True, True)] * 10
