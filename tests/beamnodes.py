@@ -7,6 +7,7 @@ import os
 import secrets
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -61,6 +62,7 @@ class DistClient:
         name: str | None = None,
         erlc: str = "erlc",
         extra: list[str] | None = None,
+        short_name: str | None = None,
     ) -> None:
         build_dir.mkdir(parents=True, exist_ok=True)
         if not (build_dir / "dist_client.beam").exists():
@@ -68,13 +70,17 @@ class DistClient:
                 [erlc, "-o", str(build_dir), str(TESTS / "beam" / "dist_client.erl")], check=True, capture_output=True
             )
         self.name = name or unique_name("client")
+        name_args = ["-name", self.name]
+        if short_name is not None:
+            self.name = f"{short_name}@{socket.gethostname().split('.')[0]}"
+            name_args = ["-sname", short_name]
         self.proc = subprocess.Popen(
-            [erl, "-noinput", "-name", self.name, "-setcookie", cookie, "-pa", str(build_dir),
+            [erl, "-noinput", *name_args, "-setcookie", cookie, "-pa", str(build_dir),
              *(extra or []), "-run", "dist_client", "main"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )  # fmt: skip
-        assert self.eval_term(Atom("ping")) == Atom(self.name)
+        self.name = self.eval_term(Atom("ping")).name
 
     def eval_term(self, request: Any, timeout: float = 60.0) -> Any:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -111,14 +117,18 @@ class ServedNode:
     """`rustelixir serve` in a subprocess, up when it has printed its connect line."""
 
     def __init__(self, log_dir: Path, *, cookie: str, name: str | None = None, extra: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, short_name: str | None = None) -> None:  # fmt: skip
         self.name = name or unique_name("py")
+        name_args = ["--name", self.name]
+        if short_name is not None:
+            self.name = f"{short_name}@{socket.gethostname().split('.')[0]}"
+            name_args = ["--sname", short_name]
         self.cookie = cookie
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{self.name}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rustelixir", "serve", "--name", self.name, "--cookie", cookie, *(extra or [])],
+            [sys.executable, "-m", "rustelixir", "serve", *name_args, "--cookie", cookie, *(extra or [])],
             stdout=subprocess.PIPE,
             stderr=self._log,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),

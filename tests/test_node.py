@@ -3,6 +3,7 @@ real `erl` nodes (OTP 25 from Debian and OTP 28) over the distribution protocol.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -424,3 +425,29 @@ def test_epmd_less_operation_at_a_fixed_port(tmp_path: Path) -> None:
     finally:
         c.close()
         served.stop()
+
+
+def test_short_names(tmp_path: Path) -> None:
+    runtime = runtime_or_skip("otp25")
+    served = ServedNode(tmp_path, cookie=COOKIE, name=None, extra=[], short_name=f"pyshort{os.getpid()}")
+    c = DistClient(runtime.erl, tmp_path / "client", cookie=COOKIE, erlc=runtime.erlc, short_name=f"cshort{os.getpid()}")
+    try:
+        assert "iex --sname" in served.banner
+        c.set("Node", served.atom)
+        assert call(c, "{add, 1, 2}") == (Atom("ok"), 3)
+    finally:
+        c.close()
+        served.stop()
+
+
+def test_peer_state_is_dropped_when_a_peer_disconnects(tmp_path: Path, node: ServedNode, client: DistClient) -> None:
+    runtime = runtime_or_skip("otp25")
+    other = DistClient(runtime.erl, tmp_path, cookie=COOKIE, erlc=runtime.erlc)
+    other.set("Node", node.atom)
+    assert call(other, "{add, 1, 1}") == (Atom("ok"), 2)
+    assert Atom(other.name) in call(client, "info")[1][Atom("peers")]
+    other.close()
+    deadline = time.monotonic() + 5
+    while Atom(other.name) in call(client, "info")[1][Atom("peers")] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert Atom(other.name) not in call(client, "info")[1][Atom("peers")]
