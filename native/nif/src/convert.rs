@@ -1,0 +1,394 @@
+//! Conversions between terms and Rust values, as shared/DESIGN.md section 3 maps them.
+//!
+//! `Vec<u8>` is a binary (and decodes from a list of bytes too); every other `Vec<T>` is a
+//! list. `Option<T>` is `nil` or a `T`. `()` encodes as `:ok`. `String` is a UTF-8 binary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+use etf::decode::{decode_at_with, Limits, TermBuilder};
+use etf::encode;
+use etf::{Atom, BigInt, Pid, Reference, Term};
+
+/// How a term is named in badarg messages ("expected an integer, got a binary").
+pub fn kind(term: &Term) -> &'static str {
+    match term {
+        Term::Int(_) | Term::BigInt(_) => "an integer",
+        Term::Float(_) => "a float",
+        Term::Atom(_) => "an atom",
+        Term::Binary(_) => "a binary",
+        Term::BitString { .. } => "a bitstring",
+        Term::Pid(_) => "a pid",
+        Term::Port(_) => "a port",
+        Term::Ref(_) => "a reference",
+        Term::Fun(_) | Term::Export(_) => "a fun",
+        Term::Tuple(_) => "a tuple",
+        Term::List(_) | Term::ImproperList(..) => "a list",
+        Term::Map(_) => "a map",
+    }
+}
+
+fn expected(what: &str, got: &Term) -> String {
+    format!("expected {what}, got {}", kind(got))
+}
+
+/// A Rust value made from a term.
+pub trait Decoder: Sized {
+    fn decode(term: &Term) -> Result<Self, String>;
+
+    /// From the bytes of one term (no version byte).
+    fn decode_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let (term, _) = decode_at_with(bytes, 0, &mut TermBuilder, &Limits::default())
+            .map_err(|e| format!("undecodable term: {}", e.message))?;
+        Self::decode(&term)
+    }
+
+    /// A `Vec<Self>`: a proper list (u8 takes a binary as well).
+    fn decode_vec(term: &Term) -> Result<Vec<Self>, String> {
+        match term {
+            Term::List(items) => items.iter().map(Self::decode).collect(),
+            other => Err(expected("a list", other)),
+        }
+    }
+}
+
+/// A term made from a Rust value, written in the External Term Format (no version byte).
+pub trait Encoder {
+    fn encode(&self, out: &mut Vec<u8>);
+
+    /// A slice of `Self`: a list (u8 writes a binary).
+    fn encode_slice(items: &[Self], out: &mut Vec<u8>)
+    where
+        Self: Sized,
+    {
+        if items.is_empty() {
+            encode::put_nil(out);
+            return;
+        }
+        encode::put_list_header(out, items.len()).expect("list under 4G items");
+        for item in items {
+            item.encode(out);
+        }
+        encode::put_nil(out);
+    }
+}
+
+// --- Integers ------------------------------------------------------------------------------
+
+fn integer(term: &Term) -> Result<i128, String> {
+    match term {
+        Term::Int(v) => Ok(*v as i128),
+        Term::BigInt(b) if b.magnitude.len() <= 16 => {
+            let mut bytes = [0u8; 16];
+            bytes[..b.magnitude.len()].copy_from_slice(&b.magnitude);
+            let mag = u128::from_le_bytes(bytes);
+            if b.negative {
+                if mag <= (i128::MAX as u128) + 1 {
+                    Ok((mag as i128).wrapping_neg())
+                } else {
+                    Err("integer out of range".into())
+                }
+            } else if mag <= i128::MAX as u128 {
+                Ok(mag as i128)
+            } else {
+                Err("integer out of range".into())
+            }
+        }
+        Term::BigInt(_) => Err("integer out of range".into()),
+        other => Err(expected("an integer", other)),
+    }
+}
+
+fn small_integer(bytes: &[u8]) -> Option<i64> {
+    match bytes {
+        [etf::tags::SMALL_INTEGER_EXT, v] => Some(*v as i64),
+        [etf::tags::INTEGER_EXT, a, b, c, d] => Some(i32::from_be_bytes([*a, *b, *c, *d]) as i64),
+        _ => None,
+    }
+}
+
+fn put_i128(out: &mut Vec<u8>, v: i128) {
+    if let Ok(small) = i64::try_from(v) {
+        encode::put_int(out, small);
+    } else {
+        let mag = v.unsigned_abs().to_le_bytes();
+        encode::put_big(out, v < 0, BigInt::trimmed(&mag));
+    }
+}
+
+macro_rules! integer_type {
+    ($($t:ty),*) => {$(
+        impl Decoder for $t {
+            fn decode(term: &Term) -> Result<Self, String> {
+                let v = integer(term)?;
+                <$t>::try_from(v).map_err(|_| format!(
+                    "integer {v} out of range for {} ({}..={})", stringify!($t), <$t>::MIN, <$t>::MAX
+                ))
+            }
+            fn decode_bytes(bytes: &[u8]) -> Result<Self, String> {
+                match small_integer(bytes) {
+                    Some(v) => <$t>::try_from(v).map_err(|_| format!(
+                        "integer {v} out of range for {} ({}..={})", stringify!($t), <$t>::MIN, <$t>::MAX
+                    )),
+                    None => {
+                        let (term, _) = decode_at_with(bytes, 0, &mut TermBuilder, &Limits::default())
+                            .map_err(|e| format!("undecodable term: {}", e.message))?;
+                        Self::decode(&term)
+                    }
+                }
+            }
+        }
+        impl Encoder for $t {
+            fn encode(&self, out: &mut Vec<u8>) {
+                put_i128(out, *self as i128);
+            }
+        }
+    )*};
+}
+
+integer_type!(i8, i16, i32, i64, i128, u16, u32, u64, isize, usize);
+
+impl Decoder for u8 {
+    fn decode(term: &Term) -> Result<Self, String> {
+        let v = integer(term)?;
+        u8::try_from(v).map_err(|_| format!("integer {v} out of range for u8 (0..=255)"))
+    }
+    fn decode_vec(term: &Term) -> Result<Vec<Self>, String> {
+        match term {
+            Term::Binary(b) => Ok(b.clone()),
+            Term::List(items) => items.iter().map(Self::decode).collect(),
+            other => Err(expected("a binary", other)),
+        }
+    }
+}
+
+impl Encoder for u8 {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_int(out, *self as i64);
+    }
+    fn encode_slice(items: &[u8], out: &mut Vec<u8>) {
+        encode::put_binary(out, items).expect("binary under 4 GiB");
+    }
+}
+
+// --- Other scalars -------------------------------------------------------------------------
+
+impl Decoder for f64 {
+    fn decode(term: &Term) -> Result<Self, String> {
+        match term {
+            Term::Float(v) => Ok(*v),
+            other => Err(expected("a float", other)),
+        }
+    }
+}
+
+impl Encoder for f64 {
+    fn encode(&self, out: &mut Vec<u8>) {
+        // Not finite has no term; nan and infinities become the atom `nan` / `infinity`-like
+        // values would lie, so they are refused loudly.
+        encode::put_float(out, *self).expect("a finite float (NaN and infinities have no Erlang term)");
+    }
+}
+
+impl Decoder for bool {
+    fn decode(term: &Term) -> Result<Self, String> {
+        match term {
+            Term::Atom(a) if a.0 == "true" => Ok(true),
+            Term::Atom(a) if a.0 == "false" => Ok(false),
+            other => Err(expected("a boolean", other)),
+        }
+    }
+}
+
+impl Encoder for bool {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_atom(out, if *self { "true" } else { "false" }).expect("short atom");
+    }
+}
+
+impl Decoder for String {
+    fn decode(term: &Term) -> Result<Self, String> {
+        match term {
+            Term::Binary(b) => String::from_utf8(b.clone()).map_err(|_| "expected a UTF-8 binary".to_string()),
+            other => Err(expected("a binary", other)),
+        }
+    }
+}
+
+impl Encoder for String {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_binary(out, self.as_bytes()).expect("binary under 4 GiB");
+    }
+}
+
+impl Encoder for &str {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_binary(out, self.as_bytes()).expect("binary under 4 GiB");
+    }
+}
+
+impl Encoder for () {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_atom(out, "ok").expect("short atom");
+    }
+}
+
+impl Decoder for Atom {
+    fn decode(term: &Term) -> Result<Self, String> {
+        match term {
+            Term::Atom(a) => Ok(a.clone()),
+            other => Err(expected("an atom", other)),
+        }
+    }
+}
+
+impl Encoder for Atom {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_atom(out, &self.0).expect("atom of at most 255 characters");
+    }
+}
+
+impl Decoder for Pid {
+    fn decode(term: &Term) -> Result<Self, String> {
+        match term {
+            Term::Pid(p) => Ok(p.clone()),
+            other => Err(expected("a pid", other)),
+        }
+    }
+}
+
+impl Encoder for Pid {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_pid(out, self).expect("a valid pid");
+    }
+}
+
+impl Decoder for Reference {
+    fn decode(term: &Term) -> Result<Self, String> {
+        match term {
+            Term::Ref(r) => Ok(r.clone()),
+            other => Err(expected("a reference", other)),
+        }
+    }
+}
+
+impl Encoder for Reference {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_reference(out, self).expect("a valid reference");
+    }
+}
+
+/// Any term, as it came.
+impl Decoder for Term {
+    fn decode(term: &Term) -> Result<Self, String> {
+        Ok(term.clone())
+    }
+}
+
+impl Encoder for Term {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::encode_into(self, out).expect("an encodable term");
+    }
+}
+
+// --- Containers ----------------------------------------------------------------------------
+
+impl<T: Decoder> Decoder for Vec<T> {
+    fn decode(term: &Term) -> Result<Self, String> {
+        T::decode_vec(term)
+    }
+}
+
+impl<T: Encoder> Encoder for Vec<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        T::encode_slice(self, out);
+    }
+}
+
+impl<T: Encoder> Encoder for &[T] {
+    fn encode(&self, out: &mut Vec<u8>) {
+        T::encode_slice(self, out);
+    }
+}
+
+impl<T: Decoder> Decoder for Option<T> {
+    fn decode(term: &Term) -> Result<Self, String> {
+        match term {
+            Term::Atom(a) if a.0 == "nil" => Ok(None),
+            other => T::decode(other).map(Some),
+        }
+    }
+}
+
+impl<T: Encoder> Encoder for Option<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            None => encode::put_atom(out, "nil").expect("short atom"),
+            Some(v) => v.encode(out),
+        }
+    }
+}
+
+impl<K: Decoder + Eq + Hash, V: Decoder> Decoder for HashMap<K, V> {
+    fn decode(term: &Term) -> Result<Self, String> {
+        match term {
+            Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
+            other => Err(expected("a map", other)),
+        }
+    }
+}
+
+impl<K: Encoder, V: Encoder> Encoder for HashMap<K, V> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_map_header(out, self.len()).expect("map under 4G pairs");
+        for (k, v) in self {
+            k.encode(out);
+            v.encode(out);
+        }
+    }
+}
+
+impl<K: Decoder + Ord, V: Decoder> Decoder for BTreeMap<K, V> {
+    fn decode(term: &Term) -> Result<Self, String> {
+        match term {
+            Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
+            other => Err(expected("a map", other)),
+        }
+    }
+}
+
+impl<K: Encoder, V: Encoder> Encoder for BTreeMap<K, V> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_map_header(out, self.len()).expect("map under 4G pairs");
+        for (k, v) in self {
+            k.encode(out);
+            v.encode(out);
+        }
+    }
+}
+
+macro_rules! tuple_type {
+    ($n:expr; $($t:ident $i:tt),+) => {
+        impl<$($t: Decoder),+> Decoder for ($($t,)+) {
+            fn decode(term: &Term) -> Result<Self, String> {
+                match term {
+                    Term::Tuple(items) if items.len() == $n => Ok(($($t::decode(&items[$i])?,)+)),
+                    other => Err(expected(concat!("a tuple of ", stringify!($n)), other)),
+                }
+            }
+        }
+        impl<$($t: Encoder),+> Encoder for ($($t,)+) {
+            fn encode(&self, out: &mut Vec<u8>) {
+                encode::put_tuple_header(out, $n).expect("small tuple");
+                $(self.$i.encode(out);)+
+            }
+        }
+    };
+}
+
+tuple_type!(1; A 0);
+tuple_type!(2; A 0, B 1);
+tuple_type!(3; A 0, B 1, C 2);
+tuple_type!(4; A 0, B 1, C 2, D 3);
+tuple_type!(5; A 0, B 1, C 2, D 3, E 4);
+tuple_type!(6; A 0, B 1, C 2, D 3, E 4, F 5);

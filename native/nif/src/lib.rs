@@ -1,0 +1,347 @@
+//! Write rustelixir natives in Rust, Rustler-style: ordinary typed functions and one
+//! registration line.
+//!
+//! ```ignore
+//! fn add(a: i64, b: i64) -> i64 { a + b }
+//! fn divide(a: f64, b: f64) -> Result<f64, String> {
+//!     if b == 0.0 { Err("division by zero".into()) } else { Ok(a / b) }
+//! }
+//! fn crunch(data: Vec<u8>) -> usize { /* long work */ data.len() }
+//!
+//! rustelixir_nif::natives!(NATIVES = [quick add, quick divide, slow crunch]);
+//! ```
+//!
+//! Arguments are decoded from the caller's terms through [`Decoder`] (a wrong type is
+//! `{:error, {:badarg, index, message}}`), results encoded through [`Encoder`]: a `T` is
+//! `{:ok, T}`, a `Result<T, E>` is `{:ok, T}` or `{:error, E}`, a panic is
+//! `{:error, {:panic, message}}`. `quick` natives run inline on the connection's thread;
+//! `slow` ones on the node's worker pool, where [`cancelled`] tells them the caller gave up.
+//!
+//! The table is plain C ABI data (`NativeTable`): a crate built as its own Python extension
+//! exposes its address, and the node calls the natives without Python objects or the GIL.
+
+mod convert;
+
+pub use convert::{kind, Decoder, Encoder};
+pub use etf;
+pub use etf::{Atom, Pid, Reference, Term};
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// "RUSTELIX": marks a [`NativeTable`] so the node can check an address it was given.
+pub const MAGIC: u64 = 0x5255_5354_454c_4958;
+/// Bumped when the layout of the C ABI types below changes.
+pub const ABI_VERSION: u32 = 1;
+/// [`NativeEntry::flags`]: the native may take long; run it on the worker pool.
+pub const FLAG_SLOW: u32 = 1;
+
+/// Bytes lent across the C ABI.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Slice {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl Slice {
+    pub fn new(bytes: &[u8]) -> Self {
+        Slice { ptr: bytes.as_ptr(), len: bytes.len() }
+    }
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes for the lifetime chosen.
+    pub unsafe fn as_bytes<'a>(&self) -> &'a [u8] {
+        if self.len == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(self.ptr, self.len)
+        }
+    }
+}
+
+/// One call, as the node hands it to a native: the arguments (each one term in the
+/// External Term Format, without version byte), where to write the reply term, and the
+/// call's cancellation flag.
+#[repr(C)]
+pub struct CallFrame {
+    pub args: *const Slice,
+    pub nargs: usize,
+    pub out: *mut std::ffi::c_void,
+    pub write: extern "C" fn(out: *mut std::ffi::c_void, ptr: *const u8, len: usize),
+    /// Null when the call cannot be cancelled (quick natives).
+    pub cancelled: *const AtomicBool,
+}
+
+#[repr(C)]
+pub struct NativeEntry {
+    pub name: *const u8,
+    pub name_len: usize,
+    pub arity: u32,
+    pub flags: u32,
+    /// Writes the whole reply term (`{ok, V}` or `{error, R}`) through the frame; never
+    /// unwinds.
+    pub call: extern "C" fn(frame: *const CallFrame),
+}
+
+impl NativeEntry {
+    pub fn name(&self) -> &str {
+        // SAFETY: entries are made by `natives!` from string literals.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.name, self.name_len)) }
+    }
+    pub fn is_slow(&self) -> bool {
+        self.flags & FLAG_SLOW != 0
+    }
+}
+
+#[repr(C)]
+pub struct NativeTable {
+    pub magic: u64,
+    pub abi_version: u32,
+    pub count: usize,
+    pub entries: *const NativeEntry,
+}
+
+// The tables are immutable statics pointing at other statics.
+unsafe impl Sync for NativeTable {}
+unsafe impl Sync for NativeEntry {}
+
+impl NativeTable {
+    pub fn entries(&self) -> &[NativeEntry] {
+        // SAFETY: `natives!` points `entries` at a static array of `count` entries.
+        unsafe { std::slice::from_raw_parts(self.entries, self.count) }
+    }
+
+    /// The table at `address`, if it is one this node understands.
+    ///
+    /// # Safety
+    /// `address` must be the address of a live `NativeTable` (or of readable memory).
+    pub unsafe fn from_address<'a>(address: usize) -> Result<&'a NativeTable, String> {
+        if address == 0 || address % std::mem::align_of::<NativeTable>() != 0 {
+            return Err(format!("{address:#x} is not the address of a native table"));
+        }
+        let table = &*(address as *const NativeTable);
+        if table.magic != MAGIC {
+            return Err("not a rustelixir native table (bad magic)".into());
+        }
+        if table.abi_version != ABI_VERSION {
+            return Err(format!(
+                "native table built for ABI {} but this node speaks ABI {ABI_VERSION}: rebuild the crate",
+                table.abi_version
+            ));
+        }
+        Ok(table)
+    }
+}
+
+/// Calls a native with arguments given as ETF slices, returning the reply term's bytes.
+pub fn call_entry(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>) -> Vec<u8> {
+    extern "C" fn write(out: *mut std::ffi::c_void, ptr: *const u8, len: usize) {
+        // SAFETY: `out` is the Vec below, `ptr`/`len` a slice the native owns for the call.
+        unsafe { (*(out as *mut Vec<u8>)).extend_from_slice(std::slice::from_raw_parts(ptr, len)) }
+    }
+    let slices: Vec<Slice> = args.iter().map(|a| Slice::new(a)).collect();
+    let mut out: Vec<u8> = Vec::new();
+    let frame = CallFrame {
+        args: slices.as_ptr(),
+        nargs: slices.len(),
+        out: &mut out as *mut Vec<u8> as *mut std::ffi::c_void,
+        write,
+        cancelled: cancelled.map_or(std::ptr::null(), |c| c as *const AtomicBool),
+    };
+    (entry.call)(&frame);
+    out
+}
+
+// --- Inside a native ---------------------------------------------------------------------
+
+thread_local! {
+    static CURRENT: Cell<*const AtomicBool> = const { Cell::new(std::ptr::null()) };
+}
+
+/// True once the caller of the running (slow) native has given up: it timed out or died.
+/// A native doing long work should check it now and then and return early; its reply is
+/// dropped anyway.
+pub fn cancelled() -> bool {
+    CURRENT.with(|c| {
+        let p = c.get();
+        // SAFETY: set by `run` for the duration of the call, from the frame's live flag.
+        !p.is_null() && unsafe { (*p).load(Ordering::Relaxed) }
+    })
+}
+
+/// A native's argument `index` (1-based) could not be converted.
+pub struct BadArg {
+    pub index: usize,
+    pub message: String,
+}
+
+/// What a native returns: `T` (`{:ok, T}`) or `Result<T, E>` (`{:ok, T}` / `{:error, E}`).
+pub trait IntoReply {
+    fn write_reply(self, out: &mut Vec<u8>);
+}
+
+fn tuple2(out: &mut Vec<u8>, tag: &str) {
+    out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
+    etf::encode::put_atom(out, tag).expect("short atom");
+}
+
+impl<T: Encoder> IntoReply for T {
+    fn write_reply(self, out: &mut Vec<u8>) {
+        tuple2(out, "ok");
+        self.encode(out);
+    }
+}
+
+impl<T: Encoder, E: Encoder> IntoReply for Result<T, E> {
+    fn write_reply(self, out: &mut Vec<u8>) {
+        match self {
+            Ok(v) => {
+                tuple2(out, "ok");
+                v.encode(out);
+            }
+            Err(e) => {
+                tuple2(out, "error");
+                e.encode(out);
+            }
+        }
+    }
+}
+
+/// `{error, {badarg, Index, <<Message>>}}`
+pub fn write_badarg(out: &mut Vec<u8>, index: usize, message: &str) {
+    tuple2(out, "error");
+    out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 3]);
+    etf::encode::put_atom(out, "badarg").expect("short atom");
+    etf::encode::put_int(out, index as i64);
+    etf::encode::put_binary(out, message.as_bytes()).expect("message under 4 GiB");
+}
+
+/// `{error, {panic, <<Message>>}}`
+pub fn write_panic(out: &mut Vec<u8>, message: &str) {
+    tuple2(out, "error");
+    out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
+    etf::encode::put_atom(out, "panic").expect("short atom");
+    etf::encode::put_binary(out, message.as_bytes()).expect("message under 4 GiB");
+}
+
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "native panicked".into())
+}
+
+/// A function usable as a native: implemented for `Fn(A1, ..., An) -> R` (n up to 8) with
+/// every `Ai: Decoder` and `R: IntoReply`.
+pub trait NifFn<Args> {
+    const ARITY: u32;
+    fn invoke(&self, args: &[&[u8]], out: &mut Vec<u8>);
+}
+
+macro_rules! impl_nif_fn {
+    ($n:expr; $($a:ident $i:tt),*) => {
+        impl<F, R, $($a),*> NifFn<($($a,)*)> for F
+        where
+            F: Fn($($a),*) -> R,
+            R: IntoReply,
+            $($a: Decoder,)*
+        {
+            const ARITY: u32 = $n;
+            #[allow(unused_variables, non_snake_case)]
+            fn invoke(&self, args: &[&[u8]], out: &mut Vec<u8>) {
+                $(
+                    let $a = match <$a as Decoder>::decode_bytes(args[$i]) {
+                        Ok(v) => v,
+                        Err(message) => return write_badarg(out, $i + 1, &message),
+                    };
+                )*
+                (self)($($a),*).write_reply(out)
+            }
+        }
+    };
+}
+
+impl_nif_fn!(0;);
+impl_nif_fn!(1; A1 0);
+impl_nif_fn!(2; A1 0, A2 1);
+impl_nif_fn!(3; A1 0, A2 1, A3 2);
+impl_nif_fn!(4; A1 0, A2 1, A3 2, A4 3);
+impl_nif_fn!(5; A1 0, A2 1, A3 2, A4 3, A5 4);
+impl_nif_fn!(6; A1 0, A2 1, A3 2, A4 3, A5 4, A6 5);
+impl_nif_fn!(7; A1 0, A2 1, A3 2, A4 3, A5 4, A6 5, A7 6);
+impl_nif_fn!(8; A1 0, A2 1, A3 2, A4 3, A5 4, A6 5, A7 6, A8 7);
+
+pub const fn arity_of<F: NifFn<A>, A>(_f: &F) -> u32 {
+    F::ARITY
+}
+
+/// The body of every generated entry point: decode, call, encode, catch panics, write.
+///
+/// # Safety
+/// `frame` must be a valid frame from the node (or from [`call_entry`]).
+pub unsafe fn run<F: NifFn<A>, A>(f: &F, frame: *const CallFrame) {
+    let frame = &*frame;
+    let args: Vec<&[u8]> = (0..frame.nargs).map(|i| (*frame.args.add(i)).as_bytes()).collect();
+    let mut out = Vec::with_capacity(64);
+    let previous = CURRENT.with(|c| c.replace(frame.cancelled));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        if args.len() != F::ARITY as usize {
+            write_badarg(&mut out, 0, "wrong number of arguments");
+        } else {
+            f.invoke(&args, &mut out);
+        }
+    }));
+    CURRENT.with(|c| c.set(previous));
+    if let Err(panic) = result {
+        out.clear();
+        write_panic(&mut out, &panic_message(&*panic));
+    }
+    (frame.write)(frame.out, out.as_ptr(), out.len());
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __native_flags {
+    (quick) => {
+        0
+    };
+    (slow) => {
+        $crate::FLAG_SLOW
+    };
+}
+
+/// Declares the native table `NAME`: `natives!(NATIVES = [quick add, slow crunch]);`
+/// Each function is named as it will be called (`{:add, 1, 2}`); its arity is its number
+/// of parameters.
+#[macro_export]
+macro_rules! natives {
+    ($table:ident = [ $( $kind:ident $name:ident ),* $(,)? ]) => {
+        pub static $table: $crate::NativeTable = {
+            const ENTRIES: &[$crate::NativeEntry] = &[
+                $(
+                    $crate::NativeEntry {
+                        name: stringify!($name).as_ptr(),
+                        name_len: stringify!($name).len(),
+                        arity: $crate::arity_of(&$name),
+                        flags: $crate::__native_flags!($kind),
+                        call: {
+                            extern "C" fn entry(frame: *const $crate::CallFrame) {
+                                // SAFETY: the node calls with a valid frame.
+                                unsafe { $crate::run(&$name, frame) }
+                            }
+                            entry
+                        },
+                    }
+                ),*
+            ];
+            $crate::NativeTable {
+                magic: $crate::MAGIC,
+                abi_version: $crate::ABI_VERSION,
+                count: ENTRIES.len(),
+                entries: ENTRIES.as_ptr(),
+            }
+        };
+    };
+}

@@ -1,0 +1,135 @@
+//! The registration macro and the conversions, end to end through the C ABI entry points.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+
+use rustelixir_nif::etf::{self, Term};
+use rustelixir_nif::{call_entry, natives, Atom, NativeTable};
+
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+fn divide(a: f64, b: f64) -> Result<f64, String> {
+    if b == 0.0 {
+        Err("division by zero".into())
+    } else {
+        Ok(a / b)
+    }
+}
+
+fn reverse(data: Vec<u8>) -> Vec<u8> {
+    data.into_iter().rev().collect()
+}
+
+fn lengths(words: Vec<String>) -> HashMap<String, usize> {
+    words.into_iter().map(|w| (w.clone(), w.len())).collect()
+}
+
+fn maybe(x: Option<i32>) -> (bool, Option<i32>) {
+    (x.is_some(), x)
+}
+
+fn boom() -> i64 {
+    panic!("it broke")
+}
+
+fn tag(name: Atom, value: Term) -> (Atom, Term) {
+    (name, value)
+}
+
+fn long_work() -> bool {
+    rustelixir_nif::cancelled()
+}
+
+fn nothing() {}
+
+natives!(NATIVES = [quick add, quick divide, quick reverse, quick lengths, quick maybe, quick boom, quick tag, slow long_work, quick nothing]);
+
+fn enc(t: &Term) -> Vec<u8> {
+    let mut out = Vec::new();
+    etf::encode::encode_into(t, &mut out).unwrap();
+    out
+}
+
+fn call(name: &str, args: &[Term]) -> Term {
+    call_with(name, args, None)
+}
+
+fn call_with(name: &str, args: &[Term], cancelled: Option<&AtomicBool>) -> Term {
+    let table: &NativeTable = &NATIVES;
+    let entry = table.entries().iter().find(|e| e.name() == name && e.arity as usize == args.len()).expect("native");
+    let encoded: Vec<Vec<u8>> = args.iter().map(enc).collect();
+    let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
+    let reply = call_entry(entry, &slices, cancelled);
+    etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0
+}
+
+fn ok(v: Term) -> Term {
+    Term::Tuple(vec![Term::atom("ok"), v])
+}
+
+fn error(v: Term) -> Term {
+    Term::Tuple(vec![Term::atom("error"), v])
+}
+
+fn badarg(index: i64, message: &str) -> Term {
+    error(Term::Tuple(vec![Term::atom("badarg"), Term::Int(index), Term::Binary(message.into())]))
+}
+
+#[test]
+fn table_lists_names_arities_and_kinds() {
+    let listed: Vec<(String, u32, bool)> =
+        NATIVES.entries().iter().map(|e| (e.name().to_string(), e.arity, e.is_slow())).collect();
+    assert_eq!(listed[0], ("add".into(), 2, false));
+    assert_eq!(listed[4], ("maybe".into(), 1, false));
+    assert_eq!(listed[7], ("long_work".into(), 0, true));
+    assert!(unsafe { NativeTable::from_address(&NATIVES as *const NativeTable as usize) }.is_ok());
+    assert!(unsafe { NativeTable::from_address(0) }.is_err());
+}
+
+#[test]
+fn typed_arguments_and_results() {
+    assert_eq!(call("add", &[Term::Int(1), Term::Int(2)]), ok(Term::Int(3)));
+    assert_eq!(call("divide", &[Term::Float(1.0), Term::Float(4.0)]), ok(Term::Float(0.25)));
+    assert_eq!(call("divide", &[Term::Float(1.0), Term::Float(0.0)]), error(Term::Binary(b"division by zero".to_vec())));
+    assert_eq!(call("reverse", &[Term::Binary(vec![1, 2, 3])]), ok(Term::Binary(vec![3, 2, 1])));
+    assert_eq!(call("reverse", &[Term::List(vec![Term::Int(1), Term::Int(2)])]), ok(Term::Binary(vec![2, 1])));
+    assert_eq!(
+        call("lengths", &[Term::List(vec![Term::Binary(b"abc".to_vec())])]),
+        ok(Term::Map(vec![(Term::Binary(b"abc".to_vec()), Term::Int(3))]))
+    );
+    assert_eq!(call("maybe", &[Term::atom("nil")]), ok(Term::Tuple(vec![Term::atom("false"), Term::atom("nil")])));
+    assert_eq!(call("maybe", &[Term::Int(7)]), ok(Term::Tuple(vec![Term::atom("true"), Term::Int(7)])));
+    assert_eq!(
+        call("tag", &[Term::atom("x"), Term::List(vec![Term::Int(1)])]),
+        ok(Term::Tuple(vec![Term::atom("x"), Term::List(vec![Term::Int(1)])]))
+    );
+    assert_eq!(call("nothing", &[]), ok(Term::atom("ok")));
+}
+
+#[test]
+fn badarg_names_the_argument() {
+    assert_eq!(call("add", &[Term::Int(1), Term::atom("two")]), badarg(2, "expected an integer, got an atom"));
+    assert_eq!(call("divide", &[Term::Int(1), Term::Float(2.0)]), badarg(1, "expected a float, got an integer"));
+    assert_eq!(
+        call("maybe", &[Term::Int(1 << 40)]),
+        badarg(1, "integer 1099511627776 out of range for i32 (-2147483648..=2147483647)")
+    );
+    assert_eq!(call("lengths", &[Term::List(vec![Term::Binary(vec![0xff])])]), badarg(1, "expected a UTF-8 binary"));
+}
+
+#[test]
+fn a_panic_is_an_error_term() {
+    assert_eq!(call("boom", &[]), error(Term::Tuple(vec![Term::atom("panic"), Term::Binary(b"it broke".to_vec())])));
+    assert_eq!(call("add", &[Term::Int(2), Term::Int(2)]), ok(Term::Int(4)));
+}
+
+#[test]
+fn cancellation_flag_reaches_the_native() {
+    let flag = AtomicBool::new(false);
+    assert_eq!(call_with("long_work", &[], Some(&flag)), ok(Term::atom("false")));
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(call_with("long_work", &[], Some(&flag)), ok(Term::atom("true")));
+    assert_eq!(call_with("long_work", &[], None), ok(Term::atom("false")));
+}
