@@ -28,23 +28,44 @@ pub fn kind(term: &Term) -> &'static str {
     }
 }
 
-fn expected(what: &str, got: &Term) -> String {
-    format!("expected {what}, got {}", kind(got))
+fn expected(what: &str, got: &Term) -> ArgError {
+    ArgError::BadArg(format!("expected {what}, got {}", kind(got)))
+}
+
+/// Why an argument could not be converted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgError {
+    /// `{:error, {:badarg, index, message}}`
+    BadArg(String),
+    /// `{:error, {:badresource, ref}}`: the reference is not a live resource of this node.
+    BadResource(Reference),
+}
+
+impl From<String> for ArgError {
+    fn from(message: String) -> Self {
+        ArgError::BadArg(message)
+    }
+}
+
+impl From<&str> for ArgError {
+    fn from(message: &str) -> Self {
+        ArgError::BadArg(message.to_string())
+    }
 }
 
 /// A Rust value made from a term.
 pub trait Decoder: Sized {
-    fn decode(term: &Term) -> Result<Self, String>;
+    fn decode(term: &Term) -> Result<Self, ArgError>;
 
     /// From the bytes of one term (no version byte).
-    fn decode_bytes(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_bytes(bytes: &[u8]) -> Result<Self, ArgError> {
         let (term, _) = decode_at_with(bytes, 0, &mut TermBuilder, &Limits::default())
-            .map_err(|e| format!("undecodable term: {}", e.message))?;
+            .map_err(|e| ArgError::BadArg(format!("undecodable term: {}", e.message)))?;
         Self::decode(&term)
     }
 
     /// A `Vec<Self>`: a proper list (u8 takes a binary as well).
-    fn decode_vec(term: &Term) -> Result<Vec<Self>, String> {
+    fn decode_vec(term: &Term) -> Result<Vec<Self>, ArgError> {
         match term {
             Term::List(items) => items.iter().map(Self::decode).collect(),
             other => Err(expected("a list", other)),
@@ -75,7 +96,7 @@ pub trait Encoder {
 
 // --- Integers ------------------------------------------------------------------------------
 
-fn integer(term: &Term) -> Result<i128, String> {
+fn integer(term: &Term) -> Result<i128, ArgError> {
     match term {
         Term::Int(v) => Ok(*v as i128),
         Term::BigInt(b) if b.magnitude.len() <= 16 => {
@@ -119,20 +140,20 @@ fn put_i128(out: &mut Vec<u8>, v: i128) {
 macro_rules! integer_type {
     ($($t:ty),*) => {$(
         impl Decoder for $t {
-            fn decode(term: &Term) -> Result<Self, String> {
+            fn decode(term: &Term) -> Result<Self, ArgError> {
                 let v = integer(term)?;
-                <$t>::try_from(v).map_err(|_| format!(
+                <$t>::try_from(v).map_err(|_| ArgError::BadArg(format!(
                     "integer {v} out of range for {} ({}..={})", stringify!($t), <$t>::MIN, <$t>::MAX
-                ))
+                )))
             }
-            fn decode_bytes(bytes: &[u8]) -> Result<Self, String> {
+            fn decode_bytes(bytes: &[u8]) -> Result<Self, ArgError> {
                 match small_integer(bytes) {
-                    Some(v) => <$t>::try_from(v).map_err(|_| format!(
+                    Some(v) => <$t>::try_from(v).map_err(|_| ArgError::BadArg(format!(
                         "integer {v} out of range for {} ({}..={})", stringify!($t), <$t>::MIN, <$t>::MAX
-                    )),
+                    ))),
                     None => {
                         let (term, _) = decode_at_with(bytes, 0, &mut TermBuilder, &Limits::default())
-                            .map_err(|e| format!("undecodable term: {}", e.message))?;
+                            .map_err(|e| ArgError::BadArg(format!("undecodable term: {}", e.message)))?;
                         Self::decode(&term)
                     }
                 }
@@ -149,11 +170,11 @@ macro_rules! integer_type {
 integer_type!(i8, i16, i32, i64, i128, u16, u32, u64, isize, usize);
 
 impl Decoder for u8 {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         let v = integer(term)?;
-        u8::try_from(v).map_err(|_| format!("integer {v} out of range for u8 (0..=255)"))
+        u8::try_from(v).map_err(|_| ArgError::BadArg(format!("integer {v} out of range for u8 (0..=255)")))
     }
-    fn decode_vec(term: &Term) -> Result<Vec<Self>, String> {
+    fn decode_vec(term: &Term) -> Result<Vec<Self>, ArgError> {
         match term {
             Term::Binary(b) => Ok(b.clone()),
             Term::List(items) => items.iter().map(Self::decode).collect(),
@@ -174,7 +195,7 @@ impl Encoder for u8 {
 // --- Other scalars -------------------------------------------------------------------------
 
 impl Decoder for f64 {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::Float(v) => Ok(*v),
             other => Err(expected("a float", other)),
@@ -191,7 +212,7 @@ impl Encoder for f64 {
 }
 
 impl Decoder for bool {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::Atom(a) if a.0 == "true" => Ok(true),
             Term::Atom(a) if a.0 == "false" => Ok(false),
@@ -207,9 +228,9 @@ impl Encoder for bool {
 }
 
 impl Decoder for String {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
-            Term::Binary(b) => String::from_utf8(b.clone()).map_err(|_| "expected a UTF-8 binary".to_string()),
+            Term::Binary(b) => String::from_utf8(b.clone()).map_err(|_| ArgError::from("expected a UTF-8 binary")),
             other => Err(expected("a binary", other)),
         }
     }
@@ -234,7 +255,7 @@ impl Encoder for () {
 }
 
 impl Decoder for Atom {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::Atom(a) => Ok(a.clone()),
             other => Err(expected("an atom", other)),
@@ -249,7 +270,7 @@ impl Encoder for Atom {
 }
 
 impl Decoder for Pid {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::Pid(p) => Ok(p.clone()),
             other => Err(expected("a pid", other)),
@@ -264,7 +285,7 @@ impl Encoder for Pid {
 }
 
 impl Decoder for Reference {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::Ref(r) => Ok(r.clone()),
             other => Err(expected("a reference", other)),
@@ -280,7 +301,7 @@ impl Encoder for Reference {
 
 /// Any term, as it came.
 impl Decoder for Term {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         Ok(term.clone())
     }
 }
@@ -294,7 +315,7 @@ impl Encoder for Term {
 // --- Containers ----------------------------------------------------------------------------
 
 impl<T: Decoder> Decoder for Vec<T> {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         T::decode_vec(term)
     }
 }
@@ -312,7 +333,7 @@ impl<T: Encoder> Encoder for &[T] {
 }
 
 impl<T: Decoder> Decoder for Option<T> {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::Atom(a) if a.0 == "nil" => Ok(None),
             other => T::decode(other).map(Some),
@@ -330,7 +351,7 @@ impl<T: Encoder> Encoder for Option<T> {
 }
 
 impl<K: Decoder + Eq + Hash, V: Decoder> Decoder for HashMap<K, V> {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
             other => Err(expected("a map", other)),
@@ -349,7 +370,7 @@ impl<K: Encoder, V: Encoder> Encoder for HashMap<K, V> {
 }
 
 impl<K: Decoder + Ord, V: Decoder> Decoder for BTreeMap<K, V> {
-    fn decode(term: &Term) -> Result<Self, String> {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
             other => Err(expected("a map", other)),
@@ -370,7 +391,7 @@ impl<K: Encoder, V: Encoder> Encoder for BTreeMap<K, V> {
 macro_rules! tuple_type {
     ($n:expr; $($t:ident $i:tt),+) => {
         impl<$($t: Decoder),+> Decoder for ($($t,)+) {
-            fn decode(term: &Term) -> Result<Self, String> {
+            fn decode(term: &Term) -> Result<Self, ArgError> {
                 match term {
                     Term::Tuple(items) if items.len() == $n => Ok(($($t::decode(&items[$i])?,)+)),
                     other => Err(expected(concat!("a tuple of ", stringify!($n)), other)),

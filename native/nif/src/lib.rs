@@ -21,8 +21,10 @@
 //! exposes its address, and the node calls the natives without Python objects or the GIL.
 
 mod convert;
+pub mod resource;
 
-pub use convert::{kind, Decoder, Encoder};
+pub use convert::{kind, ArgError, Decoder, Encoder};
+pub use resource::{Resource, ResourceArc};
 pub use etf;
 pub use etf::{Atom, Pid, Reference, Term};
 
@@ -170,10 +172,27 @@ pub fn cancelled() -> bool {
     })
 }
 
-/// A native's argument `index` (1-based) could not be converted.
+/// A native's argument `index` (1-based) is not acceptable: return `Err(BadArg::new(2,
+/// "offset 10 is past the end"))` and the caller gets `{:error, {:badarg, 2, message}}`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct BadArg {
     pub index: usize,
     pub message: String,
+}
+
+impl BadArg {
+    pub fn new(index: usize, message: impl Into<String>) -> Self {
+        BadArg { index, message: message.into() }
+    }
+}
+
+impl Encoder for BadArg {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 3]);
+        etf::encode::put_atom(out, "badarg").expect("short atom");
+        etf::encode::put_int(out, self.index as i64);
+        etf::encode::put_binary(out, self.message.as_bytes()).expect("message under 4 GiB");
+    }
 }
 
 /// What a native returns: `T` (`{:ok, T}`) or `Result<T, E>` (`{:ok, T}` / `{:error, E}`).
@@ -217,6 +236,14 @@ pub fn write_badarg(out: &mut Vec<u8>, index: usize, message: &str) {
     etf::encode::put_binary(out, message.as_bytes()).expect("message under 4 GiB");
 }
 
+/// `{error, {badresource, Ref}}`
+pub fn write_badresource(out: &mut Vec<u8>, reference: &Reference) {
+    tuple2(out, "error");
+    out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
+    etf::encode::put_atom(out, "badresource").expect("short atom");
+    etf::encode::put_reference(out, reference).expect("a valid reference");
+}
+
 /// `{error, {panic, <<Message>>}}`
 pub fn write_panic(out: &mut Vec<u8>, message: &str) {
     tuple2(out, "error");
@@ -254,7 +281,8 @@ macro_rules! impl_nif_fn {
                 $(
                     let $a = match <$a as Decoder>::decode_bytes(args[$i]) {
                         Ok(v) => v,
-                        Err(message) => return write_badarg(out, $i + 1, &message),
+                        Err(ArgError::BadArg(message)) => return write_badarg(out, $i + 1, &message),
+                        Err(ArgError::BadResource(r)) => return write_badresource(out, &r),
                     };
                 )*
                 (self)($($a),*).write_reply(out)
