@@ -12,8 +12,10 @@ loop; slow ones on a bounded worker pool, so neither ticks nor other callers wai
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextvars
+import inspect
 import logging
+import secrets
 import time
 import traceback
 from collections.abc import Callable
@@ -22,10 +24,19 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from rustelixir._native import builtin_natives, call_builtin
-from rustelixir.natives import native_spec
+from rustelixir._native import (
+    CancelToken,
+    call_native,
+    register_builtin_natives,
+    register_native_table,
+    release_resource,
+    resource_counts,
+    resource_type,
+    set_node_identity,
+)
+from rustelixir.natives import CallContext, _current, native_spec
 from rustelixir.node import GenServer, Node
-from rustelixir.terms import Atom, Pid
+from rustelixir.terms import Atom, ImproperList, Pid, Reference
 from rustelixir.transport import DistProtocol
 
 __all__ = [
@@ -61,7 +72,11 @@ class Native:
     arity: int
     function: Callable[..., Any]
     slow: bool = False
-    builtin: bool = False  # a Rust built-in: the function returns the whole reply
+    builtin: bool = False  # a Rust native: run through the registry, returns the whole reply
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
 
 
 @dataclass
@@ -87,8 +102,15 @@ class Registry:
 
 
 def load_module_natives(registry: Registry, module: ModuleType) -> int:
-    """Adds every `@rustelixir.native` function of `module`; returns how many."""
+    """Adds the natives of `module`: its `@rustelixir.native` functions, and when it is a
+    Rust extension built with rustelixir-nif, the table its `__rustelixir_natives__`
+    attribute gives the address of. Returns how many."""
     count = 0
+    address = getattr(module, "__rustelixir_natives__", None)
+    if isinstance(address, int):
+        for name, arity, slow in register_native_table(address):
+            registry.add(Native(name, arity, _rust_native, slow=slow, builtin=True))
+            count += 1
     for value in vars(module).values():
         spec = native_spec(value)
         if spec is not None:
@@ -98,16 +120,16 @@ def load_module_natives(registry: Registry, module: ModuleType) -> int:
 
 
 def builtin_registry(*, test_natives: bool = False) -> Registry:
-    """The built-in natives, written in Rust: add/2, echo/1, sleep/1 (slow); with
-    `test_natives`, also those that exist for the node's own tests (test_panic/1)."""
+    """The built-in natives, written in Rust: add/2, echo/1, sleep/1 (slow), the SortedSet
+    and Buffer natives; with `test_natives`, also those that exist for the node's own tests."""
     registry = Registry()
-    for name, arity, quick in builtin_natives(test_natives=test_natives):
-        registry.add(Native(name, arity, functools.partial(_builtin, name), slow=not quick, builtin=True))
+    for name, arity, slow in register_builtin_natives(test_natives=test_natives):
+        registry.add(Native(name, arity, _rust_native, slow=slow, builtin=True))
     return registry
 
 
-def _builtin(name: str, *args: Any) -> Any:
-    return call_builtin(name, args)
+def _rust_native(*args: Any) -> Any:
+    raise RuntimeError("Rust natives run through call_native")  # never called: see _run
 
 
 # --- The server ----------------------------------------------------------------------------
@@ -117,10 +139,34 @@ def _error(reason: Any) -> tuple[Atom, Any]:
     return (ERROR, reason)
 
 
+class _Call:
+    """One call to a slow or asynchronous native while it runs: what cancels it."""
+
+    __slots__ = ("from_", "native", "token", "task", "monitor", "peer", "cancelled")
+
+    def __init__(self, from_: tuple[Pid, Any] | None, native: Native, monitor: Reference | None,
+                 peer: DistProtocol | None) -> None:  # fmt: skip
+        self.from_ = from_
+        self.native = native
+        self.token = CancelToken()
+        self.task: asyncio.Task[Any] | None = None
+        self.monitor = monitor
+        self.peer = peer
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.token.cancel()
+        if self.task is not None:
+            self.task.cancel()
+
+
 class RustelixirServer(GenServer):
     """Registered as `rustelixir`; answers every request shape of the call contract. Calls
-    to quick built-in natives never reach it: the Rust fast path of each connection answers
-    them (`fast_path = True`); it sees the rest."""
+    to quick Rust natives never reach it: the Rust fast path of each connection answers
+    them (`fast_path = True`); it sees the rest. Slow natives run on a bounded worker pool,
+    async Python natives as tasks; when the caller gives up (its DEMONITOR_P: a timeout,
+    or it died) the call's cancellation token is set and its reply dropped."""
 
     fast_path = True
 
@@ -140,19 +186,31 @@ class RustelixirServer(GenServer):
         self.in_flight = 0
         self.calls = 0
         self.errors = 0
+        self.cancelled = 0
         self.started = time.time()
+        self._running: dict[Reference, _Call] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rustelixir-native")
+        set_node_identity(node.name, node.creation, secrets.randbits(32))
 
     def close(self) -> None:
+        for call in list(self._running.values()):
+            call.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def handle_call(self, request: Any, from_: tuple[Pid, Any], peer: DistProtocol | None) -> None:
-        self._handle(request, from_)
+        self._handle(request, from_, peer)
 
     def handle_cast(self, request: Any, peer: DistProtocol | None) -> None:
-        self._handle(request, None)
+        self._handle(request, None, peer)
 
-    def _handle(self, request: Any, from_: tuple[Pid, Any] | None) -> None:
+    def demonitored(self, ref: Reference, by: Pid, peer: DistProtocol) -> None:
+        call = self._running.get(ref)
+        if call is not None and not call.cancelled:
+            log.debug("caller %s gave up on %s/%d: cancelled", by, call.native.name, call.native.arity)
+            self.cancelled += 1
+            call.cancel()
+
+    def _handle(self, request: Any, from_: tuple[Pid, Any] | None, peer: DistProtocol | None) -> None:
         if isinstance(request, Atom):
             name, args = request.name, ()
         elif type(request) is tuple and request and isinstance(request[0], Atom):
@@ -167,30 +225,60 @@ class RustelixirServer(GenServer):
         if native is None:
             self._answer(from_, _error((Atom("undef"), Atom(name), len(args))))
             return
-        if not native.slow:
-            self._answer(from_, self._run(native, args))
+        if not native.slow and not native.is_async:
+            self._answer(from_, self._run(native, args, None))
             return
         if self.in_flight >= self.max_in_flight:
             self._answer(from_, _error(Atom("overloaded")))
             return
+        call = _Call(from_, native, _monitor_of(from_), peer)
         self.in_flight += 1
+        if call.monitor is not None:
+            self._running[call.monitor] = call
+            if peer is not None:
+                peer.watch(call.monitor)
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self._run, native, args)
+        if native.is_async:
+            call.task = loop.create_task(self._run_async(native, args, call))
+            call.task.add_done_callback(lambda t: self._finish(call, None if t.cancelled() else t.result()))
+        else:
+            context = contextvars.copy_context()
+            future = loop.run_in_executor(self._pool, context.run, self._run, native, args, call)
+            future.add_done_callback(lambda f: self._finish(call, None if f.cancelled() else f.result()))
 
-        def done(f: asyncio.Future[Any]) -> None:
-            self.in_flight -= 1
-            if not f.cancelled():
-                self._answer(from_, f.result())
+    def _finish(self, call: _Call, reply: Any) -> None:
+        self.in_flight -= 1
+        if call.monitor is not None:
+            self._running.pop(call.monitor, None)
+            if call.peer is not None:
+                call.peer.unwatch(call.monitor)
+        if call.cancelled or reply is None:
+            return  # the caller is gone; so is the reply
+        self._answer(call.from_, reply)
 
-        future.add_done_callback(done)
-
-    def _run(self, native: Native, args: tuple[Any, ...]) -> Any:
+    def _run(self, native: Native, args: tuple[Any, ...], call: _Call | None) -> Any:
+        token = call.token if call is not None else None
         if native.builtin:
-            return native.function(*args)
+            return call_native(native.name, args, token)
+        reset = _current.set(CallContext(token))
         try:
             return (OK, native.function(*args))
         except BadArg as e:
             return _error((Atom("badarg"), e.index, e.message.encode()))
+        except Exception as e:
+            log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
+            return _error((Atom("exception"), type(e).__name__.encode(), str(e).encode()))
+        finally:
+            _current.reset(reset)
+
+    async def _run_async(self, native: Native, args: tuple[Any, ...], call: _Call) -> Any:
+        _current.set(CallContext(call.token))
+        try:
+            return (OK, await native.function(*args))
+        except BadArg as e:
+            return _error((Atom("badarg"), e.index, e.message.encode()))
+        except asyncio.CancelledError:
+            raise
         except Exception as e:
             log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
             return _error((Atom("exception"), type(e).__name__.encode(), str(e).encode()))
@@ -208,28 +296,56 @@ class RustelixirServer(GenServer):
         if name == "info" and not args:
             return (OK, self.info())
         if name == "release" and len(args) == 1:
-            return _error((Atom("badresource"), args[0]))
+            ref = args[0]
+            if isinstance(ref, Reference) and release_resource(ref):
+                return (OK, OK)
+            return _error((Atom("badresource"), ref))
         if name == "share" and len(args) == 2:
-            return _error((Atom("badresource"), args[0]))
+            ref, pid = args
+            if not isinstance(ref, Reference) or resource_type(ref) is None:
+                return _error((Atom("badresource"), ref))
+            if not isinstance(pid, Pid):
+                return _error((Atom("badarg"), 2, b"expected a pid"))
+            return (OK, OK)
         if name == "resource_info" and len(args) == 1:
-            return _error((Atom("badresource"), args[0]))
+            ref = args[0]
+            kind = resource_type(ref) if isinstance(ref, Reference) else None
+            if kind is None:
+                return _error((Atom("badresource"), ref))
+            return (OK, {Atom("type"): Atom(kind)})
         return _error((Atom("badrequest"), f"{name}/{len(args)} is reserved and takes other arguments".encode()))
 
     def info(self) -> dict[Atom, Any]:
         fast_calls, fast_errors = self.node.fast_path_stats()
+        by_type = {
+            Atom(kind): {Atom("live"): live, Atom("created"): created, Atom("freed"): freed}
+            for kind, live, created, freed in resource_counts()
+        }
         return {
             Atom("version"): VERSION.encode(),
             Atom("node"): self.node.name_atom,
             Atom("pid"): self.pid,
             Atom("calls"): self.calls + fast_calls,
             Atom("errors"): self.errors + fast_errors,
+            Atom("cancelled"): self.cancelled,
             Atom("in_flight"): self.in_flight,
             Atom("peers"): [Atom(p) for p in sorted(self.node.peers)],
             Atom("uptime_ms"): int((time.time() - self.started) * 1000),
             Atom("resources"): {
-                Atom("live"): 0,
-                Atom("created"): 0,
-                Atom("freed"): 0,
-                Atom("by_type"): {},
+                Atom("live"): sum(v[Atom("live")] for v in by_type.values()),
+                Atom("created"): sum(v[Atom("created")] for v in by_type.values()),
+                Atom("freed"): sum(v[Atom("freed")] for v in by_type.values()),
+                Atom("by_type"): by_type,
             },
         }
+
+
+def _monitor_of(from_: tuple[Pid, Any] | None) -> Reference | None:
+    """The caller's monitor reference: in OTP 24+ the tag is `[alias | Mref]`, the alias
+    being the monitor's reference."""
+    if from_ is None:
+        return None
+    tag = from_[1]
+    if isinstance(tag, ImproperList) and isinstance(tag.tail, Reference):
+        return tag.tail
+    return None

@@ -12,11 +12,12 @@ marked; its arity is its number of positional parameters.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-__all__ = ["native", "NativeSpec", "native_spec"]
+__all__ = ["native", "NativeSpec", "native_spec", "CallContext", "current_call", "cancelled"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__rustelixir_native__"
@@ -52,3 +53,30 @@ def native(fn: Any = None, /, *, name: str | None = None, slow: bool = False) ->
 def native_spec(obj: Any) -> NativeSpec | None:
     spec = getattr(obj, _MARK, None)
     return spec if isinstance(spec, NativeSpec) else None
+
+
+class CallContext:
+    """The call a Python native is running for: `cancelled()` turns true once its caller
+    has given up (timed out or died); a long native should check it and return early (its
+    reply is dropped anyway). An async native is also cancelled (CancelledError)."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self, token: Any) -> None:
+        self._token = token
+
+    def cancelled(self) -> bool:
+        return bool(self._token is not None and self._token.cancelled)
+
+
+_current: contextvars.ContextVar[CallContext] = contextvars.ContextVar("rustelixir_call", default=CallContext(None))
+
+
+def current_call() -> CallContext:
+    """The context of the call the running native serves."""
+    return _current.get()
+
+
+def cancelled() -> bool:
+    """True once the caller of the running native has given up."""
+    return _current.get().cancelled()

@@ -284,14 +284,13 @@ class Node:
         self._processes[number] = process
         return pid
 
-    def _fast_path_server(self) -> tuple[str | None, Pid | None, bool]:
+    def _fast_path_server(self) -> tuple[str | None, Pid | None]:
         """The registered process whose calls the Rust fast path may answer (one that says
-        so with `fast_path = True`), for connections made from now on, and whether it
-        serves the test-only natives."""
+        so with `fast_path = True`), for connections made from now on."""
         for name, process in self.registered.items():
             if getattr(process, "fast_path", False):
-                return name, process.pid, bool(getattr(process, "test_natives", False))
-        return None, None, False
+                return name, process.pid
+        return None, None
 
     def fast_path_stats(self) -> tuple[int, int]:
         """(calls, errors) answered on the fast path, over every connection so far."""
@@ -512,8 +511,11 @@ class Node:
 
     def _on_demonitor_p(self, proto: DistProtocol, m: c.DemonitorP) -> None:
         entry = proto.monitors.pop(m.ref, None)
-        if entry is not None:
-            entry[1].demonitored(m.ref, m.from_pid, proto)
+        # The fast path keeps no record of monitors of the rustelixir server; a DEMONITOR_P
+        # it lets through is for a call Python runs.
+        target = entry[1] if entry is not None else self._local_process(m.to_proc)
+        if target is not None:
+            target.demonitored(m.ref, m.from_pid, proto)
 
     def _on_monitor_p_exit(self, proto: DistProtocol, m: c.MonitorPExit | c.PayloadMonitorPExit) -> None:
         entry = self._our_monitors.pop(m.ref, None)

@@ -11,7 +11,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from rustelixir._native import DistLink
+from rustelixir._native import DistLink, encode
 from rustelixir.errors import HandshakeError, RemoteProtocolError
 from rustelixir.protocol.connection import DistConnection
 from rustelixir.protocol.control import Control
@@ -151,16 +151,16 @@ class DistProtocol(asyncio.Protocol):
         self.peer_name = done.peer_name
         self.peer_creation = done.peer_creation
         self.flags = done.flags
-        server_name, server_pid, test_natives = self.node._fast_path_server()
+        server_name, server_pid = self.node._fast_path_server()
         self.conn = DistConnection(
             peer_name=done.peer_name, flags=done.flags, server_name=server_name, server_pid=server_pid
         )
-        self._hand_over(done.leftover, server_name, server_pid, test_natives)
+        self._hand_over(done.leftover, server_name, server_pid)
         self.node._peer_up(self)
         if not self.ready.done():
             self.ready.set_result(self)
 
-    def _hand_over(self, leftover: bytes, server_name: str | None, server_pid: object, test_natives: bool) -> None:
+    def _hand_over(self, leftover: bytes, server_name: str | None, server_pid: object) -> None:
         """Gives the socket to a Rust thread (DistLink): from now on it reads, answers the
         fast path and ticks without the GIL; the frames left for Python come back through
         a pipe this loop watches."""
@@ -169,8 +169,6 @@ class DistProtocol(asyncio.Protocol):
         fd = os.dup(sock.fileno())
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
-        from rustelixir._native import encode
-
         self.link = DistLink(
             fd,
             leftover,
@@ -183,7 +181,6 @@ class DistProtocol(asyncio.Protocol):
             max_message_size=self.conn.max_message_size,
             fragment_size=self.conn.fragment_size,
             ticktime_ms=int(self.node.ticktime * 1000),
-            test_natives=test_natives,
         )
         self._wake_fd = wake_r
         self.transport.abort()  # closes asyncio's descriptor; the link holds its duplicate
@@ -223,6 +220,15 @@ class DistProtocol(asyncio.Protocol):
         if self.link is not None:
             self.link.close()
         self.node._connection_lost(self)
+
+    def watch(self, monitor: object) -> None:
+        """Python runs the call behind this monitor: its DEMONITOR_P must reach Python."""
+        if self.link is not None:
+            self.link.watch(encode(monitor)[1:])
+
+    def unwatch(self, monitor: object) -> None:
+        if self.link is not None:
+            self.link.unwatch(encode(monitor)[1:])
 
     @property
     def fast_path_stats(self) -> tuple[int, int]:

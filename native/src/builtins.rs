@@ -4,44 +4,69 @@
 
 use etf::decode::{decode_at_with, Limits, TermBuilder};
 use etf::{BigInt, Term};
+use rustelixir_nif::{CallFrame, NativeEntry, NativeTable, ABI_VERSION, FLAG_SLOW, MAGIC};
 
 pub enum NativeError {
     /// Argument `index` (1-based) could not be converted: `{:badarg, index, message}`.
     BadArg(usize, String),
 }
 
-pub type NativeFn = fn(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError>;
+/// A native working on raw argument bytes, writing its value's bytes.
+pub type RawFn = fn(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError>;
 
-pub struct Builtin {
-    pub name: &'static str,
-    pub arity: usize,
-    /// Quick natives run inline on the fast path; the others on the worker pool, GIL released.
-    pub quick: bool,
-    pub function: NativeFn,
+/// The body of a raw built-in's entry point: `{ok, Value}` or the badarg, panics caught.
+///
+/// # Safety
+/// `frame` must be a valid frame from the node.
+unsafe fn run_raw(f: RawFn, frame: *const CallFrame) {
+    let frame = &*frame;
+    let args: Vec<&[u8]> = (0..frame.nargs).map(|i| (*frame.args.add(i)).as_bytes()).collect();
+    let mut reply = Vec::with_capacity(64);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut value = Vec::new();
+        match f(&args, &mut value) {
+            Ok(()) => {
+                reply.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
+                etf::encode::put_atom(&mut reply, "ok").expect("short atom");
+                reply.extend_from_slice(&value);
+            }
+            Err(NativeError::BadArg(index, message)) => rustelixir_nif::write_badarg(&mut reply, index, &message),
+        }
+    }));
+    if let Err(panic) = result {
+        reply.clear();
+        rustelixir_nif::write_panic(&mut reply, &rustelixir_nif::panic_message(&*panic));
+    }
+    (frame.write)(frame.out, reply.as_ptr(), reply.len());
 }
 
-pub static BUILTINS: &[Builtin] = &[
-    Builtin { name: "add", arity: 2, quick: true, function: add },
-    Builtin { name: "echo", arity: 1, quick: true, function: echo },
-    Builtin { name: "sleep", arity: 1, quick: false, function: sleep },
+macro_rules! raw_entry {
+    ($name:literal, $arity:expr, $flags:expr, $f:path) => {
+        NativeEntry {
+            name: $name.as_ptr(),
+            name_len: $name.len(),
+            arity: $arity,
+            flags: $flags,
+            call: {
+                extern "C" fn entry(frame: *const CallFrame) {
+                    // SAFETY: the node calls with a valid frame.
+                    unsafe { run_raw($f, frame) }
+                }
+                entry
+            },
+        }
+    };
+}
+
+const BUILTIN_ENTRIES: &[NativeEntry] = &[
+    raw_entry!("add", 2, 0, add),
+    raw_entry!("echo", 1, 0, echo),
+    raw_entry!("sleep", 1, FLAG_SLOW, sleep),
 ];
 
-/// Natives that exist only for the tests of the node's isolation (served with
-/// `rustelixir serve --test-natives`, never otherwise listed or callable).
-pub static TEST_BUILTINS: &[Builtin] = &[Builtin { name: "test_panic", arity: 1, quick: true, function: test_panic }];
-
-pub fn find(name: &[u8], arity: usize, with_tests: bool) -> Option<&'static Builtin> {
-    let tests: &[Builtin] = if with_tests { TEST_BUILTINS } else { &[] };
-    BUILTINS.iter().chain(tests).find(|b| b.arity == arity && b.name.as_bytes() == name)
-}
-
-fn test_panic(args: &[&[u8]], _out: &mut Vec<u8>) -> Result<(), NativeError> {
-    let message = match &term_arg(args, 1)? {
-        Term::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        other => format!("{other:?}"),
-    };
-    panic!("{message}");
-}
+/// add/2 (integers of any size), echo/1 (any term, byte for byte), sleep/1 (slow).
+pub static BUILTINS: NativeTable =
+    NativeTable { magic: MAGIC, abi_version: ABI_VERSION, count: BUILTIN_ENTRIES.len(), entries: BUILTIN_ENTRIES.as_ptr() };
 
 fn term_arg(args: &[&[u8]], index: usize) -> Result<Term, NativeError> {
     decode_at_with(args[index - 1], 0, &mut TermBuilder, &Limits::default())
@@ -49,24 +74,7 @@ fn term_arg(args: &[&[u8]], index: usize) -> Result<Term, NativeError> {
         .map_err(|e| NativeError::BadArg(index, format!("undecodable term: {}", e.message)))
 }
 
-/// How an argument of the wrong type is named in badarg messages (the Python natives'
-/// messages say the same).
-pub fn kind(term: &Term) -> &'static str {
-    match term {
-        Term::Int(_) | Term::BigInt(_) => "an integer",
-        Term::Float(_) => "a float",
-        Term::Atom(_) => "an atom",
-        Term::Binary(_) => "a binary",
-        Term::BitString { .. } => "a bitstring",
-        Term::Pid(_) => "a pid",
-        Term::Port(_) => "a port",
-        Term::Ref(_) => "a reference",
-        Term::Fun(_) | Term::Export(_) => "a fun",
-        Term::Tuple(_) => "a tuple",
-        Term::List(_) | Term::ImproperList(..) => "a list",
-        Term::Map(_) => "a map",
-    }
-}
+pub use rustelixir_nif::kind;
 
 /// An integer argument as (negative, little-endian magnitude).
 fn integer_arg(args: &[&[u8]], index: usize) -> Result<(bool, Vec<u8>), NativeError> {

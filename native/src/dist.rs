@@ -13,7 +13,10 @@ use etf::tags::*;
 use etf::{DecodeError, Export, Fun, Port};
 use std::vec::Drain;
 
-use crate::builtins::{self, NativeError};
+use crate::registry;
+use rustelixir_nif::NativeEntry;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 const PASS_THROUGH: u8 = 112;
 const DIST_HEADER: u8 = 68;
@@ -37,8 +40,9 @@ pub struct Config {
     pub header: bool,
     pub max_message_size: usize,
     pub fragment_size: usize,
-    /// Serve the test-only natives too (`builtins::TEST_BUILTINS`).
-    pub test_natives: bool,
+    /// Monitor references (encoded) of calls Python runs, whose DEMONITOR_P must reach
+    /// Python: it cancels the call.
+    pub watched: Arc<Mutex<HashSet<Vec<u8>>>>,
 }
 
 #[derive(Default)]
@@ -221,7 +225,7 @@ struct Call<'a> {
     caller: &'a [u8],
     tag: &'a [u8],
     alias: Option<&'a [u8]>,
-    native: &'static builtins::Builtin,
+    native: &'static NativeEntry,
     args: Vec<&'a [u8]>,
 }
 
@@ -368,14 +372,18 @@ impl FastPath {
                 return None;
             }
             match r.small_int()? {
-                MONITOR_P | DEMONITOR_P => {
+                op @ (MONITOR_P | DEMONITOR_P) => {
                     // A caller's monitor of the server, for the length of one call: the
-                    // server lives as long as the connection, so there is nothing to keep.
+                    // server lives as long as the connection, so there is nothing to keep,
+                    // unless Python runs that call and must hear that its caller gave up.
                     r.term()?;
                     if r.atom()? != server {
                         return None;
                     }
-                    r.term()?;
+                    let reference = r.term()?;
+                    if op == DEMONITOR_P && self.config.watched.lock().unwrap().contains(reference) {
+                        return None;
+                    }
                     (r.pos == body.len()).then_some(None)
                 }
                 REG_SEND => {
@@ -385,7 +393,7 @@ impl FastPath {
                         return None;
                     }
                     r.version(versioned)?;
-                    let call = Self::gen_call(&mut r, self.config.test_natives)?;
+                    let call = Self::gen_call(&mut r)?;
                     (r.pos == body.len()).then_some(Some(call))
                 }
                 _ => None,
@@ -402,7 +410,7 @@ impl FastPath {
     }
 
     /// `{'$gen_call', {Caller, Tag}, {fun, args...} | fun}` for a quick built-in native.
-    fn gen_call<'a>(r: &mut Reader<'a>, test_natives: bool) -> Option<Call<'a>> {
+    fn gen_call<'a>(r: &mut Reader<'a>) -> Option<Call<'a>> {
         if r.tuple()? != 3 || r.atom()? != b"$gen_call" || r.tuple()? != 2 {
             return None;
         }
@@ -431,7 +439,7 @@ impl FastPath {
             }
             _ => (r.atom()?, Vec::new()),
         };
-        let native = builtins::find(name, args.len(), test_natives).filter(|b| b.quick)?;
+        let native = registry::find(name, args.len()).filter(|e| !e.is_slow())?;
         Some(Call { caller, tag, alias, native, args })
     }
 
@@ -452,41 +460,15 @@ impl FastPath {
     }
 
     fn reply(&mut self, call: &Call<'_>, out: &mut Vec<u8>) {
-        let mut value = Vec::new();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            (call.native.function)(&call.args, &mut value)
-        }));
+        let reply = rustelixir_nif::call_entry(call.native, &call.args, None);
         self.stats.calls += 1;
-        let mut message = Vec::with_capacity(value.len() + call.tag.len() + 32);
+        if reply.starts_with(&[SMALL_TUPLE_EXT, 2, SMALL_ATOM_UTF8_EXT, 5, b'e', b'r', b'r', b'o', b'r']) {
+            self.stats.errors += 1;
+        }
+        let mut message = Vec::with_capacity(reply.len() + call.tag.len() + 4);
         message.extend_from_slice(&[SMALL_TUPLE_EXT, 2]);
         message.extend_from_slice(call.tag);
-        message.extend_from_slice(&[SMALL_TUPLE_EXT, 2]);
-        match result {
-            Ok(Ok(())) => {
-                etf::encode::put_atom(&mut message, "ok").unwrap();
-                message.extend_from_slice(&value);
-            }
-            Ok(Err(NativeError::BadArg(index, text))) => {
-                self.stats.errors += 1;
-                etf::encode::put_atom(&mut message, "error").unwrap();
-                message.extend_from_slice(&[SMALL_TUPLE_EXT, 3]);
-                etf::encode::put_atom(&mut message, "badarg").unwrap();
-                etf::encode::put_int(&mut message, index as i64);
-                let _ = etf::encode::put_binary(&mut message, text.as_bytes());
-            }
-            Err(panic) => {
-                self.stats.errors += 1;
-                let text = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "native panicked".into());
-                etf::encode::put_atom(&mut message, "error").unwrap();
-                message.extend_from_slice(&[SMALL_TUPLE_EXT, 2]);
-                etf::encode::put_atom(&mut message, "panic").unwrap();
-                let _ = etf::encode::put_binary(&mut message, text.as_bytes());
-            }
-        }
+        message.extend_from_slice(&reply);
         let mut control = Vec::with_capacity(64);
         match (self.config.alias, call.alias) {
             (true, Some(alias)) => {

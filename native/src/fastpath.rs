@@ -5,9 +5,14 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::builtins::{self, NativeError};
+use pyo3::exceptions::PyValueError;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::registry;
 use crate::dist::{Config, FastPath, FrameError};
-use crate::error::{Error, RemoteProtocolError};
+use crate::error::RemoteProtocolError;
 
 #[pyclass(module = "rustelixir._native")]
 pub struct DistFastPath {
@@ -17,7 +22,7 @@ pub struct DistFastPath {
 #[pymethods]
 impl DistFastPath {
     #[new]
-    #[pyo3(signature = (*, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size, test_natives = false))]
+    #[pyo3(signature = (*, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size))]
     fn new(
         server_name: Option<String>,
         server_pid: Vec<u8>,
@@ -26,7 +31,6 @@ impl DistFastPath {
         header: bool,
         max_message_size: usize,
         fragment_size: usize,
-        test_natives: bool,
     ) -> Self {
         let mut inner = FastPath::new(Config {
                 server_name: server_name.map(String::into_bytes),
@@ -36,7 +40,7 @@ impl DistFastPath {
                 header,
                 max_message_size,
                 fragment_size: fragment_size.max(1),
-                test_natives,
+                watched: Arc::new(Mutex::new(HashSet::new())),
             });
         inner.ticks_as_frames = true;
         DistFastPath { inner }
@@ -82,59 +86,110 @@ impl DistFastPath {
     }
 }
 
-/// The built-in natives: [(name, arity, quick), ...]; with `test_natives`, the test-only ones too.
+/// Registers the node's built-in natives (and with `test_natives` those for its own
+/// tests): [(name, arity, slow), ...].
 #[pyfunction]
 #[pyo3(signature = (*, test_natives = false))]
-pub fn builtin_natives(test_natives: bool) -> Vec<(&'static str, usize, bool)> {
-    let tests: &[builtins::Builtin] = if test_natives { builtins::TEST_BUILTINS } else { &[] };
-    builtins::BUILTINS.iter().chain(tests).map(|b| (b.name, b.arity, b.quick)).collect()
+pub fn register_builtin_natives(test_natives: bool) -> PyResult<Vec<(String, u32, bool)>> {
+    let mut all = registry::register(&crate::builtins::BUILTINS).map_err(PyValueError::new_err)?;
+    all.extend(registry::register(&rustelixir_collections_table()).map_err(PyValueError::new_err)?);
+    if test_natives {
+        all.extend(registry::register(&crate::test_natives::TEST_NATIVES).map_err(PyValueError::new_err)?);
+    }
+    Ok(all)
 }
 
-/// Runs a built-in native on Python arguments (encoded to ETF on the way in, the result
-/// decoded on the way out): the path for calls the fast path leaves to Python. Returns
-/// `(:ok, value)` or `(:error, reason)` as Python terms. A slow native runs with the GIL
-/// released.
+fn rustelixir_collections_table() -> &'static rustelixir_nif::NativeTable {
+    static EMPTY: rustelixir_nif::NativeTable = rustelixir_nif::NativeTable {
+        magic: rustelixir_nif::MAGIC,
+        abi_version: rustelixir_nif::ABI_VERSION,
+        count: 0,
+        entries: std::ptr::null(),
+    };
+    &EMPTY
+}
+
+/// Registers the natives of a crate built as its own extension: `address` is the value of
+/// its module's `__rustelixir_natives__` (the address of its `NativeTable`).
 #[pyfunction]
-pub fn call_builtin<'py>(py: Python<'py>, name: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
-    let native = builtins::find(name.as_bytes(), args.len(), true)
-        .ok_or_else(|| pyo3::exceptions::PyLookupError::new_err(format!("no built-in native {name}/{}", args.len())))?;
+pub fn register_native_table(address: usize) -> PyResult<Vec<(String, u32, bool)>> {
+    // SAFETY: the address comes from a module that declares it as its native table; the
+    // magic number and ABI version are checked before anything else is read.
+    let table = unsafe { rustelixir_nif::NativeTable::from_address(address) }.map_err(PyValueError::new_err)?;
+    registry::register(table).map_err(PyValueError::new_err)
+}
+
+/// A call's cancellation flag, shared with the native running it.
+#[pyclass(module = "rustelixir._native", frozen)]
+pub struct CancelToken {
+    flag: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl CancelToken {
+    #[new]
+    fn new() -> Self {
+        CancelToken { flag: Arc::new(AtomicBool::new(false)) }
+    }
+    fn cancel(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+    }
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs a registered Rust native on Python arguments (encoded on the way in, the reply
+/// decoded on the way out), with the GIL released: the path for calls the fast path leaves
+/// to Python (slow natives on the worker pool, casts). Returns `(:ok, value)` or
+/// `(:error, reason)` as Python terms.
+#[pyfunction]
+#[pyo3(signature = (name, args, cancel = None))]
+pub fn call_native<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+    cancel: Option<&CancelToken>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let entry = registry::find(name.as_bytes(), args.len())
+        .ok_or_else(|| pyo3::exceptions::PyLookupError::new_err(format!("no native {name}/{}", args.len())))?;
     let encoded = args
         .iter()
         .map(|a| crate::to_etf::encode_to_vec(&a, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from))
         .collect::<PyResult<Vec<Vec<u8>>>>()?;
-    let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
-    let mut value = Vec::new();
-    let run = |value: &mut Vec<u8>| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (native.function)(&slices, value)))
-    };
-    let result = if native.quick { run(&mut value) } else { py.detach(|| run(&mut value)) };
-    let mut message = vec![etf::tags::VERSION, etf::tags::SMALL_TUPLE_EXT, 2];
-    match result {
-        Ok(Ok(())) => {
-            etf::encode::put_atom(&mut message, "ok").unwrap();
-            message.extend_from_slice(&value);
-        }
-        Ok(Err(NativeError::BadArg(index, text))) => {
-            etf::encode::put_atom(&mut message, "error").unwrap();
-            message.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 3]);
-            etf::encode::put_atom(&mut message, "badarg").unwrap();
-            etf::encode::put_int(&mut message, index as i64);
-            etf::encode::put_binary(&mut message, text.as_bytes()).map_err(|e| PyErr::from(Error::from(e)))?;
-        }
-        Err(panic) => {
-            let text = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "native panicked".into());
-            etf::encode::put_atom(&mut message, "error").unwrap();
-            message.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
-            etf::encode::put_atom(&mut message, "panic").unwrap();
-            etf::encode::put_binary(&mut message, text.as_bytes()).map_err(|e| PyErr::from(Error::from(e)))?;
-        }
-    }
+    let flag = cancel.map(|c| c.flag.clone());
+    let reply = py.detach(|| {
+        let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
+        rustelixir_nif::call_entry(entry, &slices, flag.as_deref())
+    });
     crate::atoms::with_cache(|atoms| {
-        etf::decode::decode_with(&message, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
+        etf::decode::decode_at_with(&reply, 0, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
+            .map(|(value, _)| value)
             .map_err(PyErr::from)
     })
+}
+
+/// Resources: the node's name and creation (references to resources are made in them).
+#[pyfunction]
+pub fn set_node_identity(node: &str, creation: u32, salt: u32) {
+    rustelixir_nif::resource::set_identity(node, creation, salt);
+}
+
+/// Frees the resource `reference` names; false when it was not live.
+#[pyfunction]
+pub fn release_resource(reference: &crate::types::Reference) -> bool {
+    rustelixir_nif::resource::release(&reference.to_etf())
+}
+
+/// The type of a live resource, or None.
+#[pyfunction]
+pub fn resource_type(reference: &crate::types::Reference) -> Option<&'static str> {
+    rustelixir_nif::resource::type_of(&reference.to_etf())
+}
+
+/// [(type, live, created, freed), ...]
+#[pyfunction]
+pub fn resource_counts() -> Vec<(&'static str, u64, u64, u64)> {
+    rustelixir_nif::resource::counts()
 }

@@ -5,7 +5,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -72,6 +72,7 @@ impl Shared {
 
 #[pyclass(module = "rustelixir._native")]
 pub struct DistLink {
+    watched: Arc<Mutex<HashSet<Vec<u8>>>>,
     shared: Arc<Shared>,
     stream: TcpStream,
     reader: Option<JoinHandle<()>>,
@@ -84,7 +85,7 @@ impl DistLink {
     /// write end of a pipe Python watches. A peer silent for `ticktime_ms` is dropped; a
     /// tick is sent whenever nothing was written for a quarter of it.
     #[new]
-    #[pyo3(signature = (fd, leftover, notify_fd, *, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms, test_natives = false))]
+    #[pyo3(signature = (fd, leftover, notify_fd, *, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         fd: RawFd,
@@ -98,7 +99,6 @@ impl DistLink {
         max_message_size: usize,
         fragment_size: usize,
         ticktime_ms: u64,
-        test_natives: bool,
     ) -> PyResult<Self> {
         // SAFETY: the caller hands over ownership of both descriptors.
         let stream = unsafe { TcpStream::from_raw_fd(fd) };
@@ -107,6 +107,7 @@ impl DistLink {
         stream.set_nodelay(true)?;
         let interval = Duration::from_millis((ticktime_ms / 4).max(10));
         stream.set_read_timeout(Some(interval))?;
+        let watched = Arc::new(Mutex::new(HashSet::new()));
         let shared = Arc::new(Shared {
             writer: Mutex::new(stream.try_clone()?),
             inbox: Mutex::new(Inbox::default()),
@@ -125,14 +126,24 @@ impl DistLink {
             header,
             max_message_size,
             fragment_size: fragment_size.max(1),
-            test_natives,
+            watched: watched.clone(),
         });
         let reader_stream = stream.try_clone()?;
         let thread_shared = shared.clone();
         let reader = std::thread::Builder::new()
             .name("rustelixir-dist".into())
             .spawn(move || read_loop(reader_stream, thread_shared, fast, leftover, ticktime_ms, interval))?;
-        Ok(DistLink { shared, stream, reader: Some(reader) })
+        Ok(DistLink { shared, stream, reader: Some(reader), watched })
+    }
+
+    /// Lets the DEMONITOR_P of this monitor reference (encoded, no version byte) through to
+    /// Python: the call it belongs to runs in Python and must hear its caller give up.
+    fn watch(&self, reference: Vec<u8>) {
+        self.watched.lock().unwrap().insert(reference);
+    }
+
+    fn unwatch(&self, reference: Vec<u8>) {
+        self.watched.lock().unwrap().remove(&reference);
     }
 
     /// Writes bytes (whole frames) to the peer; the GIL is released while writing.

@@ -196,6 +196,9 @@ impl Reference {
     pub fn ids(&self) -> &[u32] {
         &self.words[..self.len as usize]
     }
+    pub fn to_etf(&self) -> etf::Reference {
+        etf::Reference { node: etf::Atom(self.node_name().to_owned()), creation: self.creation, ids: self.ids().to_vec() }
+    }
 }
 
 impl PartialEq for Reference {

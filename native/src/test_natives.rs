@@ -1,0 +1,70 @@
+//! Natives that exist only for the node's own tests of conversions, isolation and
+//! cancellation: registered with `rustelixir serve --test-natives`, never otherwise.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rustelixir_nif::{natives, Atom, Pid, Reference};
+
+fn test_panic(message: String) -> i64 {
+    panic!("{message}")
+}
+
+fn test_scalars(a: i64, b: f64, c: bool, d: String) -> (i64, f64, bool, String) {
+    (a, b, c, d)
+}
+
+fn test_containers(a: Vec<u8>, b: Vec<i64>, c: (i64, bool), d: Option<i64>) -> (Vec<u8>, Vec<i64>, (i64, bool), Option<i64>) {
+    (a, b, c, d)
+}
+
+fn test_terms(a: HashMap<String, i64>, b: Atom, c: Pid, d: Reference) -> (HashMap<String, i64>, Atom, Pid, Reference) {
+    (a, b, c, d)
+}
+
+fn test_small(a: u8, b: i32, c: u64) -> (u8, i32, u64) {
+    (a, b, c)
+}
+
+fn test_segfault() -> i64 {
+    // A native with a memory bug: the node process dies, the BEAM callers see nodedown.
+    unsafe { std::ptr::write_volatile(std::ptr::null_mut::<i64>(), 1) };
+    0
+}
+
+fn test_abort() -> i64 {
+    std::process::abort()
+}
+
+static CANCELLED_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Works (sleeps in 5 ms steps) for `ms`, stopping early when its caller gives up.
+fn test_wait_cancel(ms: u64) -> Atom {
+    let end = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < end {
+        if rustelixir_nif::cancelled() {
+            CANCELLED_SEEN.fetch_add(1, Ordering::Relaxed);
+            return Atom::new("cancelled");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Atom::new("finished")
+}
+
+/// How many test_wait_cancel calls saw their cancellation.
+fn test_cancel_seen() -> u64 {
+    CANCELLED_SEEN.load(Ordering::Relaxed)
+}
+
+natives!(TEST_NATIVES = [
+    quick test_panic,
+    quick test_scalars,
+    quick test_containers,
+    quick test_terms,
+    quick test_small,
+    quick test_segfault,
+    quick test_abort,
+    slow test_wait_cancel,
+    quick test_cancel_seen,
+]);
