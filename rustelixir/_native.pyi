@@ -157,6 +157,7 @@ class DistFastPath:
     def __new__(
         cls,
         *,
+        peer_name: str,
         server_name: str | None,
         server_pid: bytes,
         alias: bool,
@@ -180,6 +181,7 @@ class DistLink:
         leftover: bytes,
         notify_fd: int,
         *,
+        peer_name: str,
         server_name: str | None,
         server_pid: bytes,
         alias: bool,

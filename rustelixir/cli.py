@@ -122,6 +122,7 @@ def serve(args: argparse.Namespace) -> int:
             epmd=epmd_mode,
             epmd_port=args.epmd_port,
             ticktime=args.net_ticktime,
+            max_message_size=args.max_message_size,
         )
         try:
             await node.start()
@@ -153,7 +154,13 @@ def serve(args: argparse.Namespace) -> int:
         await node.close()
         return 0
 
-    return asyncio.run(run())
+    code = asyncio.run(run())
+    # Natives still running on worker threads (their callers are gone with the node) must
+    # not hold the exit up: leave at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -185,6 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=60.0,
         help="seconds of silence after which a peer counts as down; ticks go every quarter of it "
         "(use the same value as the BEAM nodes' -kernel net_ticktime)",
+    )
+    p.add_argument(
+        "--max-message-size",
+        type=int,
+        default=128 << 20,
+        help="largest message a peer may send, in bytes (default 128 MiB); a larger one closes its connection",
     )
     p.add_argument("--workers", type=int, default=32, help="worker threads for slow natives")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="slow calls in flight before :overloaded")

@@ -24,7 +24,7 @@ from typing import Any
 
 from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError
 from rustelixir.protocol import control as c
-from rustelixir.protocol.connection import Tick
+from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Tick
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Role, split_node_name
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
@@ -176,6 +176,7 @@ class Node:
         epmd: str = "auto",
         epmd_port: int | None = None,
         ticktime: float = 60.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         split_node_name(name)
         if epmd not in EPMD_MODES:
@@ -189,6 +190,7 @@ class Node:
         self.epmd_mode = epmd
         self.epmd_port = epmd_port
         self.ticktime = ticktime
+        self.max_message_size = max_message_size
         self.creation = secrets.randbelow(0xFFFFFFF0) + 4  # replaced by EPMD's when registered
         self.name_atom = Atom(name)
         self.peers: dict[str, DistProtocol] = {}
@@ -477,8 +479,13 @@ class Node:
     def _dispatch(self, proto: DistProtocol, events: list[Any]) -> None:
         for event in events:
             handler = _HANDLERS.get(type(event))
-            if handler is not None:
+            if handler is None:
+                continue
+            try:
                 handler(self, proto, event)
+            except Exception:
+                # A bug of ours must not lose the rest of the peer's messages.
+                log.exception("handling %s from %s failed", type(event).__name__, proto.peer_name)
 
     def _deliver_to(self, target: Any, message: Any, sender: Pid | None, proto: DistProtocol) -> None:
         process = self._local_process(target)

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rustelixir._native import DistLink, encode
-from rustelixir.errors import HandshakeError, RemoteProtocolError
+from rustelixir.errors import HandshakeError, LocalProtocolError, RemoteProtocolError
 from rustelixir.protocol.connection import DistConnection
 from rustelixir.protocol.control import Control
 from rustelixir.protocol.flags import DFlag
@@ -56,6 +56,7 @@ class DistProtocol(asyncio.Protocol):
         # After the handshake a Rust thread owns the socket (reads, fast path, ticks).
         self.link: DistLink | None = None
         self._wake_fd: int | None = None
+        self._final_stats: tuple[int, int] | None = None
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -106,7 +107,7 @@ class DistProtocol(asyncio.Protocol):
             return
         try:
             events = hs.receive_data(data)
-        except HandshakeError as e:
+        except (HandshakeError, LocalProtocolError) as e:
             log.warning("handshake with %s failed: %s", hs.peer_name or self._peer_address(), e)
             self.abort(e)
             return
@@ -143,6 +144,8 @@ class DistProtocol(asyncio.Protocol):
         out = hs.data_to_send()
         if out:
             self.transport.write(out)
+        if hs.state == "closed":
+            self.abort(ConnectionError(f"handshake with {hs.peer_name or self._peer_address()} ended"))
 
     def _complete(self, done: HandshakeComplete) -> None:
         if self._handshake_timer is not None:
@@ -153,7 +156,11 @@ class DistProtocol(asyncio.Protocol):
         self.flags = done.flags
         server_name, server_pid = self.node._fast_path_server()
         self.conn = DistConnection(
-            peer_name=done.peer_name, flags=done.flags, server_name=server_name, server_pid=server_pid
+            peer_name=done.peer_name,
+            flags=done.flags,
+            server_name=server_name,
+            server_pid=server_pid,
+            max_message_size=self.node.max_message_size,
         )
         self._hand_over(done.leftover, server_name, server_pid)
         self.node._peer_up(self)
@@ -173,6 +180,7 @@ class DistProtocol(asyncio.Protocol):
             fd,
             leftover,
             wake_w,
+            peer_name=self.peer_name or "",
             server_name=server_name,
             server_pid=encode(server_pid)[1:] if server_pid is not None else b"",
             alias=bool(self.flags & DFlag.ALIAS),
@@ -193,21 +201,23 @@ class DistProtocol(asyncio.Protocol):
         except BlockingIOError:
             pass
         frames, ticks, closed = self.link.take()
-        if frames or ticks:
-            self.last_received = time.monotonic()
-        if frames:
-            try:
-                events = self.conn.receive_frames(frames)
-            except RemoteProtocolError as e:
-                log.warning("closing the connection to %s: %s", self.peer_name, e)
-                self.abort(e)
-                return
-            self.node._dispatch(self, events)
-            self.flush()
-        if closed is not None and not self.closed:
-            level = logging.WARNING if closed.startswith("protocol error") else logging.INFO
-            log.log(level, "connection to %s ended: %s", self.peer_name, closed)
-            self._shut_link()
+        try:
+            if frames or ticks:
+                self.last_received = time.monotonic()
+            if frames:
+                try:
+                    events = self.conn.receive_frames(frames)
+                    self.node._dispatch(self, events)
+                except RemoteProtocolError as e:
+                    log.warning("closing the connection to %s: %s", self.peer_name, e)
+                    self.abort(e)
+                    return
+                self.flush()
+        finally:
+            if closed is not None and not self.closed:
+                level = logging.WARNING if closed.startswith("protocol error") else logging.INFO
+                log.log(level, "connection to %s ended: %s", self.peer_name, closed)
+                self._shut_link()
 
     def _shut_link(self) -> None:
         if self.closed:
@@ -217,9 +227,11 @@ class DistProtocol(asyncio.Protocol):
             asyncio.get_running_loop().remove_reader(self._wake_fd)
             os.close(self._wake_fd)
             self._wake_fd = None
-        if self.link is not None:
-            self.link.close()
         self.node._connection_lost(self)
+        if self.link is not None:
+            self._final_stats = self.link.stats
+            self.link.close()  # joins the reader thread and closes the socket's descriptors
+            self.link = None
 
     def watch(self, monitor: object) -> None:
         """Python runs the call behind this monitor: its DEMONITOR_P must reach Python."""
@@ -232,6 +244,8 @@ class DistProtocol(asyncio.Protocol):
 
     @property
     def fast_path_stats(self) -> tuple[int, int]:
+        if self._final_stats is not None:
+            return self._final_stats
         if self.link is not None:
             calls, errors = self.link.stats
             return calls, errors

@@ -35,7 +35,7 @@ from rustelixir.protocol.handshake import (
     StatusReceived,
     digest,
 )
-from strategies import hashable_terms, terms
+from strategies import atoms, hashable_terms, pids, references, terms
 
 # --- Handshake fixtures -------------------------------------------------------------------
 
@@ -1013,9 +1013,23 @@ def test_too_many_open_sequences() -> None:
 
 
 
+# Fields with a fixed kind (a peer sending anything else breaks the protocol); the others
+# (messages, reasons, trace tokens) take any term.
+FIELD_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
+    "id": st.integers(0, 2**70),
+    "from_pid": pids,
+    "to_pid": pids,
+    "to_name": atoms,
+    "to_proc": st.one_of(pids, atoms),
+    "from_proc": st.one_of(pids, atoms),
+    "ref": references,
+    "alias": references,
+}
+
+
 def controls_of(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Control]:
     return st.sampled_from(CONTROL_CLASSES).flatmap(
-        lambda cls: st.builds(cls, **{f.name: (st.integers(0, 2**70) if f.name == "id" else values) for f in fields(cls)})
+        lambda cls: st.builds(cls, **{f.name: FIELD_STRATEGIES.get(f.name, values) for f in fields(cls)})
     )
 
 

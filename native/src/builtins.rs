@@ -4,7 +4,7 @@
 
 use etf::decode::{decode_at_with, Limits, TermBuilder};
 use etf::{BigInt, Term};
-use rustelixir_nif::{CallFrame, NativeEntry, NativeTable, ABI_VERSION, FLAG_SLOW, MAGIC};
+use rustelixir_nif::{Atom, BadArg, CallFrame, NativeEntry, NativeTable, ABI_VERSION, MAGIC};
 
 pub enum NativeError {
     /// Argument `index` (1-based) could not be converted: `{:badarg, index, message}`.
@@ -61,10 +61,9 @@ macro_rules! raw_entry {
 const BUILTIN_ENTRIES: &[NativeEntry] = &[
     raw_entry!("add", 2, 0, add),
     raw_entry!("echo", 1, 0, echo),
-    raw_entry!("sleep", 1, FLAG_SLOW, sleep),
 ];
 
-/// add/2 (integers of any size), echo/1 (any term, byte for byte), sleep/1 (slow).
+/// add/2 (integers of any size), echo/1 (any term, byte for byte).
 pub static BUILTINS: NativeTable =
     NativeTable { magic: MAGIC, abi_version: ABI_VERSION, count: BUILTIN_ENTRIES.len(), entries: BUILTIN_ENTRIES.as_ptr() };
 
@@ -119,18 +118,31 @@ fn echo(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError> {
     Ok(())
 }
 
-fn sleep(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError> {
-    let ms = match &term_arg(args, 1)? {
-        Term::Int(v) if *v >= 0 => *v as u64,
-        Term::Int(_) => return Err(NativeError::BadArg(1, "expected a non-negative number of milliseconds".into())),
-        Term::BigInt(b) if !b.negative => u64::MAX,
-        Term::BigInt(_) => return Err(NativeError::BadArg(1, "expected a non-negative number of milliseconds".into())),
-        other => return Err(NativeError::BadArg(1, format!("expected an integer, got {}", kind(other)))),
+const DAY_MS: i64 = 86_400_000;
+
+/// sleep/1: waits `milliseconds` (at most a day) on the worker pool, then answers `:ok`;
+/// it stops early, its reply dropped, when its caller gives up.
+fn sleep(milliseconds: Term) -> Result<Atom, BadArg> {
+    let ms = match &milliseconds {
+        Term::Int(v) if (0..=DAY_MS).contains(v) => *v as u64,
+        Term::Int(v) if *v < 0 => return Err(BadArg::new(1, "expected a non-negative number of milliseconds")),
+        Term::BigInt(b) if b.negative => return Err(BadArg::new(1, "expected a non-negative number of milliseconds")),
+        Term::Int(_) | Term::BigInt(_) => {
+            return Err(BadArg::new(1, format!("expected at most {DAY_MS} milliseconds (a day)")))
+        }
+        other => return Err(BadArg::new(1, format!("expected an integer, got {}", kind(other)))),
     };
-    std::thread::sleep(std::time::Duration::from_millis(ms));
-    etf::encode::put_atom(out, "ok").expect("a short atom");
-    Ok(())
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    loop {
+        let now = std::time::Instant::now();
+        if now >= end || rustelixir_nif::cancelled() {
+            return Ok(Atom::new("ok"));
+        }
+        std::thread::sleep((end - now).min(std::time::Duration::from_millis(10)));
+    }
 }
+
+rustelixir_nif::natives!(SLOW_BUILTINS = [slow sleep]);
 
 // --- Arbitrary-precision addition on little-endian magnitudes ------------------------------
 

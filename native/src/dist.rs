@@ -30,6 +30,9 @@ const SEND_SENDER: u8 = 22;
 const ALIAS_SEND: u8 = 33;
 
 pub struct Config {
+    /// The peer's node name: the fast path answers only callers living on that node (a
+    /// `From` forwarded from a third node is answered by Python, which routes by pid).
+    pub peer_name: Vec<u8>,
     /// The registered name whose calls the fast path answers; None: every frame to Python.
     pub server_name: Option<Vec<u8>>,
     /// The server's pid, encoded without version byte: the sender of replies.
@@ -76,6 +79,8 @@ struct Sequence {
 }
 
 pub struct FastPath {
+    /// Bytes held by fragmented messages not yet complete (bounded by max_message_size).
+    sequences_bytes: usize,
     /// Report ticks as empty bodies among the others (keeping their order) rather than count them.
     pub ticks_as_frames: bool,
     pub config: Config,
@@ -203,14 +208,14 @@ impl<'a> Reader<'a> {
         Some(name)
     }
 
-    /// The bytes of the next term, whatever it is.
+    /// The bytes of the next term, whatever it is (a compressed term only comes whole, at
+    /// the top: one inside a message is left to Python, which refuses it).
     fn term(&mut self) -> Option<&'a [u8]> {
         let start = self.pos;
-        let (_, end) = decode_at_with(self.data, start, &mut Skip, &Limits::default()).ok()?;
-        // decode_at_with also takes a version byte in front; inside a term there is none.
-        if self.data[start] == VERSION {
+        if matches!(self.data.get(start), Some(&COMPRESSED) | Some(&VERSION)) {
             return None;
         }
+        let (_, end) = decode_at_with(self.data, start, &mut Skip, &Limits::default()).ok()?;
         self.pos = end;
         Some(&self.data[start..end])
     }
@@ -232,6 +237,7 @@ struct Call<'a> {
 impl FastPath {
     pub fn new(config: Config) -> Self {
         FastPath {
+            sequences_bytes: 0,
             ticks_as_frames: false,
             config,
             buffer: Vec::new(),
@@ -332,9 +338,11 @@ impl FastPath {
             if self.sequences.len() >= MAX_OPEN_SEQUENCES {
                 return bad(format!("more than {MAX_OPEN_SEQUENCES} fragmented messages at once"));
             }
-            if self.sequences.insert(sequence, Sequence { next: id - 1, body: whole }).is_some() {
+            if self.sequences.contains_key(&sequence) {
                 return bad(format!("fragment sequence {sequence} started twice"));
             }
+            self.hold(whole.len())?;
+            self.sequences.insert(sequence, Sequence { next: id - 1, body: whole });
             return Ok(None);
         }
         let Some(seq) = self.sequences.get_mut(&sequence) else {
@@ -350,11 +358,32 @@ impl FastPath {
             ));
         }
         seq.body.extend_from_slice(content);
-        if id > 1 {
+        let done = id == 1;
+        if !done {
             seq.next = id - 1;
+        }
+        self.hold(content.len())?;
+        if !done {
             return Ok(None);
         }
-        Ok(self.sequences.remove(&sequence).map(|s| s.body))
+        let whole = self.sequences.remove(&sequence).map(|s| s.body);
+        if let Some(w) = &whole {
+            self.sequences_bytes -= w.len();
+        }
+        Ok(whole)
+    }
+
+    /// Counts bytes held for unfinished fragmented messages: all of them together may not
+    /// pass max_message_size, so a peer cannot hold many such messages half sent.
+    fn hold(&mut self, bytes: usize) -> Result<(), FrameError> {
+        self.sequences_bytes += bytes;
+        if self.sequences_bytes > self.config.max_message_size {
+            return Err(FrameError::Protocol(format!(
+                "{} bytes held in unfinished fragmented messages, over the limit of {}",
+                self.sequences_bytes, self.config.max_message_size
+            )));
+        }
+        Ok(())
     }
 
     /// True when the frame was dealt with here.
@@ -393,7 +422,7 @@ impl FastPath {
                         return None;
                     }
                     r.version(versioned)?;
-                    let call = Self::gen_call(&mut r)?;
+                    let call = Self::gen_call(&mut r, &self.config.peer_name)?;
                     (r.pos == body.len()).then_some(Some(call))
                 }
                 _ => None,
@@ -410,7 +439,7 @@ impl FastPath {
     }
 
     /// `{'$gen_call', {Caller, Tag}, {fun, args...} | fun}` for a quick built-in native.
-    fn gen_call<'a>(r: &mut Reader<'a>) -> Option<Call<'a>> {
+    fn gen_call<'a>(r: &mut Reader<'a>, peer_name: &[u8]) -> Option<Call<'a>> {
         if r.tuple()? != 3 || r.atom()? != b"$gen_call" || r.tuple()? != 2 {
             return None;
         }
@@ -418,8 +447,12 @@ impl FastPath {
         if !matches!(r.peek()?, NEW_PID_EXT | PID_EXT) {
             return None;
         }
+        r.byte()?;
+        if r.atom()? != peer_name {
+            return None;
+        }
+        r.pos = caller_at;
         let caller = r.term()?;
-        let _ = caller_at;
         let tag_start = r.pos;
         let alias = Self::alias_in_tag(r);
         r.pos = tag_start;

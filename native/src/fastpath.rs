@@ -22,8 +22,9 @@ pub struct DistFastPath {
 #[pymethods]
 impl DistFastPath {
     #[new]
-    #[pyo3(signature = (*, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size))]
+    #[pyo3(signature = (*, peer_name, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size))]
     fn new(
+        peer_name: String,
         server_name: Option<String>,
         server_pid: Vec<u8>,
         alias: bool,
@@ -33,6 +34,7 @@ impl DistFastPath {
         fragment_size: usize,
     ) -> Self {
         let mut inner = FastPath::new(Config {
+                peer_name: peer_name.into_bytes(),
                 server_name: server_name.map(String::into_bytes),
                 server_pid,
                 alias,
@@ -92,7 +94,8 @@ impl DistFastPath {
 #[pyo3(signature = (*, test_natives = false))]
 pub fn register_builtin_natives(test_natives: bool) -> PyResult<Vec<(String, u32, bool)>> {
     let mut all = registry::register(&crate::builtins::BUILTINS).map_err(PyValueError::new_err)?;
-    all.extend(registry::register(&rustelixir_collections_table()).map_err(PyValueError::new_err)?);
+    all.extend(registry::register(&crate::builtins::SLOW_BUILTINS).map_err(PyValueError::new_err)?);
+    all.extend(registry::register(rustelixir_collections_table()).map_err(PyValueError::new_err)?);
     if test_natives {
         all.extend(registry::register(&crate::test_natives::TEST_NATIVES).map_err(PyValueError::new_err)?);
     }

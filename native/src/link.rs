@@ -1,8 +1,17 @@
-//! A connection to a peer node after the handshake, owned by a Rust thread: it reads the
-//! socket, answers fast-path calls (`dist.rs`) and sends ticks without ever taking the GIL,
-//! so neither a busy native nor the event loop can delay them. Frames for Python are queued,
-//! and Python is woken by one byte on a pipe it watches (`loop.add_reader`).
+//! A connection to a peer node after the handshake, owned by two Rust threads, so neither a
+//! busy native, the GIL, the event loop nor a peer that stops reading can stall the node:
+//!
+//! - the reader reads the socket, answers fast-path calls (`dist.rs`), queues the other
+//!   frames for Python and wakes it by one byte on a pipe it watches (`loop.add_reader`);
+//!   it watches for silence (net_ticktime), and stops reading while Python is behind (so
+//!   TCP slows the peer down instead of the node's memory growing);
+//! - the writer drains one outgoing queue (fast-path replies and Python's messages, whole
+//!   messages each, so they never interleave), sends a tick when there was nothing to send
+//!   for a quarter of net_ticktime, and drops a peer that takes nothing for net_ticktime.
+//!
+//! Python never blocks on the socket: `send` only queues, and refuses past a bound.
 
+use pyo3::exceptions::PyConnectionError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use std::collections::{HashSet, VecDeque};
@@ -11,48 +20,55 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{FromRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::dist::{Config, FastPath, FrameError};
 
 const TICK: [u8; 4] = [0, 0, 0, 0];
+/// Frames queued for Python past which the reader stops reading.
+const INBOX_HIGH: usize = 64 << 20;
 
 #[derive(Default)]
 struct Inbox {
     frames: VecDeque<Vec<u8>>,
+    bytes: usize,
     ticks: usize,
     closed: Option<String>,
     notified: bool,
 }
 
+#[derive(Default)]
+struct Outbox {
+    chunks: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
 struct Shared {
-    writer: Mutex<TcpStream>,
+    stream: TcpStream,
     inbox: Mutex<Inbox>,
-    notify: Mutex<File>,
-    started: Instant,
-    last_write_ms: AtomicU64,
+    inbox_space: Condvar,
+    outbox: Mutex<Outbox>,
+    outbox_changed: Condvar,
+    /// Bytes queued to send past which the reader waits (fast-path replies) and Python's
+    /// sends are refused (the peer is not reading).
+    outbox_limit: usize,
+    notify: Mutex<Option<File>>,
+    closing: AtomicBool,
     calls: AtomicU64,
     errors: AtomicU64,
-    closing: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    fn write(&self, data: &[u8]) -> std::io::Result<()> {
-        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        w.write_all(data)?;
-        self.last_write_ms.store(self.now_ms(), Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn push(&self, frames: Vec<Vec<u8>>, ticks: usize, closed: Option<String>) {
+    fn push_inbox(&self, frames: Vec<Vec<u8>>, ticks: usize, closed: Option<String>) {
         let wake = {
-            let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inbox = lock(&self.inbox);
+            inbox.bytes += frames.iter().map(Vec::len).sum::<usize>();
             inbox.frames.extend(frames);
             inbox.ticks += ticks;
             if closed.is_some() && inbox.closed.is_none() {
@@ -65,8 +81,42 @@ impl Shared {
             wake
         };
         if wake {
-            let _ = self.notify.lock().unwrap_or_else(|e| e.into_inner()).write(&[1]);
+            if let Some(notify) = lock(&self.notify).as_mut() {
+                let _ = notify.write(&[1]);
+            }
         }
+    }
+
+    /// Queues a whole message (or several) for the writer. `wait`: block while the queue is
+    /// over its limit (the reader's backpressure); otherwise refuse.
+    fn push_outbox(&self, data: Vec<u8>, wait: bool) -> Result<(), String> {
+        let mut out = lock(&self.outbox);
+        while out.bytes > self.outbox_limit {
+            if !wait {
+                return Err(format!(
+                    "{} bytes already queued to a peer that does not read them",
+                    out.bytes
+                ));
+            }
+            if self.closing.load(Ordering::Relaxed) {
+                return Err("closed".into());
+            }
+            out = self.outbox_changed.wait_timeout(out, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        out.bytes += data.len();
+        out.chunks.push_back(data);
+        self.outbox_changed.notify_all();
+        Ok(())
+    }
+
+    /// Stops both threads (once) and tells Python why.
+    fn close(&self, reason: String) {
+        if !self.closing.swap(true, Ordering::Relaxed) {
+            let _ = self.stream.shutdown(Shutdown::Both);
+            self.push_inbox(Vec::new(), 0, Some(reason));
+        }
+        self.outbox_changed.notify_all();
+        self.inbox_space.notify_all();
     }
 }
 
@@ -74,23 +124,23 @@ impl Shared {
 pub struct DistLink {
     watched: Arc<Mutex<HashSet<Vec<u8>>>>,
     shared: Arc<Shared>,
-    stream: TcpStream,
-    reader: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 #[pymethods]
 impl DistLink {
     /// Takes over the connected socket `fd` (a duplicate the caller gives away) and starts
-    /// the reader thread. `leftover` is what arrived after the handshake; `notify_fd` the
-    /// write end of a pipe Python watches. A peer silent for `ticktime_ms` is dropped; a
-    /// tick is sent whenever nothing was written for a quarter of it.
+    /// the threads. `leftover` is what arrived after the handshake; `notify_fd` the write end
+    /// of a pipe Python watches. A peer silent for `ticktime_ms`, or not taking what we send
+    /// for as long, is dropped; a tick goes out whenever nothing was sent for a quarter of it.
     #[new]
-    #[pyo3(signature = (fd, leftover, notify_fd, *, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms))]
+    #[pyo3(signature = (fd, leftover, notify_fd, *, peer_name, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         fd: RawFd,
         leftover: Vec<u8>,
         notify_fd: RawFd,
+        peer_name: String,
         server_name: Option<String>,
         server_pid: Vec<u8>,
         alias: bool,
@@ -106,19 +156,25 @@ impl DistLink {
         stream.set_nonblocking(false)?;
         stream.set_nodelay(true)?;
         let interval = Duration::from_millis((ticktime_ms / 4).max(10));
-        stream.set_read_timeout(Some(interval))?;
+        let reader_stream = stream.try_clone()?;
+        reader_stream.set_read_timeout(Some(interval))?;
+        let writer_stream = stream.try_clone()?;
+        writer_stream.set_write_timeout(Some(interval))?;
         let watched = Arc::new(Mutex::new(HashSet::new()));
         let shared = Arc::new(Shared {
-            writer: Mutex::new(stream.try_clone()?),
+            stream,
             inbox: Mutex::new(Inbox::default()),
-            notify: Mutex::new(notify),
-            started: Instant::now(),
-            last_write_ms: AtomicU64::new(0),
+            inbox_space: Condvar::new(),
+            outbox: Mutex::new(Outbox::default()),
+            outbox_changed: Condvar::new(),
+            outbox_limit: max_message_size.saturating_mul(2).max(64 << 20),
+            notify: Mutex::new(Some(notify)),
+            closing: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            closing: AtomicBool::new(false),
         });
         let fast = FastPath::new(Config {
+            peer_name: peer_name.into_bytes(),
             server_name: server_name.map(String::into_bytes),
             server_pid,
             alias,
@@ -128,52 +184,62 @@ impl DistLink {
             fragment_size: fragment_size.max(1),
             watched: watched.clone(),
         });
-        let reader_stream = stream.try_clone()?;
-        let thread_shared = shared.clone();
+        let ticktime = Duration::from_millis(ticktime_ms);
+        let s1 = shared.clone();
         let reader = std::thread::Builder::new()
-            .name("rustelixir-dist".into())
-            .spawn(move || read_loop(reader_stream, thread_shared, fast, leftover, ticktime_ms, interval))?;
-        Ok(DistLink { shared, stream, reader: Some(reader), watched })
+            .name("rustelixir-read".into())
+            .spawn(move || read_loop(reader_stream, s1, fast, leftover, ticktime))?;
+        let s2 = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("rustelixir-write".into())
+            .spawn(move || write_loop(writer_stream, s2, interval, ticktime))?;
+        Ok(DistLink { watched, shared, threads: vec![reader, writer] })
     }
 
     /// Lets the DEMONITOR_P of this monitor reference (encoded, no version byte) through to
     /// Python: the call it belongs to runs in Python and must hear its caller give up.
     fn watch(&self, reference: Vec<u8>) {
-        self.watched.lock().unwrap().insert(reference);
+        lock(&self.watched).insert(reference);
     }
 
     fn unwatch(&self, reference: Vec<u8>) {
-        self.watched.lock().unwrap().remove(&reference);
+        lock(&self.watched).remove(&reference);
     }
 
-    /// Writes bytes (whole frames) to the peer; the GIL is released while writing.
-    fn send(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        let shared = self.shared.clone();
-        py.detach(|| shared.write(data)).map_err(PyErr::from)
+    /// Queues bytes (whole frames) for the peer; never blocks. Past the queue's bound (a
+    /// peer that does not read) it raises ConnectionError: close the connection.
+    fn send(&self, data: Vec<u8>) -> PyResult<()> {
+        if self.shared.closing.load(Ordering::Relaxed) {
+            return Err(PyConnectionError::new_err("connection closed"));
+        }
+        self.shared.push_outbox(data, false).map_err(PyConnectionError::new_err)
     }
 
-    /// What the reader thread queued: (frame bodies, ticks seen, why it closed or None).
+    /// What the reader queued: (frame bodies, ticks seen, why it closed or None).
     fn take<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, usize, Option<String>)> {
         let (frames, ticks, closed) = {
-            let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inbox = lock(&self.shared.inbox);
             inbox.notified = false;
             let frames: Vec<Vec<u8>> = inbox.frames.drain(..).collect();
+            inbox.bytes = 0;
             let ticks = std::mem::take(&mut inbox.ticks);
             (frames, ticks, inbox.closed.clone())
         };
+        self.shared.inbox_space.notify_all();
         let list = PyList::new(py, frames.iter().map(|f| PyBytes::new(py, f)))?;
         Ok((list, ticks, closed))
     }
 
-    /// Shuts the socket down; the reader thread then reports the connection closed.
+    /// Closes the connection: stops both threads and lets go of every descriptor.
     fn close(&mut self, py: Python<'_>) {
-        self.shared.closing.store(true, Ordering::Relaxed);
-        let _ = self.stream.shutdown(Shutdown::Both);
-        if let Some(reader) = self.reader.take() {
-            py.detach(|| {
-                let _ = reader.join();
-            });
-        }
+        self.shared.close("closed by this node".into());
+        let threads = std::mem::take(&mut self.threads);
+        py.detach(|| {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
+        lock(&self.shared.notify).take();
     }
 
     /// (calls answered on the fast path, of which errors).
@@ -185,79 +251,120 @@ impl DistLink {
 
 impl Drop for DistLink {
     fn drop(&mut self) {
-        self.shared.closing.store(true, Ordering::Relaxed);
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.shared.close("dropped".into());
     }
 }
 
-fn read_loop(
-    mut stream: TcpStream,
-    shared: Arc<Shared>,
-    mut fast: FastPath,
-    leftover: Vec<u8>,
-    ticktime_ms: u64,
-    interval: Duration,
-) {
+fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, leftover: Vec<u8>, ticktime: Duration) {
     let mut buf = vec![0u8; 256 * 1024];
     let mut out = Vec::new();
     let mut to_python = Vec::new();
     let mut last_read = Instant::now();
-    let mut pending: Option<Vec<u8>> = (!leftover.is_empty()).then_some(leftover);
-    let interval_ms = interval.as_millis() as u64;
+    let mut pending = (!leftover.is_empty()).then_some(leftover);
     let reason = loop {
-        let n = if let Some(data) = pending.take() {
-            let n = data.len();
-            if n > buf.len() {
-                buf.resize(n, 0);
-            }
-            buf[..n].copy_from_slice(&data);
-            n
+        if shared.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        let data: &[u8] = if let Some(p) = pending.as_deref() {
+            p
         } else {
             match stream.read(&mut buf) {
                 Ok(0) => break "connection closed by peer".to_string(),
-                Ok(n) => n,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => 0,
+                Ok(n) => &buf[..n],
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                    if last_read.elapsed() > ticktime {
+                        break format!("no traffic for {} s (net_ticktime)", ticktime.as_secs());
+                    }
+                    continue;
+                }
                 Err(e) => break format!("connection error: {e}"),
             }
         };
-        if shared.closing.load(Ordering::Relaxed) {
-            break "closed".to_string();
-        }
-        if n > 0 {
-            last_read = Instant::now();
-            let calls_before = fast.stats.calls;
-            let errors_before = fast.stats.errors;
-            match fast.feed(&buf[..n], &mut out, &mut to_python) {
-                Ok(ticks) => {
-                    if !out.is_empty() {
-                        if let Err(e) = shared.write(&out) {
-                            break format!("write error: {e}");
-                        }
-                        out.clear();
-                    }
-                    shared.calls.fetch_add(fast.stats.calls - calls_before, Ordering::Relaxed);
-                    shared.errors.fetch_add(fast.stats.errors - errors_before, Ordering::Relaxed);
-                    if !to_python.is_empty() || ticks > 0 {
-                        shared.push(std::mem::take(&mut to_python), ticks, None);
+        last_read = Instant::now();
+        let n = data.len();
+        let calls_before = fast.stats.calls;
+        let errors_before = fast.stats.errors;
+        let fed = fast.feed(data, &mut out, &mut to_python);
+        pending = None;
+        match fed {
+            Ok(ticks) => {
+                shared.calls.fetch_add(fast.stats.calls - calls_before, Ordering::Relaxed);
+                shared.errors.fetch_add(fast.stats.errors - errors_before, Ordering::Relaxed);
+                if !out.is_empty() && shared.push_outbox(std::mem::take(&mut out), true).is_err() {
+                    return;
+                }
+                if !to_python.is_empty() || ticks > 0 {
+                    shared.push_inbox(std::mem::take(&mut to_python), ticks, None);
+                    // Python is behind: stop reading until it catches up.
+                    let mut inbox = lock(&shared.inbox);
+                    while inbox.bytes > INBOX_HIGH && !shared.closing.load(Ordering::Relaxed) {
+                        inbox = shared
+                            .inbox_space
+                            .wait_timeout(inbox, Duration::from_millis(100))
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                        last_read = Instant::now();
                     }
                 }
-                Err(FrameError::TooLarge(len)) => {
-                    break format!("protocol error: frame of {len} bytes is over the limit of {}", fast.config.max_message_size)
-                }
-                Err(e) => break format!("protocol error: {e}"),
             }
-            if buf.len() == n && n < 16 * 1024 * 1024 {
-                buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once
+            Err(FrameError::TooLarge(len)) => {
+                break format!("protocol error: frame of {len} bytes is over the limit of {}", fast.config.max_message_size)
             }
-        } else if last_read.elapsed() > Duration::from_millis(ticktime_ms) {
-            break format!("no traffic for {} s (net_ticktime)", ticktime_ms / 1000);
+            Err(e) => break format!("protocol error: {e}"),
         }
-        if shared.now_ms().saturating_sub(shared.last_write_ms.load(Ordering::Relaxed)) >= interval_ms {
-            if let Err(e) = shared.write(&TICK) {
-                break format!("write error: {e}");
-            }
+        if buf.len() == n && n < 16 * 1024 * 1024 {
+            buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once
         }
     };
-    let _ = stream.shutdown(Shutdown::Both);
-    shared.push(Vec::new(), 0, Some(reason));
+    shared.close(reason);
+}
+
+fn write_loop(mut stream: TcpStream, shared: Arc<Shared>, interval: Duration, ticktime: Duration) {
+    let mut last_write = Instant::now();
+    loop {
+        let batch: Vec<Vec<u8>> = {
+            let mut out = lock(&shared.outbox);
+            while out.chunks.is_empty() && !shared.closing.load(Ordering::Relaxed) {
+                let waited = interval.saturating_sub(last_write.elapsed());
+                if waited.is_zero() {
+                    break;
+                }
+                out = shared.outbox_changed.wait_timeout(out, waited).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            if shared.closing.load(Ordering::Relaxed) {
+                return;
+            }
+            out.bytes = 0;
+            let batch = out.chunks.drain(..).collect();
+            shared.outbox_changed.notify_all();
+            batch
+        };
+        let batch = if batch.is_empty() { vec![TICK.to_vec()] } else { batch };
+        for chunk in &batch {
+            let mut written = 0;
+            let mut stalled_since = Instant::now();
+            while written < chunk.len() {
+                match stream.write(&chunk[written..]) {
+                    Ok(0) => return shared.close("connection closed while writing".into()),
+                    Ok(n) => {
+                        written += n;
+                        stalled_since = Instant::now();
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                        if shared.closing.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if stalled_since.elapsed() > ticktime {
+                            return shared.close(format!(
+                                "protocol error: the peer took nothing we sent for {} s",
+                                ticktime.as_secs()
+                            ));
+                        }
+                    }
+                    Err(e) => return shared.close(format!("write error: {e}")),
+                }
+            }
+        }
+        last_write = Instant::now();
+    }
 }

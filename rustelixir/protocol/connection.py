@@ -36,7 +36,9 @@ DIST_FRAG_HEADER = 69
 DIST_FRAG_CONT = 70
 TICK_FRAME = b"\x00\x00\x00\x00"
 
-DEFAULT_MAX_MESSAGE_SIZE = 1 << 30  # a frame or reassembled message larger than this is refused
+# A frame or reassembled message larger than this is refused (and the connection closed);
+# unfinished fragmented messages together may not hold more either.
+DEFAULT_MAX_MESSAGE_SIZE = 128 << 20
 DEFAULT_FRAGMENT_SIZE = 1 << 20
 MAX_OPEN_SEQUENCES = 1024  # the same bound as native/src/dist.rs, where fragments are joined
 
@@ -75,6 +77,7 @@ class DistConnection:
         self.fragment_size = fragment_size
         self._state = _State.OPEN
         self._fast = DistFastPath(
+            peer_name=peer_name,
             server_name=server_name,
             server_pid=encode(server_pid)[1:] if server_pid is not None else b"",
             alias=bool(flags & DFlag.ALIAS),

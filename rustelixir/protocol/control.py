@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from rustelixir.errors import RemoteProtocolError
-from rustelixir.terms import Atom
+from rustelixir.terms import Atom, Pid, Reference
 
 __all__ = [
     "Control",
@@ -48,6 +48,22 @@ __all__ = [
 
 _UNUSED = Atom("")
 
+# What each field must be; a peer sending anything else breaks the protocol.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "from_pid": (Pid,),
+    "to_pid": (Pid,),
+    "to_name": (Atom,),
+    "to_proc": (Pid, Atom),
+    "from_proc": (Pid, Atom),
+    "ref": (Reference,),
+    "alias": (Reference,),
+    "id": (int,),
+}
+
+
+def _describe(types: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in types)
+
 
 @dataclass(frozen=True)
 class Control:
@@ -77,6 +93,12 @@ class Control:
                 f"{cls.__name__} control message {'with' if has_payload else 'without'} a payload"
             )
         kwargs = {name: value for name, value in zip(cls.WIRE, control[1:]) if name != "_"}
+        for name, value in kwargs.items():
+            allowed = _FIELD_TYPES.get(name)
+            if allowed is not None and not isinstance(value, allowed):
+                raise RemoteProtocolError(
+                    f"{cls.__name__} control message: {name} is {type(value).__name__}, not {_describe(allowed)}"
+                )
         if cls.PAYLOAD:
             kwargs[cls.PAYLOAD] = payload
         return cls(**kwargs)
