@@ -169,3 +169,30 @@ class ServedNode:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+def raw_peer(port: int, node_name: str, cookie: str, my_name: str | None = None) -> Any:
+    """A socket to the node at `port` that has done a real handshake from Python, as a peer
+    named `my_name` (for tests that send the node frames no BEAM would)."""
+    import socket as socket_module
+
+    from rustelixir.protocol.handshake import Handshake, HandshakeComplete, Role
+
+    sock = socket_module.create_connection(("127.0.0.1", port), timeout=10)
+    hs = Handshake(Role.INITIATOR, name=my_name or unique_name("raw"), cookie=cookie, creation=7, peer_name=node_name)
+    sock.sendall(hs.data_to_send())
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            raise RuntimeError("the node closed the handshake")
+        events = hs.receive_data(data)
+        out = hs.data_to_send()
+        if out:
+            sock.sendall(out)
+        if any(isinstance(e, HandshakeComplete) for e in events):
+            return sock
+
+
+def pass_through_frame(*terms: Any) -> bytes:
+    body = bytes([112]) + b"".join(rustelixir.encode(t) for t in terms)
+    return struct.pack(">I", len(body)) + body

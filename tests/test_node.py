@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rustelixir import Atom, BitString, ImproperList, Pid
-from beamnodes import DistClient, ServedNode, unique_name
+from rustelixir import Atom, BitString, ImproperList, Pid, Reference
+from beamnodes import DistClient, ServedNode, pass_through_frame, raw_peer, unique_name
 from conftest import runtime_or_skip
 
 pytestmark = pytest.mark.beam
@@ -451,3 +451,91 @@ def test_peer_state_is_dropped_when_a_peer_disconnects(tmp_path: Path, node: Ser
     while Atom(other.name) in call(client, "info")[1][Atom("peers")] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert Atom(other.name) not in call(client, "info")[1][Atom("peers")]
+
+
+# --- Hostile and odd peers -------------------------------------------------------------------
+
+
+def test_a_peer_that_stops_reading_does_not_stall_the_others(node: ServedNode, client: DistClient) -> None:
+    # A raw peer asks (through the Python path: REG_SEND_TT) for a 32 MB echo and never reads
+    # the answer. Other peers' calls, Python-path ones included, must go on.
+    port = _epmd_port_of(node.name)
+    me = unique_name("stuck")
+    sock = raw_peer(port, node.name, COOKIE, me)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        caller = Pid(me, 1, 0, 7)
+        ref = Reference(me, 7, [1, 2, 3])
+        request = (Atom("$gen_call"), (caller, ref), (Atom("echo"), b"x" * (32 << 20)))
+        sock.sendall(pass_through_frame((16, caller, Atom(""), Atom("rustelixir"), Atom("token")), request))
+        time.sleep(1.0)
+        started = time.monotonic()
+        ok, natives = call(client, "functions")
+        assert ok == Atom("ok") and time.monotonic() - started < 2.0
+        assert call(client, "{add, 1, 1}") == (Atom("ok"), 2)
+    finally:
+        sock.close()
+
+
+def test_control_fields_of_the_wrong_kind_close_only_that_connection(node: ServedNode, client: DistClient) -> None:
+    port = _epmd_port_of(node.name)
+    me = unique_name("odd")
+    sock = raw_peer(port, node.name, COOKIE, me)
+    try:
+        # MONITOR_P whose reference is a list, then a call in the same write.
+        caller = Pid(me, 1, 0, 7)
+        sock.sendall(
+            pass_through_frame((19, caller, Atom("net_kernel"), [1]))
+            + pass_through_frame((6, caller, Atom(""), Atom("rustelixir")), (Atom("$gen_call"), (caller, Reference(me, 7, [1, 2, 3])), Atom("functions")))
+        )
+        sock.settimeout(5)
+        assert sock.recv(1 << 16) in (b"",)  # closed, nothing answered on it
+    except ConnectionResetError:
+        pass
+    finally:
+        sock.close()
+    assert "MonitorP control message: ref is list" in node.log()
+    assert call(client, "{add, 2, 2}") == (Atom("ok"), 4)
+
+
+def test_a_forwarded_from_is_answered_where_the_caller_lives(tmp_path: Path, node: ServedNode) -> None:
+    # Node A sends a $gen_call whose From is a process on node B (the proxy pattern): the
+    # reply must reach B, for a fast-path native and a Python-path request alike.
+    runtime = runtime_or_skip("otp25")
+    a = DistClient(runtime.erl, tmp_path / "a", cookie=COOKIE, erlc=runtime.erlc)
+    b = DistClient(runtime.erl, tmp_path / "b", cookie=COOKIE, erlc=runtime.erlc)
+    try:
+        for c in (a, b):
+            c.set("Node", node.atom)
+        b.eval("pong = net_adm:ping(Node), register(waiter, self()), ok.")
+        for request in ("{add, 1, 2}", "functions"):
+            b_pid_tag = b.eval("{self(), make_ref()}.")
+            a.set("From", b_pid_tag)
+            a.eval(f"{{rustelixir, Node}} ! {{'$gen_call', From, {request}}}, ok.")
+            b.set("Tag", b_pid_tag[1])
+            reply = b.eval("receive {Tag, R} -> R after 5000 -> no_reply end.")
+            assert reply != Atom("no_reply") and reply[0] == Atom("ok")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_closed_connections_release_their_descriptors(node: ServedNode) -> None:
+    import os as os_module
+
+    pid = int(node.proc.pid)
+    port = _epmd_port_of(node.name)
+    before = len(os_module.listdir(f"/proc/{pid}/fd"))
+    for _ in range(60):
+        raw_peer(port, node.name, COOKIE).close()
+    deadline = time.monotonic() + 5
+    while len(os_module.listdir(f"/proc/{pid}/fd")) > before + 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(os_module.listdir(f"/proc/{pid}/fd")) <= before + 10
+
+
+def test_sleep_is_bounded(client: DistClient) -> None:
+    assert call(client, "{sleep, 1 bsl 80}") == (
+        Atom("error"),
+        (Atom("badarg"), 1, b"expected at most 86400000 milliseconds (a day)"),
+    )
