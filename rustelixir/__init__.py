@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rustelixir.errors import CodecError, DecodeError, EncodeError, RustelixirError
 from rustelixir.codec import DEFAULT_MAX_DEPTH, decode, encode
-from rustelixir.natives import native
+from rustelixir.natives import BadArg, cancelled, current_call, native
 from rustelixir.terms import (
     Atom,
     BitString,
@@ -39,4 +39,7 @@ __all__ = [
     "decode",
     "encode",
     "native",
+    "BadArg",
+    "cancelled",
+    "current_call",
 ]

@@ -34,7 +34,7 @@ from rustelixir._native import (
     resource_type,
     set_node_identity,
 )
-from rustelixir.natives import CallContext, _current, native_spec
+from rustelixir.natives import BadArg, CallContext, _current, native_spec
 from rustelixir.node import GenServer, Node
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
 from rustelixir.transport import DistProtocol
@@ -55,15 +55,6 @@ OK = Atom("ok")
 ERROR = Atom("error")
 RESERVED = frozenset({"functions", "info", "release", "share", "resource_info"})
 VERSION = "0.1.0"
-
-
-class BadArg(Exception):
-    """Raised by a native: argument `index` (1-based) could not be converted."""
-
-    def __init__(self, index: int, message: str) -> None:
-        super().__init__(f"argument {index}: {message}")
-        self.index = index
-        self.message = message
 
 
 @dataclass(frozen=True)

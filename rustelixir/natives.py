@@ -17,10 +17,20 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-__all__ = ["native", "NativeSpec", "native_spec", "CallContext", "current_call", "cancelled"]
+__all__ = ["BadArg", "native", "NativeSpec", "native_spec", "CallContext", "current_call", "cancelled"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__rustelixir_native__"
+
+
+class BadArg(Exception):
+    """Raised by a native: argument `index` (1-based) is not acceptable; the caller gets
+    `{:error, {:badarg, index, message}}`."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(f"argument {index}: {message}")
+        self.index = index
+        self.message = message
 
 
 class NativeSpec:

@@ -19,3 +19,69 @@ def spin(milliseconds: int) -> bytes:
     while time.monotonic() < end:
         n += 1
     return b"spun"
+
+
+@rustelixir.native
+def greet(name: bytes) -> bytes:
+    return b"hello " + name
+
+
+@rustelixir.native(name="slow_sum", slow=True)
+def total(numbers: list[int]) -> int:
+    return sum(numbers)
+
+
+@rustelixir.native
+def checked(index: int) -> int:
+    if index < 0:
+        raise rustelixir.BadArg(1, "expected a non-negative index")
+    return index
+
+
+@rustelixir.native
+async def later(milliseconds: int, value: object) -> object:
+    import asyncio
+
+    await asyncio.sleep(milliseconds / 1000)
+    return value
+
+
+@rustelixir.native
+async def async_boom() -> None:
+    raise KeyError("nope")
+
+
+CANCELLED_SEEN = 0
+
+
+@rustelixir.native(slow=True)
+def wait_cancel(milliseconds: int) -> bytes:
+    """Works for `milliseconds` on the worker pool, stopping when its caller gives up."""
+    import time
+
+    global CANCELLED_SEEN
+    end = time.monotonic() + milliseconds / 1000
+    while time.monotonic() < end:
+        if rustelixir.cancelled():
+            CANCELLED_SEEN += 1
+            return b"cancelled"
+        time.sleep(0.005)
+    return b"finished"
+
+
+@rustelixir.native
+async def async_wait_cancel(milliseconds: int) -> bytes:
+    import asyncio
+
+    global CANCELLED_SEEN
+    try:
+        await asyncio.sleep(milliseconds / 1000)
+    except asyncio.CancelledError:
+        CANCELLED_SEEN += 1
+        raise
+    return b"finished"
+
+
+@rustelixir.native
+def cancel_seen() -> int:
+    return CANCELLED_SEEN
