@@ -18,7 +18,7 @@ use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -47,6 +47,9 @@ struct Outbox {
 
 struct Shared {
     stream: TcpStream,
+    /// Held by whoever writes to the socket (the writer thread, or a sender writing at once),
+    /// taken before the outbox lock.
+    write_lock: Mutex<()>,
     inbox: Mutex<Inbox>,
     inbox_space: Condvar,
     outbox: Mutex<Outbox>,
@@ -87,8 +90,50 @@ impl Shared {
         }
     }
 
-    /// Queues a whole message (or several) for the writer. `wait`: block while the queue is
-    /// over its limit (the reader's backpressure); otherwise refuse.
+    /// Sends a whole message (or several): at once, without blocking, when nothing is queued
+    /// and nobody is writing (the common case: no thread hop on the way out), the rest
+    /// queued for the writer thread. `wait`: block while the queue is over its limit (the
+    /// reader's backpressure); otherwise refuse.
+    fn send(&self, data: Vec<u8>, wait: bool) -> Result<(), String> {
+        if let Ok(_writing) = self.write_lock.try_lock() {
+            let idle = lock(&self.outbox).chunks.is_empty();
+            if idle {
+                let sent = self.send_now(&data);
+                if sent == data.len() {
+                    return Ok(());
+                }
+                let mut out = lock(&self.outbox);
+                out.bytes += data.len() - sent;
+                out.chunks.push_front(data[sent..].to_vec());
+                self.outbox_changed.notify_all();
+                return Ok(());
+            }
+        }
+        self.push_outbox(data, wait)
+    }
+
+    /// One non-blocking send; how many bytes went.
+    fn send_now(&self, data: &[u8]) -> usize {
+        let fd = self.stream.as_raw_fd();
+        let mut sent = 0;
+        while sent < data.len() {
+            // SAFETY: a valid socket and a live buffer; MSG_DONTWAIT never blocks.
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    data[sent..].as_ptr() as *const libc::c_void,
+                    data.len() - sent,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n <= 0 {
+                break; // full, interrupted or failed: the writer thread takes over (and sees errors)
+            }
+            sent += n as usize;
+        }
+        sent
+    }
+
     fn push_outbox(&self, data: Vec<u8>, wait: bool) -> Result<(), String> {
         let mut out = lock(&self.outbox);
         while out.bytes > self.outbox_limit {
@@ -163,6 +208,7 @@ impl DistLink {
         let watched = Arc::new(Mutex::new(HashSet::new()));
         let shared = Arc::new(Shared {
             stream,
+            write_lock: Mutex::new(()),
             inbox: Mutex::new(Inbox::default()),
             inbox_space: Condvar::new(),
             outbox: Mutex::new(Outbox::default()),
@@ -212,7 +258,7 @@ impl DistLink {
         if self.shared.closing.load(Ordering::Relaxed) {
             return Err(PyConnectionError::new_err("connection closed"));
         }
-        self.shared.push_outbox(data, false).map_err(PyConnectionError::new_err)
+        self.shared.send(data, false).map_err(PyConnectionError::new_err)
     }
 
     /// What the reader queued: (frame bodies, ticks seen, why it closed or None).
@@ -290,7 +336,7 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
             Ok(ticks) => {
                 shared.calls.fetch_add(fast.stats.calls - calls_before, Ordering::Relaxed);
                 shared.errors.fetch_add(fast.stats.errors - errors_before, Ordering::Relaxed);
-                if !out.is_empty() && shared.push_outbox(std::mem::take(&mut out), true).is_err() {
+                if !out.is_empty() && shared.send(std::mem::take(&mut out), true).is_err() {
                     return;
                 }
                 if !to_python.is_empty() || ticks > 0 {
@@ -322,7 +368,8 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
 fn write_loop(mut stream: TcpStream, shared: Arc<Shared>, interval: Duration, ticktime: Duration) {
     let mut last_write = Instant::now();
     loop {
-        let batch: Vec<Vec<u8>> = {
+        {
+            // Wait for something to send, or for a tick to be due.
             let mut out = lock(&shared.outbox);
             while out.chunks.is_empty() && !shared.closing.load(Ordering::Relaxed) {
                 let waited = interval.saturating_sub(last_write.elapsed());
@@ -331,14 +378,21 @@ fn write_loop(mut stream: TcpStream, shared: Arc<Shared>, interval: Duration, ti
                 }
                 out = shared.outbox_changed.wait_timeout(out, waited).unwrap_or_else(|e| e.into_inner()).0;
             }
-            if shared.closing.load(Ordering::Relaxed) {
-                return;
-            }
+        }
+        if shared.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        let _writing = lock(&shared.write_lock);
+        let batch: Vec<Vec<u8>> = {
+            let mut out = lock(&shared.outbox);
             out.bytes = 0;
             let batch = out.chunks.drain(..).collect();
             shared.outbox_changed.notify_all();
             batch
         };
+        if batch.is_empty() && last_write.elapsed() < interval {
+            continue; // a sender wrote it all at once meanwhile
+        }
         let batch = if batch.is_empty() { vec![TICK.to_vec()] } else { batch };
         for chunk in &batch {
             let mut written = 0;
