@@ -163,6 +163,20 @@ def serve(args: argparse.Namespace) -> int:
     os._exit(code)
 
 
+def new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rustelixir.scaffold import create_crate
+
+    try:
+        root = create_crate(args.name, Path(args.directory), Path(args.nif_path) if args.nif_path else None)
+    except (ValueError, FileExistsError) as e:
+        print(f"rustelixir new: {e}", file=sys.stderr)
+        return 2
+    print(f"created {root}: build it with `maturin develop --release` there, then `rustelixir serve --module {args.name}`")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rustelixir", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"rustelixir {rustelixir.__version__}")
@@ -170,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("demo", help="encode and decode a sample term, and check it against a real erl").set_defaults(
         handler=demo
     )
+    n = commands.add_parser("new", help="create a crate of Rust natives of your own (built with maturin)")
+    n.add_argument("name", help="crate and Python module name (lowercase, digits, _)")
+    n.add_argument("--directory", default=".", help="where to create it (default: here)")
+    n.add_argument("--nif-path", help="the rustelixir-nif crate (native/nif of a rustelixir checkout)")
+    n.set_defaults(handler=new)
     p = commands.add_parser("serve", help="run the node: a hidden Erlang node serving natives")
     names = p.add_mutually_exclusive_group(required=True)
     names.add_argument("--name", help="long node name, e.g. py@127.0.0.1")
