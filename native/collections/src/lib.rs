@@ -66,18 +66,25 @@ impl Decoder for Member {
 /// A proper list of any terms, its items moved out of the decoded list.
 pub struct Members(pub Vec<Term>);
 
+fn not_a_list(term: &Term) -> ArgError {
+    match term {
+        Term::ImproperList(..) => ArgError::BadArg("expected a proper list, got an improper list".into()),
+        other => ArgError::BadArg(format!("expected a list, got {}", kind(other))),
+    }
+}
+
 impl Decoder for Members {
     fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::List(items) => Ok(Members(items.clone())),
-            other => Err(ArgError::BadArg(format!("expected a list, got {}", kind(other)))),
+            other => Err(not_a_list(other)),
         }
     }
     fn decode_bytes(bytes: &[u8]) -> Result<Self, ArgError> {
         let mut term = decode_owned(bytes)?;
         match &mut term {
             Term::List(items) => Ok(Members(std::mem::take(items))),
-            other => Err(ArgError::BadArg(format!("expected a list, got {}", kind(other)))),
+            other => Err(not_a_list(other)),
         }
     }
 }
