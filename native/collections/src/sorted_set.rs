@@ -14,12 +14,10 @@ use std::cmp::Ordering;
 use rustelixir_nif::etf::order::compare;
 use rustelixir_nif::Term;
 
-/// A bucket is split in two when it reaches this size.
+/// A bucket is split in two when it reaches this size. Buckets made by a bulk load are
+/// half full, leaving room for later adds; one that shrinks below an eighth of it is merged
+/// into a neighbour.
 pub const MAX_BUCKET: usize = 512;
-/// Buckets made by a bulk load are this full, leaving room for later adds.
-const LOAD: usize = MAX_BUCKET / 2;
-/// A bucket that shrinks below this is merged into a neighbour.
-const MIN_BUCKET: usize = MAX_BUCKET / 8;
 
 /// Sums of bucket sizes (1-based Fenwick layout).
 #[derive(Default, Debug)]
@@ -83,11 +81,18 @@ impl Fenwick {
     }
 }
 
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct SortedTerms {
     buckets: Vec<Vec<Term>>,
     sizes: Fenwick,
     len: usize,
+    max_bucket: usize,
+}
+
+impl Default for SortedTerms {
+    fn default() -> Self {
+        Self::with_max_bucket(MAX_BUCKET)
+    }
 }
 
 /// Where a term is, or would go.
@@ -101,6 +106,16 @@ enum Found {
 impl SortedTerms {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// With buckets split at `max_bucket` members (at least 4): small buckets let tests
+    /// reach splits and merges with few members.
+    pub fn with_max_bucket(max_bucket: usize) -> Self {
+        SortedTerms { buckets: Vec::new(), sizes: Fenwick::default(), len: 0, max_bucket: max_bucket.max(4) }
+    }
+
+    fn min_bucket(&self) -> usize {
+        (self.max_bucket / 8).max(1)
     }
 
     pub fn len(&self) -> usize {
@@ -146,8 +161,8 @@ impl SortedTerms {
                 let index = self.sizes.prefix(b) + i;
                 self.buckets[b].insert(i, term);
                 self.len += 1;
-                if self.buckets[b].len() >= MAX_BUCKET {
-                    let upper = self.buckets[b].split_off(MAX_BUCKET / 2);
+                if self.buckets[b].len() >= self.max_bucket {
+                    let upper = self.buckets[b].split_off(self.max_bucket / 2);
                     self.buckets.insert(b + 1, upper);
                     self.reindex();
                 } else {
@@ -167,12 +182,12 @@ impl SortedTerms {
         if size == 0 {
             self.buckets.remove(b);
             self.reindex();
-        } else if size < MIN_BUCKET && self.buckets.len() > 1 {
+        } else if size < self.min_bucket() && self.buckets.len() > 1 {
             // Fold the small bucket into a neighbour (split again if that overfills it).
             let (left, right) = if b + 1 < self.buckets.len() { (b, b + 1) } else { (b - 1, b) };
             let moved = self.buckets.remove(right);
             self.buckets[left].extend(moved);
-            if self.buckets[left].len() >= MAX_BUCKET {
+            if self.buckets[left].len() >= self.max_bucket {
                 let half = self.buckets[left].len() / 2;
                 let upper = self.buckets[left].split_off(half);
                 self.buckets.insert(left + 1, upper);
@@ -250,10 +265,10 @@ impl SortedTerms {
     /// Replaces the contents with `sorted` (strictly increasing in term order).
     fn load(&mut self, sorted: Vec<Term>) {
         self.len = sorted.len();
-        self.buckets = Vec::with_capacity(sorted.len() / LOAD + 1);
+        self.buckets = Vec::with_capacity(sorted.len() / (self.max_bucket / 2) + 1);
         let mut rest = sorted.into_iter();
         loop {
-            let bucket: Vec<Term> = rest.by_ref().take(LOAD).collect();
+            let bucket: Vec<Term> = rest.by_ref().take(self.max_bucket / 2).collect();
             if bucket.is_empty() {
                 break;
             }
@@ -269,7 +284,7 @@ impl SortedTerms {
             if bucket.is_empty() {
                 return Err(format!("bucket {b} is empty"));
             }
-            if bucket.len() >= MAX_BUCKET {
+            if bucket.len() >= self.max_bucket {
                 return Err(format!("bucket {b} has {} members", bucket.len()));
             }
             if self.sizes.prefix(b) != count {
