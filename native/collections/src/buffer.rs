@@ -38,7 +38,12 @@ pub fn zeroed(size: usize) -> Option<Vec<u8>> {
 }
 
 /// The range `offset..offset+length` of a buffer of `size` bytes, checked.
-pub fn range(offset: i64, length: i64, size: usize, what: &str) -> Result<std::ops::Range<usize>, (usize, String)> {
+pub fn range(
+    offset: i64,
+    length: i64,
+    size: usize,
+    what: &str,
+) -> Result<std::ops::Range<usize>, (usize, String)> {
     if offset < 0 {
         return Err((2, format!("offset must not be negative, got {offset}")));
     }
@@ -47,7 +52,10 @@ pub fn range(offset: i64, length: i64, size: usize, what: &str) -> Result<std::o
     }
     let (offset, length) = (offset as u64, length as u64);
     if offset > size as u64 {
-        return Err((2, format!("offset {offset} out of range for a buffer of {size} bytes")));
+        return Err((
+            2,
+            format!("offset {offset} out of range for a buffer of {size} bytes"),
+        ));
     }
     if offset + length > size as u64 {
         return Err((

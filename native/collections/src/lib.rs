@@ -27,7 +27,9 @@ pub mod sorted_set;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rustelixir_nif::etf::{self, encode};
-use rustelixir_nif::{kind, natives, ArgError, BadArg, Decoder, Encoder, Resource, ResourceArc, Term};
+use rustelixir_nif::{
+    kind, natives, ArgError, BadArg, Decoder, Encoder, Resource, ResourceArc, Term,
+};
 
 pub use buffer::{max_buffer_size, set_max_buffer_size, DEFAULT_MAX_BUFFER_SIZE};
 use sorted_set::SortedTerms;
@@ -46,9 +48,14 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 // --- Argument and result helpers -----------------------------------------------------------
 
 fn decode_owned(bytes: &[u8]) -> Result<Term, ArgError> {
-    etf::decode::decode_at_with(bytes, 0, &mut etf::decode::TermBuilder, &etf::Limits::default())
-        .map(|(term, _)| term)
-        .map_err(|e| ArgError::BadArg(format!("undecodable term: {}", e.message)))
+    etf::decode::decode_at_with(
+        bytes,
+        0,
+        &mut etf::decode::TermBuilder,
+        &etf::Limits::default(),
+    )
+    .map(|(term, _)| term)
+    .map_err(|e| ArgError::BadArg(format!("undecodable term: {}", e.message)))
 }
 
 /// Any term, taken as decoded (no copy).
@@ -68,7 +75,9 @@ pub struct Members(pub Vec<Term>);
 
 fn not_a_list(term: &Term) -> ArgError {
     match term {
-        Term::ImproperList(..) => ArgError::BadArg("expected a proper list, got an improper list".into()),
+        Term::ImproperList(..) => {
+            ArgError::BadArg("expected a proper list, got an improper list".into())
+        }
         other => ArgError::BadArg(format!("expected a list, got {}", kind(other))),
     }
 }
@@ -112,7 +121,8 @@ fn encode_list<'a>(items: impl Iterator<Item = &'a Term>, count: usize) -> Encod
 }
 
 fn not_negative(index: usize, what: &str, value: i64) -> Result<usize, BadArg> {
-    usize::try_from(value).map_err(|_| BadArg::new(index, format!("{what} must not be negative, got {value}")))
+    usize::try_from(value)
+        .map_err(|_| BadArg::new(index, format!("{what} must not be negative, got {value}")))
 }
 
 // --- SortedSet -----------------------------------------------------------------------------
@@ -156,11 +166,18 @@ fn sorted_set_at(set: ResourceArc<SortedSet>, index: i64) -> Result<Encoded, Bad
             encode::encode_into(term, &mut out).expect("members were decoded, so they encode");
             Ok(Encoded(out))
         }
-        None => Err(BadArg::new(2, format!("index {index} out of range for a set of {}", terms.len()))),
+        None => Err(BadArg::new(
+            2,
+            format!("index {index} out of range for a set of {}", terms.len()),
+        )),
     }
 }
 
-fn sorted_set_slice(set: ResourceArc<SortedSet>, start: i64, count: i64) -> Result<Encoded, BadArg> {
+fn sorted_set_slice(
+    set: ResourceArc<SortedSet>,
+    start: i64,
+    count: i64,
+) -> Result<Encoded, BadArg> {
     let start = not_negative(2, "start", start)?;
     let count = not_negative(3, "count", count)?;
     let terms = read(&set.terms);
@@ -192,10 +209,16 @@ fn buffer_new(size: i64) -> Result<ResourceArc<Buffer>, BadArg> {
     let size = not_negative(1, "size", size)?;
     let max = max_buffer_size();
     if size as u64 > max {
-        return Err(BadArg::new(1, format!("size {size} is over the maximum buffer size of {max} bytes")));
+        return Err(BadArg::new(
+            1,
+            format!("size {size} is over the maximum buffer size of {max} bytes"),
+        ));
     }
-    let data = buffer::zeroed(size).ok_or_else(|| BadArg::new(1, format!("cannot allocate {size} bytes")))?;
-    Ok(ResourceArc::new(Buffer { data: RwLock::new(data) }))
+    let data = buffer::zeroed(size)
+        .ok_or_else(|| BadArg::new(1, format!("cannot allocate {size} bytes")))?;
+    Ok(ResourceArc::new(Buffer {
+        data: RwLock::new(data),
+    }))
 }
 
 fn buffer_write(buf: ResourceArc<Buffer>, offset: i64, bytes: Vec<u8>) -> Result<(), BadArg> {
@@ -208,8 +231,8 @@ fn buffer_write(buf: ResourceArc<Buffer>, offset: i64, bytes: Vec<u8>) -> Result
 
 fn buffer_read(buf: ResourceArc<Buffer>, offset: i64, length: i64) -> Result<Vec<u8>, BadArg> {
     let data = read(&buf.data);
-    let range =
-        buffer::range(offset, length, data.len(), "reading").map_err(|(index, message)| BadArg::new(index, message))?;
+    let range = buffer::range(offset, length, data.len(), "reading")
+        .map_err(|(index, message)| BadArg::new(index, message))?;
     Ok(data[range].to_vec())
 }
 

@@ -68,7 +68,11 @@ impl Fenwick {
         let n = self.len();
         let mut pos = 0;
         let mut rem = k;
-        let mut step = if n == 0 { 0 } else { 1usize << (usize::BITS - 1 - n.leading_zeros()) };
+        let mut step = if n == 0 {
+            0
+        } else {
+            1usize << (usize::BITS - 1 - n.leading_zeros())
+        };
         while step > 0 {
             let next = pos + step;
             if next <= n && self.tree[next] <= rem {
@@ -111,7 +115,12 @@ impl SortedTerms {
     /// With buckets split at `max_bucket` members (at least 4): small buckets let tests
     /// reach splits and merges with few members.
     pub fn with_max_bucket(max_bucket: usize) -> Self {
-        SortedTerms { buckets: Vec::new(), sizes: Fenwick::default(), len: 0, max_bucket: max_bucket.max(4) }
+        SortedTerms {
+            buckets: Vec::new(),
+            sizes: Fenwick::default(),
+            len: 0,
+            max_bucket: max_bucket.max(4),
+        }
     }
 
     fn min_bucket(&self) -> usize {
@@ -136,7 +145,9 @@ impl SortedTerms {
         }
         // The first bucket whose greatest member is not below `term`; past every bucket, the
         // term belongs at the end of the last one.
-        let b = self.buckets.partition_point(|bucket| compare(bucket.last().expect("no empty bucket"), term) == Ordering::Less);
+        let b = self.buckets.partition_point(|bucket| {
+            compare(bucket.last().expect("no empty bucket"), term) == Ordering::Less
+        });
         if b == self.buckets.len() {
             let last = self.buckets.len() - 1;
             return Found::Absent(last, self.buckets[last].len());
@@ -175,7 +186,9 @@ impl SortedTerms {
 
     /// Removes the member equal to `term`; false when there was none.
     pub fn remove(&mut self, term: &Term) -> bool {
-        let Found::At(b, i) = self.find(term) else { return false };
+        let Found::At(b, i) = self.find(term) else {
+            return false;
+        };
         self.buckets[b].remove(i);
         self.len -= 1;
         let size = self.buckets[b].len();
@@ -184,7 +197,11 @@ impl SortedTerms {
             self.reindex();
         } else if size < self.min_bucket() && self.buckets.len() > 1 {
             // Fold the small bucket into a neighbour (split again if that overfills it).
-            let (left, right) = if b + 1 < self.buckets.len() { (b, b + 1) } else { (b - 1, b) };
+            let (left, right) = if b + 1 < self.buckets.len() {
+                (b, b + 1)
+            } else {
+                (b - 1, b)
+            };
             let moved = self.buckets.remove(right);
             self.buckets[left].extend(moved);
             if self.buckets[left].len() >= self.max_bucket {
@@ -216,9 +233,17 @@ impl SortedTerms {
 
     /// Up to `count` members from `start` on (none when `start` is past the end).
     pub fn slice(&self, start: usize, count: usize) -> impl Iterator<Item = &Term> {
-        let (b, i) = if start < self.len { self.sizes.locate(start) } else { (self.buckets.len(), 0) };
+        let (b, i) = if start < self.len {
+            self.sizes.locate(start)
+        } else {
+            (self.buckets.len(), 0)
+        };
         let count = count.min(self.len.saturating_sub(start));
-        self.buckets[b.min(self.buckets.len())..].iter().flatten().skip(i).take(count)
+        self.buckets[b.min(self.buckets.len())..]
+            .iter()
+            .flatten()
+            .skip(i)
+            .take(count)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Term> {
@@ -288,7 +313,10 @@ impl SortedTerms {
                 return Err(format!("bucket {b} has {} members", bucket.len()));
             }
             if self.sizes.prefix(b) != count {
-                return Err(format!("prefix of bucket {b} is {} not {count}", self.sizes.prefix(b)));
+                return Err(format!(
+                    "prefix of bucket {b} is {} not {count}",
+                    self.sizes.prefix(b)
+                ));
             }
             count += bucket.len();
         }

@@ -102,7 +102,10 @@ fn run_natives(ops: &[Op]) -> Result<(), TestCaseError> {
         match op {
             Op::Add(t) => {
                 let want = model.add(t.clone());
-                prop_assert_eq!(call("sorted_set_add", &[set.clone(), t.clone()]), ok(idx(want)));
+                prop_assert_eq!(
+                    call("sorted_set_add", &[set.clone(), t.clone()]),
+                    ok(idx(want))
+                );
             }
             Op::AddMany(ts) => {
                 for t in ts {
@@ -113,29 +116,47 @@ fn run_natives(ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::Remove(t) => {
                 let want = model.remove(t);
-                prop_assert_eq!(call("sorted_set_remove", &[set.clone(), t.clone()]), ok(Term::atom(&want.to_string())));
+                prop_assert_eq!(
+                    call("sorted_set_remove", &[set.clone(), t.clone()]),
+                    ok(Term::atom(&want.to_string()))
+                );
             }
             Op::IndexOf(t) => {
                 let want = model.index_of(t).map_or(Term::atom("nil"), idx);
-                prop_assert_eq!(call("sorted_set_index_of", &[set.clone(), t.clone()]), ok(want));
+                prop_assert_eq!(
+                    call("sorted_set_index_of", &[set.clone(), t.clone()]),
+                    ok(want)
+                );
             }
             Op::At(seed) => {
                 let i = seed % (model.0.len() + 3);
                 let want = match model.0.get(i) {
                     Some(t) => ok(t.clone()),
-                    None => badarg(2, &format!("index {i} out of range for a set of {}", model.0.len())),
+                    None => badarg(
+                        2,
+                        &format!("index {i} out of range for a set of {}", model.0.len()),
+                    ),
                 };
                 prop_assert_eq!(call("sorted_set_at", &[set.clone(), idx(i)]), want);
             }
             Op::Slice(seed, count) => {
                 let start = seed % (model.0.len() + 3);
                 let want = ok(list(model.slice(start, *count)));
-                prop_assert_eq!(call("sorted_set_slice", &[set.clone(), idx(start), idx(*count)]), want);
+                prop_assert_eq!(
+                    call("sorted_set_slice", &[set.clone(), idx(start), idx(*count)]),
+                    want
+                );
             }
         }
     }
-    prop_assert_eq!(call("sorted_set_size", &[set.clone()]), ok(idx(model.0.len())));
-    prop_assert_eq!(call("sorted_set_to_list", &[set.clone()]), ok(list(model.0.clone())));
+    prop_assert_eq!(
+        call("sorted_set_size", &[set.clone()]),
+        ok(idx(model.0.len()))
+    );
+    prop_assert_eq!(
+        call("sorted_set_to_list", &[set.clone()]),
+        ok(list(model.0.clone()))
+    );
     if let Term::Ref(r) = &set {
         rustelixir_nif::resource::release(r);
     }
@@ -197,7 +218,10 @@ proptest! {
 #[test]
 fn long_random_runs_through_the_natives() {
     use proptest::test_runner::{Config, TestRunner};
-    let mut runner = TestRunner::new(Config { cases: 8, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 8,
+        ..Config::default()
+    });
     let wide = prop_oneof![
         (0i64..5000).prop_map(|i| Op::Add(Term::Int(i))),
         (0i64..5000).prop_map(|i| Op::Add(Term::Float(i as f64))),
@@ -208,7 +232,11 @@ fn long_random_runs_through_the_natives() {
         any::<usize>().prop_map(Op::At),
         (any::<usize>(), 0usize..1200).prop_map(|(s, c)| Op::Slice(s, c)),
     ];
-    runner.run(&prop::collection::vec(wide, 500..3000), |ops| run_natives(&ops)).unwrap();
+    runner
+        .run(&prop::collection::vec(wide, 500..3000), |ops| {
+            run_natives(&ops)
+        })
+        .unwrap();
 }
 
 #[test]

@@ -2,9 +2,9 @@
 //! entry points, the reply decoded back into a term.
 #![allow(dead_code)]
 
+use rustelixir_collections::COLLECTIONS;
 use rustelixir_nif::etf::{self, Term};
 use rustelixir_nif::{call_entry, NativeEntry};
-use rustelixir_collections::COLLECTIONS;
 
 pub fn setup() {
     rustelixir_nif::resource::set_identity("test@127.0.0.1", 1, 42);
@@ -28,7 +28,14 @@ pub fn call(name: &str, args: &[Term]) -> Term {
     let encoded: Vec<Vec<u8>> = args.iter().map(enc).collect();
     let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
     let reply = call_entry(entry(name, args.len()), &slices, None);
-    etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0
+    etf::decode::decode_at_with(
+        &reply,
+        0,
+        &mut etf::decode::TermBuilder,
+        &etf::Limits::default(),
+    )
+    .unwrap()
+    .0
 }
 
 /// The value of an `{ok, V}` reply (panics on anything else).
@@ -48,7 +55,11 @@ pub fn error(v: Term) -> Term {
 }
 
 pub fn badarg(index: i64, message: &str) -> Term {
-    error(Term::Tuple(vec![Term::atom("badarg"), Term::Int(index), Term::Binary(message.into())]))
+    error(Term::Tuple(vec![
+        Term::atom("badarg"),
+        Term::Int(index),
+        Term::Binary(message.into()),
+    ]))
 }
 
 pub fn int(v: i64) -> Term {
