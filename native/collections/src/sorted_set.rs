@@ -88,6 +88,10 @@ impl Fenwick {
 #[derive(Debug)]
 pub struct SortedTerms {
     buckets: Vec<Vec<Term>>,
+    /// A copy of each bucket's greatest member, side by side: finding the bucket for a
+    /// term is a binary search over this array, without a pointer chase (a cache miss at a
+    /// million members) per step.
+    maxes: Vec<Term>,
     sizes: Fenwick,
     len: usize,
     max_bucket: usize,
@@ -117,6 +121,7 @@ impl SortedTerms {
     pub fn with_max_bucket(max_bucket: usize) -> Self {
         SortedTerms {
             buckets: Vec::new(),
+            maxes: Vec::new(),
             sizes: Fenwick::default(),
             len: 0,
             max_bucket: max_bucket.max(4),
@@ -145,9 +150,7 @@ impl SortedTerms {
         }
         // The first bucket whose greatest member is not below `term`; past every bucket, the
         // term belongs at the end of the last one.
-        let b = self.buckets.partition_point(|bucket| {
-            compare(bucket.last().expect("no empty bucket"), term) == Ordering::Less
-        });
+        let b = self.maxes.partition_point(|max| compare(max, term) == Ordering::Less);
         if b == self.buckets.len() {
             let last = self.buckets.len() - 1;
             return Found::Absent(last, self.buckets[last].len());
@@ -164,17 +167,22 @@ impl SortedTerms {
             Found::At(b, i) => self.sizes.prefix(b) + i,
             Found::Absent(b, i) => {
                 if self.buckets.is_empty() {
+                    self.maxes.push(term.clone());
                     self.buckets.push(vec![term]);
                     self.reindex();
                     self.len = 1;
                     return 0;
                 }
                 let index = self.sizes.prefix(b) + i;
+                if i == self.buckets[b].len() {
+                    self.maxes[b] = term.clone();
+                }
                 self.buckets[b].insert(i, term);
                 self.len += 1;
                 if self.buckets[b].len() >= self.max_bucket {
                     let upper = self.buckets[b].split_off(self.max_bucket / 2);
                     self.buckets.insert(b + 1, upper);
+                    self.maxes.insert(b, self.buckets[b].last().expect("half a bucket").clone());
                     self.reindex();
                 } else {
                     self.sizes.add(b, 1);
@@ -192,8 +200,12 @@ impl SortedTerms {
         self.buckets[b].remove(i);
         self.len -= 1;
         let size = self.buckets[b].len();
+        if size > 0 && i == size {
+            self.maxes[b] = self.buckets[b][size - 1].clone();
+        }
         if size == 0 {
             self.buckets.remove(b);
+            self.maxes.remove(b);
             self.reindex();
         } else if size < self.min_bucket() && self.buckets.len() > 1 {
             // Fold the small bucket into a neighbour (split again if that overfills it).
@@ -204,10 +216,13 @@ impl SortedTerms {
             };
             let moved = self.buckets.remove(right);
             self.buckets[left].extend(moved);
+            // The merged bucket's greatest member is the right one's.
+            self.maxes.remove(left);
             if self.buckets[left].len() >= self.max_bucket {
                 let half = self.buckets[left].len() / 2;
                 let upper = self.buckets[left].split_off(half);
                 self.buckets.insert(left + 1, upper);
+                self.maxes.insert(left, self.buckets[left].last().expect("half a bucket").clone());
             }
             self.reindex();
         } else {
@@ -299,13 +314,20 @@ impl SortedTerms {
             }
             self.buckets.push(bucket);
         }
+        self.maxes = self.buckets.iter().map(|b| b.last().expect("not empty").clone()).collect();
         self.reindex();
     }
 
     /// Checks the structure's invariants (for tests): sorted, no empty bucket, sizes right.
     pub fn check(&self) -> Result<(), String> {
         let mut count = 0;
+        if self.maxes.len() != self.buckets.len() {
+            return Err(format!("{} maxes for {} buckets", self.maxes.len(), self.buckets.len()));
+        }
         for (b, bucket) in self.buckets.iter().enumerate() {
+            if bucket.last() != Some(&self.maxes[b]) {
+                return Err(format!("max of bucket {b} is {:?}, not {:?}", self.maxes[b], bucket.last()));
+            }
             if bucket.is_empty() {
                 return Err(format!("bucket {b} is empty"));
             }
