@@ -95,21 +95,11 @@ impl DistFastPath {
 pub fn register_builtin_natives(test_natives: bool) -> PyResult<Vec<(String, u32, bool)>> {
     let mut all = registry::register(&crate::builtins::BUILTINS).map_err(PyValueError::new_err)?;
     all.extend(registry::register(&crate::builtins::SLOW_BUILTINS).map_err(PyValueError::new_err)?);
-    all.extend(registry::register(rustelixir_collections_table()).map_err(PyValueError::new_err)?);
+    all.extend(registry::register(&rustelixir_collections::COLLECTIONS).map_err(PyValueError::new_err)?);
     if test_natives {
         all.extend(registry::register(&crate::test_natives::TEST_NATIVES).map_err(PyValueError::new_err)?);
     }
     Ok(all)
-}
-
-fn rustelixir_collections_table() -> &'static rustelixir_nif::NativeTable {
-    static EMPTY: rustelixir_nif::NativeTable = rustelixir_nif::NativeTable {
-        magic: rustelixir_nif::MAGIC,
-        abi_version: rustelixir_nif::ABI_VERSION,
-        count: 0,
-        entries: std::ptr::null(),
-    };
-    &EMPTY
 }
 
 /// Registers the natives of a crate built as its own extension: `address` is the value of
