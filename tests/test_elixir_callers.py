@@ -56,7 +56,7 @@ def test_elixir_calls_add_and_functions(node: ServedNode) -> None:
         node = String.to_atom(System.fetch_env!("RUSTELIXIR_NODE"))
         IO.inspect(GenServer.call({:rustelixir, node}, {:add, 1, 2}))
         IO.inspect(GenServer.call({:rustelixir, node}, {:add, 2 ** 100, 1}))
-        IO.inspect(GenServer.call({:rustelixir, node}, :functions))
+        IO.inspect(GenServer.call({:rustelixir, node}, :functions), width: :infinity, limit: :infinity)
         IO.inspect(GenServer.call({:rustelixir, node}, {:echo, %{name: "José", tags: [:a, nil], pid: self()}}) ==
                      {:ok, %{name: "José", tags: [:a, nil], pid: self()}})
         """,
