@@ -245,3 +245,27 @@ def test_a_crashing_native_takes_down_only_the_node_process(tmp_path: Path, nati
         assert victim.proc.returncode in (-11, -6)  # SIGSEGV, SIGABRT
     finally:
         victim.stop()
+
+
+# --- Built-in collections (the README's examples, as written) --------------------------------
+
+
+def test_readme_collections_examples(client: DistClient) -> None:
+    assert client.eval(
+        "Rx = {rustelixir, Node},"
+        "{ok, Set} = gen_server:call(Rx, {sorted_set_new}),"
+        "{ok, 0} = gen_server:call(Rx, {sorted_set_add, Set, 42}),"
+        "{ok, 4} = gen_server:call(Rx, {sorted_set_add_many, Set, [7, a, <<\"b\">>]}),"
+        "{ok, 1} = gen_server:call(Rx, {sorted_set_index_of, Set, 42}),"
+        "{ok, nil} = gen_server:call(Rx, {sorted_set_index_of, Set, 43}),"
+        "{ok, [42, a]} = gen_server:call(Rx, {sorted_set_slice, Set, 1, 2}),"
+        "{ok, Buf} = gen_server:call(Rx, {buffer_new, 16}),"
+        "{ok, ok} = gen_server:call(Rx, {buffer_write, Buf, 4, <<1, 2>>}),"
+        "{ok, <<0, 1, 2, 0>>} = gen_server:call(Rx, {buffer_read, Buf, 3, 4}),"
+        "{error, {badarg, 2, _}} = gen_server:call(Rx, {buffer_read, Buf, 17, 1}),"
+        "{ok, ok} = gen_server:call(Rx, {release, Set}),"
+        "{error, {badresource, Set}} = gen_server:call(Rx, {sorted_set_size, Set}),"
+        "{error, {badresource, Set}} = gen_server:call(Rx, {release, Set}),"
+        "{error, {badarg, 1, _}} = gen_server:call(Rx, {sorted_set_size, Buf}),"
+        "done."
+    ) == Atom("done")
