@@ -31,11 +31,17 @@ from rustelixir._native import (
     register_native_table,
     release_resource,
     resource_counts,
-    resource_type,
+    resource_holder_count,
+    resource_info,
+    resource_monitor_down,
+    resources_node_down,
     set_node_identity,
+    share_resource,
+    take_resource_monitor,
 )
 from rustelixir.natives import BadArg, CallContext, _current, native_spec
 from rustelixir.node import GenServer, Node
+from rustelixir.protocol.control import MonitorP
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
 from rustelixir.transport import DistProtocol
 
@@ -182,6 +188,8 @@ class RustelixirServer(GenServer):
         self._running: dict[Reference, _Call] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rustelixir-native")
         set_node_identity(node.name, node.creation, secrets.randbits(32))
+        # Holders on a node that disconnects hold nothing any more.
+        node.peer_down_hooks.append(lambda peer: resources_node_down(peer.peer_name or ""))
 
     def close(self) -> None:
         for call in list(self._running.values()):
@@ -193,6 +201,10 @@ class RustelixirServer(GenServer):
 
     def handle_cast(self, request: Any, peer: DistProtocol | None) -> None:
         self._handle(request, None, peer)
+
+    def monitor_exit(self, ref: Reference, reason: Any) -> None:
+        """A MONITOR_P_EXIT to the server: a resource holder it monitors is gone."""
+        resource_monitor_down(ref)
 
     def demonitored(self, ref: Reference, by: Pid, peer: DistProtocol) -> None:
         call = self._running.get(ref)
@@ -210,14 +222,18 @@ class RustelixirServer(GenServer):
             self._answer(from_, _error((Atom("badrequest"), b"expected an atom or a tuple starting with an atom")))
             return
         if name in RESERVED:
-            self._answer(from_, self._reserved(name, args))
+            self._answer(from_, self._reserved(name, args, from_[0] if from_ is not None else None))
             return
         native = self.registry.get(name, len(args))
         if native is None:
             self._answer(from_, _error((Atom("undef"), Atom(name), len(args))))
             return
         if not native.slow and not native.is_async:
-            self._answer(from_, self._run(native, args, None))
+            caller = from_[0] if from_ is not None else None
+            reply = self._run(native, args, None, caller)
+            if caller is not None and native.builtin:
+                self._monitor_holder(caller)
+            self._answer(from_, reply)
             return
         if self.in_flight >= self.max_in_flight:
             self._answer(from_, _error(Atom("overloaded")))
@@ -243,14 +259,31 @@ class RustelixirServer(GenServer):
             self._running.pop(call.monitor, None)
             if call.peer is not None:
                 call.peer.unwatch(call.monitor)
+        if call.from_ is not None and call.native.builtin:
+            self._monitor_holder(call.from_[0])
         if call.cancelled or reply is None:
             return  # the caller is gone; so is the reply
         self._answer(call.from_, reply)
 
-    def _run(self, native: Native, args: tuple[Any, ...], call: _Call | None) -> Any:
+    def _monitor_holder(self, pid: Pid) -> bool:
+        """Sends the MONITOR_P for `pid` if it just became a resource holder; False when its
+        node cannot be reached (then it holds nothing)."""
+        monitor = take_resource_monitor(pid)
+        if monitor is None:
+            return True
+        peer = self.node.peer_for(pid.node.name)
+        if peer is None:
+            resources_node_down(pid.node.name)
+            return False
+        peer.send(MonitorP(from_pid=self.pid, to_proc=pid, ref=monitor))
+        return True
+
+    def _run(self, native: Native, args: tuple[Any, ...], call: _Call | None, caller: Pid | None = None) -> Any:
         token = call.token if call is not None else None
         if native.builtin:
-            return call_native(native.name, args, token)
+            if call is not None and call.from_ is not None:
+                caller = call.from_[0]
+            return call_native(native.name, args, token, caller)
         reset = _current.set(CallContext(token))
         try:
             return (OK, native.function(*args))
@@ -281,29 +314,38 @@ class RustelixirServer(GenServer):
         if from_ is not None:
             self.reply(from_, reply)
 
-    def _reserved(self, name: str, args: tuple[Any, ...]) -> Any:
+    def _reserved(self, name: str, args: tuple[Any, ...], caller: Pid | None = None) -> Any:
         if name == "functions" and not args:
             return (OK, self.registry.listing())
         if name == "info" and not args:
             return (OK, self.info())
         if name == "release" and len(args) == 1:
             ref = args[0]
-            if isinstance(ref, Reference) and release_resource(ref):
+            if isinstance(ref, Reference) and caller is not None and release_resource(ref, caller):
                 return (OK, OK)
             return _error((Atom("badresource"), ref))
         if name == "share" and len(args) == 2:
             ref, pid = args
-            if not isinstance(ref, Reference) or resource_type(ref) is None:
+            if not isinstance(ref, Reference):
                 return _error((Atom("badresource"), ref))
             if not isinstance(pid, Pid):
                 return _error((Atom("badarg"), 2, b"expected a pid"))
+            if pid.node.name != self.node.name and pid.node.name not in self.node.peers:
+                return _error((Atom("badarg"), 2, f"{pid.node.name} is not connected to this node".encode()))
+            outcome = share_resource(ref, pid)
+            if outcome == "badresource":
+                return _error((Atom("badresource"), ref))
+            if outcome == "overloaded":
+                return _error(Atom("overloaded"))
+            self._monitor_holder(pid)
             return (OK, OK)
         if name == "resource_info" and len(args) == 1:
             ref = args[0]
-            kind = resource_type(ref) if isinstance(ref, Reference) else None
-            if kind is None:
+            found = resource_info(ref) if isinstance(ref, Reference) else None
+            if found is None:
                 return _error((Atom("badresource"), ref))
-            return (OK, {Atom("type"): Atom(kind)})
+            kind, holders, size = found
+            return (OK, {Atom("type"): Atom(kind), Atom("holders"): holders, Atom("size"): size})
         return _error((Atom("badrequest"), f"{name}/{len(args)} is reserved and takes other arguments".encode()))
 
     def info(self) -> dict[Atom, Any]:
@@ -327,6 +369,7 @@ class RustelixirServer(GenServer):
                 Atom("created"): sum(v[Atom("created")] for v in by_type.values()),
                 Atom("freed"): sum(v[Atom("freed")] for v in by_type.values()),
                 Atom("by_type"): by_type,
+                Atom("holders"): resource_holder_count(),
             },
         }
 

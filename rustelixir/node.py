@@ -76,6 +76,9 @@ class Process:
     def demonitored(self, ref: Reference, by: Pid, peer: DistProtocol) -> None:
         """A remote process stopped monitoring this one (for a call: its caller gave up)."""
 
+    def monitor_exit(self, ref: Reference, reason: Any) -> None:
+        """A process this one monitors (MONITOR_P sent in its name) is gone."""
+
     def exit_signal(self, sender: Pid, reason: Any, peer: DistProtocol) -> None:
         """An exit signal from a linked or exiting remote process. Servers ignore them."""
         log.debug("%s ignores exit signal from %s: %r", self.pid, sender, reason)
@@ -528,6 +531,10 @@ class Node:
         entry = self._our_monitors.pop(m.ref, None)
         if entry is not None:
             entry[1](m.reason)
+            return
+        process = self._local_process(m.to_pid)
+        if process is not None:
+            process.monitor_exit(m.ref, m.reason)
 
     def _on_link(self, proto: DistProtocol, m: c.Link) -> None:
         if self._local_process(m.to_pid) is None:

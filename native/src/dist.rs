@@ -25,6 +25,8 @@ const DIST_FRAG_CONT: u8 = 70;
 const REG_SEND: i64 = 6;
 const MONITOR_P: i64 = 19;
 const DEMONITOR_P: i64 = 20;
+const MONITOR_P_EXIT: i64 = 21;
+const PAYLOAD_MONITOR_P_EXIT: i64 = 28;
 const SEND: u8 = 2;
 const SEND_SENDER: u8 = 22;
 const ALIAS_SEND: u8 = 33;
@@ -397,10 +399,23 @@ impl FastPath {
         let mut r = Reader { data: body, pos: start };
         let parsed = (|| {
             r.version(versioned)?;
-            if r.tuple()? != 4 {
+            let arity = r.tuple()?;
+            let op = r.small_int()?;
+            if op == MONITOR_P_EXIT || op == PAYLOAD_MONITOR_P_EXIT {
+                // A resource holder the node monitors has exited.
+                r.term()?;
+                if r.term()? != self.config.server_pid.as_slice() {
+                    return None;
+                }
+                let reference = r.term()?;
+                let (term, _) = decode_at_with(reference, 0, &mut etf::decode::TermBuilder, &Limits::default()).ok()?;
+                let etf::Term::Ref(reference) = &term else { return None };
+                return rustelixir_nif::resource::monitor_down(reference).then_some(None);
+            }
+            if arity != 4 {
                 return None;
             }
-            match r.small_int()? {
+            match op {
                 op @ (MONITOR_P | DEMONITOR_P) => {
                     // A caller's monitor of the server, for the length of one call: the
                     // server lives as long as the connection, so there is nothing to keep,
@@ -493,7 +508,21 @@ impl FastPath {
     }
 
     fn reply(&mut self, call: &Call<'_>, out: &mut Vec<u8>) {
-        let reply = rustelixir_nif::call_entry(call.native, &call.args, None);
+        let (reply, touched) = rustelixir_nif::resource::with_caller(Some(call.caller), || {
+            rustelixir_nif::call_entry(call.native, &call.args, None)
+        });
+        if touched {
+            // The caller may have just become a holder: monitor it, before the reply.
+            if let Some(holder) = rustelixir_nif::resource::canonical_holder(call.caller) {
+                if let Some(monitor) = rustelixir_nif::resource::take_monitor_for(&holder) {
+                    let mut control = vec![SMALL_TUPLE_EXT, 4, SMALL_INTEGER_EXT, MONITOR_P as u8];
+                    control.extend_from_slice(&self.config.server_pid);
+                    control.extend_from_slice(call.caller);
+                    let _ = etf::encode::put_reference(&mut control, &monitor);
+                    write_message(&self.config, &control, &[], out);
+                }
+            }
+        }
         self.stats.calls += 1;
         if reply.starts_with(&[SMALL_TUPLE_EXT, 2, SMALL_ATOM_UTF8_EXT, 5, b'e', b'r', b'r', b'o', b'r']) {
             self.stats.errors += 1;
@@ -528,12 +557,15 @@ impl FastPath {
 /// header for a peer with FRAGMENTS (fragments when large), else pass-through.
 pub fn write_message(config: &Config, control: &[u8], message: &[u8], out: &mut Vec<u8>) {
     if !config.header {
-        let len = 1 + 1 + control.len() + 1 + message.len();
+        // An empty `message`: a control message without payload.
+        let len = 1 + 1 + control.len() + if message.is_empty() { 0 } else { 1 + message.len() };
         out.extend_from_slice(&(len as u32).to_be_bytes());
         out.extend_from_slice(&[PASS_THROUGH, VERSION]);
         out.extend_from_slice(control);
-        out.push(VERSION);
-        out.extend_from_slice(message);
+        if !message.is_empty() {
+            out.push(VERSION);
+            out.extend_from_slice(message);
+        }
         return;
     }
     let size = control.len() + message.len();

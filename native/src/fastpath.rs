@@ -138,13 +138,15 @@ impl CancelToken {
 /// to Python (slow natives on the worker pool, casts). Returns `(:ok, value)` or
 /// `(:error, reason)` as Python terms.
 #[pyfunction]
-#[pyo3(signature = (name, args, cancel = None))]
+#[pyo3(signature = (name, args, cancel = None, caller = None))]
 pub fn call_native<'py>(
     py: Python<'py>,
     name: &str,
     args: &Bound<'py, PyTuple>,
     cancel: Option<&CancelToken>,
+    caller: Option<&crate::types::Pid>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let caller = caller.map(holder);
     let entry = registry::find(name.as_bytes(), args.len())
         .ok_or_else(|| pyo3::exceptions::PyLookupError::new_err(format!("no native {name}/{}", args.len())))?;
     let encoded = args
@@ -154,7 +156,10 @@ pub fn call_native<'py>(
     let flag = cancel.map(|c| c.flag.clone());
     let reply = py.detach(|| {
         let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
-        rustelixir_nif::call_entry(entry, &slices, flag.as_deref())
+        rustelixir_nif::resource::with_caller(caller.as_deref(), || {
+            rustelixir_nif::call_entry(entry, &slices, flag.as_deref())
+        })
+        .0
     });
     crate::atoms::with_cache(|atoms| {
         etf::decode::decode_at_with(&reply, 0, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
@@ -169,10 +174,45 @@ pub fn set_node_identity(node: &str, creation: u32, salt: u32) {
     rustelixir_nif::resource::set_identity(node, creation, salt);
 }
 
-/// Frees the resource `reference` names; false when it was not live.
+fn holder(pid: &crate::types::Pid) -> Vec<u8> {
+    rustelixir_nif::resource::holder_of(&pid.to_etf())
+}
+
+/// `{:release, ref}` from `pid`: it lets go (the object is dropped with its last holder).
+/// False when `reference` is not a live resource `pid` holds.
 #[pyfunction]
-pub fn release_resource(reference: &crate::types::Reference) -> bool {
-    rustelixir_nif::resource::release(&reference.to_etf())
+pub fn release_resource(reference: &crate::types::Reference, pid: &crate::types::Pid) -> bool {
+    rustelixir_nif::resource::release(&reference.to_etf(), &holder(pid))
+}
+
+/// `{:share, ref, pid}`: "ok", "badresource" (not live) or "overloaded" (too many holders).
+#[pyfunction]
+pub fn share_resource(reference: &crate::types::Reference, pid: &crate::types::Pid) -> &'static str {
+    match rustelixir_nif::resource::share(&reference.to_etf(), &holder(pid)) {
+        Ok(()) => "ok",
+        Err(true) => "badresource",
+        Err(false) => "overloaded",
+    }
+}
+
+/// (type, holders, size in bytes) of a live resource, or None.
+#[pyfunction]
+pub fn resource_info<'py>(
+    py: Python<'py>,
+    reference: &crate::types::Reference,
+) -> PyResult<Option<(&'static str, Vec<Bound<'py, PyAny>>, usize)>> {
+    let Some((kind, holders, size)) = rustelixir_nif::resource::info(&reference.to_etf()) else { return Ok(None) };
+    let pids = holders
+        .iter()
+        .map(|h| {
+            crate::atoms::with_cache(|atoms| {
+                etf::decode::decode_at_with(h, 0, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
+                    .map(|(v, _)| v)
+                    .map_err(PyErr::from)
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(Some((kind, pids, size)))
 }
 
 /// The type of a live resource, or None.
@@ -185,4 +225,45 @@ pub fn resource_type(reference: &crate::types::Reference) -> Option<&'static str
 #[pyfunction]
 pub fn resource_counts() -> Vec<(&'static str, u64, u64, u64)> {
     rustelixir_nif::resource::counts()
+}
+
+/// How many holders the table tracks.
+#[pyfunction]
+pub fn resource_holder_count() -> usize {
+    rustelixir_nif::resource::holder_count()
+}
+
+#[pyfunction]
+pub fn set_resource_limits(max_live: usize, max_holders: usize) {
+    rustelixir_nif::resource::set_limits(max_live, max_holders);
+}
+
+/// The monitor reference to send a MONITOR_P with for `pid`, when it has just become a
+/// holder and is not monitored yet; else None.
+#[pyfunction]
+pub fn take_resource_monitor<'py>(py: Python<'py>, pid: &crate::types::Pid) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match rustelixir_nif::resource::take_monitor_for(&holder(pid)) {
+        None => Ok(None),
+        Some(r) => {
+            let mut bytes = Vec::new();
+            etf::encode::put_reference(&mut bytes, &r).map_err(|e| PyErr::from(crate::error::Error::from(e)))?;
+            crate::atoms::with_cache(|atoms| {
+                etf::decode::decode_at_with(&bytes, 0, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
+                    .map(|(v, _)| Some(v))
+                    .map_err(PyErr::from)
+            })
+        }
+    }
+}
+
+/// A MONITOR_P_EXIT for one of the table's monitors: its holder is gone. False if not ours.
+#[pyfunction]
+pub fn resource_monitor_down(reference: &crate::types::Reference) -> bool {
+    rustelixir_nif::resource::monitor_down(&reference.to_etf())
+}
+
+/// The node `node` disconnected: its processes hold nothing any more.
+#[pyfunction]
+pub fn resources_node_down(node: &str) {
+    rustelixir_nif::resource::node_down(node);
 }

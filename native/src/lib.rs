@@ -172,6 +172,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fastpath::release_resource, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::resource_type, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::resource_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::share_resource, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::resource_info, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::resource_holder_count, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::set_resource_limits, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::take_resource_monitor, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::resource_monitor_down, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::resources_node_down, m)?)?;
     m.add_class::<fastpath::CancelToken>()?;
     m.add_class::<fastpath::DistFastPath>()?;
     m.add_class::<link::DistLink>()?;

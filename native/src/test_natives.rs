@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rustelixir_nif::{natives, Atom, Pid, Reference};
+use rustelixir_nif::{natives, Atom, Pid, Reference, Resource, ResourceArc};
 
 fn test_panic(message: String) -> i64 {
     panic!("{message}")
@@ -57,7 +57,38 @@ fn test_cancel_seen() -> u64 {
     CANCELLED_SEEN.load(Ordering::Relaxed)
 }
 
+/// A resource whose drop is counted, to observe when the table frees it.
+struct Probe;
+
+impl Resource for Probe {
+    const TYPE_NAME: &'static str = "probe";
+}
+
+static PROBES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        PROBES_DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn test_probe_new() -> Result<ResourceArc<Probe>, rustelixir_nif::resource::Overloaded> {
+    ResourceArc::try_new(Probe)
+}
+
+fn test_probe_use(probe: ResourceArc<Probe>) -> bool {
+    let _ = &*probe;
+    true
+}
+
+fn test_probes_dropped() -> u64 {
+    PROBES_DROPPED.load(Ordering::Relaxed)
+}
+
 natives!(TEST_NATIVES = [
+    quick test_probe_new,
+    quick test_probe_use,
+    quick test_probes_dropped,
     quick test_panic,
     quick test_scalars,
     quick test_containers,

@@ -87,6 +87,9 @@ impl Pid {
     pub fn node_name(&self) -> &str {
         &self.node.get().name
     }
+    pub fn to_etf(&self) -> etf::Pid {
+        etf::Pid { node: etf::Atom(self.node_name().to_owned()), id: self.id, serial: self.serial, creation: self.creation }
+    }
 }
 
 impl PartialEq for Pid {

@@ -135,10 +135,14 @@ pub struct SortedSet {
 
 impl Resource for SortedSet {
     const TYPE_NAME: &'static str = "sorted_set";
+    /// For a set, `resource_info`'s size is its number of members.
+    fn size(&self) -> usize {
+        read(&self.terms).len()
+    }
 }
 
-fn sorted_set_new() -> ResourceArc<SortedSet> {
-    ResourceArc::new(SortedSet::default())
+fn sorted_set_new() -> Result<ResourceArc<SortedSet>, rustelixir_nif::resource::Overloaded> {
+    ResourceArc::try_new(SortedSet::default())
 }
 
 fn sorted_set_add(set: ResourceArc<SortedSet>, term: Member) -> usize {
@@ -199,26 +203,78 @@ fn sorted_set_to_list(set: ResourceArc<SortedSet>) -> Encoded {
 /// A fixed-size byte buffer.
 pub struct Buffer {
     data: RwLock<Vec<u8>>,
+    size: usize,
 }
 
 impl Resource for Buffer {
     const TYPE_NAME: &'static str = "buffer";
+    fn size(&self) -> usize {
+        self.size
+    }
 }
 
-fn buffer_new(size: i64) -> Result<ResourceArc<Buffer>, BadArg> {
+/// Bytes held by live buffers, all together; past `max_total_buffer_bytes` a new buffer is
+/// `{:error, :overloaded}`.
+static TOTAL_BUFFER_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static MAX_TOTAL_BUFFER_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(8 << 30);
+
+pub fn set_max_total_buffer_bytes(bytes: u64) {
+    MAX_TOTAL_BUFFER_BYTES.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn total_buffer_bytes() -> u64 {
+    TOTAL_BUFFER_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        TOTAL_BUFFER_BYTES.fetch_sub(self.size as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Why a buffer could not be made: a bad size, or the node's buffers are full.
+pub enum BufferNewError {
+    BadArg(BadArg),
+    Overloaded,
+}
+
+impl rustelixir_nif::Encoder for BufferNewError {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            BufferNewError::BadArg(b) => b.encode(out),
+            BufferNewError::Overloaded => rustelixir_nif::resource::Overloaded.encode(out),
+        }
+    }
+}
+
+impl From<BadArg> for BufferNewError {
+    fn from(b: BadArg) -> Self {
+        BufferNewError::BadArg(b)
+    }
+}
+
+fn buffer_new(size: i64) -> Result<ResourceArc<Buffer>, BufferNewError> {
     let size = not_negative(1, "size", size)?;
     let max = max_buffer_size();
     if size as u64 > max {
         return Err(BadArg::new(
             1,
             format!("size {size} is over the maximum buffer size of {max} bytes"),
-        ));
+        )
+        .into());
     }
-    let data = buffer::zeroed(size)
-        .ok_or_else(|| BadArg::new(1, format!("cannot allocate {size} bytes")))?;
-    Ok(ResourceArc::new(Buffer {
-        data: RwLock::new(data),
-    }))
+    use std::sync::atomic::Ordering::Relaxed;
+    let total = TOTAL_BUFFER_BYTES.fetch_add(size as u64, Relaxed) + size as u64;
+    if total > MAX_TOTAL_BUFFER_BYTES.load(Relaxed) {
+        TOTAL_BUFFER_BYTES.fetch_sub(size as u64, Relaxed);
+        return Err(BufferNewError::Overloaded);
+    }
+    let Some(data) = buffer::zeroed(size) else {
+        TOTAL_BUFFER_BYTES.fetch_sub(size as u64, Relaxed);
+        return Err(BadArg::new(1, format!("cannot allocate {size} bytes")).into());
+    };
+    let buffer = Buffer { data: RwLock::new(data), size };
+    ResourceArc::try_new(buffer).map_err(|_| BufferNewError::Overloaded)
 }
 
 fn buffer_write(buf: ResourceArc<Buffer>, offset: i64, bytes: Vec<u8>) -> Result<(), BadArg> {

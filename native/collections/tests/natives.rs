@@ -358,12 +358,12 @@ fn wrong_unknown_and_released_resources() {
         badresource(&foreign)
     );
     // Released: gone.
-    assert!(rustelixir_nif::resource::release(&reference(&set)));
+    assert!(rustelixir_nif::resource::free(&reference(&set)));
     assert_eq!(
         call("sorted_set_add", &[set.clone(), int(1)]),
         badresource(&set)
     );
-    assert!(rustelixir_nif::resource::release(&reference(&buf)));
+    assert!(rustelixir_nif::resource::free(&reference(&buf)));
     assert_eq!(
         call("buffer_read", &[buf.clone(), int(0), int(1)]),
         badresource(&buf)

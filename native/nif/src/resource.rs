@@ -1,18 +1,25 @@
-//! Resource objects, in their first, simple form: a table of native objects keyed by
-//! references this node makes. A native returns `ResourceArc::new(value)`, the caller gets
-//! a plain reference, and passing it back gives the same object (`ResourceArc<T>` as an
-//! argument); a reference that is unknown or freed is `{:error, {:badresource, ref}}`, one
-//! of another resource type a badarg. An object lives until it is released.
+//! Resource objects: native objects in a table keyed by references this node makes, held
+//! by the BEAM processes that use them (shared/DESIGN.md section 2).
 //!
-//! The table belongs to the node's own extension: natives built into it use it directly.
+//! A native returns `ResourceArc::new(value)`; its caller gets a plain reference and becomes
+//! the object's first holder. Any process that passes the reference in a call becomes a
+//! holder too; `{:share, ref, pid}` adds one, `{:release, ref}` removes the caller. The node
+//! monitors every holder (MONITOR_P from its server); a holder's exit, or its node's
+//! disconnect, removes it, and when the last holder is gone the object is dropped at once
+//! (later calls: `{:error, {:badresource, ref}}`).
+//!
+//! Locking: the objects are spread over shards, each behind its own lock, so calls on
+//! different resources do not contend; an object's own state has its own lock inside it.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use etf::{Atom, Reference, Term};
+use etf::{Atom, Pid, Reference, Term};
 
 use crate::convert::{kind, ArgError, Decoder, Encoder};
 
@@ -20,26 +27,59 @@ use crate::convert::{kind, ArgError, Decoder, Encoder};
 pub trait Resource: Send + Sync + 'static {
     /// The type's name in `:info` and in badarg messages ("expected a sorted_set").
     const TYPE_NAME: &'static str;
+
+    /// Bytes this object holds, for `resource_info` (0 when unknown).
+    fn size(&self) -> usize {
+        0
+    }
 }
+
+/// A holder: a BEAM pid, by its encoding (no version byte).
+pub type Holder = Vec<u8>;
+
+/// The resource's words (the reference's id words): the table's key.
+type Key = Vec<u32>;
 
 struct Entry {
     object: Arc<dyn Any + Send + Sync>,
     type_name: &'static str,
+    size: fn(&(dyn Any + Send + Sync)) -> usize,
+    holders: HashSet<Holder>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 pub struct TypeCounts {
     pub live: u64,
     pub created: u64,
     pub freed: u64,
 }
 
+/// Limits past which the table answers `:overloaded`.
+pub struct Limits {
+    pub max_live: usize,
+    pub max_holders: usize,
+}
+
+struct HolderState {
+    /// The monitor reference's words, once the monitor is made.
+    monitor: Option<Key>,
+    /// Whether the node has sent the MONITOR_P yet.
+    monitor_sent: bool,
+    resources: HashSet<Key>,
+}
+
+const SHARDS: usize = 64;
+
 struct Table {
     identity: RwLock<Option<(String, u32)>>,
     next: AtomicU64,
     salt: AtomicU64,
-    entries: RwLock<HashMap<Vec<u32>, Entry>>,
-    counts: RwLock<HashMap<&'static str, TypeCounts>>,
+    live: AtomicUsize,
+    shards: Vec<RwLock<HashMap<Key, Entry>>>,
+    holders: Mutex<HashMap<Holder, HolderState>>,
+    monitors: Mutex<HashMap<Key, Holder>>,
+    counts: Mutex<HashMap<&'static str, TypeCounts>>,
+    limits: RwLock<Limits>,
 }
 
 fn table() -> &'static Table {
@@ -48,22 +88,277 @@ fn table() -> &'static Table {
         identity: RwLock::new(None),
         next: AtomicU64::new(1),
         salt: AtomicU64::new(0),
-        entries: RwLock::new(HashMap::new()),
-        counts: RwLock::new(HashMap::new()),
+        live: AtomicUsize::new(0),
+        shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+        holders: Mutex::new(HashMap::new()),
+        monitors: Mutex::new(HashMap::new()),
+        counts: Mutex::new(HashMap::new()),
+        limits: RwLock::new(Limits { max_live: 1_000_000, max_holders: 10_000 }),
     })
 }
 
-/// The node's name and creation: references to resources are made in its name.
+fn shard(key: &Key) -> &'static RwLock<HashMap<Key, Entry>> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    &table().shards[h.finish() as usize % SHARDS]
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The node's name and creation: references to resources are made in them.
 pub fn set_identity(node: &str, creation: u32, salt: u32) {
     *table().identity.write().unwrap() = Some((node.to_string(), creation));
     table().salt.store(salt as u64, Ordering::Relaxed);
 }
 
-fn key(reference: &Reference) -> Option<Vec<u32>> {
+pub fn set_limits(max_live: usize, max_holders: usize) {
+    *table().limits.write().unwrap() = Limits { max_live, max_holders };
+}
+
+fn next_ref() -> Option<Reference> {
+    let t = table();
+    let (node, creation) = t.identity.read().unwrap().clone()?;
+    let n = t.next.fetch_add(1, Ordering::Relaxed);
+    let salt = t.salt.load(Ordering::Relaxed) as u32;
+    // A NEWER_REFERENCE's first word holds 18 bits; the last one tells this node's
+    // resource and monitor references from its other references.
+    let ids = vec![(n & 0x3FFFF) as u32, (n >> 18) as u32, salt ^ 0x5245_534F];
+    Some(Reference { node: Atom(node), creation, ids })
+}
+
+fn key(reference: &Reference) -> Option<Key> {
     let identity = table().identity.read().unwrap();
     let (node, creation) = identity.as_ref()?;
     (reference.node.0 == *node && reference.creation == *creation).then(|| reference.ids.clone())
 }
+
+// --- The caller of the running call ------------------------------------------------------
+
+thread_local! {
+    static CALLER: RefCell<Option<Holder>> = const { RefCell::new(None) };
+    static TOUCHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` as a call from `caller` (an encoded pid): resources it creates or is passed are
+/// held by that process from then on. The flag says whether the call made or used any
+/// resource (then the caller may need a monitor: `take_monitor_for`).
+pub fn with_caller<R>(caller: Option<&[u8]>, f: impl FnOnce() -> R) -> (R, bool) {
+    let previous = CALLER.with(|c| c.replace(caller.map(<[u8]>::to_vec)));
+    let touched_before = TOUCHED.with(|t| t.replace(false));
+    let result = f();
+    let touched = TOUCHED.with(|t| t.replace(touched_before));
+    CALLER.with(|c| *c.borrow_mut() = previous);
+    (result, touched)
+}
+
+/// A pid's encoding as the table's holder key (re-encoded: one key per pid).
+pub fn canonical_holder(raw_pid: &[u8]) -> Option<Holder> {
+    match etf::decode::decode_at_with(raw_pid, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()) {
+        Ok((term, _)) => match &term {
+            Term::Pid(p) => Some(holder_of(p)),
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
+
+/// The caller as a holder key: its pid re-encoded, so the same pid is always the same key
+/// whatever atom encoding its node name came in.
+fn current_caller() -> Option<Holder> {
+    TOUCHED.with(|t| t.set(true));
+    let raw = CALLER.with(|c| c.borrow().clone())?;
+    canonical_holder(&raw)
+}
+
+// --- Holders ------------------------------------------------------------------------------
+
+/// Makes `holder` a holder of `key` (already in its shard's entry). False when the resource
+/// has as many holders as it may.
+fn add_holder_locked(entry: &mut Entry, key: &Key, holder: &Holder, max_holders: usize) -> bool {
+    if entry.holders.contains(holder) {
+        return true;
+    }
+    if entry.holders.len() >= max_holders {
+        return false;
+    }
+    entry.holders.insert(holder.clone());
+    lock(&table().holders)
+        .entry(holder.clone())
+        .or_insert_with(|| HolderState { monitor: None, monitor_sent: false, resources: HashSet::new() })
+        .resources
+        .insert(key.clone());
+    true
+}
+
+/// Removes `holder` from the resource `key`; drops the object if it was the last one.
+fn remove_holder(key: &Key, holder: &Holder) -> bool {
+    let dropped = {
+        let mut shard = shard(key).write().unwrap();
+        let Some(entry) = shard.get_mut(key) else { return false };
+        if !entry.holders.remove(holder) {
+            return false;
+        }
+        if entry.holders.is_empty() {
+            shard.remove(key)
+        } else {
+            None
+        }
+    };
+    if let Some(h) = lock(&table().holders).get_mut(holder) {
+        h.resources.remove(key);
+    }
+    if let Some(entry) = dropped {
+        freed(entry);
+    }
+    true
+}
+
+fn freed(entry: Entry) {
+    table().live.fetch_sub(1, Ordering::Relaxed);
+    let mut counts = lock(&table().counts);
+    let c = counts.entry(entry.type_name).or_default();
+    c.live -= 1;
+    c.freed += 1;
+    drop(counts);
+    drop(entry); // the object goes when the last ResourceArc in use lets go of it
+}
+
+/// A holder is gone (it exited, or the node stopped monitoring it): it lets go of everything.
+fn holder_gone(holder: &Holder) {
+    let state = lock(&table().holders).remove(holder);
+    if let Some(state) = state {
+        if let Some(m) = &state.monitor {
+            lock(&table().monitors).remove(m);
+        }
+        for key in state.resources {
+            remove_holder(&key, holder);
+        }
+    }
+}
+
+/// The monitor the node should send for `holder` now, if it has not yet: (monitor
+/// reference). Called after a call that may have made the caller a holder.
+pub fn take_monitor_for(holder: &[u8]) -> Option<Reference> {
+    let mut holders = lock(&table().holders);
+    let state = holders.get_mut(holder)?;
+    if state.monitor_sent || state.resources.is_empty() {
+        return None;
+    }
+    let reference = next_ref()?;
+    state.monitor = Some(reference.ids.clone());
+    state.monitor_sent = true;
+    lock(&table().monitors).insert(reference.ids.clone(), holder.to_vec());
+    Some(reference)
+}
+
+/// A monitor of ours fired (MONITOR_P_EXIT): its holder is gone. False if it was not ours.
+pub fn monitor_down(reference: &Reference) -> bool {
+    let Some(k) = key(reference) else { return false };
+    let holder = lock(&table().monitors).remove(&k);
+    match holder {
+        Some(holder) => {
+            holder_gone(&holder);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Every holder on `node` is gone (the node disconnected).
+pub fn node_down(node: &str) {
+    let gone: Vec<Holder> = lock(&table().holders)
+        .keys()
+        .filter(|h| holder_node(h).as_deref() == Some(node))
+        .cloned()
+        .collect();
+    for holder in gone {
+        holder_gone(&holder);
+    }
+}
+
+fn holder_node(holder: &[u8]) -> Option<String> {
+    match etf::decode::decode_at_with(holder, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()) {
+        Ok((term, _)) => match &term {
+            Term::Pid(p) => Some(p.node.0.clone()),
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
+
+/// `{:release, ref}` from `holder`: it lets go. False when `reference` is not a live
+/// resource of this node (or `holder` did not hold it).
+pub fn release(reference: &Reference, holder: &[u8]) -> bool {
+    let Some(k) = key(reference) else { return false };
+    remove_holder(&k, &holder.to_vec())
+}
+
+/// `{:share, ref, pid}`: `holder` holds the resource too. Err(true) when not live,
+/// Err(false) when it has as many holders as it may.
+pub fn share(reference: &Reference, holder: &[u8]) -> Result<(), bool> {
+    let Some(k) = key(reference) else { return Err(true) };
+    let max = table().limits.read().unwrap().max_holders;
+    let mut shard = shard(&k).write().unwrap();
+    let Some(entry) = shard.get_mut(&k) else { return Err(true) };
+    if add_holder_locked(entry, &k, &holder.to_vec(), max) {
+        Ok(())
+    } else {
+        Err(false)
+    }
+}
+
+/// Drops the resource whatever its holders (the node's own use: tests, shutdown).
+pub fn free(reference: &Reference) -> bool {
+    let Some(k) = key(reference) else { return false };
+    let entry = shard(&k).write().unwrap().remove(&k);
+    match entry {
+        Some(entry) => {
+            let holders: Vec<Holder> = entry.holders.iter().cloned().collect();
+            let mut all = lock(&table().holders);
+            for h in holders {
+                if let Some(state) = all.get_mut(&h) {
+                    state.resources.remove(&k);
+                }
+            }
+            drop(all);
+            freed(entry);
+            true
+        }
+        None => false,
+    }
+}
+
+/// (type, holders as encoded pids, size in bytes) of a live resource.
+pub fn info(reference: &Reference) -> Option<(&'static str, Vec<Holder>, usize)> {
+    let k = key(reference)?;
+    let shard = shard(&k).read().unwrap();
+    let entry = shard.get(&k)?;
+    let mut holders: Vec<Holder> = entry.holders.iter().cloned().collect();
+    holders.sort();
+    Some((entry.type_name, holders, (entry.size)(&*entry.object)))
+}
+
+/// The type of a live resource.
+pub fn type_of(reference: &Reference) -> Option<&'static str> {
+    info(reference).map(|(t, _, _)| t)
+}
+
+/// (type, live, created, freed) per resource type.
+pub fn counts() -> Vec<(&'static str, u64, u64, u64)> {
+    let counts = lock(&table().counts);
+    let mut all: Vec<_> = counts.iter().map(|(t, c)| (*t, c.live, c.created, c.freed)).collect();
+    all.sort();
+    all
+}
+
+/// Holders the table tracks (for leak checks).
+pub fn holder_count() -> usize {
+    lock(&table().holders).len()
+}
+
+// --- ResourceArc --------------------------------------------------------------------------
 
 /// A counted handle to a resource object.
 pub struct ResourceArc<T: Resource> {
@@ -71,29 +366,61 @@ pub struct ResourceArc<T: Resource> {
     reference: Reference,
 }
 
+/// The table is full (`max_live`) or a resource has as many holders as it may: the caller
+/// gets `{:error, :overloaded}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overloaded;
+
+impl Encoder for Overloaded {
+    fn encode(&self, out: &mut Vec<u8>) {
+        etf::encode::put_atom(out, "overloaded").expect("short atom");
+    }
+}
+
+fn size_of<T: Resource>(object: &(dyn Any + Send + Sync)) -> usize {
+    object.downcast_ref::<T>().map_or(0, Resource::size)
+}
+
 impl<T: Resource> ResourceArc<T> {
-    /// Puts `value` in the table under a new reference of this node.
-    pub fn new(value: T) -> Self {
+    /// Puts `value` in the table under a new reference of this node, held by the caller of
+    /// the running call. Past the table's limit: `Err(Overloaded)`.
+    pub fn try_new(value: T) -> Result<Self, Overloaded> {
         let t = table();
-        let (node, creation) = t.identity.read().unwrap().clone().expect(
-            "the resource table has no node identity (resources are available to natives built into the node)",
-        );
-        let n = t.next.fetch_add(1, Ordering::Relaxed);
-        let salt = t.salt.load(Ordering::Relaxed) as u32;
-        // Words of a NEWER_REFERENCE: the first holds 18 bits; the last tells our resources
-        // from the node's other references.
-        let ids = vec![(n & 0x3FFFF) as u32, (n >> 18) as u32, salt ^ 0x5245_534F];
-        let reference = Reference { node: Atom(node), creation, ids: ids.clone() };
+        let max_live = t.limits.read().unwrap().max_live;
+        if t.live.fetch_add(1, Ordering::Relaxed) >= max_live {
+            t.live.fetch_sub(1, Ordering::Relaxed);
+            return Err(Overloaded);
+        }
+        let reference = next_ref()
+            .expect("the resource table has no node identity (resources live in natives built into the node)");
         let object = Arc::new(value);
-        t.entries
-            .write()
-            .unwrap()
-            .insert(ids, Entry { object: object.clone() as Arc<dyn Any + Send + Sync>, type_name: T::TYPE_NAME });
-        let mut counts = t.counts.write().unwrap();
+        let mut holders = HashSet::new();
+        if let Some(caller) = current_caller() {
+            holders.insert(caller.clone());
+            lock(&t.holders)
+                .entry(caller)
+                .or_insert_with(|| HolderState { monitor: None, monitor_sent: false, resources: HashSet::new() })
+                .resources
+                .insert(reference.ids.clone());
+        }
+        let entry = Entry {
+            object: object.clone() as Arc<dyn Any + Send + Sync>,
+            type_name: T::TYPE_NAME,
+            size: size_of::<T>,
+            holders,
+        };
+        shard(&reference.ids).write().unwrap().insert(reference.ids.clone(), entry);
+        let mut counts = lock(&t.counts);
         let c = counts.entry(T::TYPE_NAME).or_default();
         c.live += 1;
         c.created += 1;
-        ResourceArc { object, reference }
+        Ok(ResourceArc { object, reference })
+    }
+
+    /// `try_new`, for natives that do not expect the table to fill up (a full table is then
+    /// a panic: `{:error, {:panic, ...}}`).
+    pub fn new(value: T) -> Self {
+        Self::try_new(value).unwrap_or_else(|_| panic!("the resource table is full (max live resources reached)"))
     }
 
     pub fn reference(&self) -> &Reference {
@@ -120,14 +447,29 @@ impl<T: Resource> Decoder for ResourceArc<T> {
             return Err(ArgError::BadArg(format!("expected a {} resource, got {}", T::TYPE_NAME, kind(term))));
         };
         let Some(k) = key(reference) else { return Err(ArgError::BadResource(reference.clone())) };
-        let entries = table().entries.read().unwrap();
-        let Some(entry) = entries.get(&k) else { return Err(ArgError::BadResource(reference.clone())) };
-        match entry.object.clone().downcast::<T>() {
-            Ok(object) => Ok(ResourceArc { object, reference: reference.clone() }),
+        let max_holders = table().limits.read().unwrap().max_holders;
+        let caller = current_caller();
+        let mut shard = shard(&k).write().unwrap();
+        let Some(entry) = shard.get_mut(&k) else { return Err(ArgError::BadResource(reference.clone())) };
+        let object = match entry.object.clone().downcast::<T>() {
+            Ok(object) => object,
             Err(_) => {
-                Err(ArgError::BadArg(format!("expected a {} resource, got a {} resource", T::TYPE_NAME, entry.type_name)))
+                return Err(ArgError::BadArg(format!(
+                    "expected a {} resource, got a {} resource",
+                    T::TYPE_NAME,
+                    entry.type_name
+                )))
+            }
+        };
+        // Whoever passes the reference in a call holds the resource from then on.
+        if let Some(caller) = caller {
+            if !add_holder_locked(entry, &k, &caller, max_holders) {
+                return Err(ArgError::BadArg(format!(
+                    "the resource already has {max_holders} holders (the limit)"
+                )));
             }
         }
+        Ok(ResourceArc { object, reference: reference.clone() })
     }
 }
 
@@ -137,33 +479,9 @@ impl<T: Resource> Encoder for ResourceArc<T> {
     }
 }
 
-/// Drops the table's hold on the object behind `reference` (it is freed when the last
-/// `ResourceArc` in use goes). False when it was not a live resource.
-pub fn release(reference: &Reference) -> bool {
-    let Some(k) = key(reference) else { return false };
-    let removed = table().entries.write().unwrap().remove(&k);
-    match removed {
-        Some(entry) => {
-            let mut counts = table().counts.write().unwrap();
-            let c = counts.entry(entry.type_name).or_default();
-            c.live -= 1;
-            c.freed += 1;
-            true
-        }
-        None => false,
-    }
-}
-
-/// The type of a live resource.
-pub fn type_of(reference: &Reference) -> Option<&'static str> {
-    let k = key(reference)?;
-    table().entries.read().unwrap().get(&k).map(|e| e.type_name)
-}
-
-/// (type, live, created, freed) per resource type.
-pub fn counts() -> Vec<(&'static str, u64, u64, u64)> {
-    let counts = table().counts.read().unwrap();
-    let mut all: Vec<_> = counts.iter().map(|(t, c)| (*t, c.live, c.created, c.freed)).collect();
-    all.sort();
-    all
+/// An encoded pid's bytes, as a holder key.
+pub fn holder_of(pid: &Pid) -> Holder {
+    let mut out = Vec::new();
+    etf::encode::put_pid(&mut out, pid).expect("a valid pid");
+    out
 }

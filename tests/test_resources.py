@@ -1,0 +1,208 @@
+"""Resource objects held by BEAM processes (shared/DESIGN.md section 2), against real
+nodes: holders are the creating caller, whoever passes the reference in a call, and pids it
+is shared with; the node monitors them, and the last one gone frees the object."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from beamnodes import DistClient, ServedNode
+from conftest import runtime_or_skip
+from rustelixir import Atom
+
+pytestmark = pytest.mark.beam
+
+COOKIE = "rustelixir-resources-cookie"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
+    served = ServedNode(tmp_path_factory.mktemp("resources-node"), cookie=COOKIE, extra=["--test-natives"])
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
+    runtime = runtime_or_skip("otp25")
+    c = DistClient(runtime.erl, tmp_path_factory.mktemp("resources-client"), cookie=COOKIE, erlc=runtime.erlc)
+    c.set("Node", node.atom)
+    c.eval("pong = net_adm:ping(Node), ok.")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def info(client: DistClient) -> dict[Atom, object]:
+    ok, value = client.eval("gen_server:call({rustelixir, Node}, info).")
+    assert ok == Atom("ok")
+    return value[Atom("resources")]  # type: ignore[no-any-return,index]
+
+
+def live(client: DistClient, kind: str | None = None) -> int:
+    resources = info(client)
+    if kind is None:
+        return resources[Atom("live")]  # type: ignore[no-any-return]
+    by_type = resources[Atom("by_type")]
+    return by_type.get(Atom(kind), {}).get(Atom("live"), 0)  # type: ignore[no-any-return,union-attr]
+
+
+def dropped(client: DistClient) -> int:
+    ok, n = client.eval("gen_server:call({rustelixir, Node}, {test_probes_dropped}).")
+    return n  # type: ignore[no-any-return]
+
+
+def wait_for(predicate: object, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return bool(predicate())  # type: ignore[operator]
+
+
+# Erlang helpers evaluated in the client: a process that runs Fun, then waits to be told to stop.
+SPAWN_HOLDER = (
+    "Holder = fun(F) -> Parent = self(), spawn(fun() -> R = F(), Parent ! {self(), R},"
+    " receive stop -> ok end end) end,"
+    "Result = fun(P) -> receive {P, R} -> R after 5000 -> timeout end end,"
+)
+
+
+def test_creator_and_user_hold_it_the_last_one_gone_frees_it(client: DistClient) -> None:
+    start_live, start_dropped = live(client, "probe"), dropped(client)
+    # A creates; B uses it (and so holds it); A exits: still alive; B exits: freed.
+    client.eval(
+        SPAWN_HOLDER + "A = Holder(fun() -> {ok, R} = gen_server:call({rustelixir, Node}, {test_probe_new}), R end),"
+        "Ref = Result(A),"
+        "B = Holder(fun() -> gen_server:call({rustelixir, Node}, {test_probe_use, Ref}) end),"
+        "{ok, true} = Result(B),"
+        "put(a, A), put(b, B), put(ref, Ref), ok."
+    )
+    assert live(client, "probe") == start_live + 1
+    client.eval("get(a) ! stop, ok.")
+    time.sleep(0.5)
+    assert live(client, "probe") == start_live + 1  # B still holds it
+    assert client.eval("gen_server:call({rustelixir, Node}, {resource_info, get(ref)}).")[0] == Atom("ok")
+    client.eval("get(b) ! stop, ok.")
+    assert wait_for(lambda: live(client, "probe") == start_live)
+    assert dropped(client) == start_dropped + 1  # the destructor ran
+    assert client.eval("gen_server:call({rustelixir, Node}, {test_probe_use, get(ref)}).") == (
+        Atom("error"),
+        (Atom("badresource"), client.eval("get(ref).")),
+    )
+
+
+def test_resource_info_reports_type_holders_and_size(client: DistClient) -> None:
+    result = client.eval(
+        "{ok, Buf} = gen_server:call({rustelixir, Node}, {buffer_new, 1000}),"
+        "{ok, Info} = gen_server:call({rustelixir, Node}, {resource_info, Buf}),"
+        "gen_server:call({rustelixir, Node}, {release, Buf}),"
+        "{Info, self()}."
+    )
+    info_map, me = result
+    assert info_map[Atom("type")] == Atom("buffer")
+    assert info_map[Atom("holders")] == [me]
+    assert info_map[Atom("size")] == 1000
+
+
+def test_release_twice_is_badresource(client: DistClient) -> None:
+    assert client.eval(
+        "{ok, R} = gen_server:call({rustelixir, Node}, {test_probe_new}),"
+        "{ok, ok} = gen_server:call({rustelixir, Node}, {release, R}),"
+        "gen_server:call({rustelixir, Node}, {release, R}) =:= {error, {badresource, R}}."
+    ) is True
+
+
+def test_foreign_and_unknown_references_are_badresource(client: DistClient) -> None:
+    assert client.eval(
+        "R = make_ref(), gen_server:call({rustelixir, Node}, {buffer_size, R}) =:= {error, {badresource, R}}."
+    ) is True
+
+
+def test_share_with_a_pid_on_a_second_node_freed_when_it_disconnects(client: DistClient, node: ServedNode, tmp_path: Path) -> None:
+    runtime = runtime_or_skip("otp25")
+    other = DistClient(runtime.erl, tmp_path, cookie=COOKIE, erlc=runtime.erlc)
+    start = live(client, "probe")
+    try:
+        other.set("Node", node.atom)
+        other.eval("pong = net_adm:ping(Node), register(keeper, self()), ok.")
+        client.set("Keeper", other.eval("self()."))
+        client.eval(
+            "{ok, R} = gen_server:call({rustelixir, Node}, {test_probe_new}),"
+            "{ok, ok} = gen_server:call({rustelixir, Node}, {share, R, Keeper}),"
+            "{ok, ok} = gen_server:call({rustelixir, Node}, {release, R}), put(shared, R), ok."
+        )
+        time.sleep(0.3)
+        assert live(client, "probe") == start + 1  # the other node's process holds it
+    finally:
+        other.close()  # its node goes away
+    assert wait_for(lambda: live(client, "probe") == start)
+
+
+def test_share_with_an_unconnected_node_is_refused(client: DistClient) -> None:
+    from rustelixir import Pid
+
+    client.set("Far", Pid("nowhere@127.0.0.1", 1, 0, 1))
+    result = client.eval(
+        "{ok, R} = gen_server:call({rustelixir, Node}, {test_probe_new}),"
+        "Reply = gen_server:call({rustelixir, Node}, {share, R, Far}),"
+        "gen_server:call({rustelixir, Node}, {release, R}), Reply."
+    )
+    assert result[0] == Atom("error") and result[1][0] == Atom("badarg") and b"not connected" in result[1][2]
+
+
+def test_10000_resources_from_100_short_lived_processes_are_all_freed(client: DistClient, node: ServedNode) -> None:
+    def rss_kib() -> int:
+        for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    start_live, start_dropped = live(client, "probe"), dropped(client)
+    client.eval(
+        "Self = self(),"
+        "Pids = [spawn(fun() -> [{ok, _} = gen_server:call({rustelixir, Node}, {test_probe_new}) || _ <- lists:seq(1, 100)],"
+        "                       Self ! {made, self()} end) || _ <- lists:seq(1, 100)],"
+        "[receive {made, P} -> ok end || P <- Pids], ok.",
+        timeout=120,
+    )
+    rss_after_first = rss_kib()
+    assert wait_for(lambda: live(client, "probe") == start_live, timeout=15)
+    assert dropped(client) == start_dropped + 10_000
+    # A second round costs no more memory than the first: nothing of it stayed behind.
+    client.eval(
+        "Self = self(),"
+        "Pids = [spawn(fun() -> [{ok, _} = gen_server:call({rustelixir, Node}, {test_probe_new}) || _ <- lists:seq(1, 100)],"
+        "                       Self ! {made, self()} end) || _ <- lists:seq(1, 100)],"
+        "[receive {made, P} -> ok end || P <- Pids], ok.",
+        timeout=120,
+    )
+    assert wait_for(lambda: live(client, "probe") == start_live, timeout=15)
+    assert rss_kib() < rss_after_first + 8 * 1024
+    assert info(client)[Atom("holders")] <= 2  # the test's long-lived processes at most
+
+
+def test_100000_concurrent_operations_on_one_buffer(client: DistClient) -> None:
+    # 50 processes, 2,000 writes each into their own 8-byte slot of one shared buffer, then
+    # the content is exactly what the last write of each put there.
+    assert client.eval(
+        "{ok, Buf} = gen_server:call({rustelixir, Node}, {buffer_new, 400}),"
+        "Self = self(),"
+        "Pids = [spawn(fun() ->"
+        "   [{ok, ok} = gen_server:call({rustelixir, Node}, {buffer_write, Buf, I * 8, <<I:32, J:32>>})"
+        "    || J <- lists:seq(1, 2000)],"
+        "   Self ! {done, self()} end) || I <- lists:seq(0, 49)],"
+        "[receive {done, P} -> ok end || P <- Pids],"
+        "{ok, Bin} = gen_server:call({rustelixir, Node}, {buffer_to_binary, Buf}),"
+        "gen_server:call({rustelixir, Node}, {release, Buf}),"
+        "Bin =:= << <<I:32, 2000:32>> || I <- lists:seq(0, 49) >>.",
+        timeout=300,
+    ) is True
