@@ -37,8 +37,10 @@ from rustelixir._native import (
     resources_node_down,
     set_node_identity,
     share_resource,
+    take_released_python_objects,
     take_resource_monitor,
 )
+from rustelixir.errors import BadResource, Overloaded
 from rustelixir.natives import BadArg, CallContext, _current, native_spec
 from rustelixir.node import GenServer, Node
 from rustelixir.protocol.control import MonitorP
@@ -190,8 +192,25 @@ class RustelixirServer(GenServer):
         set_node_identity(node.name, node.creation, secrets.randbits(32))
         # Holders on a node that disconnects hold nothing any more.
         node.peer_down_hooks.append(lambda peer: resources_node_down(peer.peer_name or ""))
+        self._closer: asyncio.TimerHandle | None = None
+        if node.loop is not None:
+            self._closer = node.loop.call_later(0.2, self._close_released)
+
+    def _close_released(self) -> None:
+        """Calls `close()` on the Python objects the resource table has let go of."""
+        for obj in take_released_python_objects():
+            close = getattr(obj, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.exception("close() of a released resource failed")
+        if self.node.loop is not None and not self.node.loop.is_closed():
+            self._closer = self.node.loop.call_later(0.2, self._close_released)
 
     def close(self) -> None:
+        if self._closer is not None:
+            self._closer.cancel()
         for call in list(self._running.values()):
             call.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -231,7 +250,7 @@ class RustelixirServer(GenServer):
         if not native.slow and not native.is_async:
             caller = from_[0] if from_ is not None else None
             reply = self._run(native, args, None, caller)
-            if caller is not None and native.builtin:
+            if caller is not None:
                 self._monitor_holder(caller)
             self._answer(from_, reply)
             return
@@ -259,7 +278,7 @@ class RustelixirServer(GenServer):
             self._running.pop(call.monitor, None)
             if call.peer is not None:
                 call.peer.unwatch(call.monitor)
-        if call.from_ is not None and call.native.builtin:
+        if call.from_ is not None:
             self._monitor_holder(call.from_[0])
         if call.cancelled or reply is None:
             return  # the caller is gone; so is the reply
@@ -280,15 +299,19 @@ class RustelixirServer(GenServer):
 
     def _run(self, native: Native, args: tuple[Any, ...], call: _Call | None, caller: Pid | None = None) -> Any:
         token = call.token if call is not None else None
+        if call is not None and call.from_ is not None:
+            caller = call.from_[0]
         if native.builtin:
-            if call is not None and call.from_ is not None:
-                caller = call.from_[0]
             return call_native(native.name, args, token, caller)
-        reset = _current.set(CallContext(token))
+        reset = _current.set(CallContext(token, caller))
         try:
             return (OK, native.function(*args))
         except BadArg as e:
             return _error((Atom("badarg"), e.index, e.message.encode()))
+        except BadResource as e:
+            return _error((Atom("badresource"), e.reference))
+        except Overloaded:
+            return _error(Atom("overloaded"))
         except Exception as e:
             log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
             return _error((Atom("exception"), type(e).__name__.encode(), str(e).encode()))
@@ -296,11 +319,15 @@ class RustelixirServer(GenServer):
             _current.reset(reset)
 
     async def _run_async(self, native: Native, args: tuple[Any, ...], call: _Call) -> Any:
-        _current.set(CallContext(call.token))
+        _current.set(CallContext(call.token, call.from_[0] if call.from_ is not None else None))
         try:
             return (OK, await native.function(*args))
         except BadArg as e:
             return _error((Atom("badarg"), e.index, e.message.encode()))
+        except BadResource as e:
+            return _error((Atom("badresource"), e.reference))
+        except Overloaded:
+            return _error(Atom("overloaded"))
         except asyncio.CancelledError:
             raise
         except Exception as e:

@@ -16,6 +16,8 @@ __all__ = [
     "NodeClosedError",
     "ConnectionLostError",
     "CallError",
+    "BadResource",
+    "Overloaded",
     "EpmdError",
     "EpmdProtocolError",
 ]
@@ -95,3 +97,17 @@ class EpmdProtocolError(EpmdError):
     """The peer sent bytes that are not valid EPMD protocol: an EPMD answering us sent a
     malformed response, or a client of our EPMD server sent a malformed request. The message
     names the peer's role and what was wrong."""
+
+
+class BadResource(RustelixirError):
+    """The reference is not a live resource of this node (never made, or freed); a native
+    raising it answers `{:error, {:badresource, ref}}`."""
+
+    def __init__(self, reference: object) -> None:
+        super().__init__(f"not a live resource: {reference!r}")
+        self.reference = reference
+
+
+class Overloaded(RustelixirError):
+    """A configured limit was hit (live resources, holders); a native raising it answers
+    `{:error, :overloaded}`."""

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, overload
 __all__ = ["BadArg", "native", "NativeSpec", "native_spec", "CallContext", "current_call", "cancelled"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 _MARK = "__rustelixir_native__"
 
 
@@ -66,17 +67,43 @@ def native_spec(obj: Any) -> NativeSpec | None:
 
 
 class CallContext:
-    """The call a Python native is running for: `cancelled()` turns true once its caller
-    has given up (timed out or died); a long native should check it and return early (its
-    reply is dropped anyway). An async native is also cancelled (CancelledError)."""
+    """The call a Python native is running for.
 
-    __slots__ = ("_token",)
+    - `cancelled()` turns true once its caller has given up (timed out or died); a long
+      native should check it and return early (its reply is dropped anyway). An async
+      native is also cancelled outright (CancelledError).
+    - `make_resource(obj)` puts `obj` in the node's resource table and returns the reference
+      to give the caller (who holds it from then on); `obj.close()`, if it has one, is
+      called when the last holder lets go.
+    - `resource(ref, cls=None)` is the object behind a reference the caller passed (the
+      caller holds it from then on); `BadResource` (answered `{:error, {:badresource, ref}}`)
+      when it is not live, a badarg when it is not a `cls`.
+    """
 
-    def __init__(self, token: Any) -> None:
+    __slots__ = ("_token", "caller")
+
+    def __init__(self, token: Any, caller: Any = None) -> None:
         self._token = token
+        self.caller = caller
 
     def cancelled(self) -> bool:
         return bool(self._token is not None and self._token.cancelled)
+
+    def make_resource(self, obj: object) -> Any:
+        from rustelixir._native import make_python_resource
+
+        return make_python_resource(obj, self.caller)
+
+    def resource(self, reference: Any, cls: type[T] | None = None, *, index: int = 1) -> Any:
+        from rustelixir._native import python_resource
+
+        try:
+            obj = python_resource(reference, self.caller)
+        except TypeError as e:
+            raise BadArg(index, str(e)) from None
+        if cls is not None and not isinstance(obj, cls):
+            raise BadArg(index, f"expected a {cls.__name__} resource, got a {type(obj).__name__} resource")
+        return obj
 
 
 _current: contextvars.ContextVar[CallContext] = contextvars.ContextVar("rustelixir_call", default=CallContext(None))

@@ -85,3 +85,32 @@ async def async_wait_cancel(milliseconds: int) -> bytes:
 @rustelixir.native
 def cancel_seen() -> int:
     return CANCELLED_SEEN
+
+
+class Counter:
+    """A Python object living in the resource table."""
+
+    closed = 0
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def close(self) -> None:
+        Counter.closed += 1
+
+
+@rustelixir.native
+def counter_new() -> object:
+    return rustelixir.current_call().make_resource(Counter())
+
+
+@rustelixir.native
+def counter_incr(ref: object) -> int:
+    counter = rustelixir.current_call().resource(ref, Counter)
+    counter.n += 1
+    return int(counter.n)
+
+
+@rustelixir.native
+def counters_closed() -> int:
+    return Counter.closed

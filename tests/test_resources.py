@@ -21,7 +21,11 @@ COOKIE = "rustelixir-resources-cookie"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    served = ServedNode(tmp_path_factory.mktemp("resources-node"), cookie=COOKIE, extra=["--test-natives"])
+    served = ServedNode(
+        tmp_path_factory.mktemp("resources-node"),
+        cookie=COOKIE,
+        extra=["--test-natives", "--module", "natives_fixture"],
+    )
     try:
         yield served
     finally:
@@ -206,3 +210,29 @@ def test_100000_concurrent_operations_on_one_buffer(client: DistClient) -> None:
         "Bin =:= << <<I:32, 2000:32>> || I <- lists:seq(0, 49) >>.",
         timeout=300,
     ) is True
+
+
+def test_python_objects_as_resources(client: DistClient) -> None:
+    closed_before = client.eval("{ok, N} = gen_server:call({rustelixir, Node}, counters_closed), N.")
+    start = live(client, "python")
+    result = client.eval(
+        SPAWN_HOLDER + "A = Holder(fun() -> {ok, R} = gen_server:call({rustelixir, Node}, counter_new), R end),"
+        "Ref = Result(A),"
+        "B = Holder(fun() -> [gen_server:call({rustelixir, Node}, {counter_incr, Ref}) || _ <- [1, 2]] end),"
+        "Counts = Result(B),"
+        "{ok, Buf} = gen_server:call({rustelixir, Node}, {buffer_new, 4}),"
+        "Wrong = gen_server:call({rustelixir, Node}, {counter_incr, Buf}),"
+        "gen_server:call({rustelixir, Node}, {release, Buf}),"
+        "A ! stop, B ! stop, put(counter, Ref), {Counts, Wrong}."
+    )
+    counts, wrong = result
+    assert counts == [(Atom("ok"), 1), (Atom("ok"), 2)]
+    assert wrong[0] == Atom("error") and wrong[1][0] == Atom("badarg") and b"python resource" in wrong[1][2]
+    assert wait_for(lambda: live(client, "python") == start)
+    assert wait_for(
+        lambda: client.eval("{ok, N} = gen_server:call({rustelixir, Node}, counters_closed), N.") == closed_before + 1
+    )
+    assert client.eval("gen_server:call({rustelixir, Node}, {counter_incr, get(counter)}).") == (
+        Atom("error"),
+        (Atom("badresource"), client.eval("get(counter).")),
+    )

@@ -6,6 +6,8 @@ use pyo3::prelude::*;
 pyo3::import_exception!(rustelixir.errors, DecodeError);
 pyo3::import_exception!(rustelixir.errors, EncodeError);
 pyo3::import_exception!(rustelixir.errors, RemoteProtocolError);
+pyo3::import_exception!(rustelixir.errors, BadResource);
+pyo3::import_exception!(rustelixir.errors, Overloaded);
 
 pub enum Error {
     Decode(etf::DecodeError),

@@ -267,3 +267,86 @@ pub fn resource_monitor_down(reference: &crate::types::Reference) -> bool {
 pub fn resources_node_down(node: &str) {
     rustelixir_nif::resource::node_down(node);
 }
+
+// --- Python objects as resources -----------------------------------------------------------
+
+/// A Python object in the resource table. When the table lets go of it, it is queued for
+/// Python to call its `close()` (the table may let go on a thread without the GIL).
+struct PyObjectResource {
+    object: Option<Py<PyAny>>,
+}
+
+impl rustelixir_nif::Resource for PyObjectResource {
+    const TYPE_NAME: &'static str = "python";
+}
+
+fn closed_queue() -> &'static Mutex<Vec<Py<PyAny>>> {
+    static QUEUE: std::sync::OnceLock<Mutex<Vec<Py<PyAny>>>> = std::sync::OnceLock::new();
+    QUEUE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+impl Drop for PyObjectResource {
+    fn drop(&mut self) {
+        if let Some(object) = self.object.take() {
+            closed_queue().lock().unwrap_or_else(|e| e.into_inner()).push(object);
+        }
+    }
+}
+
+fn py_reference<'py>(py: Python<'py>, r: &etf::Reference) -> PyResult<Bound<'py, PyAny>> {
+    let mut bytes = Vec::new();
+    etf::encode::put_reference(&mut bytes, r).map_err(|e| PyErr::from(crate::error::Error::from(e)))?;
+    crate::atoms::with_cache(|atoms| {
+        etf::decode::decode_at_with(&bytes, 0, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
+            .map(|(v, _)| v)
+            .map_err(PyErr::from)
+    })
+}
+
+/// Puts a Python object in the resource table, held by `caller`; returns its reference.
+#[pyfunction]
+#[pyo3(signature = (object, caller = None))]
+pub fn make_python_resource<'py>(
+    py: Python<'py>,
+    object: Bound<'py, PyAny>,
+    caller: Option<&crate::types::Pid>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let caller = caller.map(holder);
+    let (made, _) = rustelixir_nif::resource::with_caller(caller.as_deref(), || {
+        rustelixir_nif::ResourceArc::try_new(PyObjectResource { object: Some(object.unbind()) })
+    });
+    match made {
+        Ok(arc) => py_reference(py, arc.reference()),
+        Err(_) => Err(crate::error::Overloaded::new_err("the resource table is full")),
+    }
+}
+
+/// The Python object behind `reference`, now also held by `caller`.
+#[pyfunction]
+#[pyo3(signature = (reference, caller = None))]
+pub fn python_resource<'py>(
+    py: Python<'py>,
+    reference: Bound<'py, PyAny>,
+    caller: Option<&crate::types::Pid>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Ok(r) = reference.cast::<crate::types::Reference>() else {
+        return Err(crate::error::BadResource::new_err(reference.unbind()));
+    };
+    let term = etf::Term::Ref(r.get().to_etf());
+    let caller = caller.map(holder);
+    let (found, _) = rustelixir_nif::resource::with_caller(caller.as_deref(), || {
+        <rustelixir_nif::ResourceArc<PyObjectResource> as rustelixir_nif::Decoder>::decode(&term)
+    });
+    match found {
+        Ok(arc) => Ok(arc.object.as_ref().expect("live").clone_ref(py).into_bound(py)),
+        Err(rustelixir_nif::ArgError::BadResource(_)) => Err(crate::error::BadResource::new_err(reference.unbind())),
+        Err(rustelixir_nif::ArgError::BadArg(message)) => Err(pyo3::exceptions::PyTypeError::new_err(message)),
+    }
+}
+
+/// Python objects the table has let go of since the last call: call their `close()`.
+#[pyfunction]
+pub fn take_released_python_objects(py: Python<'_>) -> Vec<Py<PyAny>> {
+    let _ = py;
+    std::mem::take(&mut *closed_queue().lock().unwrap_or_else(|e| e.into_inner()))
+}

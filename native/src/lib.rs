@@ -179,6 +179,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fastpath::take_resource_monitor, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::resource_monitor_down, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::resources_node_down, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::make_python_resource, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::python_resource, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::take_released_python_objects, m)?)?;
     m.add_class::<fastpath::CancelToken>()?;
     m.add_class::<fastpath::DistFastPath>()?;
     m.add_class::<link::DistLink>()?;
