@@ -1,0 +1,103 @@
+"""Benchmark resource objects: what holding natives' data on the node costs.
+
+    python bench/resource_bench.py [--quick]
+
+Two real nodes on 127.0.0.1: the rustelixir node (`rustelixir serve`) and a BEAM client
+running `bench/beam/resource_bench.erl`. Every figure is printed beside a baseline measured
+in the same run, alternating round by round:
+
+- create+release pairs/s (`sorted_set_new` then `{:release, ref}`), 1 and 16 callers,
+  against the same number of plain calls (two `{:add, 1, 2}`): the cost of the table,
+  holders and monitors over the round trips themselves;
+- bytes of overhead per live resource with 1,000,000 live: the node's RSS growth divided by
+  the count, beside the size of the object itself (an empty SortedSet);
+- `buffer_write` of 4 KiB chunks into one shared buffer, MB/s, 1 and 16 writers, against
+  `echo` of the same 4 KiB (the same bytes over the same wire, no resource).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from beamnodes import DistClient, ServedNode, unique_name  # noqa: E402
+
+COOKIE = "rustelixir-bench"
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    args = parser.parse_args()
+    rounds, millis, live_count = (2, 500, 100_000) if args.quick else (5, 2000, 1_000_000)
+
+    tmp = Path(tempfile.mkdtemp(prefix="rustelixir-bench-"))
+    build = tmp / "beam"
+    build.mkdir()
+    subprocess.run(["erlc", "-o", str(build), str(ROOT / "bench" / "beam" / "resource_bench.erl")], check=True)
+    served = ServedNode(tmp / "logs", cookie=COOKIE, extra=["-q", "--max-in-flight", "100000"])
+    client = DistClient("erl", build, cookie=COOKIE, name=unique_name("resbench"))
+    try:
+        from rustelixir import Atom
+
+        client.set("Node", served.atom)
+        client.eval("pong = net_adm:ping(Node), ok.")
+        samples: dict[str, list[float]] = {}
+        for r in range(rounds):
+            for concurrency in (1, 16):
+                for kind in (("calls", "pairs") if r % 2 else ("pairs", "calls")):
+                    n = client.eval(f"resource_bench:{kind}(Node, {concurrency}, {millis}).", timeout=120)
+                    samples.setdefault(f"{kind} x{concurrency}", []).append(n * 1000 / millis)
+                for mode in (("echo", "write") if r % 2 else ("write", "echo")):
+                    n = client.eval(f"resource_bench:writes(Node, {mode}, {concurrency}, {millis}).", timeout=120)
+                    samples.setdefault(f"{mode} x{concurrency}", []).append(n / 1e6 * 1000 / millis)
+            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+
+        before = rss_kib(served.proc.pid)
+        made = client.eval(f"resource_bench:make(Node, {live_count}, 16).", timeout=1800)
+        after = rss_kib(served.proc.pid)
+        info = client.eval("{ok, I} = gen_server:call({rustelixir, Node}, info), I.")
+        live = info[Atom("resources")][Atom("by_type")][Atom("sorted_set")][Atom("live")]
+        per_resource = (after - before) * 1024 / made
+        object_bytes = 64  # an empty SortedSet: its lock and its (empty) bucket vectors
+
+        def med(key: str) -> float:
+            return statistics.median(samples[key])
+
+        print(f"\n{'figure':<40}{'baseline':>16}{'resources':>16}{'ratio':>9}")
+        for c in (1, 16):
+            base, ours = med(f"calls x{c}"), med(f"pairs x{c}")
+            print(f"{'create+release pairs/s, ' + str(c) + ' caller(s)':<40}{base:>14,.0f}/s{ours:>14,.0f}/s{ours / base:>8.2f}x")
+        for c in (1, 16):
+            base, ours = med(f"echo x{c}"), med(f"write x{c}")
+            print(f"{'buffer_write 4 KiB, ' + str(c) + ' writer(s)':<40}{base:>11,.1f} MB/s{ours:>11,.1f} MB/s{ours / base:>8.2f}x")
+        print(
+            f"{'bytes per live resource (' + format(made, ',') + ' live)':<40}{object_bytes:>16,}{per_resource:>16,.0f}"
+            f"{per_resource / object_bytes:>8.1f}x"
+        )
+        print(
+            f"\nbaselines: pairs vs two {{add, 1, 2}} calls; buffer_write vs echo of the same 4 KiB; bytes vs the"
+            f" object's own size. {rounds} rounds of {millis} ms, medians. Live sorted sets after the fill: {live:,}."
+        )
+        return 0
+    finally:
+        client.close()
+        served.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
