@@ -100,6 +100,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"rustelixir serve: {e}", file=sys.stderr)
         return 2
     registry = builtin_registry(test_natives=args.test_natives)
+    from rustelixir._native import set_resource_limits
+
+    set_resource_limits(args.max_resources, args.max_holders, args.max_buffer_bytes)
     for module_name in args.module:
         try:
             load_module_natives(registry, importlib.import_module(module_name))
@@ -217,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=128 << 20,
         help="largest message a peer may send, in bytes (default 128 MiB); a larger one closes its connection",
+    )
+    p.add_argument("--max-resources", type=int, default=1_000_000, help="live resources before :overloaded")
+    p.add_argument("--max-holders", type=int, default=10_000, help="holders of one resource before :overloaded")
+    p.add_argument(
+        "--max-buffer-bytes", type=int, default=8 << 30, help="bytes held by all buffers before :overloaded (8 GiB)"
     )
     p.add_argument("--workers", type=int, default=32, help="worker threads for slow natives")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="slow calls in flight before :overloaded")

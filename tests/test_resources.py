@@ -236,3 +236,35 @@ def test_python_objects_as_resources(client: DistClient) -> None:
         Atom("error"),
         (Atom("badresource"), client.eval("get(counter).")),
     )
+
+
+def test_limits_answer_overloaded_and_the_node_stays_healthy(tmp_path: Path) -> None:
+    runtime = runtime_or_skip("otp25")
+    limited = ServedNode(
+        tmp_path, cookie=COOKIE, extra=["--max-resources", "3", "--max-holders", "2", "--max-buffer-bytes", "100"]
+    )
+    c = DistClient(runtime.erl, tmp_path / "client", cookie=COOKIE, erlc=runtime.erlc)
+    try:
+        c.set("Node", limited.atom)
+        result = c.eval(
+            "Rx = {rustelixir, Node},"
+            "Sets = [element(2, {ok, _} = gen_server:call(Rx, {sorted_set_new})) || _ <- [1, 2, 3]],"
+            "Full = gen_server:call(Rx, {sorted_set_new}),"
+            "[S1 | _] = Sets,"
+            "Other = spawn(fun() -> receive stop -> ok end end),"
+            "Third = spawn(fun() -> receive stop -> ok end end),"
+            "{ok, ok} = gen_server:call(Rx, {share, S1, Other}),"
+            "TooMany = gen_server:call(Rx, {share, S1, Third}),"
+            "[{ok, ok} = gen_server:call(Rx, {release, S}) || S <- Sets],"
+            "BigBuffer = gen_server:call(Rx, {buffer_new, 200}),"
+            "{ok, Small} = gen_server:call(Rx, {buffer_new, 60}),"
+            "Second = gen_server:call(Rx, {buffer_new, 60}),"
+            "{ok, ok} = gen_server:call(Rx, {release, Small}),"
+            "{ok, Again} = gen_server:call(Rx, {buffer_new, 60}),"
+            "{Full, TooMany, BigBuffer, Second, gen_server:call(Rx, {add, 1, 1}), is_reference(Again)}."
+        )
+        overloaded = (Atom("error"), Atom("overloaded"))
+        assert result == (overloaded, overloaded, overloaded, overloaded, (Atom("ok"), 2), True)
+    finally:
+        c.close()
+        limited.stop()

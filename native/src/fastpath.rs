@@ -233,9 +233,15 @@ pub fn resource_holder_count() -> usize {
     rustelixir_nif::resource::holder_count()
 }
 
+/// Limits of the resource table: live resources, holders per resource, and bytes held by
+/// all buffers together; past them, `:overloaded`.
 #[pyfunction]
-pub fn set_resource_limits(max_live: usize, max_holders: usize) {
+#[pyo3(signature = (max_live, max_holders, max_buffer_bytes = None))]
+pub fn set_resource_limits(max_live: usize, max_holders: usize, max_buffer_bytes: Option<u64>) {
     rustelixir_nif::resource::set_limits(max_live, max_holders);
+    if let Some(bytes) = max_buffer_bytes {
+        rustelixir_collections::set_max_total_buffer_bytes(bytes);
+    }
 }
 
 /// The monitor reference to send a MONITOR_P with for `pid`, when it has just become a
