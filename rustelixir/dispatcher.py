@@ -141,11 +141,12 @@ def _error(reason: Any) -> tuple[Atom, Any]:
 class _Call:
     """One call to a slow or asynchronous native while it runs: what cancels it."""
 
-    __slots__ = ("from_", "native", "token", "task", "monitor", "peer", "cancelled")
+    __slots__ = ("from_", "native", "token", "task", "monitor", "peer", "cancelled", "caller")
 
     def __init__(self, from_: tuple[Pid, Any] | None, native: Native, monitor: Reference | None,
-                 peer: DistProtocol | None) -> None:  # fmt: skip
+                 peer: DistProtocol | None, caller: Pid | None = None) -> None:  # fmt: skip
         self.from_ = from_
+        self.caller = caller
         self.native = native
         self.token = CancelToken()
         self.task: asyncio.Task[Any] | None = None
@@ -218,8 +219,9 @@ class RustelixirServer(GenServer):
     def handle_call(self, request: Any, from_: tuple[Pid, Any], peer: DistProtocol | None) -> None:
         self._handle(request, from_, peer)
 
-    def handle_cast(self, request: Any, peer: DistProtocol | None) -> None:
-        self._handle(request, None, peer)
+    def handle_cast(self, request: Any, peer: DistProtocol | None, sender: Pid | None = None) -> None:
+        # A cast has no reply, but its sender (REG_SEND carries it) holds what it makes.
+        self._handle(request, None, peer, sender)
 
     def monitor_exit(self, ref: Reference, reason: Any) -> None:
         """A MONITOR_P_EXIT to the server: a resource holder it monitors is gone."""
@@ -232,7 +234,10 @@ class RustelixirServer(GenServer):
             self.cancelled += 1
             call.cancel()
 
-    def _handle(self, request: Any, from_: tuple[Pid, Any] | None, peer: DistProtocol | None) -> None:
+    def _handle(
+        self, request: Any, from_: tuple[Pid, Any] | None, peer: DistProtocol | None, sender: Pid | None = None
+    ) -> None:
+        caller = from_[0] if from_ is not None else sender
         if isinstance(request, Atom):
             name, args = request.name, ()
         elif type(request) is tuple and request and isinstance(request[0], Atom):
@@ -241,14 +246,13 @@ class RustelixirServer(GenServer):
             self._answer(from_, _error((Atom("badrequest"), b"expected an atom or a tuple starting with an atom")))
             return
         if name in RESERVED:
-            self._answer(from_, self._reserved(name, args, from_[0] if from_ is not None else None))
+            self._answer(from_, self._reserved(name, args, caller))
             return
         native = self.registry.get(name, len(args))
         if native is None:
             self._answer(from_, _error((Atom("undef"), Atom(name), len(args))))
             return
         if not native.slow and not native.is_async:
-            caller = from_[0] if from_ is not None else None
             reply = self._run(native, args, None, caller)
             if caller is not None:
                 self._monitor_holder(caller)
@@ -257,7 +261,7 @@ class RustelixirServer(GenServer):
         if self.in_flight >= self.max_in_flight:
             self._answer(from_, _error(Atom("overloaded")))
             return
-        call = _Call(from_, native, _monitor_of(from_), peer)
+        call = _Call(from_, native, _monitor_of(from_), peer, caller)
         self.in_flight += 1
         if call.monitor is not None:
             self._running[call.monitor] = call
@@ -278,8 +282,8 @@ class RustelixirServer(GenServer):
             self._running.pop(call.monitor, None)
             if call.peer is not None:
                 call.peer.unwatch(call.monitor)
-        if call.from_ is not None:
-            self._monitor_holder(call.from_[0])
+        if call.caller is not None:
+            self._monitor_holder(call.caller)
         if call.cancelled or reply is None:
             return  # the caller is gone; so is the reply
         self._answer(call.from_, reply)
@@ -299,8 +303,8 @@ class RustelixirServer(GenServer):
 
     def _run(self, native: Native, args: tuple[Any, ...], call: _Call | None, caller: Pid | None = None) -> Any:
         token = call.token if call is not None else None
-        if call is not None and call.from_ is not None:
-            caller = call.from_[0]
+        if call is not None:
+            caller = call.caller
         if native.builtin:
             return call_native(native.name, args, token, caller)
         reset = _current.set(CallContext(token, caller))
@@ -319,7 +323,7 @@ class RustelixirServer(GenServer):
             _current.reset(reset)
 
     async def _run_async(self, native: Native, args: tuple[Any, ...], call: _Call) -> Any:
-        _current.set(CallContext(call.token, call.from_[0] if call.from_ is not None else None))
+        _current.set(CallContext(call.token, call.caller))
         try:
             return (OK, await native.function(*args))
         except BadArg as e:

@@ -96,14 +96,14 @@ class GenServer(Process):
                     self.handle_call(message[2], from_, peer)
                     return
             elif len(message) == 2 and message[0] == GEN_CAST:
-                self.handle_cast(message[1], peer)
+                self.handle_cast(message[1], peer, sender)
                 return
         self.handle_info(message, peer)
 
     def handle_call(self, request: Any, from_: tuple[Pid, Any], peer: DistProtocol | None) -> None:
         raise NotImplementedError
 
-    def handle_cast(self, request: Any, peer: DistProtocol | None) -> None:
+    def handle_cast(self, request: Any, peer: DistProtocol | None, sender: Pid | None = None) -> None:
         pass
 
     def handle_info(self, message: Any, peer: DistProtocol | None) -> None:

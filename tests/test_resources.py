@@ -268,3 +268,14 @@ def test_limits_answer_overloaded_and_the_node_stays_healthy(tmp_path: Path) -> 
     finally:
         c.close()
         limited.stop()
+
+
+def test_a_cast_that_makes_a_resource_makes_its_sender_the_holder(client: DistClient) -> None:
+    start = live(client, "probe")
+    client.eval(
+        "P = spawn(fun() -> gen_server:cast({rustelixir, Node}, {test_probe_new}), receive stop -> ok end end),"
+        "put(caster, P), ok."
+    )
+    assert wait_for(lambda: live(client, "probe") == start + 1)
+    client.eval("get(caster) ! stop, ok.")
+    assert wait_for(lambda: live(client, "probe") == start)
