@@ -7,7 +7,8 @@
 #
 # Environment: RUSTELIXIR_NODE (the node to call, default rustelixir@rustelixir),
 # RUSTELIXIR_COOKIE (required), RUSTELIXIR_CLIENT_NAME (this VM's node name, default
-# integration@127.0.0.1), RUSTELIXIR_WAIT_MS (how long to wait for the node, default 60000).
+# integration@127.0.0.1; a host without dots, as in compose, means short names),
+# RUSTELIXIR_WAIT_MS (how long to wait for the node, default 60000).
 # Exits 0 when every check passed, 1 otherwise.
 
 # The client is compiled first: the checks below use its structs.
@@ -88,13 +89,19 @@ defmodule Integration do
     # A VM started without --name does not start EPMD for itself.
     System.cmd("epmd", ["-daemon"])
 
-    case :net_kernel.start([me, :longnames]) do
+    # Long names need a host with dots (or an IP); a compose service name has none, and
+    # a VM with long names refuses to talk to such a node: use short names then.
+    mode = if node_host(me) =~ ~r/[.:]/, do: :longnames, else: :shortnames
+
+    case :net_kernel.start([me, mode]) do
       {:ok, _} -> :ok
       {:error, reason} -> fail("cannot start distribution as #{me}: #{inspect(reason)}")
     end
 
     Node.set_cookie(String.to_atom(cookie))
   end
+
+  defp node_host(name), do: name |> Atom.to_string() |> String.split("@") |> List.last()
 
   defp wait_for(node, wait_ms) do
     deadline = System.monotonic_time(:millisecond) + wait_ms

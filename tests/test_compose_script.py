@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,24 @@ def test_integration_script_passes_against_a_local_node(node: ServedNode) -> Non
     assert result.returncode == 0, result.stdout + result.stderr + node.log()
     assert f"13 of 13 checks passed against {node.name}" in result.stdout
     assert "FAIL" not in result.stdout
+
+
+def test_integration_script_with_compose_style_names(tmp_path: Path) -> None:
+    """As in compose: the node is `--name name@host` with a dotless host (a service name)
+    listening on all interfaces, so the script must use short names to reach it."""
+    host = socket.gethostname().split(".")[0]
+    try:
+        socket.gethostbyname(host)
+    except OSError:
+        pytest.skip(f"this machine's hostname {host!r} does not resolve")
+    name = unique_name("compose").split("@")[0]
+    served = ServedNode(tmp_path, cookie=COOKIE, name=f"{name}@{host}", extra=["--listen-host", "0.0.0.0"])
+    try:
+        result = run_script(served.name, COOKIE, RUSTELIXIR_CLIENT_NAME=f"{unique_name('integration').split('@')[0]}@{host}")
+        assert result.returncode == 0, result.stdout + result.stderr + served.log()
+        assert f"13 of 13 checks passed against {served.name}" in result.stdout
+    finally:
+        served.stop()
 
 
 def test_integration_script_fails_when_it_cannot_reach_the_node(node: ServedNode) -> None:
