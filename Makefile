@@ -26,8 +26,8 @@ test-rust:
 test-python: build beam
 	$(PY) -m pytest
 
-test-elixir: beam
-	cd elixir_client && MIX_ENV=test mix test
+test-elixir: build beam
+	cd elixir_client && MIX_ENV=test RUSTELIXIR_BIN=$(CURDIR)/$(VENV)/bin/rustelixir mix test
 
 bench: bench-codec bench-node bench-sorted-set bench-resources
 

@@ -4,10 +4,12 @@ the compose file."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -74,3 +76,84 @@ def test_pip_install_in_a_fresh_virtualenv(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert check.returncode == 0, check.stderr
+
+
+def _compose() -> dict[str, Any]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(compose, dict)
+    return compose
+
+
+def test_compose_has_the_node_and_the_elixir_client() -> None:
+    services = _compose()["services"]
+    assert set(services) == {"rustelixir", "elixir"}
+    node, client = services["rustelixir"], services["elixir"]
+    assert node["build"]["dockerfile"] == "Dockerfile" and (ROOT / node["build"]["dockerfile"]).is_file()
+    command = node["command"]
+    assert command[:3] == ["serve", "--name", "rustelixir@rustelixir"]
+    assert command[command.index("--listen-host") + 1] == "0.0.0.0"
+    assert client["image"].startswith("elixir:1.14")
+    assert client["command"] == ["elixir", "compose/integration.exs"]
+    assert client["environment"]["RUSTELIXIR_NODE"] == "rustelixir@rustelixir"
+    assert client["depends_on"]["rustelixir"]["condition"] == "service_healthy"
+    assert (ROOT / "compose" / "integration.exs").is_file()
+
+
+def test_compose_ports_are_bound_to_localhost_only() -> None:
+    published = [port for service in _compose()["services"].values() for port in service.get("ports", [])]
+    assert published, "the node's ports are published for host tools"
+    for port in published:
+        assert isinstance(port, str) and port.startswith("127.0.0.1:"), port
+
+
+def test_compose_cookie_comes_from_the_env_file() -> None:
+    for name, service in _compose()["services"].items():
+        assert service["env_file"] == ["compose/rustelixir.env"], name
+        assert "RUSTELIXIR_COOKIE" not in service.get("environment", {}), name
+    env = (ROOT / "compose" / "rustelixir.env").read_text().splitlines()
+    assert any(line.startswith("RUSTELIXIR_COOKIE=") and len(line) > len("RUSTELIXIR_COOKIE=") for line in env)
+
+
+def test_compose_volumes_exist() -> None:
+    for service in _compose()["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert (ROOT / source).exists(), volume
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    lines: list[tuple[str, str]] = []
+    pending = ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        pending += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            instruction, _, rest = pending.strip().partition(" ")
+            lines.append((instruction.upper(), rest))
+            pending = ""
+    return lines
+
+
+def test_dockerfile_structure() -> None:
+    instructions = _dockerfile_instructions()
+    assert instructions[0][0] == "FROM"
+    images = [rest.split()[0] for instruction, rest in instructions if instruction == "FROM"]
+    assert images and all(image.startswith("python:3.11") for image in images)
+    for image in images + [s.get("image", "") for s in _compose()["services"].values()]:
+        assert not image.endswith(":latest") and (":" in image or image == ""), image
+    runs = " ".join(rest for instruction, rest in instructions if instruction == "RUN")
+    assert "rustup" in runs and "maturin build" in runs and "erlang-base" in runs
+    assert ("USER", "rustelixir") in instructions
+    assert (ROOT / ".dockerignore").is_file()
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and "native/target" in ignored
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed")
+    result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -2,14 +2,46 @@ defmodule RustElixir do
   @moduledoc """
   Calls native functions (Rust or Python) served by a rustelixir node: a separate OS
   process that joins the cluster as a hidden node and registers the name `rustelixir`.
-
   A native crash or a long computation there cannot take down or stall this VM.
+
+  Every function here calls `{:rustelixir, node}` directly with `GenServer.call/3` from
+  the caller's own process: there is no proxy process in between, so calls from many
+  processes run concurrently, and resources a native returns are held by the caller (see
+  "Resources" below).
+
+      node = :"py@127.0.0.1"
+      {:ok, 3} = RustElixir.call(node, :add, [1, 2])
+      {:error, %RustElixir.Error{reason: {:badarg, 2, _message}}} = RustElixir.call(node, :add, [1, "two"])
+      %{a: [1, 2]} = RustElixir.call!(node, :echo, [%{a: [1, 2]}])
+
+  Failures are `{:error, %RustElixir.Error{}}`, never exits: a node that is down answers
+  `{:nodedown, node}`, a call that takes too long `{:timeout, ms}` (see `RustElixir.Error`
+  for every reason).
+
+  To run the node as part of your supervision tree, see `RustElixir.Node`; to get one
+  function per native, see `RustElixir.Natives`.
+
+  ## Resources
+
+  A native may return a resource (a native object such as a buffer or a sorted set) as a
+  plain reference. The process that made the call holds it, as does any process that
+  passes the reference in a call, or that it is shared with (`share/4`). When the last
+  holder exits, or calls `release/3`, the node frees the object.
   """
 
-  @server :rustelixir
+  alias RustElixir.Error
 
-  @typedoc "The name of a node running `rustelixir serve`."
+  @server :rustelixir
+  @default_timeout 5_000
+
+  @typedoc "The name of a node running `rustelixir serve`, e.g. `:\"py@127.0.0.1\"`."
   @type rustelixir_node :: node()
+
+  @typedoc "`:timeout` - milliseconds to wait for the reply (default 5000), or `:infinity`."
+  @type option :: {:timeout, timeout()}
+
+  @typedoc "A call's result."
+  @type result(value) :: {:ok, value} | {:error, Error.t()}
 
   @doc """
   The `GenServer.call/3` destination of the natives on `node`.
@@ -21,8 +53,8 @@ defmodule RustElixir do
   def server(node) when is_atom(node), do: {@server, node}
 
   @doc """
-  The request `GenServer.call/3` sends for native `fun` with `args` (the call contract:
-  `{fun, arg1, ..., argN}`, or `fun` alone for a native of arity 0).
+  The request sent for native `fun` with `args` (the call contract: `{fun, arg1, ...,
+  argN}`, or `fun` alone for a native of arity 0).
 
       iex> RustElixir.request(:add, [1, 2])
       {:add, 1, 2}
@@ -32,4 +64,122 @@ defmodule RustElixir do
   @spec request(atom(), [term()]) :: atom() | tuple()
   def request(fun, []) when is_atom(fun), do: fun
   def request(fun, args) when is_atom(fun) and is_list(args), do: List.to_tuple([fun | args])
+
+  @doc """
+  Calls native `fun` with `args` on `node`.
+
+  Returns `{:ok, value}`, or `{:error, %RustElixir.Error{}}` when the native failed, the
+  node refused the call, or the call could not be made (node down, timeout).
+
+  ## Options
+
+    * `:timeout` - milliseconds to wait for the reply (default 5000) or `:infinity`. When
+      it passes, the node is told the caller gave up and cancels the native if it can.
+  """
+  @spec call(rustelixir_node(), atom(), [term()], [option()]) :: result(term())
+  def call(node, fun, args, opts \\ []) when is_atom(node) and is_atom(fun) and is_list(args) do
+    do_call(node, request(fun, args), timeout(opts))
+  end
+
+  @doc """
+  Like `call/4`, but returns the value and raises `RustElixir.Error` on failure.
+  """
+  @spec call!(rustelixir_node(), atom(), [term()], [option()]) :: term()
+  def call!(node, fun, args, opts \\ []) do
+    case call(node, fun, args, opts) do
+      {:ok, value} -> value
+      {:error, error} -> raise error
+    end
+  end
+
+  @doc """
+  Runs native `fun` with `args` on `node` without waiting for it, nor for any reply.
+
+  Always returns `:ok` (as `GenServer.cast/2`), whether or not the node is up or the
+  native exists.
+  """
+  @spec cast(rustelixir_node(), atom(), [term()]) :: :ok
+  def cast(node, fun, args) when is_atom(node) and is_atom(fun) and is_list(args) do
+    GenServer.cast(server(node), request(fun, args))
+  end
+
+  @doc """
+  Drops the caller's hold on resource `ref`; the node frees it when no holder is left.
+
+  Returns `:ok`, or `{:error, %RustElixir.Error{reason: {:badresource, ref}}}` when `ref`
+  is not a live resource of the node.
+  """
+  @spec release(rustelixir_node(), reference(), [option()]) :: :ok | {:error, Error.t()}
+  def release(node, ref, opts \\ []) when is_atom(node) and is_reference(ref) do
+    node |> do_call({:release, ref}, timeout(opts)) |> ok_to_ok()
+  end
+
+  @doc """
+  Makes `pid` a holder of resource `ref` too: the resource lives on until `pid` exits or
+  releases it, even after the caller has.
+  """
+  @spec share(rustelixir_node(), reference(), pid(), [option()]) :: :ok | {:error, Error.t()}
+  def share(node, ref, pid, opts \\ [])
+      when is_atom(node) and is_reference(ref) and is_pid(pid) do
+    node |> do_call({:share, ref, pid}, timeout(opts)) |> ok_to_ok()
+  end
+
+  @doc """
+  The natives `node` serves: `{:ok, [{name, arity}, ...]}`, sorted.
+  """
+  @spec functions(rustelixir_node(), [option()]) :: result([{atom(), non_neg_integer()}])
+  def functions(node, opts \\ []) when is_atom(node), do: do_call(node, :functions, timeout(opts))
+
+  @doc """
+  What `node` says about itself: `{:ok, map}` with at least `:version`, `:node`, `:calls`,
+  `:errors` and `:resources` (`%{live: n, created: n, freed: n, by_type: %{...}}`).
+  """
+  @spec info(rustelixir_node(), [option()]) :: result(map())
+  def info(node, opts \\ []) when is_atom(node), do: do_call(node, :info, timeout(opts))
+
+  @doc """
+  What `node` knows about resource `ref`: `{:ok, map}` with its type, holders and size.
+  """
+  @spec resource_info(rustelixir_node(), reference(), [option()]) :: result(map())
+  def resource_info(node, ref, opts \\ []) when is_atom(node) and is_reference(ref) do
+    do_call(node, {:resource_info, ref}, timeout(opts))
+  end
+
+  defp do_call(node, request, timeout) do
+    case GenServer.call({@server, node}, request, timeout) do
+      {:ok, _value} = ok -> ok
+      {:error, reason} -> {:error, %Error{reason: reason, node: node}}
+      other -> {:error, %Error{reason: {:badreply, other}, node: node}}
+    end
+  catch
+    :exit, {reason, {GenServer, :call, _}} ->
+      {:error, %Error{reason: exit_reason(reason, node, timeout), node: node}}
+  end
+
+  defp exit_reason(:timeout, _node, timeout), do: {:timeout, timeout}
+  defp exit_reason(:noproc, node, _timeout), do: {:noproc, node}
+
+  defp exit_reason({:nodedown, node}, node, _timeout) do
+    if Node.alive?(), do: {:nodedown, node}, else: :not_distributed
+  end
+
+  defp exit_reason(:noconnection, node, _timeout), do: {:nodedown, node}
+  defp exit_reason(other, _node, _timeout), do: {:exit, other}
+
+  defp ok_to_ok({:ok, _}), do: :ok
+  defp ok_to_ok(error), do: error
+
+  defp timeout(opts) do
+    case Keyword.get(opts, :timeout, @default_timeout) do
+      :infinity ->
+        :infinity
+
+      ms when is_integer(ms) and ms >= 0 ->
+        ms
+
+      other ->
+        raise ArgumentError,
+              "expected :timeout to be a non-negative integer or :infinity, got: #{inspect(other)}"
+    end
+  end
 end

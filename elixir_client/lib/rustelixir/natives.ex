@@ -1,0 +1,127 @@
+defmodule RustElixir.Natives do
+  @moduledoc """
+  Defines one function per native of a rustelixir node.
+
+      defmodule MyApp.Natives do
+        use RustElixir.Natives,
+          node: {RustElixir.Node, :node_name, [MyApp.Rust]},
+          functions: [add: 2, echo: 1, sorted_set_new: 0]
+      end
+
+      {:ok, 3} = MyApp.Natives.add(1, 2)
+      3 = MyApp.Natives.add!(1, 2)
+
+  Each native `fun/n` becomes `fun/n`, returning what `RustElixir.call/4` returns, and
+  `fun!/n`, returning the value or raising `RustElixir.Error`. Both have a `@doc` and a
+  `@spec`. `mix rustelixir.gen.natives` writes such a module from a running node's list.
+
+  ## Options
+
+    * `:node` (required) - the node to call: a node name (atom), or a way to find it
+      when each call is made: `{module, function, args}` or a zero-arity function, e.g.
+      the supervised node's name as above
+    * `:functions` (required) - `[name: arity]`, or `[name: [arg_name, ...]]` to name the
+      arguments in the docs and specs
+    * `:timeout` - the calls' timeout in milliseconds (default 5000)
+  """
+
+  @reserved [:functions, :info, :release, :share, :resource_info]
+
+  @doc false
+  defmacro __using__(opts) do
+    node = Keyword.fetch!(opts, :node)
+    functions = opts |> Keyword.fetch!(:functions) |> Macro.expand(__CALLER__)
+    timeout = Keyword.get(opts, :timeout, 5_000)
+
+    unless Keyword.keyword?(functions) do
+      raise ArgumentError,
+            "use RustElixir.Natives: expected :functions to be a keyword list, got: #{Macro.to_string(functions)}"
+    end
+
+    definitions =
+      Enum.map(functions, fn {fun, arity_or_names} ->
+        define(fun, arg_names(fun, arity_or_names), timeout)
+      end)
+
+    quote do
+      @doc false
+      @spec __rustelixir_node__() :: node()
+      def __rustelixir_node__, do: RustElixir.Natives.resolve_node(unquote(node))
+
+      unquote_splicing(definitions)
+    end
+  end
+
+  defp arg_names(fun, _) when fun in @reserved do
+    raise ArgumentError,
+          "use RustElixir.Natives: #{inspect(fun)} is a reserved request name, not a native"
+  end
+
+  defp arg_names(_fun, arity) when is_integer(arity) and arity >= 0,
+    do: for(i <- 1..arity//1, do: :"arg#{i}")
+
+  defp arg_names(fun, names) when is_list(names) do
+    if Enum.all?(names, &is_atom/1) and length(Enum.uniq(names)) == length(names),
+      do: names,
+      else:
+        raise(
+          ArgumentError,
+          "use RustElixir.Natives: bad argument names for #{fun}: #{inspect(names)}"
+        )
+  end
+
+  defp arg_names(fun, other) do
+    raise ArgumentError,
+          "use RustElixir.Natives: expected an arity or argument names for #{fun}, got: #{inspect(other)}"
+  end
+
+  defp define(fun, names, timeout) do
+    arity = length(names)
+    vars = Enum.map(names, &Macro.var(&1, __MODULE__))
+    types = Enum.map(names, fn name -> quote(do: unquote(Macro.var(name, nil)) :: term()) end)
+    bang = :"#{fun}!"
+
+    doc = """
+    Calls native `#{fun}/#{arity}` on the rustelixir node: `{:ok, value}` or
+    `{:error, %RustElixir.Error{}}` (see `RustElixir.call/4`).
+    """
+
+    bang_doc = """
+    Calls native `#{fun}/#{arity}` on the rustelixir node and returns its value; raises
+    `RustElixir.Error` on failure.
+    """
+
+    quote do
+      @doc unquote(doc)
+      @spec unquote(fun)(unquote_splicing(types)) ::
+              {:ok, term()} | {:error, RustElixir.Error.t()}
+      def unquote(fun)(unquote_splicing(vars)) do
+        RustElixir.call(__rustelixir_node__(), unquote(fun), unquote(vars),
+          timeout: unquote(timeout)
+        )
+      end
+
+      @doc unquote(bang_doc)
+      @spec unquote(bang)(unquote_splicing(types)) :: term()
+      def unquote(bang)(unquote_splicing(vars)) do
+        RustElixir.call!(__rustelixir_node__(), unquote(fun), unquote(vars),
+          timeout: unquote(timeout)
+        )
+      end
+    end
+  end
+
+  @doc false
+  @spec resolve_node(node() | {module(), atom(), [term()]} | (() -> node())) :: node()
+  def resolve_node(node) when is_atom(node), do: node
+
+  def resolve_node({module, fun, args}) when is_atom(module) and is_atom(fun) and is_list(args),
+    do: apply(module, fun, args)
+
+  def resolve_node(fun) when is_function(fun, 0), do: fun.()
+
+  def resolve_node(other) do
+    raise ArgumentError,
+          "RustElixir.Natives: expected :node to be a node name, an {m, f, args} or a zero-arity function, got: #{inspect(other)}"
+  end
+end
