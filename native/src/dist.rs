@@ -487,7 +487,11 @@ impl FastPath {
             }
             _ => (r.atom()?, Vec::new()),
         };
-        let native = registry::find(name, args.len()).filter(|e| !e.is_slow())?;
+        let native = if name == b"release" && args.len() == 1 {
+            &crate::builtins::RELEASE
+        } else {
+            registry::find(name, args.len()).filter(|e| !e.is_slow())?
+        };
         Some(Call { caller, tag, alias, native, args })
     }
 

@@ -295,6 +295,14 @@ pub fn release(reference: &Reference, holder: &[u8]) -> bool {
     remove_holder(&k, &holder.to_vec())
 }
 
+/// `{:release, ref}` from the caller of the running call.
+pub fn release_by_caller(reference: &Reference) -> bool {
+    match current_caller() {
+        Some(holder) => release(reference, &holder),
+        None => false,
+    }
+}
+
 /// `{:share, ref, pid}`: `holder` holds the resource too. Err(true) when not live,
 /// Err(false) when it has as many holders as it may.
 pub fn share(reference: &Reference, holder: &[u8]) -> Result<(), bool> {
