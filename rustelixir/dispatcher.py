@@ -310,15 +310,8 @@ class RustelixirServer(GenServer):
         reset = _current.set(CallContext(token, caller))
         try:
             return (OK, native.function(*args))
-        except BadArg as e:
-            return _error((Atom("badarg"), e.index, e.message.encode()))
-        except BadResource as e:
-            return _error((Atom("badresource"), e.reference))
-        except Overloaded:
-            return _error(Atom("overloaded"))
         except Exception as e:
-            log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
-            return _error((Atom("exception"), type(e).__name__.encode(), str(e).encode()))
+            return _reply_for(native, e)
         finally:
             _current.reset(reset)
 
@@ -326,17 +319,8 @@ class RustelixirServer(GenServer):
         _current.set(CallContext(call.token, call.caller))
         try:
             return (OK, await native.function(*args))
-        except BadArg as e:
-            return _error((Atom("badarg"), e.index, e.message.encode()))
-        except BadResource as e:
-            return _error((Atom("badresource"), e.reference))
-        except Overloaded:
-            return _error(Atom("overloaded"))
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
-            return _error((Atom("exception"), type(e).__name__.encode(), str(e).encode()))
+        except Exception as e:  # CancelledError is a BaseException: it goes through
+            return _reply_for(native, e)
 
     def _answer(self, from_: tuple[Pid, Any] | None, reply: Any) -> None:
         self.calls += 1
@@ -403,6 +387,18 @@ class RustelixirServer(GenServer):
                 Atom("holders"): resource_holder_count(),
             },
         }
+
+
+def _reply_for(native: Native, e: Exception) -> Any:
+    """The error reply for what a Python native raised."""
+    if isinstance(e, BadArg):
+        return _error((Atom("badarg"), e.index, e.message.encode()))
+    if isinstance(e, BadResource):
+        return _error((Atom("badresource"), e.reference))
+    if isinstance(e, Overloaded):
+        return _error(Atom("overloaded"))
+    log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
+    return _error((Atom("exception"), type(e).__name__.encode(), str(e).encode()))
 
 
 def _monitor_of(from_: tuple[Pid, Any] | None) -> Reference | None:

@@ -6,7 +6,6 @@ variables."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -14,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import ServedNode, unique_name
-from conftest import IN_CI
+from beamnodes import ServedNode, elixir_or_skip, unique_name
 
 pytestmark = pytest.mark.beam
 
@@ -24,13 +22,6 @@ SCRIPT = ROOT / "compose" / "integration.exs"
 COOKIE = "rustelixir-compose-script-cookie"
 
 
-def elixir_or_skip() -> str:
-    path = shutil.which("elixir")
-    if path is None:
-        if IN_CI:
-            pytest.fail("elixir not found (the README's test command installs it)")
-        pytest.skip("elixir not found")
-    return path
 
 
 @pytest.fixture

@@ -11,21 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import ServedNode, unique_name
-from conftest import IN_CI
+from beamnodes import ServedNode, elixir_or_skip, unique_name
 
 pytestmark = pytest.mark.beam
 
 COOKIE = "rustelixir-elixir-cookie"
 
 
-def elixir_or_skip() -> str:
-    path = shutil.which("elixir")
-    if path is None:
-        if IN_CI:
-            pytest.fail("elixir not found (the README's test command installs it)")
-        pytest.skip("elixir not found")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ native that crashes the node process takes only that process down."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, unique_name
-from conftest import IN_CI, runtime_or_skip
+from beamnodes import DistClient, ServedNode, elixir_or_skip, unique_name
+from conftest import runtime_or_skip
 from rustelixir import Atom
 
 pytestmark = pytest.mark.beam
@@ -201,13 +200,6 @@ def test_a_caller_that_dies_cancels_the_native(client: DistClient) -> None:
 # --- Isolation ---------------------------------------------------------------------------------
 
 
-def elixir_or_skip() -> str:
-    path = shutil.which("elixir")
-    if path is None:
-        if IN_CI:
-            pytest.fail("elixir not found (the README's test command installs it)")
-        pytest.skip("elixir not found")
-    return path
 
 
 @pytest.mark.parametrize("native", ["test_segfault", "test_abort"])
