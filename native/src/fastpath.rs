@@ -161,11 +161,7 @@ pub fn call_native<'py>(
         })
         .0
     });
-    crate::atoms::with_cache(|atoms| {
-        etf::decode::decode_at_with(&reply, 0, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
-            .map(|(value, _)| value)
-            .map_err(PyErr::from)
-    })
+    crate::from_etf::term_to_py(py, &reply)
 }
 
 /// Resources: the node's name and creation (references to resources are made in them).
@@ -202,16 +198,7 @@ pub fn resource_info<'py>(
     reference: &crate::types::Reference,
 ) -> PyResult<Option<(&'static str, Vec<Bound<'py, PyAny>>, usize)>> {
     let Some((kind, holders, size)) = rustelixir_nif::resource::info(&reference.to_etf()) else { return Ok(None) };
-    let pids = holders
-        .iter()
-        .map(|h| {
-            crate::atoms::with_cache(|atoms| {
-                etf::decode::decode_at_with(h, 0, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
-                    .map(|(v, _)| v)
-                    .map_err(PyErr::from)
-            })
-        })
-        .collect::<PyResult<Vec<_>>>()?;
+    let pids = holders.iter().map(|h| crate::from_etf::term_to_py(py, h)).collect::<PyResult<Vec<_>>>()?;
     Ok(Some((kind, pids, size)))
 }
 
@@ -248,18 +235,7 @@ pub fn set_resource_limits(max_live: usize, max_holders: usize, max_buffer_bytes
 /// holder and is not monitored yet; else None.
 #[pyfunction]
 pub fn take_resource_monitor<'py>(py: Python<'py>, pid: &crate::types::Pid) -> PyResult<Option<Bound<'py, PyAny>>> {
-    match rustelixir_nif::resource::take_monitor_for(&holder(pid)) {
-        None => Ok(None),
-        Some(r) => {
-            let mut bytes = Vec::new();
-            etf::encode::put_reference(&mut bytes, &r).map_err(|e| PyErr::from(crate::error::Error::from(e)))?;
-            crate::atoms::with_cache(|atoms| {
-                etf::decode::decode_at_with(&bytes, 0, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
-                    .map(|(v, _)| Some(v))
-                    .map_err(PyErr::from)
-            })
-        }
-    }
+    rustelixir_nif::resource::take_monitor_for(&holder(pid)).map(|r| py_reference(py, &r)).transpose()
 }
 
 /// A MONITOR_P_EXIT for one of the table's monitors: its holder is gone. False if not ours.
@@ -302,11 +278,7 @@ impl Drop for PyObjectResource {
 fn py_reference<'py>(py: Python<'py>, r: &etf::Reference) -> PyResult<Bound<'py, PyAny>> {
     let mut bytes = Vec::new();
     etf::encode::put_reference(&mut bytes, r).map_err(|e| PyErr::from(crate::error::Error::from(e)))?;
-    crate::atoms::with_cache(|atoms| {
-        etf::decode::decode_at_with(&bytes, 0, &mut crate::from_etf::PyBuilder { py, atoms }, &etf::Limits::default())
-            .map(|(v, _)| v)
-            .map_err(PyErr::from)
-    })
+    crate::from_etf::term_to_py(py, &bytes)
 }
 
 /// Puts a Python object in the resource table, held by `caller`; returns its reference.

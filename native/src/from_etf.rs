@@ -159,3 +159,13 @@ impl<'py> Builder for PyBuilder<'py, '_> {
         Ok(dict.into_any())
     }
 }
+
+/// One term's bytes (no version byte, as natives and the resource table hold them) as a
+/// Python value.
+pub fn term_to_py<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    crate::atoms::with_cache(|atoms| {
+        etf::decode::decode_at_with(bytes, 0, &mut PyBuilder { py, atoms }, &etf::Limits::default())
+            .map(|(value, _)| value)
+            .map_err(PyErr::from)
+    })
+}

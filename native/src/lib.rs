@@ -29,6 +29,13 @@ fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResul
     Ok(f(b.cast::<PyBytes>()?.as_bytes()))
 }
 
+/// Runs a decode so that a bug in the decoder does not take the caller down with a
+/// PanicException (a BaseException): it is reported as the bytes' error, like any other.
+fn guarded<R>(f: impl FnOnce() -> PyResult<R>) -> PyResult<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(PyErr::from(Error::Decode(etf::DecodeError::new(0, internal_error(&panic))))))
+}
+
 fn internal_error(panic: &Box<dyn std::any::Any + Send>) -> String {
     let what = panic
         .downcast_ref::<&str>()
@@ -49,14 +56,11 @@ fn decode<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let limits = etf::Limits { max_depth, max_uncompressed_size };
     with_bytes(data, |bytes| {
-        // A bug in the decoder must not take the caller down with a PanicException (a
-        // BaseException): it is reported as the bytes' error, like any other.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        guarded(|| {
             atoms::with_cache(|atoms| {
                 etf::decode::decode_with(bytes, &mut from_etf::PyBuilder { py, atoms }, &limits).map_err(PyErr::from)
             })
-        }))
-        .unwrap_or_else(|panic| Err(PyErr::from(Error::Decode(etf::DecodeError::new(0, internal_error(&panic))))))
+        })
     })?
 }
 
@@ -77,10 +81,11 @@ fn decode_dist<'py>(
     max_uncompressed_size: usize,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let limits = etf::Limits { max_depth, max_uncompressed_size };
-    with_bytes(data, |bytes| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_dist_bytes(py, bytes, &limits)))
-            .unwrap_or_else(|panic| Err(PyErr::from(Error::Decode(etf::DecodeError::new(0, internal_error(&panic))))))
-    })?
+    with_bytes(data, |bytes| guarded(|| decode_dist_bytes(py, bytes, &limits)))?
+}
+
+fn bad_dist(offset: usize, message: String) -> PyErr {
+    PyErr::from(Error::Decode(etf::DecodeError::new(offset, message)))
 }
 
 fn decode_dist_bytes<'py>(
@@ -88,7 +93,7 @@ fn decode_dist_bytes<'py>(
     bytes: &[u8],
     limits: &etf::Limits,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let bad = |offset: usize, msg: String| PyErr::from(Error::Decode(etf::DecodeError::new(offset, msg)));
+    let bad = bad_dist;
     let start = match bytes {
         [PASS_THROUGH, etf::tags::VERSION, ..] => 1,
         [etf::tags::VERSION, DIST_HEADER, 0, ..] => 3,
@@ -108,7 +113,7 @@ fn decode_dist_terms<'py>(
     atoms: &atoms::AtomCache,
     limits: &etf::Limits,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let bad = |offset: usize, msg: String| PyErr::from(Error::Decode(etf::DecodeError::new(offset, msg)));
+    let bad = bad_dist;
     let mut builder = from_etf::PyBuilder { py, atoms };
     let (control, end) = etf::decode::decode_at_with(bytes, start, &mut builder, limits).map_err(PyErr::from)?;
     if end == bytes.len() {

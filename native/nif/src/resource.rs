@@ -155,9 +155,13 @@ pub fn with_caller<R>(caller: Option<&[u8]>, f: impl FnOnce() -> R) -> (R, bool)
 
 /// A pid's encoding as the table's holder key (re-encoded: one key per pid).
 pub fn canonical_holder(raw_pid: &[u8]) -> Option<Holder> {
-    match etf::decode::decode_at_with(raw_pid, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()) {
+    decode_pid(raw_pid).map(|p| holder_of(&p))
+}
+
+fn decode_pid(bytes: &[u8]) -> Option<Pid> {
+    match etf::decode::decode_at_with(bytes, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()) {
         Ok((term, _)) => match &term {
-            Term::Pid(p) => Some(holder_of(p)),
+            Term::Pid(p) => Some(p.clone()),
             _ => None,
         },
         Err(_) => None,
@@ -279,13 +283,7 @@ pub fn node_down(node: &str) {
 }
 
 fn holder_node(holder: &[u8]) -> Option<String> {
-    match etf::decode::decode_at_with(holder, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()) {
-        Ok((term, _)) => match &term {
-            Term::Pid(p) => Some(p.node.0.clone()),
-            _ => None,
-        },
-        Err(_) => None,
-    }
+    decode_pid(holder).map(|p| p.node.0)
 }
 
 /// `{:release, ref}` from `holder`: it lets go. False when `reference` is not a live
