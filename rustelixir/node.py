@@ -17,7 +17,6 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections.abc import Callable
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
@@ -28,7 +27,7 @@ from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Tick
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Role, split_node_name
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
-from rustelixir.transport import DistProtocol
+from rustelixir.transport import DistProtocol, SimultaneousConnect
 
 __all__ = ["Node", "Process", "GenServer", "EPMD_MODES"]
 
@@ -40,10 +39,6 @@ GEN_CAST = Atom("$gen_cast")
 NOPROC = Atom("noproc")
 NOCONNECTION = Atom("noconnection")
 ALIAS = Atom("alias")
-
-
-class SimultaneousConnect(ConnectionError):
-    """Our connection attempt lost a simultaneous connect; the peer's is kept."""
 
 
 class _Intent:
@@ -210,7 +205,6 @@ class Node:
         self._server: asyncio.base_events.Server | None = None
         self._registration: Any = None
         self._epmd_server: Any = None
-        self._tick_task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._started = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -243,7 +237,6 @@ class Node:
             self._registration = await epmd.register(alive, self.port, epmd_port=epmd_port, hidden=True)
             self.creation = self._registration.creation
         self.register("net_kernel", NetKernel(self))
-        self._tick_task = self.loop.create_task(self._tick_loop())
         self._started = True
         log.info("node %s listening on %s:%d", self.name, self.listen_host, self.port)
 
@@ -251,8 +244,6 @@ class Node:
         if not self._started or self._closed.is_set():
             return
         self._closed.set()
-        if self._tick_task is not None:
-            self._tick_task.cancel()
         if self._server is not None:
             self._server.close()
         for intent in list(self._pending_out.values()):
@@ -458,20 +449,6 @@ class Node:
                 on_down((Atom("nodedown"), Atom(node_name)))
         for hook in self.peer_down_hooks:
             hook(proto)
-
-    async def _tick_loop(self) -> None:
-        interval = self.ticktime / 4
-        while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            for proto in list(self.peers.values()):
-                if proto.link is not None:
-                    continue  # its Rust thread ticks and watches for silence
-                if now - proto.last_received > self.ticktime:
-                    log.warning("%s sent nothing for %.0f s: connection closed", proto.peer_name, self.ticktime)
-                    proto.abort(ConnectionLostError("net_ticktime exceeded"))
-                else:
-                    proto.tick()
 
     def _check_open(self) -> None:
         if not self._started or self._closed.is_set():

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from typing import TYPE_CHECKING, Any
 
 from rustelixir._native import DistLink, encode
@@ -26,6 +25,10 @@ __all__ = ["DistProtocol"]
 log = logging.getLogger("rustelixir.transport")
 
 HANDSHAKE_TIMEOUT = 7.0
+
+
+class SimultaneousConnect(ConnectionError):
+    """Our connection attempt lost a simultaneous connect; the peer's is kept."""
 
 
 class DistProtocol(asyncio.Protocol):
@@ -46,8 +49,6 @@ class DistProtocol(asyncio.Protocol):
         self.peer_name = peer_name
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[DistProtocol] = asyncio.get_running_loop().create_future()
-        self.last_received = time.monotonic()
-        self.wrote = False
         self.closed = False
         # Per-peer state the node keeps; all of it dies with the connection.
         self.monitors: dict[Any, tuple[Any, Any]] = {}  # ref -> (monitoring pid, our target)
@@ -75,18 +76,8 @@ class DistProtocol(asyncio.Protocol):
             transport.write(self.handshake.data_to_send())
 
     def data_received(self, data: bytes) -> None:
-        self.last_received = time.monotonic()
-        if self.conn is not None:
-            try:
-                events = self.conn.receive_data(data)
-            except RemoteProtocolError as e:
-                log.warning("closing the connection to %s: %s", self.peer_name, e)
-                self.abort(e)
-                return
-            self.node._dispatch(self, events)
-            self.flush()
-        else:
-            self._handshake_data(data)
+        # Only the handshake comes this way: then the socket is the link's.
+        self._handshake_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.link is not None:
@@ -122,16 +113,13 @@ class DistProtocol(asyncio.Protocol):
                     return
             elif isinstance(event, StatusReceived):
                 if event.status == "alive":
-                    hs.answer_alive(self.node._answer_alive(event_peer := self.peer_name or ""))
-                    if not self.node._answer_alive(event_peer):
+                    go_on = self.node._answer_alive(self.peer_name or "")
+                    hs.answer_alive(go_on)
+                    if not go_on:
                         self.transport.write(hs.data_to_send())
-                        from rustelixir.node import SimultaneousConnect
-
-                        self.abort(SimultaneousConnect(f"already connected to {event_peer}"))
+                        self.abort(SimultaneousConnect(f"already connected to {self.peer_name}"))
                         return
                 elif event.status == "nok":
-                    from rustelixir.node import SimultaneousConnect
-
                     self.abort(SimultaneousConnect(f"{self.peer_name} is connecting to us at the same time and wins"))
                     return
                 elif event.status == "not_allowed":
@@ -202,8 +190,6 @@ class DistProtocol(asyncio.Protocol):
             pass
         frames, ticks, closed = self.link.take()
         try:
-            if frames or ticks:
-                self.last_received = time.monotonic()
             if frames:
                 try:
                     events = self.conn.receive_frames(frames)
@@ -288,17 +274,6 @@ class DistProtocol(asyncio.Protocol):
             except OSError as e:
                 log.info("cannot write to %s: %s", self.peer_name, e)
                 self._shut_link()
-        elif self.transport is not None:
-            self.transport.writelines(out)
-            self.wrote = True
-
-    def tick(self) -> None:
-        if self.link is not None:
-            return  # the link ticks by itself
-        if self.conn is not None and not self.wrote:
-            self.conn.send_tick()
-            self.flush()
-        self.wrote = False
 
     def abort(self, reason: BaseException) -> None:
         if not self.ready.done():
