@@ -364,7 +364,7 @@ class RustelixirServer(GenServer):
         return _error((Atom("badrequest"), f"{name}/{len(args)} is reserved and takes other arguments".encode()))
 
     def info(self) -> dict[Atom, Any]:
-        fast_calls, fast_errors = self.node.fast_path_stats()
+        fast_calls, fast_errors, oversized = self.node.fast_path_stats()
         by_type = {
             Atom(kind): {Atom("live"): live, Atom("created"): created, Atom("freed"): freed}
             for kind, live, created, freed in resource_counts()
@@ -376,6 +376,7 @@ class RustelixirServer(GenServer):
             Atom("calls"): self.calls + fast_calls,
             Atom("errors"): self.errors + fast_errors,
             Atom("cancelled"): self.cancelled,
+            Atom("oversized"): oversized,
             Atom("in_flight"): self.in_flight,
             Atom("peers"): [Atom(p) for p in sorted(self.node.peers)],
             Atom("uptime_ms"): int((time.time() - self.started) * 1000),

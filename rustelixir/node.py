@@ -131,6 +131,10 @@ class _Caller(Process):
             self.future.set_result(message[1])
 
 
+def _add(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
 def default_cookie() -> str:
     """$RUSTELIXIR_COOKIE, else ~/.erlang.cookie, created (random, mode 0400) if missing, as
     `erl` does."""
@@ -197,7 +201,7 @@ class Node:
         self._aliases: dict[Reference, Process] = {}
         self._our_monitors: dict[Reference, tuple[str, Callable[[Any], None]]] = {}  # ref -> (node, on_down)
         self._pending_out: dict[str, _Intent] = {}
-        self._closed_fast_stats = (0, 0)
+        self._closed_fast_stats = (0, 0, 0)
         self._peer_waiters: dict[str, list[asyncio.Future[DistProtocol]]] = {}
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
@@ -288,13 +292,13 @@ class Node:
                 return name, process.pid
         return None, None
 
-    def fast_path_stats(self) -> tuple[int, int]:
-        """(calls, errors) answered on the fast path, over every connection so far."""
-        calls, errors = self._closed_fast_stats
+    def fast_path_stats(self) -> tuple[int, int, int]:
+        """(calls, errors) answered on the fast path, and messages discarded for their size,
+        over every connection so far."""
+        totals = self._closed_fast_stats
         for proto in self.peers.values():
-            c, e = proto.fast_path_stats
-            calls, errors = calls + c, errors + e
-        return calls, errors
+            totals = _add(totals, proto.fast_path_stats)
+        return totals
 
     def register(self, name: str, process: Process) -> None:
         if name in self.registered:
@@ -437,8 +441,7 @@ class Node:
         if self.peers.get(proto.peer_name) is proto:
             del self.peers[proto.peer_name]
         if proto.conn is not None:
-            c, e = proto.fast_path_stats
-            self._closed_fast_stats = (self._closed_fast_stats[0] + c, self._closed_fast_stats[1] + e)
+            self._closed_fast_stats = _add(self._closed_fast_stats, proto.fast_path_stats)
         for ref, (by, target) in list(proto.monitors.items()):
             target.demonitored(ref, by, proto)
         proto.monitors.clear()

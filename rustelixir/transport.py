@@ -57,7 +57,7 @@ class DistProtocol(asyncio.Protocol):
         # After the handshake a Rust thread owns the socket (reads, fast path, ticks).
         self.link: DistLink | None = None
         self._wake_fd: int | None = None
-        self._final_stats: tuple[int, int] | None = None
+        self._final_stats: tuple[int, int, int] | None = None
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -229,13 +229,14 @@ class DistProtocol(asyncio.Protocol):
             self.link.unwatch(encode(monitor)[1:])
 
     @property
-    def fast_path_stats(self) -> tuple[int, int]:
+    def fast_path_stats(self) -> tuple[int, int, int]:
+        """(calls answered in Rust, of which errors, messages discarded for their size)."""
         if self._final_stats is not None:
             return self._final_stats
         if self.link is not None:
-            calls, errors = self.link.stats
-            return calls, errors
-        return self.conn.fast_path_stats if self.conn is not None else (0, 0)
+            calls, errors, oversized = self.link.stats
+            return calls, errors, oversized
+        return (0, 0, 0)
 
     def _handshake_timed_out(self) -> None:
         if self.conn is None and not self.closed:

@@ -950,8 +950,7 @@ BAD_CONNECTION_INPUT = [
     ("fragment header with atom-cache references", {}, frag_header(5, 2, refs=1)),
     ("truncated fragment header", {}, frame(b"\x83E" + bytes(10))),
     ("truncated continuation", {}, frag_header(5, 2) + frame(b"\x83F" + bytes(10))),
-    ("reassembled message over the limit", {"max_message_size": 60}, frag_header(5, 3, bytes(40)) + frag_cont(5, 2, bytes(40))),
-    ("frame over the limit", {"max_message_size": 60}, frame(b"p" + bytes(61))),
+    ("fragment frame over the limit", {"max_message_size": 60}, frag_header(5, 3, bytes(60))),
     ("pass-through with garbage after the payload", {}, frame(b"p\x83h\x01a\x05\x83w\x01x\x00")),
     ("pass-through with a half term after the control", {}, frame(b"p\x83h\x01a\x05\x83")),
     ("header with garbage after the payload", {}, frame(b"\x83D\x00h\x01a\x05w\x01xw\x01y")),
@@ -982,10 +981,18 @@ def test_malformed_connection_input(options: dict[str, Any], data: bytes) -> Non
         c.receive_data(NODE_LINK_PT)
 
 
-def test_frame_over_the_limit_refused_before_its_body() -> None:
+def test_a_message_over_the_limit_is_discarded_and_the_connection_goes_on() -> None:
+    # One frame: skipped as it arrives (never held whole); then the next frame decodes.
     c = conn(max_message_size=1000)
-    with pytest.raises(RemoteProtocolError, match="over the limit"):
-        c.receive_data((1001).to_bytes(4, "big"))
+    assert c.receive_data((5000).to_bytes(4, "big") + bytes(3000)) == []
+    assert c.receive_data(bytes(2000) + NODE_LINK_PT) == [control_module.NodeLink()]
+    assert c.fast_path_stats[2] == 1
+    # Fragments: the message is dropped when it passes the limit, its later fragments too.
+    c = conn(max_message_size=60)
+    assert c.receive_data(frag_header(5, 3, bytes(40)) + frag_cont(5, 2, bytes(40)) + frag_cont(5, 1)) == []
+    assert c.open_sequences == 0
+    assert c.receive_data(NODE_LINK_PT) == [control_module.NodeLink()]
+    assert c.fast_path_stats[2] == 1
     c = conn(max_message_size=1000)
     assert c.receive_data((1000).to_bytes(4, "big")) == []  # at the limit: waits for the body
 

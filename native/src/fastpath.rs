@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::registry;
-use crate::dist::{Config, FastPath, FrameError};
+use rustelixir_dist::registry;
+use rustelixir_dist::{Config, FastPath};
 use crate::error::RemoteProtocolError;
 
 #[pyclass(module = "rustelixir._native")]
@@ -57,13 +57,7 @@ impl DistFastPath {
     ) -> PyResult<(Option<Bound<'py, PyBytes>>, Bound<'py, PyList>, usize)> {
         let mut out = Vec::new();
         let mut to_python = Vec::new();
-        let ticks = self.inner.feed(data, &mut out, &mut to_python).map_err(|e| match e {
-            FrameError::TooLarge(len) => RemoteProtocolError::new_err(format!(
-                "frame of {len} bytes is over the limit of {}",
-                self.inner.config.max_message_size
-            )),
-            other => RemoteProtocolError::new_err(other.to_string()),
-        })?;
+        let ticks = self.inner.feed(data, &mut out, &mut to_python).map_err(|e| RemoteProtocolError::new_err(e.0))?;
         let out = if out.is_empty() { None } else { Some(PyBytes::new(py, &out)) };
         let bodies = PyList::new(py, to_python.iter().map(|b| PyBytes::new(py, b)))?;
         Ok((out, bodies, ticks))
@@ -81,10 +75,11 @@ impl DistFastPath {
         self.inner.open_sequences()
     }
 
-    /// (calls answered, of which errors) on this connection's fast path.
+    /// (calls answered, of which errors, messages discarded for their size) on this
+    /// connection's fast path.
     #[getter]
-    fn stats(&self) -> (u64, u64) {
-        (self.inner.stats.calls, self.inner.stats.errors)
+    fn stats(&self) -> (u64, u64, u64) {
+        (self.inner.stats.calls, self.inner.stats.errors, self.inner.stats.oversized)
     }
 }
 
@@ -93,8 +88,8 @@ impl DistFastPath {
 #[pyfunction]
 #[pyo3(signature = (*, test_natives = false))]
 pub fn register_builtin_natives(test_natives: bool) -> PyResult<Vec<(String, u32, bool)>> {
-    let mut all = registry::register(&crate::builtins::BUILTINS).map_err(PyValueError::new_err)?;
-    all.extend(registry::register(&crate::builtins::SLOW_BUILTINS).map_err(PyValueError::new_err)?);
+    let mut all = registry::register(&rustelixir_dist::builtins::BUILTINS).map_err(PyValueError::new_err)?;
+    all.extend(registry::register(&rustelixir_dist::builtins::SLOW_BUILTINS).map_err(PyValueError::new_err)?);
     all.extend(registry::register(&rustelixir_collections::COLLECTIONS).map_err(PyValueError::new_err)?);
     if test_natives {
         all.extend(registry::register(&crate::test_natives::TEST_NATIVES).map_err(PyValueError::new_err)?);

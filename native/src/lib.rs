@@ -5,11 +5,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyTuple};
 
 mod atoms;
-mod builtins;
-mod dist;
 mod fastpath;
 mod link;
-mod registry;
 mod test_natives;
 mod error;
 mod from_etf;

@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::dist::{Config, FastPath, FrameError};
+use rustelixir_dist::{fast_path, Config, FastPath};
 
 const TICK: [u8; 4] = [0, 0, 0, 0];
 /// Frames queued for Python past which the reader stops reading.
@@ -61,6 +61,7 @@ struct Shared {
     closing: AtomicBool,
     calls: AtomicU64,
     errors: AtomicU64,
+    oversized: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,6 +169,8 @@ impl Shared {
 #[pyclass(module = "rustelixir._native")]
 pub struct DistLink {
     watched: Arc<Mutex<HashSet<Vec<u8>>>>,
+    /// The connection's settings, for the refusals Python asks for (`refuse`).
+    config: Config,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -218,8 +221,9 @@ impl DistLink {
             closing: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            oversized: AtomicU64::new(0),
         });
-        let fast = FastPath::new(Config {
+        let config = Config {
             peer_name: peer_name.into_bytes(),
             server_name: server_name.map(String::into_bytes),
             server_pid,
@@ -229,7 +233,8 @@ impl DistLink {
             max_message_size,
             fragment_size: fragment_size.max(1),
             watched: watched.clone(),
-        });
+        };
+        let fast = FastPath::new(config.clone());
         let ticktime = Duration::from_millis(ticktime_ms);
         let s1 = shared.clone();
         let reader = std::thread::Builder::new()
@@ -239,7 +244,7 @@ impl DistLink {
         let writer = std::thread::Builder::new()
             .name("rustelixir-write".into())
             .spawn(move || write_loop(writer_stream, s2, interval, ticktime))?;
-        Ok(DistLink { watched, shared, threads: vec![reader, writer] })
+        Ok(DistLink { watched, config, shared, threads: vec![reader, writer] })
     }
 
     /// Lets the DEMONITOR_P of this monitor reference (encoded, no version byte) through to
@@ -259,6 +264,21 @@ impl DistLink {
             return Err(PyConnectionError::new_err("connection closed"));
         }
         self.shared.send(data, false).map_err(PyConnectionError::new_err)
+    }
+
+    /// A message Python could not decode within the node's limits (`body`, a frame body):
+    /// when it is a call to the server its caller is answered `{error, overloaded}` and
+    /// this returns True.
+    fn refuse(&self, body: &[u8]) -> PyResult<bool> {
+        let mut out = Vec::new();
+        let limits = fast_path::wire_limits(self.config.max_message_size);
+        if !fast_path::refusal(&self.config, &limits, body, &mut out) {
+            return Ok(false);
+        }
+        self.shared.calls.fetch_add(1, Ordering::Relaxed);
+        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        self.send(out)?;
+        Ok(true)
     }
 
     /// What the reader queued: (frame bodies, ticks seen, why it closed or None).
@@ -288,10 +308,11 @@ impl DistLink {
         lock(&self.shared.notify).take();
     }
 
-    /// (calls answered on the fast path, of which errors).
+    /// (calls answered on the fast path, of which errors, messages discarded for their size).
     #[getter]
-    fn stats(&self) -> (u64, u64) {
-        (self.shared.calls.load(Ordering::Relaxed), self.shared.errors.load(Ordering::Relaxed))
+    fn stats(&self) -> (u64, u64, u64) {
+        let s = &self.shared;
+        (s.calls.load(Ordering::Relaxed), s.errors.load(Ordering::Relaxed), s.oversized.load(Ordering::Relaxed))
     }
 }
 
@@ -328,14 +349,14 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
         };
         last_read = Instant::now();
         let n = data.len();
-        let calls_before = fast.stats.calls;
-        let errors_before = fast.stats.errors;
+        let (calls_before, errors_before, oversized_before) = (fast.stats.calls, fast.stats.errors, fast.stats.oversized);
         let fed = fast.feed(data, &mut out, &mut to_python);
         pending = None;
         match fed {
             Ok(ticks) => {
                 shared.calls.fetch_add(fast.stats.calls - calls_before, Ordering::Relaxed);
                 shared.errors.fetch_add(fast.stats.errors - errors_before, Ordering::Relaxed);
+                shared.oversized.fetch_add(fast.stats.oversized - oversized_before, Ordering::Relaxed);
                 if !out.is_empty() && shared.send(std::mem::take(&mut out), true).is_err() {
                     return;
                 }
@@ -352,9 +373,6 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
                         last_read = Instant::now();
                     }
                 }
-            }
-            Err(FrameError::TooLarge(len)) => {
-                break format!("protocol error: frame of {len} bytes is over the limit of {}", fast.config.max_message_size)
             }
             Err(e) => break format!("protocol error: {e}"),
         }

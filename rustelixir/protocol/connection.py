@@ -136,10 +136,10 @@ class DistConnection:
         return events
 
     @property
-    def fast_path_stats(self) -> tuple[int, int]:
-        """(calls answered on the fast path, of which errors)."""
-        calls, errors = self._fast.stats
-        return calls, errors
+    def fast_path_stats(self) -> tuple[int, int, int]:
+        """(calls answered on the fast path, of which errors, messages discarded for their size)."""
+        calls, errors, oversized = self._fast.stats
+        return calls, errors, oversized
 
     def _frame(self, body: bytes) -> Control:
         # Fragments never get here: the Rust side puts them back together first.

@@ -244,6 +244,11 @@ pub fn write_badresource(out: &mut Vec<u8>, reference: &Reference) {
     etf::encode::put_reference(out, reference).expect("a valid reference");
 }
 
+/// `{error, overloaded}`: a configured limit was hit.
+pub fn write_overloaded(out: &mut Vec<u8>) {
+    Err::<(), _>(resource::Overloaded).write_reply(out);
+}
+
 /// `{error, {panic, <<Message>>}}`
 pub fn write_panic(out: &mut Vec<u8>, message: &str) {
     tuple2(out, "error");

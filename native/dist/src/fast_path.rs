@@ -7,6 +7,13 @@
 //! A frame is a 4-byte big-endian length and a body (an empty body is a tick). Bodies we
 //! answer are either pass-through (112, then each term with its version byte) or start with
 //! a distribution header with no atom-cache references (131 68 0, terms without version).
+//!
+//! Everything here reads bytes from a peer that may be hostile: a count or length from the
+//! wire sizes nothing before it is checked against what remains, terms are walked under
+//! the node's limits (`wire_limits`), and a message over `max_message_size` (one frame, or
+//! a fragmented message growing past it) is discarded as it streams in, its caller answered
+//! `{error, overloaded}` when it is a call to the server: the connection, and every other
+//! process on the peer node, goes on.
 
 use etf::decode::{decode_at_with, Builder, Limits};
 use etf::tags::*;
@@ -31,6 +38,17 @@ const SEND: u8 = 2;
 const SEND_SENDER: u8 = 22;
 const ALIAS_SEND: u8 = 33;
 
+/// The limits every term from a peer is decoded under: a message may take at most
+/// `max_message_size` bytes on the wire, inflated (a compressed term), or once decoded.
+pub fn wire_limits(max_message_size: usize) -> Limits {
+    Limits { max_uncompressed_size: max_message_size, ..Limits::default() }
+}
+
+/// Body bytes of an oversized message read before it is refused: enough to find the caller
+/// of a `$gen_call` (control message, `From`) in any message OTP sends.
+const REFUSAL_PREFIX: usize = 64 * 1024;
+
+#[derive(Clone)]
 pub struct Config {
     /// The peer's node name: the fast path answers only callers living on that node (a
     /// `From` forwarded from a third node is answered by Python, which routes by pid).
@@ -54,30 +72,30 @@ pub struct Config {
 pub struct Stats {
     pub calls: u64,
     pub errors: u64,
+    /// Messages over the size limit, discarded (their callers, if any, answered overloaded).
+    pub oversized: u64,
 }
 
-pub enum FrameError {
-    TooLarge(usize),
-    /// The peer broke the protocol (fragments out of order, ...): close the connection.
-    Protocol(String),
-}
+/// The peer broke the protocol (fragments out of order, ...): close the connection.
+#[derive(Debug)]
+pub struct FrameError(pub String);
 
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::TooLarge(len) => write!(f, "frame of {len} bytes is over the size limit"),
-            FrameError::Protocol(message) => f.write_str(message),
-        }
+        f.write_str(&self.0)
     }
 }
 
 const MAX_OPEN_SEQUENCES: usize = 1024;
 
 /// A fragmented message being put back together: the fragment id expected next (they
-/// count down to 1) and the content so far, behind a distribution header.
+/// count down to 1) and the content so far, behind a distribution header. A message that
+/// grew past the limit is `discarding`: its body is gone, its later fragments are checked
+/// for order and dropped.
 struct Sequence {
     next: u64,
     body: Vec<u8>,
+    discarding: bool,
 }
 
 pub struct FastPath {
@@ -86,7 +104,10 @@ pub struct FastPath {
     /// Report ticks as empty bodies among the others (keeping their order) rather than count them.
     pub ticks_as_frames: bool,
     pub config: Config,
+    limits: Limits,
     buffer: Vec<u8>,
+    /// Bytes still to come of an oversized frame being discarded.
+    skipping: usize,
     pub stats: Stats,
     sequences: std::collections::HashMap<u64, Sequence>,
 }
@@ -146,12 +167,13 @@ impl Builder for Skip {
 
 /// Reads the bytes of one call as far as the fast path needs; `None` means "not ours, or
 /// not well-formed: let Python look at it" (Python then answers or complains properly).
-struct Reader<'a> {
+struct Reader<'a, 'l> {
     data: &'a [u8],
     pos: usize,
+    limits: &'l Limits,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
     fn byte(&mut self) -> Option<u8> {
         let b = *self.data.get(self.pos)?;
         self.pos += 1;
@@ -217,7 +239,7 @@ impl<'a> Reader<'a> {
         if matches!(self.data.get(start), Some(&COMPRESSED) | Some(&VERSION)) {
             return None;
         }
-        let (_, end) = decode_at_with(self.data, start, &mut Skip, &Limits::default()).ok()?;
+        let (_, end) = decode_at_with(self.data, start, &mut Skip, self.limits).ok()?;
         self.pos = end;
         Some(&self.data[start..end])
     }
@@ -227,13 +249,27 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// What the fast path found in a call it answers.
-struct Call<'a> {
-    caller: &'a [u8],
+/// The `From` of a `$gen_call`: who to answer, and how.
+struct Caller<'a> {
+    pid: &'a [u8],
     tag: &'a [u8],
     alias: Option<&'a [u8]>,
+}
+
+/// What the fast path found in a call it answers.
+struct Call<'a> {
+    caller: Caller<'a>,
     native: &'static NativeEntry,
     args: Vec<&'a [u8]>,
+}
+
+/// Where the terms of a frame body start, and whether each has its version byte.
+fn terms_start(body: &[u8]) -> Option<(usize, bool)> {
+    match body {
+        [PASS_THROUGH, VERSION, ..] => Some((1, true)),
+        [VERSION, DIST_HEADER, 0, ..] => Some((3, false)),
+        _ => None,
+    }
 }
 
 impl FastPath {
@@ -241,8 +277,10 @@ impl FastPath {
         FastPath {
             sequences_bytes: 0,
             ticks_as_frames: false,
+            limits: wire_limits(config.max_message_size),
             config,
             buffer: Vec::new(),
+            skipping: 0,
             stats: Stats::default(),
             sequences: Default::default(),
         }
@@ -250,7 +288,12 @@ impl FastPath {
 
     /// Takes bytes from the socket. Replies it could make go to `out` (whole frames, ready
     /// to write); frame bodies for Python to `to_python`; returns the number of ticks seen.
-    pub fn feed(&mut self, data: &[u8], out: &mut Vec<u8>, to_python: &mut Vec<Vec<u8>>) -> Result<usize, FrameError> {
+    pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>, to_python: &mut Vec<Vec<u8>>) -> Result<usize, FrameError> {
+        if self.skipping > 0 {
+            let skipped = self.skipping.min(data.len());
+            self.skipping -= skipped;
+            data = &data[skipped..];
+        }
         let mut ticks = 0;
         if self.buffer.is_empty() {
             let used = self.frames(data, out, to_python, &mut ticks)?;
@@ -285,10 +328,28 @@ impl FastPath {
         let mut pos = 0;
         while data.len() - pos >= 4 {
             let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+            let available = data.len() - pos - 4;
             if len > self.config.max_message_size {
-                return Err(FrameError::TooLarge(len));
+                // Read no more of it than it takes to find its caller; the rest is skipped
+                // as it arrives, never held.
+                if available < len.min(REFUSAL_PREFIX) {
+                    break;
+                }
+                let prefix = &data[pos + 4..pos + 4 + len.min(REFUSAL_PREFIX)];
+                if prefix[0] == VERSION && matches!(prefix[1], DIST_FRAG_HEADER | DIST_FRAG_CONT) {
+                    // No BEAM makes a fragment larger than its fragment size, far below any limit.
+                    return Err(FrameError(format!(
+                        "fragment frame of {len} bytes, over the limit of {}",
+                        self.config.max_message_size
+                    )));
+                }
+                self.refuse(prefix, out);
+                let here = available.min(len);
+                self.skipping = len - here;
+                pos += 4 + here;
+                continue;
             }
-            if data.len() - pos - 4 < len {
+            if available < len {
                 break;
             }
             let body = &data[pos + 4..pos + 4 + len];
@@ -300,7 +361,7 @@ impl FastPath {
                     *ticks += 1;
                 }
             } else if body.len() >= 2 && body[0] == VERSION && (body[1] == DIST_FRAG_HEADER || body[1] == DIST_FRAG_CONT) {
-                if let Some(whole) = self.fragment(body)? {
+                if let Some(whole) = self.fragment(body, out)? {
                     if !self.answer(&whole, out) {
                         to_python.push(whole);
                     }
@@ -313,9 +374,10 @@ impl FastPath {
     }
 
     /// Puts fragmented messages back together: returns the whole message (as a frame body
-    /// with a distribution header) when its last fragment arrives.
-    fn fragment(&mut self, body: &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
-        let bad = |m: String| Err(FrameError::Protocol(m));
+    /// with a distribution header) when its last fragment arrives. A message that would pass
+    /// the size limit, alone or with the others still open, is discarded from then on.
+    fn fragment(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<Option<Vec<u8>>, FrameError> {
+        let bad = |m: String| Err(FrameError(m));
         let first = body[1] == DIST_FRAG_HEADER;
         let header_len = if first { 19 } else { 18 };
         if body.len() < header_len {
@@ -327,14 +389,14 @@ impl FastPath {
         if id == 0 {
             return bad(format!("fragment id 0 in sequence {sequence}"));
         }
-        if first {
+        let mut seq = if first {
             if body[18] != 0 {
                 return bad(format!("fragment header with {} atom-cache references (none negotiated)", body[18]));
             }
             let mut whole = Vec::with_capacity(3 + content.len());
             whole.extend_from_slice(&[VERSION, DIST_HEADER, 0]);
-            whole.extend_from_slice(content);
             if id == 1 {
+                whole.extend_from_slice(content);
                 return Ok(Some(whole));
             }
             if self.sequences.len() >= MAX_OPEN_SEQUENCES {
@@ -343,60 +405,58 @@ impl FastPath {
             if self.sequences.contains_key(&sequence) {
                 return bad(format!("fragment sequence {sequence} started twice"));
             }
-            self.hold(whole.len())?;
-            self.sequences.insert(sequence, Sequence { next: id - 1, body: whole });
-            return Ok(None);
-        }
-        let Some(seq) = self.sequences.get_mut(&sequence) else {
-            return bad(format!("fragment {id} of unknown sequence {sequence}"));
+            self.sequences_bytes += whole.len();
+            Sequence { next: id, body: whole, discarding: false }
+        } else {
+            let Some(seq) = self.sequences.remove(&sequence) else {
+                return bad(format!("fragment {id} of unknown sequence {sequence}"));
+            };
+            if id != seq.next {
+                return bad(format!("fragment {id} of sequence {sequence}, expected {}", seq.next));
+            }
+            seq
         };
-        if id != seq.next {
-            return bad(format!("fragment {id} of sequence {sequence}, expected {}", seq.next));
+        if !seq.discarding {
+            // All unfinished messages together (this one's bytes among them) stay within the
+            // limit, so a peer cannot hold many of them half sent either.
+            let over = self.sequences_bytes + content.len() > self.config.max_message_size;
+            let keep = if over { REFUSAL_PREFIX.saturating_sub(seq.body.len()).min(content.len()) } else { content.len() };
+            seq.body.extend_from_slice(&content[..keep]);
+            self.sequences_bytes += keep;
+            if over {
+                self.refuse(&seq.body[..seq.body.len().min(REFUSAL_PREFIX)], out);
+                self.sequences_bytes -= seq.body.len();
+                seq.body = Vec::new();
+                seq.discarding = true;
+            }
         }
-        if seq.body.len() + content.len() > self.config.max_message_size {
-            return bad(format!(
-                "fragmented message over the limit of {} bytes",
-                self.config.max_message_size
-            ));
-        }
-        seq.body.extend_from_slice(content);
-        let done = id == 1;
-        if !done {
+        if id > 1 {
             seq.next = id - 1;
-        }
-        self.hold(content.len())?;
-        if !done {
+            self.sequences.insert(sequence, seq);
             return Ok(None);
         }
-        let whole = self.sequences.remove(&sequence).map(|s| s.body);
-        if let Some(w) = &whole {
-            self.sequences_bytes -= w.len();
-        }
-        Ok(whole)
+        self.sequences_bytes -= seq.body.len();
+        Ok((!seq.discarding).then_some(seq.body))
     }
 
-    /// Counts bytes held for unfinished fragmented messages: all of them together may not
-    /// pass max_message_size, so a peer cannot hold many such messages half sent.
-    fn hold(&mut self, bytes: usize) -> Result<(), FrameError> {
-        self.sequences_bytes += bytes;
-        if self.sequences_bytes > self.config.max_message_size {
-            return Err(FrameError::Protocol(format!(
-                "{} bytes held in unfinished fragmented messages, over the limit of {}",
-                self.sequences_bytes, self.config.max_message_size
-            )));
+    /// A message over the size limit, of which `prefix` is the start: counted, and when it is
+    /// a call to the server its caller is answered `{error, overloaded}` (what it asked can
+    /// never be answered; it need not wait for its timeout, nor its node lose the connection).
+    fn refuse(&mut self, prefix: &[u8], out: &mut Vec<u8>) -> bool {
+        self.stats.oversized += 1;
+        if !refusal(&self.config, &self.limits, prefix, out) {
+            return false;
         }
-        Ok(())
+        self.stats.calls += 1;
+        self.stats.errors += 1;
+        true
     }
 
     /// True when the frame was dealt with here.
     fn answer(&mut self, body: &[u8], out: &mut Vec<u8>) -> bool {
         let Some(server) = self.config.server_name.as_deref() else { return false };
-        let (start, versioned) = match body {
-            [PASS_THROUGH, VERSION, ..] => (1, true),
-            [VERSION, DIST_HEADER, 0, ..] => (3, false),
-            _ => return false,
-        };
-        let mut r = Reader { data: body, pos: start };
+        let Some((start, versioned)) = terms_start(body) else { return false };
+        let mut r = Reader { data: body, pos: start, limits: &self.limits };
         let parsed = (|| {
             r.version(versioned)?;
             let arity = r.tuple()?;
@@ -437,7 +497,7 @@ impl FastPath {
                         return None;
                     }
                     r.version(versioned)?;
-                    let call = Self::gen_call(&mut r, &self.config.peer_name)?;
+                    let call = gen_call(&mut r, &self.config.peer_name)?;
                     (r.pos == body.len()).then_some(Some(call))
                 }
                 _ => None,
@@ -453,75 +513,17 @@ impl FastPath {
         }
     }
 
-    /// `{'$gen_call', {Caller, Tag}, {fun, args...} | fun}` for a quick built-in native.
-    fn gen_call<'a>(r: &mut Reader<'a>, peer_name: &[u8]) -> Option<Call<'a>> {
-        if r.tuple()? != 3 || r.atom()? != b"$gen_call" || r.tuple()? != 2 {
-            return None;
-        }
-        let caller_at = r.pos;
-        if !matches!(r.peek()?, NEW_PID_EXT | PID_EXT) {
-            return None;
-        }
-        r.byte()?;
-        if r.atom()? != peer_name {
-            return None;
-        }
-        r.pos = caller_at;
-        let caller = r.term()?;
-        let tag_start = r.pos;
-        let alias = Self::alias_in_tag(r);
-        r.pos = tag_start;
-        let tag = r.term()?;
-        let (name, args) = match r.peek()? {
-            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
-                let n = r.tuple()?;
-                if n == 0 {
-                    return None;
-                }
-                let name = r.atom()?;
-                let mut args = Vec::with_capacity(n - 1);
-                for _ in 1..n {
-                    args.push(r.term()?);
-                }
-                (name, args)
-            }
-            _ => (r.atom()?, Vec::new()),
-        };
-        let native = if name == b"release" && args.len() == 1 {
-            &crate::builtins::RELEASE
-        } else {
-            registry::find(name, args.len()).filter(|e| !e.is_slow())?
-        };
-        Some(Call { caller, tag, alias, native, args })
-    }
-
-    /// The alias reference of an OTP 24+ tag `[alias | Ref]`.
-    fn alias_in_tag<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
-        if r.byte()? != LIST_EXT {
-            return None;
-        }
-        let b = r.data.get(r.pos..r.pos + 4)?;
-        r.pos += 4;
-        if u32::from_be_bytes(b.try_into().ok()?) != 1 || r.atom()? != b"alias" {
-            return None;
-        }
-        if r.peek()? != NEWER_REFERENCE_EXT {
-            return None;
-        }
-        r.term()
-    }
-
     fn reply(&mut self, call: &Call<'_>, out: &mut Vec<u8>) {
-        let (reply, touched) = rustelixir_nif::resource::with_caller(Some(call.caller), || {
+        let (reply, touched) = rustelixir_nif::resource::with_caller(Some(call.caller.pid), || {
             rustelixir_nif::call_entry(call.native, &call.args, None)
         });
         if touched {
             // The caller may have just become a holder: monitor it, before the reply.
-            if let Some(holder) = rustelixir_nif::resource::canonical_holder(call.caller) {
+            if let Some(holder) = rustelixir_nif::resource::canonical_holder(call.caller.pid) {
                 if let Some(monitor) = rustelixir_nif::resource::take_monitor_for(&holder) {
                     let mut control = vec![SMALL_TUPLE_EXT, 4, SMALL_INTEGER_EXT, MONITOR_P as u8];
                     control.extend_from_slice(&self.config.server_pid);
-                    control.extend_from_slice(call.caller);
+                    control.extend_from_slice(call.caller.pid);
                     let _ = etf::encode::put_reference(&mut control, &monitor);
                     write_message(&self.config, &control, &[], out);
                 }
@@ -531,30 +533,130 @@ impl FastPath {
         if reply.starts_with(&[SMALL_TUPLE_EXT, 2, SMALL_ATOM_UTF8_EXT, 5, b'e', b'r', b'r', b'o', b'r']) {
             self.stats.errors += 1;
         }
-        let mut message = Vec::with_capacity(reply.len() + call.tag.len() + 4);
-        message.extend_from_slice(&[SMALL_TUPLE_EXT, 2]);
-        message.extend_from_slice(call.tag);
-        message.extend_from_slice(&reply);
-        let mut control = Vec::with_capacity(64);
-        match (self.config.alias, call.alias) {
-            (true, Some(alias)) => {
-                control.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, ALIAS_SEND]);
-                control.extend_from_slice(&self.config.server_pid);
-                control.extend_from_slice(alias);
-            }
-            _ if self.config.send_sender => {
-                control.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, SEND_SENDER]);
-                control.extend_from_slice(&self.config.server_pid);
-                control.extend_from_slice(call.caller);
-            }
-            _ => {
-                control.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, SEND]);
-                etf::encode::put_atom(&mut control, "").unwrap();
-                control.extend_from_slice(call.caller);
-            }
-        }
-        write_message(&self.config, &control, &message, out);
+        write_reply(&self.config, &call.caller, &reply, out);
     }
+}
+
+/// The caller of a message over the size limit, of which `prefix` is the start, answered
+/// `{error, overloaded}` when the message is a `$gen_call` to the server from a process
+/// on the peer node; false otherwise (nothing written).
+pub fn refusal(config: &Config, limits: &Limits, prefix: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(server) = config.server_name.as_deref() else { return false };
+    let Some((start, versioned)) = terms_start(prefix) else { return false };
+    let mut r = Reader { data: prefix, pos: start, limits };
+    let caller = (|| {
+        r.version(versioned)?;
+        if r.tuple()? != 4 || r.small_int()? != REG_SEND {
+            return None;
+        }
+        r.term()?;
+        r.term()?;
+        if r.atom()? != server {
+            return None;
+        }
+        r.version(versioned)?;
+        call_header(&mut r, &config.peer_name)
+    })();
+    let Some(caller) = caller else { return false };
+    let mut reply = Vec::with_capacity(24);
+    rustelixir_nif::write_overloaded(&mut reply);
+    write_reply(config, &caller, &reply, out);
+    true
+}
+
+/// `{'$gen_call', {Caller, Tag}, ...`: the caller, when it lives on the peer node (a `From`
+/// forwarded from a third node is answered by Python, which routes by pid).
+fn call_header<'a>(r: &mut Reader<'a, '_>, peer_name: &[u8]) -> Option<Caller<'a>> {
+    if r.tuple()? != 3 || r.atom()? != b"$gen_call" || r.tuple()? != 2 {
+        return None;
+    }
+    let caller_at = r.pos;
+    if !matches!(r.peek()?, NEW_PID_EXT | PID_EXT) {
+        return None;
+    }
+    r.byte()?;
+    if r.atom()? != peer_name {
+        return None;
+    }
+    r.pos = caller_at;
+    let pid = r.term()?;
+    let tag_start = r.pos;
+    let alias = alias_in_tag(r);
+    r.pos = tag_start;
+    let tag = r.term()?;
+    Some(Caller { pid, tag, alias })
+}
+
+/// `{'$gen_call', {Caller, Tag}, {fun, args...} | fun}` for a quick built-in native.
+fn gen_call<'a>(r: &mut Reader<'a, '_>, peer_name: &[u8]) -> Option<Call<'a>> {
+    let caller = call_header(r, peer_name)?;
+    let (name, args) = match r.peek()? {
+        SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
+            let n = r.tuple()?;
+            if n == 0 {
+                return None;
+            }
+            let name = r.atom()?;
+            // The arity comes from the wire: the arguments are collected as they are
+            // found, never room made for as many as it claims.
+            let mut args = Vec::new();
+            for _ in 1..n {
+                args.push(r.term()?);
+            }
+            (name, args)
+        }
+        _ => (r.atom()?, Vec::new()),
+    };
+    let native = if name == b"release" && args.len() == 1 {
+        &crate::builtins::RELEASE
+    } else {
+        registry::find(name, args.len()).filter(|e| !e.is_slow())?
+    };
+    Some(Call { caller, native, args })
+}
+
+/// The alias reference of an OTP 24+ tag `[alias | Ref]`.
+fn alias_in_tag<'a>(r: &mut Reader<'a, '_>) -> Option<&'a [u8]> {
+    if r.byte()? != LIST_EXT {
+        return None;
+    }
+    let b = r.data.get(r.pos..r.pos + 4)?;
+    r.pos += 4;
+    if u32::from_be_bytes(b.try_into().ok()?) != 1 || r.atom()? != b"alias" {
+        return None;
+    }
+    if r.peek()? != NEWER_REFERENCE_EXT {
+        return None;
+    }
+    r.term()
+}
+
+/// `{Tag, Reply}` to a caller: by ALIAS_SEND when the peer offered ALIAS and the tag carries
+/// one, else SEND_SENDER or SEND to its pid.
+fn write_reply(config: &Config, caller: &Caller<'_>, reply: &[u8], out: &mut Vec<u8>) {
+    let mut message = Vec::with_capacity(reply.len() + caller.tag.len() + 4);
+    message.extend_from_slice(&[SMALL_TUPLE_EXT, 2]);
+    message.extend_from_slice(caller.tag);
+    message.extend_from_slice(reply);
+    let mut control = Vec::with_capacity(64);
+    match (config.alias, caller.alias) {
+        (true, Some(alias)) => {
+            control.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, ALIAS_SEND]);
+            control.extend_from_slice(&config.server_pid);
+            control.extend_from_slice(alias);
+        }
+        _ if config.send_sender => {
+            control.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, SEND_SENDER]);
+            control.extend_from_slice(&config.server_pid);
+            control.extend_from_slice(caller.pid);
+        }
+        _ => {
+            control.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, SEND]);
+            etf::encode::put_atom(&mut control, "").unwrap();
+            control.extend_from_slice(caller.pid);
+        }
+    }
+    write_message(config, &control, &message, out);
 }
 
 /// One message (control + payload, both without version bytes) as frames: a distribution
