@@ -219,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-message-size",
         type=int,
         default=128 << 20,
-        help="largest message a peer may send, in bytes (default 128 MiB); a larger one closes its connection",
+        help="largest message a peer may send, in bytes (default 128 MiB), on the wire, inflated or once "
+        "decoded; a larger one is discarded as it arrives (a call answered {:error, :overloaded})",
     )
     p.add_argument("--max-resources", type=int, default=1_000_000, help="live resources before :overloaded")
     p.add_argument("--max-holders", type=int, default=10_000, help="holders of one resource before :overloaded")

@@ -141,7 +141,7 @@ def _error(reason: Any) -> tuple[Atom, Any]:
 class _Call:
     """One call to a slow or asynchronous native while it runs: what cancels it."""
 
-    __slots__ = ("from_", "native", "token", "task", "monitor", "peer", "cancelled", "caller")
+    __slots__ = ("from_", "native", "token", "task", "monitor", "peer", "cancelled", "caller", "key")
 
     def __init__(self, from_: tuple[Pid, Any] | None, native: Native, monitor: Reference | None,
                  peer: DistProtocol | None, caller: Pid | None = None) -> None:  # fmt: skip
@@ -151,6 +151,7 @@ class _Call:
         self.token = CancelToken()
         self.task: asyncio.Task[Any] | None = None
         self.monitor = monitor
+        self.key: object = monitor if monitor is not None else object()
         self.peer = peer
         self.cancelled = False
 
@@ -188,11 +189,10 @@ class RustelixirServer(GenServer):
         self.errors = 0
         self.cancelled = 0
         self.started = time.time()
-        self._running: dict[Reference, _Call] = {}
+        self._running: dict[object, _Call] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rustelixir-native")
         set_node_identity(node.name, node.creation, secrets.randbits(32))
-        # Holders on a node that disconnects hold nothing any more.
-        node.peer_down_hooks.append(lambda peer: resources_node_down(peer.peer_name or ""))
+        node.peer_down_hooks.append(self._peer_down)
         self._closer: asyncio.TimerHandle | None = None
         if node.loop is not None:
             self._closer = node.loop.call_later(0.2, self._close_released)
@@ -229,10 +229,25 @@ class RustelixirServer(GenServer):
 
     def demonitored(self, ref: Reference, by: Pid, peer: DistProtocol) -> None:
         call = self._running.get(ref)
-        if call is not None and not call.cancelled:
-            log.debug("caller %s gave up on %s/%d: cancelled", by, call.native.name, call.native.arity)
-            self.cancelled += 1
-            call.cancel()
+        if call is not None:
+            self._give_up(call, f"caller {by} gave up")
+
+    def _peer_down(self, peer: DistProtocol) -> None:
+        """A node disconnected: its processes hold no resources any more, and the calls they
+        made are abandoned, as if each caller had given up (their workers are freed)."""
+        node_name = peer.peer_name or ""
+        resources_node_down(node_name)
+        for call in list(self._running.values()):
+            # Casts go on: nobody waits for them, and what they do may be their point.
+            if call.from_ is not None and call.from_[0].node.name == node_name:
+                self._give_up(call, f"{node_name} disconnected")
+
+    def _give_up(self, call: _Call, why: str) -> None:
+        if call.cancelled:
+            return
+        log.debug("%s: %s/%d cancelled", why, call.native.name, call.native.arity)
+        self.cancelled += 1
+        call.cancel()
 
     def _handle(
         self, request: Any, from_: tuple[Pid, Any] | None, peer: DistProtocol | None, sender: Pid | None = None
@@ -263,10 +278,11 @@ class RustelixirServer(GenServer):
             return
         call = _Call(from_, native, _monitor_of(from_), peer, caller)
         self.in_flight += 1
-        if call.monitor is not None:
-            self._running[call.monitor] = call
-            if peer is not None:
-                peer.watch(call.monitor)
+        # Every call in flight is found here: by its caller's monitor (its DEMONITOR_P), or
+        # by a key of its own (a cast, or a caller with no monitor) when its node goes down.
+        self._running[call.key] = call
+        if call.monitor is not None and peer is not None:
+            peer.watch(call.monitor)
         loop = asyncio.get_running_loop()
         if native.is_async:
             call.task = loop.create_task(self._run_async(native, args, call))
@@ -278,10 +294,9 @@ class RustelixirServer(GenServer):
 
     def _finish(self, call: _Call, reply: Any) -> None:
         self.in_flight -= 1
-        if call.monitor is not None:
-            self._running.pop(call.monitor, None)
-            if call.peer is not None:
-                call.peer.unwatch(call.monitor)
+        self._running.pop(call.key, None)
+        if call.monitor is not None and call.peer is not None:
+            call.peer.unwatch(call.monitor)
         if call.caller is not None:
             self._monitor_holder(call.caller)
         if call.cancelled or reply is None:
@@ -304,6 +319,8 @@ class RustelixirServer(GenServer):
     def _run(self, native: Native, args: tuple[Any, ...], call: _Call | None, caller: Pid | None = None) -> Any:
         token = call.token if call is not None else None
         if call is not None:
+            if call.cancelled:
+                return None  # given up on while it waited for a worker
             caller = call.caller
         if native.builtin:
             return call_native(native.name, args, token, caller)

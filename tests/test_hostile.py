@@ -1,0 +1,321 @@
+"""The node against hostile and broken peers: frames no BEAM would send, counts and lengths
+that lie, messages over the size limit, term bombs, callers whose node vanishes. What must
+hold: the node never dies, a bad frame costs at most its own connection, a bystander
+node's calls keep succeeding, memory stays within the configured limits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rustelixir import Atom
+from rustelixir.protocol.connection import DistConnection
+from rustelixir.protocol.control import AliasSend
+from rustelixir.protocol.flags import DFlag
+from beamnodes import DistClient, ServedNode, raw_peer, unique_name
+from conftest import runtime_or_skip
+
+pytestmark = pytest.mark.beam
+
+COOKIE = "rustelixir-hostile-cookie"
+LIMIT = 8 << 20  # the node's --max-message-size in this file
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
+    served = ServedNode(
+        tmp_path_factory.mktemp("hostile-logs"),
+        cookie=COOKIE,
+        extra=["--max-message-size", str(LIMIT), "--workers", "8"],
+    )
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture(scope="module")
+def bystander(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
+    runtime = runtime_or_skip("otp25")
+    c = DistClient(runtime.erl, tmp_path_factory.mktemp("bystander"), cookie=COOKIE, erlc=runtime.erlc)
+    c.set("Node", node.atom)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def node_port(node: ServedNode) -> int:
+    return int(node.banner.split(" on port ")[1].split(".")[0])
+
+
+def alive_and_serving(node: ServedNode, bystander: DistClient) -> None:
+    assert node.proc.poll() is None, node.log()
+    assert bystander.eval("gen_server:call({rustelixir, Node}, {add, 20, 22}).") == (Atom("ok"), 42)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+# --- Frames made of fields that can lie ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """A count or length in a frame: `width` bytes, big-endian, normally `value`."""
+
+    name: str
+    width: int
+    value: int
+
+
+Segment = bytes | Field
+
+
+def atom(name: str, label: str) -> list[Segment]:
+    text = name.encode()
+    return [b"\x76", Field(f"{label} atom length", 2, len(text)), text]
+
+
+def pid(node_name: str, label: str) -> list[Segment]:
+    return [b"\x58", *atom(node_name, f"{label} pid node"), struct.pack(">III", 90, 0, 7)]
+
+
+def reference(node_name: str, label: str) -> list[Segment]:
+    return [b"\x5a", Field(f"{label} reference length", 2, 3), *atom(node_name, f"{label} reference node"),
+            struct.pack(">IIII", 7, 1, 2, 3)]  # fmt: skip
+
+
+def tuple_(label: str, *items: list[Segment]) -> list[Segment]:
+    return [b"\x69", Field(f"{label} arity", 4, len(items)), *[s for item in items for s in item]]
+
+
+def gen_call(peer: str, target: str, request: list[Segment]) -> list[Segment]:
+    """REG_SEND from a process of `peer` to `target` of `{'$gen_call', {Pid, [alias | Ref]}, Request}`."""
+    control = tuple_("control", [b"\x61\x06"], pid(peer, "sender"), atom("", "cookie"), atom(target, "target"))
+    tag = [b"\x6c", Field("tag list length", 4, 1), *atom("alias", "alias"), *reference(peer, "tag")]
+    payload = tuple_("payload", atom("$gen_call", "gen_call"), tuple_("from", pid(peer, "caller"), tag), request)
+    return [b"\x83\x44\x00", *control, *payload]
+
+
+def argument(peer: str) -> list[Segment]:
+    """A term with a length or count of every kind."""
+    fun_env = [b"\x61\x05"]
+    fun = [b"\x70", Field("fun size", 4, 0), b"\x01", bytes(16), struct.pack(">I", 0), Field("fun free vars", 4, 1),
+           *atom("m", "fun module"), b"\x61\x00", b"\x61\x00", *pid(peer, "fun"), *fun_env]  # fmt: skip
+    return tuple_(
+        "argument",
+        [b"\x6d", Field("binary length", 4, 3), b"abc"],
+        [b"\x6c", Field("list length", 4, 2), b"\x61\x01\x61\x02\x6a"],
+        [b"\x74", Field("map count", 4, 1), b"\x61\x01\x61\x02"],
+        [b"\x6f", Field("big length", 4, 9), b"\x00" + bytes(8) + b"\x01"],
+        [b"\x6e", Field("small big length", 1, 9), b"\x00" + bytes(8) + b"\x01"],
+        [b"\x6b", Field("string length", 2, 3), b"xyz"],
+        [b"\x4d", Field("bitstring length", 4, 1), b"\x03\xe0"],
+        [b"\x68", Field("small tuple arity", 1, 2), b"\x61\x01\x61\x02"],
+        [b"\x77", Field("small atom length", 1, 2), b"ok"],
+        fun,
+    )
+
+
+def assemble(segments: list[Segment], lie: tuple[str, int] | None = None) -> bytes:
+    out = bytearray()
+    fun_size_at = None
+    for seg in segments:
+        if isinstance(seg, Field):
+            value = lie[1] if lie is not None and lie[0] == seg.name else seg.value
+            if seg.name == "fun size" and (lie is None or lie[0] != seg.name):
+                fun_size_at = len(out)
+            out += (value & ((1 << (8 * seg.width)) - 1)).to_bytes(seg.width, "big")
+        else:
+            out += seg
+    if fun_size_at is not None:
+        # A fun's size counts from its size field to the end of the fun: the end of the
+        # argument tuple here, which is the end of the frame.
+        out[fun_size_at : fun_size_at + 4] = (len(out) - fun_size_at).to_bytes(4, "big")
+    return bytes(out)
+
+
+def frame(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+def absurd(width: int, value: int) -> list[int]:
+    top = (1 << (8 * width)) - 1
+    return sorted({0, top, top >> 1, (top >> 1) + 1, value + 1, min(top, value * 1000 + 7)})
+
+
+Frame = Callable[[str], bytes]  # the frame, as sent by a process of the named node
+
+
+def call_of(target: str, native: str, lie: tuple[str, int] | None = None) -> Frame:
+    return lambda peer: frame(assemble(gen_call(peer, target, tuple_("request", atom(native, "native"), argument(peer))), lie))
+
+
+def lying_frames() -> list[tuple[str, Frame]]:
+    """Every count and length of a call, each set to absurd values, for the fast path
+    (`echo`, a quick native) and for Python (`sleep`, a slow one, and `net_kernel`)."""
+    cases = []
+    for target, native in [("rustelixir", "echo"), ("rustelixir", "sleep"), ("net_kernel", "echo")]:
+        segments = gen_call("x@y", target, tuple_("request", atom(native, "native"), argument("x@y")))
+        for field in {s for s in segments if isinstance(s, Field)}:
+            for value in absurd(field.width, field.value):
+                cases.append((f"{target}/{native}: {field.name} = {value:#x}", call_of(target, native, (field.name, value))))
+    return cases
+
+
+class RawPeer:
+    """A raw connection to the node, made again (as a node of another name, so the node
+    need not have noticed the last one close) whenever the node closes it."""
+
+    def __init__(self, node: ServedNode) -> None:
+        self.node = node
+        self.sock: socket.socket | None = None
+        self.name = ""
+        self.connections = 0
+
+    def send(self, make: Frame) -> None:
+        for _ in range(2):
+            if self.sock is None:
+                self.name = unique_name("raw")
+                self.sock = raw_peer(node_port(self.node), self.node.name, COOKIE, my_name=self.name)
+                self.connections += 1
+            try:
+                self.sock.sendall(make(self.name))
+                return
+            except OSError:
+                self.close()
+        raise AssertionError("the node refused a fresh connection")
+
+    def reply(self, wait: float = 5.0) -> object:
+        """The message of the next ALIAS_SEND the node sends this peer."""
+        assert self.sock is not None
+        receiver = DistConnection(peer_name=self.node.name, flags=DFlag(0))
+        self.sock.settimeout(wait)
+        while True:
+            data = self.sock.recv(1 << 20)
+            assert data, "the node closed the connection"
+            for event in receiver.receive_data(data):
+                if isinstance(event, AliasSend):
+                    return event.message
+
+    def closed_by_node(self, wait: float = 0.05) -> bool:
+        assert self.sock is not None
+        self.sock.settimeout(wait)
+        try:
+            while True:
+                data = self.sock.recv(1 << 20)
+                if not data:
+                    self.close()
+                    return True
+        except (TimeoutError, socket.timeout):
+            return False
+        except OSError:
+            self.close()
+            return True
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def test_the_frame_that_aborted_the_node(node: ServedNode, bystander: DistClient) -> None:
+    # {'$gen_call', From, <<105, 255,255,255,255, ...{add, 1}...>>}: a request tuple claiming
+    # 4 billion elements sized an allocation on the fast path, and Rust aborted the node.
+    request = [b"\x69\xff\xff\xff\xff", *atom("add", "native"), b"\x61\x01"]
+    peer = RawPeer(node)
+    peer.send(lambda name: frame(assemble(gen_call(name, "rustelixir", request))))
+    peer.closed_by_node(0.5)
+    alive_and_serving(node, bystander)
+    peer.close()
+
+
+def test_every_count_and_length_lying_costs_at_most_its_connection(node: ServedNode, bystander: DistClient) -> None:
+    peer = RawPeer(node)
+    cases = lying_frames()
+    assert len(cases) > 150
+    peer.send(call_of("rustelixir", "echo"))
+    tag, (ok, _value) = peer.reply()  # type: ignore[misc]
+    assert ok == Atom("ok"), "the frame the lies are made from is served"
+    for name, make in cases:
+        peer.send(make)
+        peer.closed_by_node(0.0)
+        assert node.proc.poll() is None, f"{name}:\n{node.log()}"
+    alive_and_serving(node, bystander)
+    peer.close()
+    # Most lies are malformed terms and cost the raw peer its connection; none cost more.
+    assert peer.connections > 10
+
+
+# --- Messages over the limit -----------------------------------------------------------------
+
+
+def test_an_oversized_call_is_answered_overloaded_and_its_node_stays_connected(node: ServedNode, bystander: DistClient) -> None:
+    bystander.eval("pong = net_adm:ping(Node), ok.")
+    # A second process on the same node calls all along; it must never see a nodedown.
+    bystander.eval(
+        "Parent = self(), Caller = spawn(fun Loop() -> receive stop -> Parent ! {calls, get(n)} after 0 ->"
+        " {ok, 3} = gen_server:call({rustelixir, Node}, {add, 1, 2}), put(n, case get(n) of undefined -> 1; K -> K + 1 end),"
+        " Loop() end end), erlang:monitor_node(Node, true), put(caller, Caller), ok."
+    )
+    reply = bystander.eval(f"gen_server:call({{rustelixir, Node}}, {{echo, binary:copy(<<1>>, {LIMIT + 1024})}}, 20000).")
+    assert reply == (Atom("error"), Atom("overloaded"))
+    assert bystander.eval("gen_server:call({rustelixir, Node}, {echo, binary:copy(<<1>>, 1000000)}).")[0] == Atom("ok")
+    calls = bystander.eval("get(caller) ! stop, receive {calls, N} -> N after 5000 -> none end.")
+    assert isinstance(calls, int) and calls > 0
+    assert bystander.eval("receive {nodedown, _} -> nodedown after 0 -> none end.") == Atom("none")
+    info = bystander.eval("{ok, I} = gen_server:call({rustelixir, Node}, info), I.")
+    assert info[Atom("oversized")] >= 1
+
+
+def test_an_oversized_send_to_a_python_process_is_dropped_and_the_connection_kept(node: ServedNode, bystander: DistClient) -> None:
+    bystander.eval("pong = net_adm:ping(Node), erlang:monitor_node(Node, true), ok.")
+    bystander.eval(f"{{net_kernel, Node}} ! binary:copy(<<2>>, {2 * LIMIT}), ok.")
+    alive_and_serving(node, bystander)
+    assert bystander.eval("receive {nodedown, _} -> nodedown after 200 -> none end.") == Atom("none")
+
+
+# --- Callers whose node goes away ------------------------------------------------------------
+
+
+def test_slow_calls_of_a_vanished_node_are_cancelled_and_free_their_workers(
+    node: ServedNode, bystander: DistClient, tmp_path: Path
+) -> None:
+    runtime = runtime_or_skip("otp25")
+    doomed = DistClient(runtime.erl, tmp_path / "doomed", cookie=COOKIE, erlc=runtime.erlc)
+    doomed.set("Node", node.atom)
+    before = bystander.eval("{ok, I} = gen_server:call({rustelixir, Node}, info), I.")
+    # More calls than the node has workers (8): some wait for one.
+    doomed.eval("[spawn(fun() -> gen_server:call({rustelixir, Node}, {sleep, 600000}, infinity) end) || _ <- lists:seq(1, 12)], ok.")
+    deadline = time.monotonic() + 10
+    while bystander.eval("{ok, #{in_flight := F}} = gen_server:call({rustelixir, Node}, info), F.") < 12:
+        assert time.monotonic() < deadline, "the slow calls did not start"
+        time.sleep(0.05)
+    doomed.proc.send_signal(signal.SIGKILL)
+    doomed.proc.wait()
+    killed = time.monotonic()
+    while True:
+        info = bystander.eval("{ok, I} = gen_server:call({rustelixir, Node}, info), I.")
+        if info[Atom("in_flight")] == 0:
+            break
+        assert time.monotonic() - killed < 1.0 + 0.5, f"in_flight still {info[Atom('in_flight')]}"  # a second, and the kill's own lag
+        time.sleep(0.02)
+    assert info[Atom("cancelled")] - before[Atom("cancelled")] == 12
+    started = time.monotonic()
+    assert bystander.eval("gen_server:call({rustelixir, Node}, {sleep, 10}, 5000).") == (Atom("ok"), Atom("ok"))
+    assert time.monotonic() - started < 1.0
