@@ -17,6 +17,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -384,3 +385,54 @@ def test_offsets_inside_compressed_terms_lie_within_the_input() -> None:
 def test_ascii_atom_ext_over_255_characters_is_refused() -> None:
     with pytest.raises(DecodeError):
         rustelixir.decode(bytes([131, 100, 1, 0]) + b"a" * 256)
+
+
+CORPUS = Path(__file__).resolve().parent.parent / "native" / "dist" / "tests" / "corpus"
+
+
+def _corpus_bodies() -> list[bytes]:
+    """The whole messages a real OTP 25 and OTP 28 node sent (native/dist/tests/corpus)."""
+    bodies = []
+    for path in sorted(CORPUS.glob("*.bin")):
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            (length,) = struct.unpack(">I", data[pos : pos + 4])
+            body = data[pos + 4 : pos + 4 + length]
+            pos += 4 + length
+            if body[:2] == b"\x83D" and length <= 4096:
+                bodies.append(body)
+    return bodies
+
+
+def test_mutated_real_frames_through_the_python_path(watchdog: Any) -> None:
+    """What the Rust link hands Python (whole messages it did not answer) goes through
+    `DistConnection.receive_frames`: decode, then the control message's checks. A malformed
+    one may only raise RemoteProtocolError (the connection is then closed); nothing else
+    escapes, and nothing is slow."""
+    from rustelixir.errors import RemoteProtocolError
+    from rustelixir.protocol.connection import DistConnection
+    from rustelixir.protocol.flags import DFlag
+
+    bodies = _corpus_bodies()
+    assert len(bodies) > 50
+    rng = random.Random(0xD157)
+    failures: list[str] = []
+    decoded = refused = 0
+    slowest = 0.0
+    for _ in range(30_000):
+        body = mutate(rng, rng.choice(bodies))
+        conn = DistConnection(peer_name="fuzz@127.0.0.1", flags=DFlag(0), max_message_size=1 << 20)
+        started = time.perf_counter()
+        try:
+            conn.receive_frames([body])
+            decoded += 1
+        except RemoteProtocolError:
+            refused += 1
+        except BaseException as e:  # PanicException derives from BaseException
+            failures.append(f"{type(e).__name__}: {e} for {body!r}")
+        slowest = max(slowest, time.perf_counter() - started)
+    assert not failures, f"{len(failures)} bad outcomes, first: {failures[:3]}"
+    assert decoded > 1000 and refused > 1000, (decoded, refused)
+    assert slowest < 0.5, slowest
+    print(f"\nmutated real frames: {decoded} decoded, {refused} refused")

@@ -143,7 +143,7 @@ class DistConnection:
 
     def _frame(self, body: bytes) -> Control:
         # Fragments never get here: the Rust side puts them back together first.
-        first = body[0]
+        first = body[0] if body else None
         if first == PASS_THROUGH or (first == VERSION and len(body) >= 3 and body[1] == DIST_HEADER):
             return from_terms(*decode_dist(body))
         raise RemoteProtocolError(f"frame from {self.peer_name} starts with {body[:2]!r}: not a distribution message")
