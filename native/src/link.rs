@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 use rustelixir_dist::{fast_path, Config, FastPath};
 
 const TICK: [u8; 4] = [0, 0, 0, 0];
+/// The reader's buffer, as it starts and as it returns to after a burst.
+const READ_BUFFER: usize = 256 * 1024;
 /// Frames queued for Python past which the reader stops reading.
 const INBOX_HIGH: usize = 64 << 20;
 
@@ -323,7 +325,7 @@ impl Drop for DistLink {
 }
 
 fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, leftover: Vec<u8>, ticktime: Duration) {
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; READ_BUFFER];
     let mut out = Vec::new();
     let mut to_python = Vec::new();
     let mut last_read = Instant::now();
@@ -378,6 +380,10 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
         }
         if buf.len() == n && n < 16 * 1024 * 1024 {
             buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once
+        } else if n < READ_BUFFER && buf.len() > READ_BUFFER {
+            // The burst is over: a connection does not keep megabytes it no longer needs.
+            buf.truncate(READ_BUFFER);
+            buf.shrink_to_fit();
         }
     };
     shared.close(reason);
