@@ -15,7 +15,6 @@ import asyncio
 import contextvars
 import inspect
 import logging
-import secrets
 import time
 import traceback
 from collections.abc import Callable
@@ -190,7 +189,7 @@ class RustelixirServer(GenServer):
         self.started = time.time()
         self._running: dict[Reference, _Call] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rustelixir-native")
-        set_node_identity(node.name, node.creation, secrets.randbits(32))
+        set_node_identity(node.name, node.creation)
         # Holders on a node that disconnects hold nothing any more.
         node.peer_down_hooks.append(lambda peer: resources_node_down(peer.peer_name or ""))
         self._closer: asyncio.TimerHandle | None = None

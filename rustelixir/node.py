@@ -200,8 +200,6 @@ class Node:
         self._closed_fast_stats = (0, 0)
         self._peer_waiters: dict[str, list[asyncio.Future[DistProtocol]]] = {}
         self._pid_ids = itertools.count(1)
-        self._ref_ids = itertools.count(1)
-        self._ref_salt = secrets.randbits(32)
         self._server: asyncio.base_events.Server | None = None
         self._registration: Any = None
         self._epmd_server: Any = None
@@ -314,8 +312,10 @@ class Node:
                 del self._aliases[ref]
 
     def make_ref(self) -> Reference:
-        n = next(self._ref_ids)
-        return Reference(self.name, self.creation, [n & 0x3FFFF, (n >> 18) & 0xFFFFFFFF, self._ref_salt])
+        """A new reference of this node that no other tells anything about: its id words are
+        random (18 + 32 + 32 bits, the first word of a NEWER_REFERENCE holding 18), as a
+        peer that could guess them could answer or end calls and monitors it is not part of."""
+        return Reference(self.name, self.creation, [secrets.randbits(18), secrets.randbits(32), secrets.randbits(32)])
 
     def _local_process(self, target: Any) -> Process | None:
         if isinstance(target, Atom):

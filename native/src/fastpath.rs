@@ -166,8 +166,8 @@ pub fn call_native<'py>(
 
 /// Resources: the node's name and creation (references to resources are made in them).
 #[pyfunction]
-pub fn set_node_identity(node: &str, creation: u32, salt: u32) {
-    rustelixir_nif::resource::set_identity(node, creation, salt);
+pub fn set_node_identity(node: &str, creation: u32) {
+    rustelixir_nif::resource::set_identity(node, creation);
 }
 
 fn holder(pid: &crate::types::Pid) -> Vec<u8> {

@@ -72,7 +72,7 @@ fn live_probes() -> u64 {
 // One test: the table is global to the process.
 #[test]
 fn holders_monitors_exits_and_no_leaks() {
-    resource::set_identity("py@127.0.0.1", 3, 77);
+    resource::set_identity("py@127.0.0.1", 3);
     let a = pid("app@127.0.0.1", 1);
     let b = pid("app@127.0.0.1", 2);
     let c = pid("other@127.0.0.1", 3);
