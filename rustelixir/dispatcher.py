@@ -30,6 +30,7 @@ from rustelixir._native import (
     register_native_table,
     release_resource,
     resource_counts,
+    resource_forged_exits,
     resource_holder_count,
     resource_info,
     resource_monitor_down,
@@ -222,9 +223,16 @@ class RustelixirServer(GenServer):
         # A cast has no reply, but its sender (REG_SEND carries it) holds what it makes.
         self._handle(request, None, peer, sender)
 
-    def monitor_exit(self, ref: Reference, reason: Any) -> None:
-        """A MONITOR_P_EXIT to the server: a resource holder it monitors is gone."""
-        resource_monitor_down(ref)
+    def monitor_exit(self, ref: Reference, reason: Any, from_proc: Any, peer: DistProtocol) -> None:
+        """A MONITOR_P_EXIT to the server: a resource holder it monitors is gone, unless the
+        exit is forged (not from the holder, or not over its node's connection): then it is
+        ignored, and the connection stays up."""
+        outcome = resource_monitor_down(ref, from_proc, peer.peer_name or "")
+        if outcome == "forged":
+            log.debug("forged MONITOR_P_EXIT from %s ignored: monitor %s is not for %s, or not on that node",
+                      peer.peer_name, ref, from_proc)  # fmt: skip
+        elif outcome == "unknown":
+            log.debug("MONITOR_P_EXIT from %s ignored: %s is no monitor of the resource table", peer.peer_name, ref)
 
     def demonitored(self, ref: Reference, by: Pid, peer: DistProtocol) -> None:
         call = self._running.get(ref)
@@ -384,6 +392,7 @@ class RustelixirServer(GenServer):
                 Atom("freed"): sum(v[Atom("freed")] for v in by_type.values()),
                 Atom("by_type"): by_type,
                 Atom("holders"): resource_holder_count(),
+                Atom("forged_exits"): resource_forged_exits(),
             },
         }
 

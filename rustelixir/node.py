@@ -71,8 +71,10 @@ class Process:
     def demonitored(self, ref: Reference, by: Pid, peer: DistProtocol) -> None:
         """A remote process stopped monitoring this one (for a call: its caller gave up)."""
 
-    def monitor_exit(self, ref: Reference, reason: Any) -> None:
-        """A process this one monitors (MONITOR_P sent in its name) is gone."""
+    def monitor_exit(self, ref: Reference, reason: Any, from_proc: Any, peer: DistProtocol) -> None:
+        """A process this one monitors (MONITOR_P sent in its name) is gone, says the peer
+        `peer`: `from_proc` is the process that exited (a pid, or the name monitored). A peer
+        can send any exit: check that it names what was monitored, from that process's node."""
 
     def exit_signal(self, sender: Pid, reason: Any, peer: DistProtocol) -> None:
         """An exit signal from a linked or exiting remote process. Servers ignore them."""
@@ -313,7 +315,7 @@ class Node:
 
     def make_ref(self) -> Reference:
         """A new reference of this node that no other tells anything about: its id words are
-        random (18 + 32 + 32 bits, the first word of a NEWER_REFERENCE holding 18), as a
+        random (18 + 32 + 32 bits, the first word as in BEAM's own references), as a
         peer that could guess them could answer or end calls and monitors it is not part of."""
         return Reference(self.name, self.creation, [secrets.randbits(18), secrets.randbits(32), secrets.randbits(32)])
 
@@ -511,7 +513,7 @@ class Node:
             return
         process = self._local_process(m.to_pid)
         if process is not None:
-            process.monitor_exit(m.ref, m.reason)
+            process.monitor_exit(m.ref, m.reason, m.from_proc, proto)
 
     def _on_link(self, proto: DistProtocol, m: c.Link) -> None:
         if self._local_process(m.to_pid) is None:

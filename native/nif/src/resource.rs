@@ -6,8 +6,9 @@
 //! holder too; `{:share, ref, pid}` adds one, `{:release, ref}` removes the caller. The node
 //! monitors every holder (MONITOR_P from its server); a holder's exit, or its node's
 //! disconnect, removes it, and when the last holder is gone the object is dropped at once
-//! (later calls: `{:error, {:badresource, ref}}`). References are random (see `new_ref`):
-//! a reference is as good as a capability, so none may be guessed from another.
+//! (later calls: `{:error, {:badresource, ref}}`). References are random (see `new_ref`)
+//! and an exit counts only from the holder itself, over its own node's connection
+//! (`monitor_down`): a reference is as good as a capability, so neither can be forged.
 //!
 //! Locking: the objects are spread over shards, each behind its own lock, so calls on
 //! different resources do not contend; an object's own state has its own lock inside it.
@@ -17,7 +18,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use etf::{Atom, Pid, Reference, Term};
@@ -74,6 +75,7 @@ const SHARDS: usize = 64;
 struct Table {
     identity: RwLock<Option<(String, u32)>>,
     live: AtomicUsize,
+    forged_exits: AtomicU64,
     shards: Vec<RwLock<HashMap<Key, Entry>>>,
     holders: Mutex<HashMap<Holder, HolderState>>,
     monitors: Mutex<HashMap<Key, Holder>>,
@@ -85,6 +87,7 @@ fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| Table {
         identity: RwLock::new(None),
+        forged_exits: AtomicU64::new(0),
         live: AtomicUsize::new(0),
         shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
         holders: Mutex::new(HashMap::new()),
@@ -118,8 +121,8 @@ pub fn set_limits(max_live: usize, max_holders: usize) {
 // A reference to a resource is all it takes to use it (and to become its holder), and the
 // monitor reference the node sends a holder is all it takes to end that hold: so none may
 // be told from another. Every id word is random, from the operating system's CSPRNG: 18
-// bits in the first word (a NEWER_REFERENCE's first word holds no more; BEAM masks it),
-// 32 in each of the other two, 82 in all. Knowing any number of them says nothing of the
+// bits in the first word (as in BEAM's own references, whose first word has 18 significant
+// bits: what every OTP 25-28 peer takes), 32 in each of the other two, 82 in all. Knowing any number of them says nothing of the
 // next. The random bytes are drawn a block at a time, per thread, so that making a
 // reference (on the hot path of every `create` call) costs no system call.
 
@@ -298,17 +301,43 @@ pub fn take_monitor_for(holder: &[u8]) -> Option<Reference> {
     Some(reference)
 }
 
-/// A monitor of ours fired (MONITOR_P_EXIT): its holder is gone. False if it was not ours.
-pub fn monitor_down(reference: &Reference) -> bool {
-    let Some(k) = key(reference) else { return false };
-    let holder = lock(&table().monitors).remove(&k);
-    match holder {
-        Some(holder) => {
-            holder_gone(&holder);
-            true
-        }
-        None => false,
+/// What the table made of a MONITOR_P_EXIT (`monitor_down`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorExit {
+    /// The exit of the process a monitor of the table watches, for that monitor, over the
+    /// connection of that process's node: the holder let go of everything.
+    Down,
+    /// It names a monitor of the table, but another process as the one that exited, or it
+    /// came over another node's connection: forged. Ignored (and counted).
+    Forged,
+    /// No monitor of the table has that reference: not the table's (ignored here).
+    Unknown,
+}
+
+/// A MONITOR_P_EXIT for `reference`, `from_proc` (the encoded FromProc: the process that
+/// exited) having come over the connection to `peer_node`. Only the holder the monitor was
+/// made for, and only its own node, can end it: a peer that could name any monitor
+/// reference and any pid could otherwise free every other process's resources.
+pub fn monitor_down(reference: &Reference, from_proc: &[u8], peer_node: &[u8]) -> MonitorExit {
+    let Some(k) = key(reference) else { return MonitorExit::Unknown };
+    let mut monitors = lock(&table().monitors);
+    let Some(holder) = monitors.get(&k) else { return MonitorExit::Unknown };
+    let from_holder = canonical_holder(from_proc).is_some_and(|exited| exited == *holder);
+    let from_its_node = holder_node(holder).is_some_and(|node| node.as_bytes() == peer_node);
+    if !(from_holder && from_its_node) {
+        drop(monitors);
+        table().forged_exits.fetch_add(1, Ordering::Relaxed);
+        return MonitorExit::Forged;
     }
+    let holder = monitors.remove(&k).expect("looked up under the same lock");
+    drop(monitors);
+    holder_gone(&holder);
+    MonitorExit::Down
+}
+
+/// MONITOR_P_EXITs ignored as forged (`MonitorExit::Forged`) since the node started.
+pub fn forged_exits() -> u64 {
+    table().forged_exits.load(Ordering::Relaxed)
 }
 
 /// Every holder on `node` is gone (the node disconnected).

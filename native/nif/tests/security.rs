@@ -1,23 +1,34 @@
 //! The resource table against a hostile peer: references it makes (resources and monitors)
-//! tell nothing about one another.
+//! tell nothing about one another, and a MONITOR_P_EXIT ends a hold only when it comes from
+//! the holder the monitor was made for, over that holder's node's connection.
 
 use std::collections::HashSet;
 
 use rustelixir_nif::etf::{self, Atom, Pid, Term};
-use rustelixir_nif::resource::{self, holder_of};
+use rustelixir_nif::resource::{self, holder_of, MonitorExit};
 use rustelixir_nif::{call_entry, natives, Resource, ResourceArc};
 
+// One type per test (they run at once, on one table), so each counts only its own.
 struct Token;
+struct Secret;
 
 impl Resource for Token {
     const TYPE_NAME: &'static str = "token";
+}
+
+impl Resource for Secret {
+    const TYPE_NAME: &'static str = "secret";
 }
 
 fn token_new() -> ResourceArc<Token> {
     ResourceArc::new(Token)
 }
 
-natives!(NATIVES = [quick token_new]);
+fn secret_new() -> ResourceArc<Secret> {
+    ResourceArc::new(Secret)
+}
+
+natives!(NATIVES = [quick token_new, quick secret_new]);
 
 const NODE: &str = "py@127.0.0.1";
 
@@ -25,7 +36,7 @@ fn pid(node: &str, id: u32) -> Pid {
     Pid { node: Atom::new(node), id, serial: 0, creation: 1 }
 }
 
-/// `native` called by `caller`: the new resource's reference.
+/// `native` (`token_new` or `secret_new`) called by `caller`: the new resource's reference.
 fn create(native: &str, caller: &Pid) -> etf::Reference {
     let entry = NATIVES.entries().iter().find(|e| e.name() == native).unwrap();
     let holder = holder_of(caller);
@@ -38,6 +49,10 @@ fn create(native: &str, caller: &Pid) -> etf::Reference {
         },
         other => panic!("not {{ok, Ref}}: {other:?}"),
     }
+}
+
+fn live_secrets() -> u64 {
+    resource::counts().iter().find(|c| c.0 == "secret").map_or(0, |c| c.1)
 }
 
 /// Checks that `words` (each reference's three id words, in the order they were made) look
@@ -96,4 +111,54 @@ fn references_of_resources_and_monitors_are_random() {
         assert!(resource::release(r, &holder_of(&creator)));
     }
     resource::node_down("many@127.0.0.1");
+}
+
+#[test]
+fn a_monitor_exit_counts_only_from_its_holder_on_its_node() {
+    resource::set_identity(NODE, 5);
+    let a = pid("alpha@127.0.0.1", 1);
+    let b = pid("alpha@127.0.0.1", 2);
+    let c = pid("gamma@127.0.0.1", 1);
+    let ref_a = create("secret_new", &a);
+    let ref_b = create("secret_new", &b);
+    let ref_c = create("secret_new", &c);
+    let monitor_a = resource::take_monitor_for(&holder_of(&a)).unwrap();
+    let monitor_c = resource::take_monitor_for(&holder_of(&c)).unwrap();
+    let alpha: &[u8] = b"alpha@127.0.0.1";
+    let gamma: &[u8] = b"gamma@127.0.0.1";
+    let forged_before = resource::forged_exits();
+
+    // A's monitor, said to be B's exit (B's own node), A's exit sent over gamma's
+    // connection, or C's exit over alpha's; a pid that is no pid; a reference of another
+    // node; a reference next to A's monitor: nothing is freed.
+    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&b), alpha), MonitorExit::Forged);
+    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&a), gamma), MonitorExit::Forged);
+    assert_eq!(resource::monitor_down(&monitor_c, &holder_of(&c), alpha), MonitorExit::Forged);
+    assert_eq!(resource::monitor_down(&monitor_c, &holder_of(&a), alpha), MonitorExit::Forged);
+    assert_eq!(resource::monitor_down(&monitor_a, b"\x64\x00\x01x", alpha), MonitorExit::Forged);
+    assert_eq!(resource::monitor_down(&monitor_a, b"", alpha), MonitorExit::Forged);
+    let elsewhere = etf::Reference { node: Atom::new("other@127.0.0.1"), ..monitor_a.clone() };
+    assert_eq!(resource::monitor_down(&elsewhere, &holder_of(&a), alpha), MonitorExit::Unknown);
+    let mut next_to_it = monitor_a.clone();
+    next_to_it.ids[0] ^= 1;
+    assert_eq!(resource::monitor_down(&next_to_it, &holder_of(&a), alpha), MonitorExit::Unknown);
+    // B has no monitor yet: its resource's reference is not one.
+    assert_eq!(resource::monitor_down(&ref_b, &holder_of(&b), alpha), MonitorExit::Unknown);
+    assert_eq!(resource::forged_exits(), forged_before + 6);
+    for (r, holder) in [(&ref_a, &a), (&ref_b, &b), (&ref_c, &c)] {
+        let (_, holders, _) = resource::info(r).expect("still live");
+        assert_eq!(holders, vec![holder_of(holder)]);
+    }
+    assert_eq!(live_secrets(), 3);
+
+    // The holder's own exit, over its node's connection, ends its hold: its resource goes.
+    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&a), alpha), MonitorExit::Down);
+    assert!(resource::info(&ref_a).is_none());
+    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&a), alpha), MonitorExit::Unknown);
+    assert_eq!(resource::monitor_down(&monitor_c, &holder_of(&c), gamma), MonitorExit::Down);
+    assert!(resource::info(&ref_c).is_none());
+    assert!(resource::info(&ref_b).is_some());
+    assert!(resource::release(&ref_b, &holder_of(&b)));
+    assert_eq!(live_secrets(), 0);
+    resource::node_down("alpha@127.0.0.1");
 }
