@@ -15,7 +15,6 @@ import asyncio
 import contextvars
 import inspect
 import logging
-import secrets
 import time
 import traceback
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from rustelixir._native import (
     register_native_table,
     release_resource,
     resource_counts,
+    resource_forged_exits,
     resource_holder_count,
     resource_info,
     resource_monitor_down,
@@ -191,7 +191,7 @@ class RustelixirServer(GenServer):
         self.started = time.time()
         self._running: dict[object, _Call] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rustelixir-native")
-        set_node_identity(node.name, node.creation, secrets.randbits(32))
+        set_node_identity(node.name, node.creation)
         node.peer_down_hooks.append(self._peer_down)
         self._closer: asyncio.TimerHandle | None = None
         if node.loop is not None:
@@ -223,9 +223,16 @@ class RustelixirServer(GenServer):
         # A cast has no reply, but its sender (REG_SEND carries it) holds what it makes.
         self._handle(request, None, peer, sender)
 
-    def monitor_exit(self, ref: Reference, reason: Any) -> None:
-        """A MONITOR_P_EXIT to the server: a resource holder it monitors is gone."""
-        resource_monitor_down(ref)
+    def monitor_exit(self, ref: Reference, reason: Any, from_proc: Any, peer: DistProtocol) -> None:
+        """A MONITOR_P_EXIT to the server: a resource holder it monitors is gone, unless the
+        exit is forged (not from the holder, or not over its node's connection): then it is
+        ignored, and the connection stays up."""
+        outcome = resource_monitor_down(ref, from_proc, peer.peer_name or "")
+        if outcome == "forged":
+            log.debug("forged MONITOR_P_EXIT from %s ignored: monitor %s is not for %s, or not on that node",
+                      peer.peer_name, ref, from_proc)  # fmt: skip
+        elif outcome == "unknown":
+            log.debug("MONITOR_P_EXIT from %s ignored: %s is no monitor of the resource table", peer.peer_name, ref)
 
     def demonitored(self, ref: Reference, by: Pid, peer: DistProtocol) -> None:
         call = self._running.get(ref)
@@ -403,6 +410,7 @@ class RustelixirServer(GenServer):
                 Atom("freed"): sum(v[Atom("freed")] for v in by_type.values()),
                 Atom("by_type"): by_type,
                 Atom("holders"): resource_holder_count(),
+                Atom("forged_exits"): resource_forged_exits(),
             },
         }
 

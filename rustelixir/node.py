@@ -71,8 +71,10 @@ class Process:
     def demonitored(self, ref: Reference, by: Pid, peer: DistProtocol) -> None:
         """A remote process stopped monitoring this one (for a call: its caller gave up)."""
 
-    def monitor_exit(self, ref: Reference, reason: Any) -> None:
-        """A process this one monitors (MONITOR_P sent in its name) is gone."""
+    def monitor_exit(self, ref: Reference, reason: Any, from_proc: Any, peer: DistProtocol) -> None:
+        """A process this one monitors (MONITOR_P sent in its name) is gone, says the peer
+        `peer`: `from_proc` is the process that exited (a pid, or the name monitored). A peer
+        can send any exit: check that it names what was monitored, from that process's node."""
 
     def exit_signal(self, sender: Pid, reason: Any, peer: DistProtocol) -> None:
         """An exit signal from a linked or exiting remote process. Servers ignore them."""
@@ -204,8 +206,6 @@ class Node:
         self._closed_fast_stats = (0, 0, 0)
         self._peer_waiters: dict[str, list[asyncio.Future[DistProtocol]]] = {}
         self._pid_ids = itertools.count(1)
-        self._ref_ids = itertools.count(1)
-        self._ref_salt = secrets.randbits(32)
         self._server: asyncio.base_events.Server | None = None
         self._registration: Any = None
         self._epmd_server: Any = None
@@ -318,8 +318,10 @@ class Node:
                 del self._aliases[ref]
 
     def make_ref(self) -> Reference:
-        n = next(self._ref_ids)
-        return Reference(self.name, self.creation, [n & 0x3FFFF, (n >> 18) & 0xFFFFFFFF, self._ref_salt])
+        """A new reference of this node that no other tells anything about: its id words are
+        random (18 + 32 + 32 bits, the first word as in BEAM's own references), as a
+        peer that could guess them could answer or end calls and monitors it is not part of."""
+        return Reference(self.name, self.creation, [secrets.randbits(18), secrets.randbits(32), secrets.randbits(32)])
 
     def _local_process(self, target: Any) -> Process | None:
         if isinstance(target, Atom):
@@ -514,7 +516,7 @@ class Node:
             return
         process = self._local_process(m.to_pid)
         if process is not None:
-            process.monitor_exit(m.ref, m.reason)
+            process.monitor_exit(m.ref, m.reason, m.from_proc, proto)
 
     def _on_link(self, proto: DistProtocol, m: c.Link) -> None:
         if self._local_process(m.to_pid) is None:

@@ -171,6 +171,21 @@ class ServedNode:
         return self.proc.returncode
 
 
+def epmd_port_of(name: str) -> int:
+    """The port the node `name` registered in the EPMD on this host (PORT_PLEASE2)."""
+    alive = name.split("@")[0].encode()
+    with socket.create_connection(("127.0.0.1", 4369), timeout=5) as s:
+        s.sendall(struct.pack(">HB", len(alive) + 1, 122) + alive)
+        data = b""
+        while len(data) < 4:
+            chunk = s.recv(1024)
+            if not chunk:
+                break
+            data += chunk
+    assert data[0] == 119 and data[1] == 0, data
+    return int(struct.unpack(">H", data[2:4])[0])
+
+
 def raw_peer(port: int, node_name: str, cookie: str, my_name: str | None = None) -> Any:
     """A socket to the node at `port` that has done a real handshake from Python, as a peer
     named `my_name` (for tests that send the node frames no BEAM would)."""

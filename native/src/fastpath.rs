@@ -161,8 +161,8 @@ pub fn call_native<'py>(
 
 /// Resources: the node's name and creation (references to resources are made in them).
 #[pyfunction]
-pub fn set_node_identity(node: &str, creation: u32, salt: u32) {
-    rustelixir_nif::resource::set_identity(node, creation, salt);
+pub fn set_node_identity(node: &str, creation: u32) {
+    rustelixir_nif::resource::set_identity(node, creation);
 }
 
 fn holder(pid: &crate::types::Pid) -> Vec<u8> {
@@ -233,10 +233,29 @@ pub fn take_resource_monitor<'py>(py: Python<'py>, pid: &crate::types::Pid) -> P
     rustelixir_nif::resource::take_monitor_for(&holder(pid)).map(|r| py_reference(py, &r)).transpose()
 }
 
-/// A MONITOR_P_EXIT for one of the table's monitors: its holder is gone. False if not ours.
+/// A MONITOR_P_EXIT to the server, naming `from_proc` as the process that exited, that came
+/// over the connection to `peer_node`: "down" (a holder is gone), "forged" (a monitor of the
+/// table, but not that process's or not from its node: ignored) or "unknown" (not a
+/// monitor of the table).
 #[pyfunction]
-pub fn resource_monitor_down(reference: &crate::types::Reference) -> bool {
-    rustelixir_nif::resource::monitor_down(&reference.to_etf())
+pub fn resource_monitor_down(
+    reference: &crate::types::Reference,
+    from_proc: &Bound<'_, PyAny>,
+    peer_node: &str,
+) -> &'static str {
+    // FromProc may be a registered name (a monitor by name): never a holder.
+    let from = from_proc.extract::<PyRef<'_, crate::types::Pid>>().map(|p| holder(&p)).unwrap_or_default();
+    match rustelixir_nif::resource::monitor_down(&reference.to_etf(), &from, peer_node.as_bytes()) {
+        rustelixir_nif::resource::MonitorExit::Down => "down",
+        rustelixir_nif::resource::MonitorExit::Forged => "forged",
+        rustelixir_nif::resource::MonitorExit::Unknown => "unknown",
+    }
+}
+
+/// MONITOR_P_EXITs ignored as forged since the node started (on the fast path and here).
+#[pyfunction]
+pub fn resource_forged_exits() -> u64 {
+    rustelixir_nif::resource::forged_exits()
 }
 
 /// The node `node` disconnected: its processes hold nothing any more.

@@ -180,6 +180,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fastpath::set_resource_limits, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::take_resource_monitor, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::resource_monitor_down, m)?)?;
+    m.add_function(wrap_pyfunction!(fastpath::resource_forged_exits, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::resources_node_down, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::make_python_resource, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::python_resource, m)?)?;

@@ -462,15 +462,16 @@ impl FastPath {
             let arity = r.tuple()?;
             let op = r.small_int()?;
             if op == MONITOR_P_EXIT || op == PAYLOAD_MONITOR_P_EXIT {
-                // A resource holder the node monitors has exited.
-                r.term()?;
+                // A resource holder the node monitors has exited (or a forgery: ignored).
+                let from_proc = r.term()?;
                 if r.term()? != self.config.server_pid.as_slice() {
                     return None;
                 }
                 let reference = r.term()?;
                 let (term, _) = decode_at_with(reference, 0, &mut etf::decode::TermBuilder, &Limits::default()).ok()?;
                 let etf::Term::Ref(reference) = &term else { return None };
-                return rustelixir_nif::resource::monitor_down(reference).then_some(None);
+                let exit = rustelixir_nif::resource::monitor_down(reference, from_proc, &self.config.peer_name);
+                return (exit != rustelixir_nif::resource::MonitorExit::Unknown).then_some(None);
             }
             if arity != 4 {
                 return None;

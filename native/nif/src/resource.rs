@@ -6,7 +6,9 @@
 //! holder too; `{:share, ref, pid}` adds one, `{:release, ref}` removes the caller. The node
 //! monitors every holder (MONITOR_P from its server); a holder's exit, or its node's
 //! disconnect, removes it, and when the last holder is gone the object is dropped at once
-//! (later calls: `{:error, {:badresource, ref}}`).
+//! (later calls: `{:error, {:badresource, ref}}`). References are random (see `new_ref`)
+//! and an exit counts only from the holder itself, over its own node's connection
+//! (`monitor_down`): a reference is as good as a capability, so neither can be forged.
 //!
 //! Locking: the objects are spread over shards, each behind its own lock, so calls on
 //! different resources do not contend; an object's own state has its own lock inside it.
@@ -72,9 +74,8 @@ const SHARDS: usize = 64;
 
 struct Table {
     identity: RwLock<Option<(String, u32)>>,
-    next: AtomicU64,
-    salt: AtomicU64,
     live: AtomicUsize,
+    forged_exits: AtomicU64,
     shards: Vec<RwLock<HashMap<Key, Entry>>>,
     holders: Mutex<HashMap<Holder, HolderState>>,
     monitors: Mutex<HashMap<Key, Holder>>,
@@ -86,8 +87,7 @@ fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| Table {
         identity: RwLock::new(None),
-        next: AtomicU64::new(1),
-        salt: AtomicU64::new(0),
+        forged_exits: AtomicU64::new(0),
         live: AtomicUsize::new(0),
         shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
         holders: Mutex::new(HashMap::new()),
@@ -108,24 +108,62 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The node's name and creation: references to resources are made in them.
-pub fn set_identity(node: &str, creation: u32, salt: u32) {
+pub fn set_identity(node: &str, creation: u32) {
     *table().identity.write().unwrap() = Some((node.to_string(), creation));
-    table().salt.store(salt as u64, Ordering::Relaxed);
 }
 
 pub fn set_limits(max_live: usize, max_holders: usize) {
     *table().limits.write().unwrap() = Limits { max_live, max_holders };
 }
 
-fn next_ref() -> Option<Reference> {
-    let t = table();
-    let (node, creation) = t.identity.read().unwrap().clone()?;
-    let n = t.next.fetch_add(1, Ordering::Relaxed);
-    let salt = t.salt.load(Ordering::Relaxed) as u32;
-    // A NEWER_REFERENCE's first word holds 18 bits; the last one tells this node's
-    // resource and monitor references from its other references.
-    let ids = vec![(n & 0x3FFFF) as u32, (n >> 18) as u32, salt ^ 0x5245_534F];
-    Some(Reference { node: Atom(node), creation, ids })
+// --- References -------------------------------------------------------------------------
+//
+// A reference to a resource is all it takes to use it (and to become its holder), and the
+// monitor reference the node sends a holder is all it takes to end that hold: so none may
+// be told from another. Every id word is random, from the operating system's CSPRNG: 18
+// bits in the first word (as in BEAM's own references, whose first word has 18 significant
+// bits: what every OTP 25-28 peer takes), 32 in each of the other two, 82 in all. Knowing any number of them says nothing of the
+// next. The random bytes are drawn a block at a time, per thread, so that making a
+// reference (on the hot path of every `create` call) costs no system call.
+
+/// Random id words for 341 references, drawn at once (a 4 KiB read of the OS's CSPRNG).
+const POOL_WORDS: usize = 3 * 341;
+
+struct RandomPool {
+    words: [u32; POOL_WORDS],
+    used: usize,
+}
+
+thread_local! {
+    static POOL: RefCell<RandomPool> = const { RefCell::new(RandomPool { words: [0; POOL_WORDS], used: POOL_WORDS }) };
+}
+
+/// Three random id words for a reference: 18 + 32 + 32 bits.
+fn random_ids() -> [u32; 3] {
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.used + 3 > POOL_WORDS {
+            let mut bytes = [0u8; POOL_WORDS * 4];
+            // Linux's getrandom(2) does not fail once the pool is seeded (early boot only);
+            // a reference made of anything weaker would be the defect this code removes.
+            getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+            for (word, chunk) in pool.words.iter_mut().zip(bytes.chunks_exact(4)) {
+                *word = u32::from_ne_bytes(chunk.try_into().unwrap());
+            }
+            pool.used = 0;
+        }
+        let at = pool.used;
+        pool.used += 3;
+        [pool.words[at] & 0x3FFFF, pool.words[at + 1], pool.words[at + 2]]
+    })
+}
+
+/// A new reference of this node, with random id words. Its callers check it against the
+/// keys in use and draw again on a collision (all but impossible at 82 bits, and still never
+/// allowed to replace an entry).
+fn new_ref() -> Option<Reference> {
+    let (node, creation) = table().identity.read().unwrap().clone()?;
+    Some(Reference { node: Atom(node), creation, ids: random_ids().to_vec() })
 }
 
 fn key(reference: &Reference) -> Option<Key> {
@@ -250,24 +288,56 @@ pub fn take_monitor_for(holder: &[u8]) -> Option<Reference> {
     if state.monitor_sent || state.resources.is_empty() {
         return None;
     }
-    let reference = next_ref()?;
+    let mut monitors = lock(&table().monitors);
+    let reference = loop {
+        let reference = new_ref()?;
+        if !monitors.contains_key(&reference.ids) {
+            break reference;
+        }
+    };
     state.monitor = Some(reference.ids.clone());
     state.monitor_sent = true;
-    lock(&table().monitors).insert(reference.ids.clone(), holder.to_vec());
+    monitors.insert(reference.ids.clone(), holder.to_vec());
     Some(reference)
 }
 
-/// A monitor of ours fired (MONITOR_P_EXIT): its holder is gone. False if it was not ours.
-pub fn monitor_down(reference: &Reference) -> bool {
-    let Some(k) = key(reference) else { return false };
-    let holder = lock(&table().monitors).remove(&k);
-    match holder {
-        Some(holder) => {
-            holder_gone(&holder);
-            true
-        }
-        None => false,
+/// What the table made of a MONITOR_P_EXIT (`monitor_down`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorExit {
+    /// The exit of the process a monitor of the table watches, for that monitor, over the
+    /// connection of that process's node: the holder let go of everything.
+    Down,
+    /// It names a monitor of the table, but another process as the one that exited, or it
+    /// came over another node's connection: forged. Ignored (and counted).
+    Forged,
+    /// No monitor of the table has that reference: not the table's (ignored here).
+    Unknown,
+}
+
+/// A MONITOR_P_EXIT for `reference`, `from_proc` (the encoded FromProc: the process that
+/// exited) having come over the connection to `peer_node`. Only the holder the monitor was
+/// made for, and only its own node, can end it: a peer that could name any monitor
+/// reference and any pid could otherwise free every other process's resources.
+pub fn monitor_down(reference: &Reference, from_proc: &[u8], peer_node: &[u8]) -> MonitorExit {
+    let Some(k) = key(reference) else { return MonitorExit::Unknown };
+    let mut monitors = lock(&table().monitors);
+    let Some(holder) = monitors.get(&k) else { return MonitorExit::Unknown };
+    let from_holder = canonical_holder(from_proc).is_some_and(|exited| exited == *holder);
+    let from_its_node = holder_node(holder).is_some_and(|node| node.as_bytes() == peer_node);
+    if !(from_holder && from_its_node) {
+        drop(monitors);
+        table().forged_exits.fetch_add(1, Ordering::Relaxed);
+        return MonitorExit::Forged;
     }
+    let holder = monitors.remove(&k).expect("looked up under the same lock");
+    drop(monitors);
+    holder_gone(&holder);
+    MonitorExit::Down
+}
+
+/// MONITOR_P_EXITs ignored as forged (`MonitorExit::Forged`) since the node started.
+pub fn forged_exits() -> u64 {
+    table().forged_exits.load(Ordering::Relaxed)
 }
 
 /// Every holder on `node` is gone (the node disconnected).
@@ -397,25 +467,35 @@ impl<T: Resource> ResourceArc<T> {
             t.live.fetch_sub(1, Ordering::Relaxed);
             return Err(Overloaded);
         }
-        let reference = next_ref()
-            .expect("the resource table has no node identity (resources live in natives built into the node)");
         let object = Arc::new(value);
-        let mut holders = HashSet::new();
-        if let Some(caller) = current_caller() {
-            holders.insert(caller.clone());
-            lock(&t.holders)
-                .entry(caller)
-                .or_insert_with(|| HolderState { monitor: None, monitor_sent: false, resources: HashSet::new() })
-                .resources
-                .insert(reference.ids.clone());
-        }
-        let entry = Entry {
-            object: object.clone() as Arc<dyn Any + Send + Sync>,
-            type_name: T::TYPE_NAME,
-            size: size_of::<T>,
-            holders,
+        let caller = current_caller();
+        // Drawn again until the reference is free in its shard, checked and taken under
+        // that shard's lock: a live resource is never replaced.
+        let reference = loop {
+            let reference = new_ref()
+                .expect("the resource table has no node identity (resources live in natives built into the node)");
+            let mut shard = shard(&reference.ids).write().unwrap();
+            if shard.contains_key(&reference.ids) {
+                continue;
+            }
+            let mut holders = HashSet::new();
+            if let Some(caller) = &caller {
+                holders.insert(caller.clone());
+                lock(&t.holders)
+                    .entry(caller.clone())
+                    .or_insert_with(|| HolderState { monitor: None, monitor_sent: false, resources: HashSet::new() })
+                    .resources
+                    .insert(reference.ids.clone());
+            }
+            let entry = Entry {
+                object: object.clone() as Arc<dyn Any + Send + Sync>,
+                type_name: T::TYPE_NAME,
+                size: size_of::<T>,
+                holders,
+            };
+            shard.insert(reference.ids.clone(), entry);
+            break reference;
         };
-        shard(&reference.ids).write().unwrap().insert(reference.ids.clone(), entry);
         let mut counts = lock(&t.counts);
         let c = counts.entry(T::TYPE_NAME).or_default();
         c.live += 1;

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustelixir_nif::etf::{self, Atom, Pid, Term};
-use rustelixir_nif::resource::{self, holder_of};
+use rustelixir_nif::resource::{self, holder_of, MonitorExit};
 use rustelixir_nif::{call_entry, natives, Resource, ResourceArc};
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -72,7 +72,7 @@ fn live_probes() -> u64 {
 // One test: the table is global to the process.
 #[test]
 fn holders_monitors_exits_and_no_leaks() {
-    resource::set_identity("py@127.0.0.1", 3, 77);
+    resource::set_identity("py@127.0.0.1", 3);
     let a = pid("app@127.0.0.1", 1);
     let b = pid("app@127.0.0.1", 2);
     let c = pid("other@127.0.0.1", 3);
@@ -87,12 +87,13 @@ fn holders_monitors_exits_and_no_leaks() {
     assert!(resource::take_monitor_for(&holder_of(&a)).is_none());
 
     // A exits: alive; B exits: freed, destructor run, holders forgotten.
-    assert!(resource::monitor_down(&monitor_a));
+    let app = b"app@127.0.0.1";
+    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&a), app), MonitorExit::Down);
     assert_eq!(live_probes(), 1);
-    assert!(resource::monitor_down(&monitor_b));
+    assert_eq!(resource::monitor_down(&monitor_b, &holder_of(&b), app), MonitorExit::Down);
     assert_eq!(live_probes(), 0);
     assert_eq!(DROPPED.load(Ordering::SeqCst), 1);
-    assert!(!resource::monitor_down(&monitor_b)); // not ours any more
+    assert_eq!(resource::monitor_down(&monitor_b, &holder_of(&b), app), MonitorExit::Unknown); // not ours any more
     assert_eq!(resource::holder_count(), 0);
     let gone = call("probe_use", &[r.clone()], &b);
     assert_eq!(gone, Term::Tuple(vec![Term::atom("error"), Term::Tuple(vec![Term::atom("badresource"), r.clone()])]));

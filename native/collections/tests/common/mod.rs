@@ -7,7 +7,7 @@ use rustelixir_nif::etf::{self, Term};
 use rustelixir_nif::{call_entry, NativeEntry};
 
 pub fn setup() {
-    rustelixir_nif::resource::set_identity("test@127.0.0.1", 1, 42);
+    rustelixir_nif::resource::set_identity("test@127.0.0.1", 1);
 }
 
 pub fn enc(t: &Term) -> Vec<u8> {

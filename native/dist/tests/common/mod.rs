@@ -15,7 +15,7 @@ pub fn setup() {
     ONCE.call_once(|| {
         registry::register(&builtins::BUILTINS).unwrap();
         registry::register(&builtins::SLOW_BUILTINS).unwrap();
-        rustelixir_nif::resource::set_identity(NODE, 3, 0);
+        rustelixir_nif::resource::set_identity(NODE, 3);
     });
 }
 
