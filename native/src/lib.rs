@@ -54,7 +54,7 @@ fn decode<'py>(
     max_depth: usize,
     max_uncompressed_size: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let limits = etf::Limits { max_depth, max_uncompressed_size };
+    let limits = etf::Limits { max_depth, max_uncompressed_size, ..Default::default() };
     with_bytes(data, |bytes| {
         guarded(|| {
             atoms::with_cache(|atoms| {
@@ -80,7 +80,7 @@ fn decode_dist<'py>(
     max_depth: usize,
     max_uncompressed_size: usize,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let limits = etf::Limits { max_depth, max_uncompressed_size };
+    let limits = etf::Limits { max_depth, max_uncompressed_size, ..Default::default() };
     with_bytes(data, |bytes| guarded(|| decode_dist_bytes(py, bytes, &limits)))?
 }
 
