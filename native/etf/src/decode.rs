@@ -86,12 +86,13 @@ impl Default for Limits {
 ///
 /// The decoder's own memory is charged as it grows: its stack of finished values at
 /// [`STACK_SLOT`] a place and its stack of open containers at [`OPEN_SLOT`], both charged
-/// for each new capacity before it is allocated, and a compressed term's inflated bytes
-/// (its size field) before it is inflated. Not charged: a few fixed buffers (the inflater's
-/// 64 KiB window and state), the copy a `realloc` may make while it moves a buffer, and, in
-/// Python, the thread's atom cache (atoms outlive the call; the cache is bounded on its own)
-/// and the second copy of the binaries inside a map key Python cannot hash (the `MapKey`'s
-/// encoding).
+/// for each new capacity (and [`HEAP`] for the new buffer) before it is allocated, and a
+/// compressed term's inflated bytes (its size field) before it is inflated.
+///
+/// Not charged: a few fixed buffers (the inflater's 64 KiB window and state), the copy a
+/// `realloc` may make while it moves a buffer, and, in Python, the thread's atom cache
+/// (atoms outlive the call; the cache is bounded on its own) and the second copy of the
+/// binaries inside a map key Python cannot hash (the `MapKey`'s encoding).
 pub mod cost {
     use std::mem::size_of;
 
@@ -471,7 +472,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
         self.err_of(
             DecodeErrorKind::Limit,
             at,
-            format!("term needs more memory than the limit of {} bytes", self.limits.max_memory),
+            format!("term needs more than the memory limit of {} bytes", self.limits.max_memory),
         )
     }
 
@@ -484,7 +485,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
         let need = values.len() + additional;
         if need > *room {
             let grown = need.max(2 * *room).max(16);
-            self.charge((grown - *room).saturating_mul(cost::STACK_SLOT), at)?;
+            self.charge((grown - *room).saturating_mul(cost::STACK_SLOT) + cost::HEAP, at)?;
             values.reserve_exact(grown - values.len());
             *room = grown;
         }
@@ -496,7 +497,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
     fn open(&mut self, stack: &mut Vec<Open>, open: Open, at: usize) -> Result<(), DecodeError> {
         if stack.len() == stack.capacity() {
             let grown = (2 * stack.capacity()).max(8);
-            self.charge((grown - stack.capacity()) * cost::OPEN_SLOT, at)?;
+            self.charge((grown - stack.capacity()) * cost::OPEN_SLOT + cost::HEAP, at)?;
             stack.reserve_exact(grown - stack.len());
         }
         stack.push(open);
