@@ -21,10 +21,11 @@ pub struct Limits {
     pub max_depth: usize,
     /// The largest size a compressed term may decompress to.
     pub max_uncompressed_size: usize,
-    /// An upper bound on the bytes decoding may allocate, whatever the builder: the decoded
-    /// value, the decoder's own stacks, and the inflated bytes of a compressed term. Charged
-    /// as the bytes are read, by the table in [`cost`], so a term is refused as soon as it
-    /// passes the bound, before the memory is taken.
+    /// An upper estimate of the bytes decoding may allocate, whatever the builder: the
+    /// decoded value, the decoder's own stacks, and the inflated bytes of a compressed term.
+    /// Charged as the bytes are read, by the table in [`cost`] (which also says what it
+    /// leaves out), so a term is refused as soon as it passes the bound, before the memory
+    /// is taken.
     pub max_memory: usize,
 }
 
@@ -42,58 +43,61 @@ impl Default for Limits {
     }
 }
 
-/// What each value costs against [`Limits::max_memory`]: the one table the decoder charges
-/// from. The decoder charges by tag, the same for every builder, so a term one builder
-/// accepts every builder accepts; each cost is an upper bound on what *both* builders of
-/// this project allocate for the value, transients included:
-///
-/// - [`TermBuilder`]: the value's `Term` (`size_of::<Term>()` bytes, in its container's
-///   `Vec`) plus its heap (strings, byte vectors, child vectors), each heap allocation
-///   counted with [`HEAP`] bytes of allocator overhead;
-/// - the Python builder (`native/src/from_etf.rs`), against CPython 3.11 object sizes
-///   (`sys.getsizeof`, rounded up to pymalloc's 16 bytes, or plus [`HEAP`] past 512 bytes).
-///   Small ints (-5..=256), `True`/`False`/`None`, the empty tuple and cached atoms are
-///   shared objects: those values cost only their place in their container. Every Python
-///   value is assumed to sit in the costliest container for one, a dict (up to 53 bytes of
-///   table and builder transients per key or value, measured with `tracemalloc` at every
-///   size up to 2^17 entries, resizes included), rather than a list or tuple (8 bytes).
-///
-/// A value costs [`SLOT`] plus the extra of its kind. The slot is paid by whoever claims
-/// the value, before reading it: a container opening pays `n` slots for its `n` children
-/// (so no `reserve` for them can exceed the budget), a fun pays for its free variables,
-/// the decoder for the root. [`SLOT`] is also the largest any value whose kind has no
-/// extra costs either builder: an int or float (a Python int is at most 48 bytes), `[]`
-/// (64), `%{}` (64), plus its place in a dict. "+ n" extras are charged with the bytes the
-/// value carries (text, digits, data), read from its length field.
-///
-/// | value | extra beyond [`SLOT`] | the larger builder, and why |
-/// |---|---|---|
-/// | integer in `i64`, float, `[]` | 0 | |
-/// | integer past `i64`, `n` digit bytes | [`BIG_INT`] + [`BIG_INT_PER_BYTE`] × n | Python: `int.from_bytes` of a `bytes` copy, then the negation: two ints of about 1.07 n alive at once |
-/// | atom, text of n bytes | [`ATOM`] + n | Term: its `String` (Python atoms are cached; an uncached one is an `Atom` of 48 bytes holding a `String`); a Latin-1 text that is not ASCII costs its UTF-8 length, once more for the conversion |
-/// | binary, n bytes | [`BINARY`] + n | Term: its `Vec<u8>` (Python `bytes`: 33 + n) |
-/// | bitstring, n bytes | [`BITSTRING`] + n (+ [`HEAP`] + n when its unused bits must be cleared) | Term: its `Vec<u8>`, and the cleared copy (Python `BitString`: 48 + the same `Vec`) |
-/// | pid, node name of n bytes | [`PID`] + n | Python: a `Pid` (48) and an uncached node `Atom` |
-/// | port | [`PORT`] + n | both: the node's `String`; Python's `Port` is 64 |
-/// | reference | [`REFERENCE`] + n | Term: the node's `String` and the ids' `Vec`; Python: `Reference` (64) and an uncached node `Atom` |
-/// | fun, module and node names of n bytes | [`FUN`] + n, and a slot per free variable | Python: `Fun` (144) holding the same `etf::Fun` as Term: two `String`s and the environment's `Vec` |
-/// | export, n bytes of names | [`EXPORT`] + n | Python: `Export` (80) holding two `String`s |
-/// | tuple of n | [`TUPLE`], and n slots | Python: the tuple object (40 + its 8 n of item pointers, which the slots cover) |
-/// | list of n (LIST_EXT) | [`LIST`], and n slots | Python: the list object (56) and its separately allocated item array |
-/// | improper tail | [`IMPROPER_TAIL`] | Term: the tail's `Box`; Python: an `ImproperList` (32) |
-/// | string (STRING_EXT) of n | [`STRING`], and n slots | Python: the list and the item `Vec` the builder collects first |
-/// | map of n pairs | [`MAP`], and n × [`MAP_PAIR`] | Python: the dict's fixed part (128 bytes with its first table); per pair, Term's key index for the repeated-key check (8) and Python's `MapKey` (64 + its encoding's `Vec`) when Python cannot hash a key |
-///
-/// The decoder's own memory is charged as it grows: its stack of finished values at
-/// [`STACK_SLOT`] a place and its stack of open containers at [`OPEN_SLOT`], both charged
-/// for each new capacity (and [`HEAP`] for the new buffer) before it is allocated, and a
-/// compressed term's inflated bytes (its size field) before it is inflated.
-///
-/// Not charged: a few fixed buffers (the inflater's 64 KiB window and state), the copy a
-/// `realloc` may make while it moves a buffer, and, in Python, the thread's atom cache
-/// (atoms outlive the call; the cache is bounded on its own) and the second copy of the
-/// binaries inside a map key Python cannot hash (the `MapKey`'s encoding).
 pub mod cost {
+    //! What each value costs against [`Limits::max_memory`](super::Limits::max_memory):
+    //! the one table the decoder charges from. The decoder charges by tag, the same for
+    //! every builder, so a term one builder accepts every builder accepts; each cost is an
+    //! upper bound on what *both* builders of this project allocate for the value,
+    //! transients included:
+    //!
+    //! - [`TermBuilder`](super::TermBuilder): the value's `Term` (`size_of::<Term>()` bytes, in its container's
+    //!   `Vec`) plus its heap (strings, byte vectors, child vectors), each heap allocation
+    //!   counted with [`HEAP`] bytes of allocator overhead;
+    //! - the Python builder (`native/src/from_etf.rs`), against CPython 3.11 object sizes
+    //!   (`sys.getsizeof`, rounded up to pymalloc's 16 bytes, or plus [`HEAP`] past 512 bytes).
+    //!   Small ints (-5..=256), `True`/`False`/`None`, the empty tuple and cached atoms are
+    //!   shared objects: those values cost only their place in their container. Every Python
+    //!   value is assumed to sit in the costliest container for one, a dict, rather than a list
+    //!   or tuple (8 bytes): a dict's table takes at most 90 bytes a pair past its first 128
+    //!   (measured with `tracemalloc` up to 2^17 entries, around every resize, the old and new
+    //!   tables alive at once), and the builder's pair `Vec` 16 more: 53 a key or value.
+    //!
+    //! A value costs [`SLOT`] plus the extra of its kind. The slot is paid by whoever claims
+    //! the value, before reading it: a container opening pays `n` slots for its `n` children
+    //! (so no `reserve` for them can exceed the budget), a fun pays for its free variables,
+    //! the decoder for the root. [`SLOT`] is also the largest any value whose kind has no
+    //! extra costs either builder: an int or float (a Python int is at most 48 bytes), `[]`
+    //! (64), `%{}` (64), plus its place in a dict. "+ n" extras are charged with the bytes the
+    //! value carries (text, digits, data), read from its length field.
+    //!
+    //! | value | extra beyond [`SLOT`] | the larger builder, and why |
+    //! |---|---|---|
+    //! | integer in `i64`, float, `[]` | 0 | |
+    //! | integer past `i64`, `n` digit bytes | [`BIG_INT`] + [`BIG_INT_PER_BYTE`] × n | Python: `int.from_bytes` of a `bytes` copy, then the negation: two ints of about 1.07 n alive at once |
+    //! | atom, text of n bytes | [`ATOM`] + n | Term: its `String` (Python atoms are cached; an uncached one is an `Atom` of 48 bytes holding a `String`); a Latin-1 text that is not ASCII costs its UTF-8 length, once more for the conversion |
+    //! | binary, n bytes | [`BINARY`] + n | Term: its `Vec<u8>` (Python `bytes`: 33 + n) |
+    //! | bitstring, n bytes | [`BITSTRING`] + n (+ [`HEAP`] + n when its unused bits must be cleared) | Term: its `Vec<u8>`, and the cleared copy (Python `BitString`: 48 + the same `Vec`) |
+    //! | pid, node name of n bytes | [`PID`] + n | Python: a `Pid` (48) and an uncached node `Atom` |
+    //! | port | [`PORT`] + n | both: the node's `String`; Python's `Port` is 64 |
+    //! | reference | [`REFERENCE`] + n | Term: the node's `String` and the ids' `Vec`; Python: `Reference` (64) and an uncached node `Atom` |
+    //! | fun, module and node names of n bytes | [`FUN`] + n, and a slot per free variable | Python: `Fun` (144) holding the same `etf::Fun` as Term: two `String`s and the environment's `Vec` |
+    //! | export, n bytes of names | [`EXPORT`] + n | Python: `Export` (80) holding two `String`s |
+    //! | tuple of n | [`TUPLE`], and n slots | Python: the tuple object (40 + its 8 n of item pointers, which the slots cover) |
+    //! | list of n (LIST_EXT) | [`LIST`], and n slots | Python: the list object (56) and its separately allocated item array |
+    //! | improper tail | [`IMPROPER_TAIL`] | Term: the tail's `Box`; Python: an `ImproperList` (32) |
+    //! | string (STRING_EXT) of n | [`STRING`], and n slots | Python: the list and the item `Vec` the builder collects first |
+    //! | map of n pairs | [`MAP`], and n × [`MAP_PAIR`] | Python: the dict's fixed part (128 bytes with its first table); per pair, Term's key index for the repeated-key check (8) and Python's `MapKey` (64 + its encoding's `Vec`) when Python cannot hash a key |
+    //!
+    //! The decoder's own memory is charged as it grows: its stack of finished values at
+    //! [`STACK_SLOT`] a place and its stack of open containers at [`OPEN_SLOT`], both charged
+    //! for each new capacity (and [`HEAP`] for the new buffer) before it is allocated, and a
+    //! compressed term's inflated bytes (its size field) before it is inflated.
+    //!
+    //! Not charged: a few fixed buffers (the inflater's 64 KiB window and state), the copy a
+    //! `realloc` may make while it moves a buffer, and, in Python, the thread's atom cache
+    //! (atoms outlive the call; the cache is bounded on its own) and the second copy of the
+    //! binaries inside a map key Python cannot hash (the `MapKey`'s encoding).
+
     use std::mem::size_of;
 
     use crate::term::Term;
@@ -110,7 +114,8 @@ pub mod cost {
     /// bytes and takes at least 32, so `n` requested bytes take at most `n + 32`.
     pub const HEAP: usize = 32;
     /// A value's place in its container, or the root's: a `Term` in its container's `Vec`,
-    /// or the largest Python object of a value with no extra (64) in a dict (53 + 8).
+    /// or the largest Python object of a value with no extra (64, an empty list or dict)
+    /// plus its place in a dict (53).
     pub const SLOT: usize = max(size_of::<Term>(), 128);
     /// A place in the decoder's stack of finished values, for any builder: the largest
     /// `Builder::Value` here (a `Term`; a Python object is a pointer).
