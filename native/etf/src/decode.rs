@@ -50,9 +50,9 @@ pub mod cost {
     //! upper bound on what *both* builders of this project allocate for the value,
     //! transients included:
     //!
-    //! - [`TermBuilder`](super::TermBuilder): the value's `Term` (`size_of::<Term>()` bytes, in its container's
-    //!   `Vec`) plus its heap (strings, byte vectors, child vectors), each heap allocation
-    //!   counted with [`HEAP`] bytes of allocator overhead;
+    //! - [`TermBuilder`](super::TermBuilder): the value's `Term` (`size_of::<Term>()`
+    //!   bytes, in its container's `Vec`) plus its heap (strings, byte vectors, child
+    //!   vectors), each heap allocation counted with [`HEAP`] bytes of allocator overhead;
     //! - the Python builder (`native/src/from_etf.rs`), against CPython 3.11 object sizes
     //!   (`sys.getsizeof`, rounded up to pymalloc's 16 bytes, or plus [`HEAP`] past 512 bytes).
     //!   Small ints (-5..=256), `True`/`False`/`None`, the empty tuple and cached atoms are
