@@ -3,8 +3,8 @@ joins the cluster as a hidden node."""
 
 from __future__ import annotations
 
-from rustelixir.errors import CodecError, DecodeError, EncodeError, RustelixirError
-from rustelixir.codec import DEFAULT_MAX_DEPTH, decode, encode
+from rustelixir.errors import CodecError, DecodeError, EncodeError, RustelixirError, TermTooLarge
+from rustelixir.codec import DEFAULT_MAX_DEPTH, DEFAULT_MAX_MEMORY, decode, encode
 from rustelixir.natives import BadArg, cancelled, current_call, native
 from rustelixir.terms import (
     Atom,
@@ -25,6 +25,7 @@ __all__ = [
     "BitString",
     "CodecError",
     "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_MEMORY",
     "DecodeError",
     "EncodeError",
     "Export",
@@ -35,6 +36,7 @@ __all__ = [
     "Port",
     "Reference",
     "RustelixirError",
+    "TermTooLarge",
     "__version__",
     "decode",
     "encode",

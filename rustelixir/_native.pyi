@@ -38,14 +38,26 @@ __all__ = [
     "Export",
     "MapKey",
     "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_MEMORY",
 ]
 
 DEFAULT_MAX_DEPTH: int
+DEFAULT_MAX_MEMORY: int
 
-def decode(data: bytes | bytearray | memoryview, *, max_depth: int = ..., max_uncompressed_size: int = ...) -> Any: ...
+def decode(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_depth: int = ...,
+    max_uncompressed_size: int = ...,
+    max_memory: int = ...,
+) -> Any: ...
 def encode(value: object, *, max_depth: int = ...) -> bytes: ...
 def decode_dist(
-    data: bytes | bytearray | memoryview, *, max_depth: int = ..., max_uncompressed_size: int = ...
+    data: bytes | bytearray | memoryview,
+    *,
+    max_depth: int = ...,
+    max_uncompressed_size: int = ...,
+    max_memory: int = ...,
 ) -> tuple[Any] | tuple[Any, Any]: ...
 def roundtrip_term(data: bytes) -> bytes: ...
 def sort_encoded(encoded: list[bytes], *, exact: bool = False) -> list[int]: ...

@@ -6,11 +6,14 @@ exception by necessity: a dict is written in its own order, while the VM writes 
 in its internal key order (from OTP 26 on, atom keys by atom-table index, which no outside
 encoder can know); `binary_to_term` accepts any order, and a decoded map keeps the VM's.
 `decode` takes untrusted input: bad bytes raise `DecodeError` with the offset, nesting is
-bounded by `max_depth`, and a compressed term may not inflate past `max_uncompressed_size`.
+bounded by `max_depth`, a compressed term may not inflate past `max_uncompressed_size`, and
+what decoding may allocate is bounded by `max_memory` (bytes, an upper estimate charged as
+the bytes are read, for Python objects and the node's Rust terms alike). Past a limit,
+`decode` raises `TermTooLarge`, a `DecodeError`.
 """
 
 from __future__ import annotations
 
-from rustelixir._native import DEFAULT_MAX_DEPTH, decode, encode
+from rustelixir._native import DEFAULT_MAX_DEPTH, DEFAULT_MAX_MEMORY, decode, encode
 
-__all__ = ["DEFAULT_MAX_DEPTH", "decode", "encode"]
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_MEMORY", "decode", "encode"]

@@ -7,6 +7,7 @@ __all__ = [
     "RustelixirError",
     "CodecError",
     "DecodeError",
+    "TermTooLarge",
     "EncodeError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -32,8 +33,10 @@ class CodecError(RustelixirError, ValueError):
 
 
 class DecodeError(CodecError):
-    """The bytes are not a valid encoded term. `offset` is where in the input the problem
-    was found (inside a compressed term: the offset in the decompressed data)."""
+    """The bytes could not be decoded: they are not a valid encoded term, or (the subclass
+    `TermTooLarge`) decoding them would pass a limit. `offset` is where in the input the
+    problem was found (inside a compressed term: the offset of its tag; the message names
+    the offset in the decompressed data)."""
 
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(f"{message} at offset {offset}")
@@ -42,6 +45,13 @@ class DecodeError(CodecError):
 
     def __reduce__(self) -> tuple[type[DecodeError], tuple[str, int]]:
         return (type(self), (self.reason, self.offset))
+
+
+class TermTooLarge(DecodeError):
+    """The bytes were refused for passing a limit the caller set (`max_depth`,
+    `max_uncompressed_size`, `max_memory`), not for being malformed: they may well be a valid
+    term, one too large (or too deep) to decode here. `offset` is that of the value that
+    passed the limit."""
 
 
 class EncodeError(CodecError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import sys
+import tracemalloc
 import zlib
 
 import pytest
@@ -19,9 +21,11 @@ from rustelixir import (
     Pid,
     Port,
     Reference,
+    TermTooLarge,
     decode,
     encode,
 )
+from rustelixir._native import decode_dist
 
 
 def test_atoms_are_their_own_type_and_true_false_nil_are_python_constants() -> None:
@@ -159,6 +163,125 @@ def test_compressed_terms_are_bounded_by_what_they_really_inflate_to() -> None:
     lying = bytes([131, 80]) + (2**32 - 1).to_bytes(4, "big") + zlib.compress(body)
     with pytest.raises(DecodeError):
         decode(lying)
+
+
+def test_term_bombs_raise_term_too_large_which_is_a_decode_error() -> None:
+    # 100,000 empty lists: 100 KB on the wire, megabytes decoded.
+    bomb = bytes([131, 108]) + (100_000).to_bytes(4, "big") + bytes([106]) * 100_001
+    assert decode(bomb) == [[]] * 100_000
+    with pytest.raises(TermTooLarge, match="memory limit") as e:
+        decode(bomb, max_memory=1 << 20)
+    assert isinstance(e.value, DecodeError) and e.value.offset == 1
+    assert type(pickle.loads(pickle.dumps(e.value))) is TermTooLarge
+    with pytest.raises(DecodeError):  # what callers catch today still catches it
+        decode(bomb, max_memory=1 << 20)
+    # A compressed term claiming more than the budget: refused on its size field.
+    body = encode(bytes(16 << 20))[1:]
+    packed = bytes([131, 80]) + len(body).to_bytes(4, "big") + zlib.compress(body)
+    with pytest.raises(TermTooLarge) as e:
+        decode(packed, max_memory=8 << 20)
+    assert e.value.offset == 2
+    # Every limit is a TermTooLarge; malformed bytes are not.
+    with pytest.raises(TermTooLarge, match="limit"):
+        decode(packed, max_uncompressed_size=1 << 20)
+    with pytest.raises(TermTooLarge, match="depth"):
+        decode(bytes([131]) + bytes([104, 1]) * 3 + bytes([97, 1]), max_depth=2)
+    with pytest.raises(DecodeError) as malformed:
+        decode(bytes([131, 108, 0, 0, 0, 9, 106]))
+    assert type(malformed.value) is DecodeError
+    assert rustelixir.DEFAULT_MAX_MEMORY == 1 << 30
+
+
+def test_decode_dist_charges_control_and_payload_to_one_budget() -> None:
+    control = encode((2, Atom(""), Pid("a@b", 1, 0, 1)))
+    payload = encode([b"x" * 1000] * 100)
+    message = bytes([112]) + control + payload
+    need = memory_needed(message, decode_dist)
+    assert decode_dist(message, max_memory=need) == (decode(control), decode(payload))
+    with pytest.raises(TermTooLarge) as e:
+        decode_dist(message, max_memory=need - 1)
+    assert e.value.offset > len(control)  # the payload passed it
+    # Each term alone would have fit.
+    assert memory_needed(control) < need and memory_needed(payload) < need
+
+
+def memory_needed(data: bytes, decoder: object = decode) -> int:
+    """The smallest `max_memory` under which `data` decodes: the codec's estimate."""
+    assert callable(decoder)
+    lo, hi = 0, 1 << 40
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:
+            decoder(data, max_memory=mid)
+            hi = mid
+        except TermTooLarge:
+            lo = mid + 1
+    return lo
+
+
+def python_size(value: object, seen: set[int] | None = None) -> int:
+    """What `value` takes as `sys.getsizeof` counts it, every object once, leaving out the
+    objects that are shared rather than made for the value: small ints, True/False/None,
+    the empty tuple, atoms (cached by the codec)."""
+    seen = set() if seen is None else seen
+    shared = (
+        value is None
+        or isinstance(value, (bool, Atom))
+        or (type(value) is int and -5 <= value <= 256)
+        or (type(value) is tuple and not value)
+    )
+    if shared or id(value) in seen:
+        return 0
+    seen.add(id(value))
+    size = sys.getsizeof(value)
+    if isinstance(value, (list, tuple)):
+        size += sum(python_size(v, seen) for v in value)
+    elif isinstance(value, dict):
+        size += sum(python_size(k, seen) + python_size(v, seen) for k, v in value.items())
+    elif isinstance(value, MapKey):
+        size += python_size(value.value, seen)
+    elif isinstance(value, ImproperList):
+        size += python_size(value.items, seen) + python_size(value.tail, seen)
+    return size
+
+
+N = 3000
+SHAPES = {
+    "list of empty lists": [[] for _ in range(N)],
+    "list of empty dicts": [{} for _ in range(N)],
+    "list of dicts": [{Atom("a"): i + 1000, Atom("b"): [i], Atom("c"): 1.5} for i in range(N)],
+    "one big dict": {i + 1000: (i, b"v") for i in range(N)},
+    "dict with keys Python cannot hash": {MapKey([i, [i]]): i for i in range(N)},
+    "list of large ints": [2**40 + i for i in range(N)] + [2**200 + i for i in range(N)] + [-(2**70) - i for i in range(N)],
+    "list of binaries": [b"x" * (i % 300) for i in range(N)],
+    "list of bitstrings": [BitString(b"\xf0" * (i % 30 + 1), i % 7 + 1) for i in range(N)],
+    "tuples": [(i + 1000, 1.5 + i, (i,), ()) for i in range(N)],
+    "a large tuple of small ints": tuple(i % 256 for i in range(N)),
+    "charlists": [[104, 105] * (i % 20 + 1) for i in range(N)],
+    "improper lists": [ImproperList([i + 1000], i + 2000) for i in range(N)],
+    "pids and references": [(Pid("a@b", i, 0, 1), Reference("a@b", 1, [i, 2, 3])) for i in range(N)],
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_memory_estimate_is_not_below_what_the_python_value_takes(shape: str) -> None:
+    data = encode(SHAPES[shape])
+    need = memory_needed(data)
+    # Exact at its estimate: decodes there, TermTooLarge one byte below.
+    assert decode(data, max_memory=need) == decode(data)
+    with pytest.raises(TermTooLarge):
+        decode(data, max_memory=need - 1)
+    # Not below the objects made (sys.getsizeof), nor below the Python heap decoding took,
+    # transients included (tracemalloc; the Rust side is tests/budget.rs's).
+    made = python_size(decode(data))
+    tracemalloc.start()
+    try:
+        value = decode(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del value
+    assert need >= made and need >= peak, f"{shape}: estimate {need}, objects {made}, heap peak {peak}"
 
 
 def test_what_has_no_term_is_refused_clearly() -> None:

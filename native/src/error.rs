@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 pyo3::import_exception!(rustelixir.errors, DecodeError);
+pyo3::import_exception!(rustelixir.errors, TermTooLarge);
 pyo3::import_exception!(rustelixir.errors, EncodeError);
 pyo3::import_exception!(rustelixir.errors, RemoteProtocolError);
 pyo3::import_exception!(rustelixir.errors, BadResource);
@@ -36,7 +37,10 @@ impl From<PyErr> for Error {
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
         match e {
-            Error::Decode(e) => DecodeError::new_err((e.message, e.offset)),
+            Error::Decode(e) => match e.kind {
+                etf::DecodeErrorKind::Malformed => DecodeError::new_err((e.message, e.offset)),
+                etf::DecodeErrorKind::Limit => TermTooLarge::new_err((e.message, e.offset)),
+            },
             Error::Encode(e) => EncodeError::new_err(e.message),
             Error::Python(e) => e,
         }

@@ -44,14 +44,21 @@ fn internal_error(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 /// Decodes one term in the External Term Format (starting with the version byte 131).
 #[pyfunction]
-#[pyo3(signature = (data, *, max_depth = etf::decode::DEFAULT_MAX_DEPTH, max_uncompressed_size = etf::decode::DEFAULT_MAX_UNCOMPRESSED_SIZE))]
+#[pyo3(signature = (
+    data,
+    *,
+    max_depth = etf::decode::DEFAULT_MAX_DEPTH,
+    max_uncompressed_size = etf::decode::DEFAULT_MAX_UNCOMPRESSED_SIZE,
+    max_memory = etf::decode::DEFAULT_MAX_MEMORY,
+))]
 fn decode<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     max_depth: usize,
     max_uncompressed_size: usize,
+    max_memory: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let limits = etf::Limits { max_depth, max_uncompressed_size };
+    let limits = etf::Limits { max_depth, max_uncompressed_size, max_memory };
     with_bytes(data, |bytes| {
         guarded(|| {
             atoms::with_cache(|atoms| {
@@ -68,16 +75,24 @@ const DIST_HEADER: u8 = 68;
 /// pass-through (112, then the control term and the optional message, each with its version
 /// byte) or a distribution header (131 68) with no atom-cache references (we never offer
 /// DIST_HDR_ATOM_CACHE), then the two terms. Returns `(control,)` or `(control, payload)`
-/// (a payload may be `nil`, so its absence is told by the length, not by None).
+/// (a payload may be `nil`, so its absence is told by the length, not by None). The two
+/// terms share one `max_memory`.
 #[pyfunction]
-#[pyo3(signature = (data, *, max_depth = etf::decode::DEFAULT_MAX_DEPTH, max_uncompressed_size = etf::decode::DEFAULT_MAX_UNCOMPRESSED_SIZE))]
+#[pyo3(signature = (
+    data,
+    *,
+    max_depth = etf::decode::DEFAULT_MAX_DEPTH,
+    max_uncompressed_size = etf::decode::DEFAULT_MAX_UNCOMPRESSED_SIZE,
+    max_memory = etf::decode::DEFAULT_MAX_MEMORY,
+))]
 fn decode_dist<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     max_depth: usize,
     max_uncompressed_size: usize,
+    max_memory: usize,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let limits = etf::Limits { max_depth, max_uncompressed_size };
+    let limits = etf::Limits { max_depth, max_uncompressed_size, max_memory };
     with_bytes(data, |bytes| guarded(|| decode_dist_bytes(py, bytes, &limits)))?
 }
 
@@ -112,11 +127,14 @@ fn decode_dist_terms<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let bad = bad_dist;
     let mut builder = from_etf::PyBuilder { py, atoms };
-    let (control, end) = etf::decode::decode_at_with(bytes, start, &mut builder, limits).map_err(PyErr::from)?;
+    let mut memory = limits.max_memory;
+    let (control, end) =
+        etf::decode::decode_at_within(bytes, start, &mut builder, limits, &mut memory).map_err(PyErr::from)?;
     if end == bytes.len() {
         return PyTuple::new(py, [control]);
     }
-    let (message, end2) = etf::decode::decode_at_with(bytes, end, &mut builder, limits).map_err(PyErr::from)?;
+    let (message, end2) =
+        etf::decode::decode_at_within(bytes, end, &mut builder, limits, &mut memory).map_err(PyErr::from)?;
     if end2 != bytes.len() {
         return Err(bad(end2, format!("{} trailing bytes after the message", bytes.len() - end2)));
     }
@@ -198,5 +216,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::Export>()?;
     m.add_class::<types::MapKey>()?;
     m.add("DEFAULT_MAX_DEPTH", etf::decode::DEFAULT_MAX_DEPTH)?;
+    m.add("DEFAULT_MAX_MEMORY", etf::decode::DEFAULT_MAX_MEMORY)?;
     Ok(())
 }

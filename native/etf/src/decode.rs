@@ -4,12 +4,14 @@
 //!
 //! Untrusted input: every length is checked against the bytes that remain before anything is
 //! allocated, nesting is bounded by [`Limits::max_depth`], a compressed term may not claim
-//! more than [`Limits::max_uncompressed_size`], and every error names the offset.
+//! more than [`Limits::max_uncompressed_size`], what decoding may allocate is bounded by
+//! [`Limits::max_memory`] (charged value by value, see [`cost`]), and every error names the
+//! offset. Errors over a limit have [`DecodeErrorKind::Limit`]; all others are malformed input.
 
 use std::borrow::Cow;
 use std::vec::Drain;
 
-use crate::error::DecodeError;
+use crate::error::{DecodeError, DecodeErrorKind};
 use crate::tags::*;
 use crate::term::{Atom, BigInt, Export, Fun, Pid, Port, Reference, Term};
 
@@ -19,15 +21,126 @@ pub struct Limits {
     pub max_depth: usize,
     /// The largest size a compressed term may decompress to.
     pub max_uncompressed_size: usize,
+    /// An upper estimate of the bytes decoding may allocate, whatever the builder: the
+    /// decoded value, the decoder's own stacks, and the inflated bytes of a compressed term.
+    /// Charged as the bytes are read, by the table in [`cost`] (which also says what it
+    /// leaves out), so a term is refused as soon as it passes the bound, before the memory
+    /// is taken.
+    pub max_memory: usize,
 }
 
 pub const DEFAULT_MAX_DEPTH: usize = 10_000;
 pub const DEFAULT_MAX_UNCOMPRESSED_SIZE: usize = 1 << 30;
+pub const DEFAULT_MAX_MEMORY: usize = 1 << 30;
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: DEFAULT_MAX_DEPTH, max_uncompressed_size: DEFAULT_MAX_UNCOMPRESSED_SIZE }
+        Limits {
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_uncompressed_size: DEFAULT_MAX_UNCOMPRESSED_SIZE,
+            max_memory: DEFAULT_MAX_MEMORY,
+        }
     }
+}
+
+pub mod cost {
+    //! What each value costs against [`Limits::max_memory`](super::Limits::max_memory):
+    //! the one table the decoder charges from. The decoder charges by tag, the same for
+    //! every builder, so a term one builder accepts every builder accepts; each cost is an
+    //! upper bound on what *both* builders of this project allocate for the value,
+    //! transients included:
+    //!
+    //! - [`TermBuilder`](super::TermBuilder): the value's `Term` (`size_of::<Term>()`
+    //!   bytes, in its container's `Vec`) plus its heap (strings, byte vectors, child
+    //!   vectors), each heap allocation counted with [`HEAP`] bytes of allocator overhead;
+    //! - the Python builder (`native/src/from_etf.rs`), against CPython 3.11 object sizes
+    //!   (`sys.getsizeof`, rounded up to pymalloc's 16 bytes, or plus [`HEAP`] past 512 bytes).
+    //!   Small ints (-5..=256), `True`/`False`/`None`, the empty tuple and cached atoms are
+    //!   shared objects: those values cost only their place in their container. Every Python
+    //!   value is assumed to sit in the costliest container for one, a dict, rather than a list
+    //!   or tuple (8 bytes): a dict's table takes at most 90 bytes a pair past its first 128
+    //!   (measured with `tracemalloc` up to 2^17 entries, around every resize, the old and new
+    //!   tables alive at once), and the builder's pair `Vec` 16 more: 53 a key or value.
+    //!
+    //! A value costs [`SLOT`] plus the extra of its kind. The slot is paid by whoever claims
+    //! the value, before reading it: a container opening pays `n` slots for its `n` children
+    //! (so no `reserve` for them can exceed the budget), a fun pays for its free variables,
+    //! the decoder for the root. [`SLOT`] is also the largest any value whose kind has no
+    //! extra costs either builder: an int or float (a Python int is at most 48 bytes), `[]`
+    //! (64), `%{}` (64), plus its place in a dict. "+ n" extras are charged with the bytes the
+    //! value carries (text, digits, data), read from its length field.
+    //!
+    //! | value | extra beyond [`SLOT`] | the larger builder, and why |
+    //! |---|---|---|
+    //! | integer in `i64`, float, `[]` | 0 | |
+    //! | integer past `i64`, `n` digit bytes | [`BIG_INT`] + [`BIG_INT_PER_BYTE`] × n | Python: `int.from_bytes` of a `bytes` copy, then the negation: two ints of about 1.07 n alive at once |
+    //! | atom, text of n bytes | [`ATOM`] + n | Term: its `String` (Python atoms are cached; an uncached one is an `Atom` of 48 bytes holding a `String`); a Latin-1 text that is not ASCII costs its UTF-8 length, once more for the conversion |
+    //! | binary, n bytes | [`BINARY`] + n | Term: its `Vec<u8>` (Python `bytes`: 33 + n) |
+    //! | bitstring, n bytes | [`BITSTRING`] + n (+ [`HEAP`] + n when its unused bits must be cleared) | Term: its `Vec<u8>`, and the cleared copy (Python `BitString`: 48 + the same `Vec`) |
+    //! | pid, node name of n bytes | [`PID`] + n | Python: a `Pid` (48) and an uncached node `Atom` |
+    //! | port | [`PORT`] + n | both: the node's `String`; Python's `Port` is 64 |
+    //! | reference | [`REFERENCE`] + n | Term: the node's `String` and the ids' `Vec`; Python: `Reference` (64) and an uncached node `Atom` |
+    //! | fun, module and node names of n bytes | [`FUN`] + n, and a slot per free variable | Python: `Fun` (144) holding the same `etf::Fun` as Term: two `String`s and the environment's `Vec` |
+    //! | export, n bytes of names | [`EXPORT`] + n | Python: `Export` (80) holding two `String`s |
+    //! | tuple of n | [`TUPLE`], and n slots | Python: the tuple object (40 + its 8 n of item pointers, which the slots cover) |
+    //! | list of n (LIST_EXT) | [`LIST`], and n slots | Python: the list object (56) and its separately allocated item array |
+    //! | improper tail | [`IMPROPER_TAIL`] | Term: the tail's `Box`; Python: an `ImproperList` (32) |
+    //! | string (STRING_EXT) of n | [`STRING`], and n slots | Python: the list and the item `Vec` the builder collects first |
+    //! | map of n pairs | [`MAP`], and n × [`MAP_PAIR`] | Python: the dict's fixed part (128 bytes with its first table); per pair, Term's key index for the repeated-key check (8) and Python's `MapKey` (64 + its encoding's `Vec`) when Python cannot hash a key |
+    //!
+    //! The decoder's own memory is charged as it grows: its stack of finished values at
+    //! [`STACK_SLOT`] a place and its stack of open containers at [`OPEN_SLOT`], both charged
+    //! for each new capacity (and [`HEAP`] for the new buffer) before it is allocated, and a
+    //! compressed term's inflated bytes (its size field) before it is inflated.
+    //!
+    //! Not charged: a few fixed buffers (the inflater's 64 KiB window and state), the copy a
+    //! `realloc` may make while it moves a buffer, and, in Python, the thread's atom cache
+    //! (atoms outlive the call; the cache is bounded on its own) and the second copy of the
+    //! binaries inside a map key Python cannot hash (the `MapKey`'s encoding).
+
+    use std::mem::size_of;
+
+    use crate::term::Term;
+
+    const fn max(a: usize, b: usize) -> usize {
+        if a > b {
+            a
+        } else {
+            b
+        }
+    }
+
+    /// One heap allocation's overhead: glibc's malloc adds an 8-byte header, rounds to 16
+    /// bytes and takes at least 32, so `n` requested bytes take at most `n + 32`.
+    pub const HEAP: usize = 32;
+    /// A value's place in its container, or the root's: a `Term` in its container's `Vec`,
+    /// or the largest Python object of a value with no extra (64, an empty list or dict)
+    /// plus its place in a dict (53).
+    pub const SLOT: usize = max(size_of::<Term>(), 128);
+    /// A place in the decoder's stack of finished values, for any builder: the largest
+    /// `Builder::Value` here (a `Term`; a Python object is a pointer).
+    pub const STACK_SLOT: usize = size_of::<Term>();
+    /// A place in the decoder's stack of open containers.
+    pub const OPEN_SLOT: usize = size_of::<super::Open>();
+
+    pub const BIG_INT: usize = 128;
+    pub const BIG_INT_PER_BYTE: usize = 3;
+    pub const ATOM: usize = HEAP;
+    pub const BINARY: usize = HEAP;
+    pub const BITSTRING: usize = HEAP;
+    pub const PID: usize = 64;
+    pub const PORT: usize = HEAP;
+    pub const REFERENCE: usize = 96;
+    pub const FUN: usize = 192;
+    pub const EXPORT: usize = 80;
+    pub const TUPLE: usize = HEAP;
+    pub const LIST: usize = HEAP;
+    /// The tail's own slot (in Term, a `Box`) and the `ImproperList` around the list.
+    pub const IMPROPER_TAIL: usize = SLOT + HEAP;
+    pub const STRING: usize = 64;
+    pub const MAP: usize = 160;
+    /// A key's and a value's slots, and what a pair adds to the map itself.
+    pub const MAP_PAIR: usize = 2 * SLOT + 112;
 }
 
 /// Receives the decoded values, leaves first. Containers get their children already built.
@@ -115,6 +228,11 @@ impl Builder for TermBuilder {
             Some(tail) => Term::ImproperList(items.collect(), Box::new(tail)),
         })
     }
+    fn string(&mut self, bytes: &[u8]) -> Result<Term, DecodeError> {
+        // Straight into the list: the default goes through a `Vec` of its own first, which
+        // held every element twice.
+        Ok(Term::List(bytes.iter().map(|&b| Term::Int(b as i64)).collect()))
+    }
     fn map(&mut self, mut kvs: Drain<'_, Term>, at: usize) -> Result<Term, DecodeError> {
         let mut pairs = Vec::with_capacity(kvs.len() / 2);
         while let (Some(k), Some(v)) = (kvs.next(), kvs.next()) {
@@ -124,7 +242,8 @@ impl Builder for TermBuilder {
             pairs.iter().enumerate().any(|(i, (k, _))| pairs[..i].iter().any(|(e, _)| e == k))
         } else {
             let mut keys: Vec<&Term> = pairs.iter().map(|(k, _)| k).collect();
-            keys.sort();
+            // Unstable: the stable sort takes a scratch buffer as large as the keys.
+            keys.sort_unstable();
             keys.windows(2).any(|w| w[0] == w[1])
         };
         if repeated {
@@ -173,41 +292,69 @@ pub fn decode_at_with<B: Builder>(
     builder: &mut B,
     limits: &Limits,
 ) -> Result<(B::Value, usize), B::Error> {
+    let mut memory = limits.max_memory;
+    decode_at_within(data, start, builder, limits, &mut memory)
+}
+
+/// [`decode_at_with`] against a memory budget the caller holds, for several terms that must
+/// fit in one [`Limits::max_memory`] together (the control message and the payload of one
+/// distribution message): `memory` is what may still be allocated, and what this term
+/// costs is taken from it. Left as it was when the term is refused.
+pub fn decode_at_within<B: Builder>(
+    data: &[u8],
+    start: usize,
+    builder: &mut B,
+    limits: &Limits,
+    memory: &mut usize,
+) -> Result<(B::Value, usize), B::Error> {
     let mut at = start;
     if data.get(at) == Some(&VERSION) {
         at += 1;
     }
     if data.get(at) == Some(&COMPRESSED) {
-        let (inflated, end) = inflate(data, at, limits)?;
-        let mut inner = Decoder::new(&inflated, 0, limits.max_depth, limits);
+        let (inflated, end, left) = inflate(data, at, limits, *memory)?;
+        let mut inner = Decoder::new(&inflated, 0, limits, left);
         inner.compressed_at = Some(at);
+        inner.charge(cost::SLOT, 0)?;
         let value = inner.term(builder)?;
         if inner.pos != inflated.len() {
             return Err(inner.err(inner.pos, "trailing bytes inside the decompressed term").into());
         }
+        *memory = inner.budget;
         return Ok((value, end));
     }
-    let mut decoder = Decoder::new(data, at, limits.max_depth, limits);
+    let mut decoder = Decoder::new(data, at, limits, *memory);
+    decoder.charge(cost::SLOT, at)?;
     let value = decoder.term(builder)?;
+    *memory = decoder.budget;
     Ok((value, decoder.pos))
 }
 
-/// COMPRESSED: 4-byte uncompressed size, then a zlib stream. Memory grows only with what the
-/// stream really produces, never with what the size field claims.
-fn inflate(data: &[u8], tag_at: usize, limits: &Limits) -> Result<(Vec<u8>, usize), DecodeError> {
+/// COMPRESSED: 4-byte uncompressed size, then a zlib stream. The size is charged to the
+/// memory budget before anything is inflated, and the buffer never grows past it, so a term
+/// claiming too much is refused at once and one lying about its size stops at its claim.
+/// Memory grows only with what the stream really produces, never with what the size field
+/// claims. Returns the inflated bytes, where the term ends in `data`, and the budget left.
+fn inflate(data: &[u8], tag_at: usize, limits: &Limits, memory: usize) -> Result<(Vec<u8>, usize, usize), DecodeError> {
     let size_at = tag_at + 1;
     let Some(size_bytes) = data.get(size_at..size_at + 4) else {
         return Err(DecodeError::new(size_at, "truncated compressed term size"));
     };
     let claimed = u32::from_be_bytes(size_bytes.try_into().unwrap()) as usize;
     if claimed > limits.max_uncompressed_size {
-        return Err(DecodeError::new(
+        return Err(DecodeError::limit(
             size_at,
             format!("compressed term claims {claimed} bytes, over the limit of {}", limits.max_uncompressed_size),
         ));
     }
+    let Some(left) = memory.checked_sub(claimed) else {
+        return Err(DecodeError::limit(
+            size_at,
+            format!("compressed term claims {claimed} bytes, more than the memory limit of {} bytes leaves", limits.max_memory),
+        ));
+    };
     let payload = &data[size_at + 4..];
-    let mut out = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
     let mut state = miniz_oxide::inflate::stream::InflateState::new_boxed(miniz_oxide::DataFormat::Zlib);
     // One byte past the claim, so a stream that inflates to more than it claims is caught.
     let mut chunk = vec![0u8; 64 * 1024];
@@ -221,13 +368,19 @@ fn inflate(data: &[u8], tag_at: usize, limits: &Limits) -> Result<(Vec<u8>, usiz
             miniz_oxide::MZFlush::None,
         );
         input = &input[res.bytes_consumed..];
-        out.extend_from_slice(&chunk[..res.bytes_written]);
-        if out.len() > claimed {
+        let written = res.bytes_written;
+        if out.len() + written > claimed {
             return Err(DecodeError::new(size_at, format!("compressed term inflates to more than the {claimed} bytes it claims")));
         }
+        if written > out.capacity() - out.len() {
+            // Doubling, as `extend` would, but never past the claim that was charged.
+            let room = (2 * out.capacity()).max(out.len() + written).min(claimed);
+            out.reserve_exact(room - out.len());
+        }
+        out.extend_from_slice(&chunk[..written]);
         match res.status {
             Ok(miniz_oxide::MZStatus::StreamEnd) => break,
-            Ok(_) if res.bytes_consumed == 0 && res.bytes_written == 0 => {
+            Ok(_) if res.bytes_consumed == 0 && written == 0 => {
                 return Err(DecodeError::new(data.len(), "truncated compressed term"));
             }
             Ok(_) => {}
@@ -239,7 +392,7 @@ fn inflate(data: &[u8], tag_at: usize, limits: &Limits) -> Result<(Vec<u8>, usiz
     if out.len() != claimed {
         return Err(DecodeError::new(size_at, format!("compressed term inflates to {} bytes, not the {claimed} it claims", out.len())));
     }
-    Ok((out, data.len() - input.len()))
+    Ok((out, data.len() - input.len(), left))
 }
 
 /// `bytes` as text when they are all ASCII, as nearly every atom is. The general UTF-8
@@ -272,18 +425,88 @@ struct Decoder<'a, 'l> {
     /// Inside a compressed term: where its tag is in the input. Errors then name that
     /// offset, and the offset inside the decompressed data in their message.
     compressed_at: Option<usize>,
+    /// Bytes that may still be allocated (see [`cost`]).
+    budget: usize,
 }
 
 impl<'a, 'l> Decoder<'a, 'l> {
-    fn new(data: &'a [u8], pos: usize, max_depth: usize, limits: &'l Limits) -> Self {
-        Decoder { data, pos, max_depth, limits, compressed_at: None }
+    fn new(data: &'a [u8], pos: usize, limits: &'l Limits, budget: usize) -> Self {
+        Decoder { data, pos, max_depth: limits.max_depth, limits, compressed_at: None, budget }
     }
 
     fn err(&self, at: usize, msg: impl Into<String>) -> DecodeError {
-        match self.compressed_at {
-            None => DecodeError::new(at, msg),
-            Some(tag_at) => DecodeError::new(tag_at, format!("{} (at offset {at} of the decompressed term)", msg.into())),
+        self.err_of(DecodeErrorKind::Malformed, at, msg.into())
+    }
+
+    fn err_of(&self, kind: DecodeErrorKind, at: usize, msg: String) -> DecodeError {
+        let (offset, message) = match self.compressed_at {
+            None => (at, msg),
+            Some(tag_at) => (tag_at, format!("{msg} (at offset {at} of the decompressed term)")),
+        };
+        DecodeError { kind, offset, message }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self, at: usize) -> DecodeError {
+        self.err_of(DecodeErrorKind::Limit, at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth))
+    }
+
+    /// Takes `cost` bytes from the budget, or refuses the value at `at`: one subtraction and
+    /// one branch, the whole price of the limit on the values that pay anything.
+    #[inline(always)]
+    fn charge(&mut self, cost: usize, at: usize) -> Result<(), DecodeError> {
+        match self.budget.checked_sub(cost) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(self.over_budget(at)),
         }
+    }
+
+    /// `fixed + n * each`, for the costs that grow with a length read from the input.
+    #[inline(always)]
+    fn charge_n(&mut self, fixed: usize, n: usize, each: usize, at: usize) -> Result<(), DecodeError> {
+        self.charge(fixed.saturating_add(n.saturating_mul(each)), at)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn over_budget(&self, at: usize) -> DecodeError {
+        self.err_of(
+            DecodeErrorKind::Limit,
+            at,
+            format!("term needs more than the memory limit of {} bytes", self.limits.max_memory),
+        )
+    }
+
+    /// Room on the stack of finished values for `additional` more, charged before it is
+    /// taken. `room` is the stack's capacity as charged: the decoder decides the growth
+    /// (doubling, as `reserve` would) so it is the same for every builder, even one whose
+    /// values take no memory.
+    #[inline(always)]
+    fn make_room<V>(&mut self, values: &mut Vec<V>, room: &mut usize, additional: usize, at: usize) -> Result<(), DecodeError> {
+        let need = values.len() + additional;
+        if need > *room {
+            let grown = need.max(2 * *room).max(16);
+            self.charge((grown - *room).saturating_mul(cost::STACK_SLOT) + cost::HEAP, at)?;
+            values.reserve_exact(grown - values.len());
+            *room = grown;
+        }
+        Ok(())
+    }
+
+    /// Pushes an open container, charging the stack's growth before it is taken.
+    #[inline(always)]
+    fn open(&mut self, stack: &mut Vec<Open>, open: Open, at: usize) -> Result<(), DecodeError> {
+        if stack.len() == stack.capacity() {
+            let grown = (2 * stack.capacity()).max(8);
+            self.charge((grown - stack.capacity()) * cost::OPEN_SLOT + cost::HEAP, at)?;
+            stack.reserve_exact(grown - stack.len());
+        }
+        stack.push(open);
+        Ok(())
     }
 
     #[inline]
@@ -397,6 +620,9 @@ impl<'a, 'l> Decoder<'a, 'l> {
         } else if let Some(text) = ascii_str(bytes) {
             Ok(Cow::Borrowed(text))
         } else {
+            // The conversion is a copy of its own (at most two bytes a character), besides
+            // the one the builder makes of the text, which the value's cost covers.
+            self.charge(cost::HEAP + 2 * len, at)?;
             Ok(Cow::Owned(bytes.iter().map(|&b| b as char).collect()))
         }
     }
@@ -442,7 +668,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
         let end = size_at + size;
         // `depth` containers are open around this fun; its environment gets what is left.
         let Some(inner_depth) = self.max_depth.checked_sub(depth + 1) else {
-            return Err(self.err(tag_at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)));
+            return Err(self.too_deep(tag_at));
         };
         // Every field is read inside the window Size gives, so a Size that ends early is a
         // truncation like any other.
@@ -456,6 +682,8 @@ impl<'a, 'l> Decoder<'a, 'l> {
         let old_uniq = inner.small_int_field("fun old uniq")?;
         let pid = inner.pid_term()?;
         inner.count(num_free as usize, 1, size_at, "fun environment")?;
+        // The free variables' slots are paid before their `Vec` is allocated.
+        inner.charge_n(cost::FUN + module.0.len() + pid.node.0.len(), num_free as usize, cost::SLOT, tag_at)?;
         let mut free_vars = Vec::with_capacity(num_free as usize);
         for _ in 0..num_free {
             // Funs nested in funs recurse here; the stack grows on the heap when it runs low.
@@ -463,6 +691,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
             free_vars.push(var);
         }
         self.pos = inner.pos;
+        self.budget = inner.budget;
         if self.pos != end {
             return Err(self.err(size_at, format!("fun size {size} disagrees with its contents ({} bytes)", self.pos - size_at)));
         }
@@ -473,6 +702,8 @@ impl<'a, 'l> Decoder<'a, 'l> {
     fn term<B: Builder>(&mut self, b: &mut B) -> Result<B::Value, B::Error> {
         let mut stack: Vec<Open> = Vec::new();
         let mut values: Vec<B::Value> = Vec::new();
+        // `values`' capacity as charged (see `make_room`).
+        let mut room = 0usize;
         loop {
             let at = self.pos;
             let tag = self.u8("term tag")?;
@@ -486,7 +717,10 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     let digits = BigInt::trimmed(self.take(n, "big integer digits")?);
                     match BigInt::to_i64(negative, digits) {
                         Some(v) => b.int(v)?,
-                        None => b.big_int(negative, digits)?,
+                        None => {
+                            self.charge_n(cost::BIG_INT, digits.len(), cost::BIG_INT_PER_BYTE, at)?;
+                            b.big_int(negative, digits)?
+                        }
                     }
                 }
                 NEW_FLOAT_EXT => {
@@ -508,11 +742,14 @@ impl<'a, 'l> Decoder<'a, 'l> {
                 }
                 ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT | ATOM_CACHE_REF => {
                     let name = self.atom_body(tag, at)?;
+                    self.charge(cost::ATOM + name.len(), at)?;
                     b.atom(&name)?
                 }
                 BINARY_EXT => {
                     let n = self.u32("binary length")? as usize;
-                    b.binary(self.take(n, "binary")?)?
+                    let data = self.take(n, "binary")?;
+                    self.charge(cost::BINARY + n, at)?;
+                    b.binary(data)?
                 }
                 BIT_BINARY_EXT => {
                     let n = self.u32("bitstring length")? as usize;
@@ -520,13 +757,17 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     let bits = self.u8("bitstring bits")?;
                     let data = self.take(n, "bitstring")?;
                     match (n, bits) {
-                        (0, 0) => b.binary(data)?,
-                        (n, 8) if n > 0 => b.binary(data)?,
-                        (n, 1..=7) if n > 0 => {
+                        (0, 0) | (1.., 8) => {
+                            self.charge(cost::BINARY + n, at)?;
+                            b.binary(data)?
+                        }
+                        (1.., 1..=7) => {
+                            self.charge(cost::BITSTRING + n, at)?;
                             let mask = 0xffu8 << (8 - bits);
                             if data[n - 1] & !mask == 0 {
                                 b.bitstring(data, bits)?
                             } else {
+                                self.charge(cost::HEAP + n, at)?;
                                 let mut owned = data.to_vec();
                                 owned[n - 1] &= mask;
                                 b.bitstring(&owned, bits)?
@@ -537,13 +778,15 @@ impl<'a, 'l> Decoder<'a, 'l> {
                 }
                 NEW_PID_EXT | PID_EXT => {
                     let (node, id, serial, creation) = self.pid_fields(tag)?;
+                    self.charge(cost::PID + node.len(), at)?;
                     b.pid(&node, id, serial, creation)?
                 }
                 NEW_PORT_EXT | V4_PORT_EXT | PORT_EXT => {
-                    let node = Atom(self.atom_text()?.into_owned());
+                    let node = self.atom_text()?;
                     let id = if tag == V4_PORT_EXT { self.u64("port id")? } else { self.u32("port id")? as u64 };
                     let creation = if tag == PORT_EXT { self.u8("port creation")? as u32 } else { self.u32("port creation")? };
-                    b.port(Port { node, id, creation, new_port_ext: tag != V4_PORT_EXT })?
+                    self.charge(cost::PORT + node.len(), at)?;
+                    b.port(Port { node: Atom(node.into_owned()), id, creation, new_port_ext: tag != V4_PORT_EXT })?
                 }
                 NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT => {
                     let len_at = self.pos;
@@ -559,35 +802,41 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     for id in &mut ids[..len] {
                         *id = self.u32("reference id")?;
                     }
+                    self.charge(cost::REFERENCE + node.len(), at)?;
                     b.reference(&node, creation, &ids[..len])?
                 }
                 REFERENCE_EXT => {
                     let node = self.atom_text()?;
                     let id = self.u32("reference id")?;
                     let creation = self.u8("reference creation")? as u32;
+                    self.charge(cost::REFERENCE + node.len(), at)?;
                     b.reference(&node, creation, &[id])?
                 }
                 NEW_FUN_EXT => {
                     if stack.len() >= self.max_depth {
-                        return Err(self.err(at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)).into());
+                        return Err(self.too_deep(at).into());
                     }
                     let fun = self.fun(at, stack.len())?;
                     b.fun(fun)?
                 }
                 EXPORT_EXT => {
-                    let module = Atom(self.atom_text()?.into_owned());
-                    let function = Atom(self.atom_text()?.into_owned());
+                    let module = self.atom_text()?;
+                    let function = self.atom_text()?;
                     let arity_at = self.pos;
                     let arity = self.small_int_field("export arity")?;
                     if !(0..=255).contains(&arity) {
                         return Err(self.err(arity_at, format!("export arity {arity} out of range")).into());
                     }
+                    self.charge(cost::EXPORT + module.len() + function.len(), at)?;
+                    let (module, function) = (Atom(module.into_owned()), Atom(function.into_owned()));
                     b.export(Export { module, function, arity: arity as u8 })?
                 }
                 NIL_EXT => b.list(values.drain(values.len()..), None)?,
                 STRING_EXT => {
                     let n = self.u16("string length")? as usize;
-                    b.string(self.take(n, "string")?)?
+                    let bytes = self.take(n, "string")?;
+                    self.charge_n(cost::STRING, n, cost::SLOT, at)?;
+                    b.string(bytes)?
                 }
                 SMALL_TUPLE_EXT | LARGE_TUPLE_EXT | LIST_EXT | MAP_EXT => {
                     let n = match tag {
@@ -595,33 +844,32 @@ impl<'a, 'l> Decoder<'a, 'l> {
                         _ => self.u32("length")? as usize,
                     };
                     if stack.len() >= self.max_depth {
-                        return Err(self.err(at, format!("nesting deeper than the depth limit ({})", self.limits.max_depth)).into());
+                        return Err(self.too_deep(at).into());
                     }
-                    if stack.capacity() == 0 {
-                        // The first container: room for a small message's nesting and values
-                        // at once, rather than growing by doubling from 4 on the way.
-                        stack.reserve(8);
-                        values.reserve(16);
-                    }
+                    // Each container pays for its children's slots when it opens, before
+                    // anything is reserved for them.
                     match tag {
                         SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
                             if n == 0 {
+                                self.charge(cost::TUPLE, at)?;
                                 b.tuple(values.drain(values.len()..))?
                             } else {
                                 let n = self.count(n, 1, at, "tuple")?;
-                                values.reserve(n);
-                                stack.push(Open::Tuple { start: values.len(), remaining: n });
+                                self.charge_n(cost::TUPLE, n, cost::SLOT, at)?;
+                                self.make_room(&mut values, &mut room, n, at)?;
+                                self.open(&mut stack, Open::Tuple { start: values.len(), remaining: n }, at)?;
                                 continue;
                             }
                         }
                         LIST_EXT => {
                             // Elements, then a tail; `n` elements plus the tail.
                             let n = self.count(n, 1, at, "list")?;
-                            values.reserve(n);
-                            stack.push(Open::List { start: values.len(), remaining: n });
+                            self.charge_n(cost::LIST, n, cost::SLOT, at)?;
+                            self.make_room(&mut values, &mut room, n, at)?;
+                            self.open(&mut stack, Open::List { start: values.len(), remaining: n }, at)?;
                             if n == 0 {
                                 // Only the tail follows: handled like any list reaching its tail.
-                                match self.list_tail(b, &mut stack, &mut values)? {
+                                match self.list_tail(b, &mut stack, &mut values, &mut room)? {
                                     Some(v) => v,
                                     None => continue,
                                 }
@@ -631,11 +879,13 @@ impl<'a, 'l> Decoder<'a, 'l> {
                         }
                         _ => {
                             if n == 0 {
+                                self.charge(cost::MAP, at)?;
                                 b.map(values.drain(values.len()..), at)?
                             } else {
                                 let n = self.count(n, 2, at, "map")?;
-                                values.reserve(2 * n);
-                                stack.push(Open::Map { start: values.len(), remaining: 2 * n, at });
+                                self.charge_n(cost::MAP, n, cost::MAP_PAIR, at)?;
+                                self.make_room(&mut values, &mut room, 2 * n, at)?;
+                                self.open(&mut stack, Open::Map { start: values.len(), remaining: 2 * n, at }, at)?;
                                 continue;
                             }
                         }
@@ -682,7 +932,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
                         if *remaining > 0 {
                             break;
                         }
-                        match self.list_tail(b, &mut stack, &mut values)? {
+                        match self.list_tail(b, &mut stack, &mut values, &mut room)? {
                             Some(v) => value = v,
                             None => break,
                         }
@@ -700,6 +950,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
         b: &mut B,
         stack: &mut Vec<Open>,
         values: &mut Vec<B::Value>,
+        room: &mut usize,
     ) -> Result<Option<B::Value>, B::Error> {
         let Some(&Open::List { start, .. }) = stack.last() else { unreachable!() };
         loop {
@@ -717,7 +968,8 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     if n == 0 {
                         continue;
                     }
-                    values.reserve(n);
+                    self.charge_n(0, n, cost::SLOT, at)?;
+                    self.make_room(values, room, n, at)?;
                     let Some(Open::List { remaining, .. }) = stack.last_mut() else { unreachable!() };
                     *remaining = n;
                     return Ok(None);
@@ -726,7 +978,8 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     self.pos += 1;
                     let n = self.u16("string length")? as usize;
                     let bytes = self.take(n, "string")?;
-                    values.reserve(n);
+                    self.charge_n(0, n, cost::SLOT, at)?;
+                    self.make_room(values, room, n, at)?;
                     for &byte in bytes {
                         values.push(b.int(byte as i64)?);
                     }
@@ -734,7 +987,12 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     stack.pop();
                     return Ok(Some(b.list(values.drain(start..), None)?));
                 }
-                _ => return Ok(None),
+                Some(_) => {
+                    // An improper tail follows: its slot is no container's.
+                    self.charge(cost::IMPROPER_TAIL, at)?;
+                    return Ok(None);
+                }
+                None => return Ok(None),
             }
         }
     }

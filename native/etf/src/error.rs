@@ -1,17 +1,40 @@
 use std::fmt;
 
-/// The bytes are not a valid encoded term. `offset` is where in the input the problem was
-/// found; inside a compressed term, the offset of its tag (always within the input), and the
-/// message names the offset inside the decompressed data.
+/// Why bytes were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DecodeErrorKind {
+    /// The bytes are not a valid encoded term: no limit would make them decode.
+    Malformed,
+    /// The bytes may well be a valid term, but decoding them would pass a limit the caller
+    /// set in [`crate::Limits`] (nesting depth, uncompressed size, memory). A peer sending
+    /// these is too big for us, not necessarily broken.
+    Limit,
+}
+
+/// The bytes were refused. `offset` is where in the input the problem was found; inside a
+/// compressed term, the offset of its tag (always within the input), and the message names
+/// the offset inside the decompressed data. `kind` tells a malformed input from one over a
+/// limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError {
+    pub kind: DecodeErrorKind,
     pub offset: usize,
     pub message: String,
 }
 
 impl DecodeError {
+    /// A malformed input.
     pub fn new(offset: usize, message: impl Into<String>) -> Self {
-        DecodeError { offset, message: message.into() }
+        DecodeError { kind: DecodeErrorKind::Malformed, offset, message: message.into() }
+    }
+
+    /// An input over one of the [`crate::Limits`].
+    pub fn limit(offset: usize, message: impl Into<String>) -> Self {
+        DecodeError { kind: DecodeErrorKind::Limit, offset, message: message.into() }
+    }
+
+    pub fn is_limit(&self) -> bool {
+        self.kind == DecodeErrorKind::Limit
     }
 }
 

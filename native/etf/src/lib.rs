@@ -21,5 +21,5 @@ pub use decode::{decode, Limits};
 pub(crate) const STACK_RED_ZONE: usize = 64 * 1024;
 pub(crate) const STACK_GROWTH: usize = 1024 * 1024;
 pub use encode::encode;
-pub use error::{DecodeError, EncodeError};
+pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use term::{Atom, BigInt, Export, Fun, Pid, Port, Reference, Term};

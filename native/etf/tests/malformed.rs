@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::fun_around;
 use rustelixir_etf::decode::{decode_with, TermBuilder, DEFAULT_MAX_DEPTH};
-use rustelixir_etf::{decode, encode, DecodeError, Limits, Term};
+use rustelixir_etf::{decode, encode, DecodeError, DecodeErrorKind, Limits, Term};
 
 // ---------------------------------------------------------------------------------------
 // Allocation tracking
@@ -87,6 +87,8 @@ fn err_with(bytes: &[u8], limits: &Limits) -> DecodeError {
     let e = r.expect_err("should not decode");
     assert!(e.offset <= bytes.len(), "offset {} past the input ({} bytes): {}", e.offset, bytes.len(), e.message);
     assert!(!e.message.is_empty());
+    // Over a limit, or malformed: the kind and the message agree.
+    assert_eq!(e.kind == DecodeErrorKind::Limit, e.message.contains("limit"), "{:?}: {}", e.kind, e.message);
     e
 }
 
@@ -108,7 +110,7 @@ fn assert_err(bytes: &[u8], offset: usize, needle: &str) {
 }
 
 fn with_limits(max_depth: usize, max_uncompressed_size: usize) -> Limits {
-    Limits { max_depth, max_uncompressed_size }
+    Limits { max_depth, max_uncompressed_size, ..Limits::default() }
 }
 
 fn zlib(data: &[u8]) -> Vec<u8> {
@@ -375,6 +377,7 @@ fn nesting_up_to_max_depth_decodes_and_one_more_is_refused() {
             let too_deep = nested(kind, levels + 1);
             let e = err_with(&too_deep, &limits);
             assert!(e.message.contains("depth limit"), "{kind}: {}", e.message);
+            assert_eq!(e.kind, DecodeErrorKind::Limit);
         }
     }
     // The offset is the container that goes one level too deep.
@@ -467,10 +470,12 @@ fn compressed_claim_of_4_gib_with_a_tiny_payload() {
     let (e, largest, _) = measure(|| err(&bytes));
     assert_eq!(e.offset, 2);
     assert!(e.message.contains("over the limit"), "{}", e.message);
+    assert_eq!(e.kind, DecodeErrorKind::Limit);
     assert!(largest < 4 * KIB);
     // With no limit to speak of, memory follows what the stream produces, not the claim.
     let started = Instant::now();
-    let (e, largest, peak) = measure(|| err_with(&bytes, &with_limits(DEFAULT_MAX_DEPTH, usize::MAX)));
+    let unlimited = Limits { max_uncompressed_size: usize::MAX, max_memory: usize::MAX, ..Limits::default() };
+    let (e, largest, peak) = measure(|| err_with(&bytes, &unlimited));
     assert!(e.message.contains("inflates to 2 bytes, not the 4294967295"), "{}", e.message);
     assert!(largest < 256 * KIB && peak < MIB, "{largest} / {peak}");
     assert!(started.elapsed() < Duration::from_millis(200));

@@ -14,3 +14,7 @@ pub fn fun_around(inner: &[u8]) -> Vec<u8> {
     fun.extend_from_slice(&body);
     fun
 }
+
+// Not every test binary generates terms.
+#[allow(dead_code)]
+pub mod terms;
