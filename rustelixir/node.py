@@ -23,7 +23,7 @@ from typing import Any
 
 from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError
 from rustelixir.protocol import control as c
-from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Tick
+from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Tick, TooLarge
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Role, split_node_name
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
@@ -518,6 +518,11 @@ class Node:
         if process is not None:
             process.monitor_exit(m.ref, m.reason, m.from_proc, proto)
 
+    def _on_too_large(self, proto: DistProtocol, m: TooLarge) -> None:
+        answered = proto.refuse(m.body)
+        log.warning("discarded a message of %d bytes from %s%s: %s", len(m.body), proto.peer_name,
+                    " (its caller answered :overloaded)" if answered else "", m.reason)  # fmt: skip
+
     def _on_link(self, proto: DistProtocol, m: c.Link) -> None:
         if self._local_process(m.to_pid) is None:
             # Linking to a process that does not exist: it "exits" at once with noproc.
@@ -655,6 +660,7 @@ class Node:
 
 _HANDLERS: dict[type, Callable[[Node, DistProtocol, Any], None]] = {
     Tick: lambda node, proto, event: None,
+    TooLarge: Node._on_too_large,
     c.RegSend: Node._on_reg_send,
     c.RegSendTT: Node._on_reg_send,
     c.Send: Node._on_send,

@@ -263,6 +263,18 @@ class DistProtocol(asyncio.Protocol):
         self.conn.send_encoded(parts)
         self.flush()
 
+    def refuse(self, body: bytes) -> bool:
+        """A message too large to decode: when it is a call to the server, its caller is
+        answered `{error, overloaded}` (by the link, which knows how to reach it)."""
+        if self.link is None:
+            return False
+        try:
+            return self.link.refuse(body)
+        except OSError as e:
+            log.info("cannot write to %s: %s", self.peer_name, e)
+            self._shut_link()
+            return False
+
     def flush(self) -> None:
         if self.conn is None or self.closed:
             return

@@ -104,12 +104,19 @@ def tuple_(label: str, *items: list[Segment]) -> list[Segment]:
     return [b"\x69", Field(f"{label} arity", 4, len(items)), *[s for item in items for s in item]]
 
 
-def gen_call(peer: str, target: str, request: list[Segment]) -> list[Segment]:
-    """REG_SEND from a process of `peer` to `target` of `{'$gen_call', {Pid, [alias | Ref]}, Request}`."""
-    control = tuple_("control", [b"\x61\x06"], pid(peer, "sender"), atom("", "cookie"), atom(target, "target"))
+def reg_send(peer: str, target: str) -> list[Segment]:
+    """The control message of a REG_SEND from a process of `peer` to `target`, behind a header."""
+    return [b"\x83\x44\x00", *tuple_("control", [b"\x61\x06"], pid(peer, "sender"), atom("", "cookie"), atom(target, "target"))]
+
+
+def call_payload(peer: str, request: list[Segment]) -> list[Segment]:
+    """`{'$gen_call', {Pid, [alias | Ref]}, Request}` from a process of `peer`."""
     tag = [b"\x6c", Field("tag list length", 4, 1), *atom("alias", "alias"), *reference(peer, "tag")]
-    payload = tuple_("payload", atom("$gen_call", "gen_call"), tuple_("from", pid(peer, "caller"), tag), request)
-    return [b"\x83\x44\x00", *control, *payload]
+    return tuple_("payload", atom("$gen_call", "gen_call"), tuple_("from", pid(peer, "caller"), tag), request)
+
+
+def gen_call(peer: str, target: str, request: list[Segment]) -> list[Segment]:
+    return [*reg_send(peer, target), *call_payload(peer, request)]
 
 
 def argument(peer: str) -> list[Segment]:
@@ -319,3 +326,100 @@ def test_slow_calls_of_a_vanished_node_are_cancelled_and_free_their_workers(
     started = time.monotonic()
     assert bystander.eval("gen_server:call({rustelixir, Node}, {sleep, 10}, 5000).") == (Atom("ok"), Atom("ok"))
     assert time.monotonic() - started < 1.0
+
+
+# --- Term bombs ------------------------------------------------------------------------------
+
+# What the node may grow by, beyond the message limit, while it refuses a bomb: the frame's
+# own bytes held while it arrives (the link's read buffer, the frame, the copy handed to
+# Python), and the interpreter's and allocator's slack. Fixed: it does not grow with what the
+# bomb claims or would expand to (512 MiB here). Measured peaks: 0-30 MiB.
+MARGIN = 48 << 20
+
+
+def peak_growth_while(node: ServedNode, action: Callable[[], object]) -> int:
+    """How far above its resident size the node's peak resident size went during `action`."""
+    pid = node.proc.pid
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
+    before = rss_kib(pid)
+    action()
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return (int(line.split()[1]) - before) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def echo_of(term: bytes) -> Frame:
+    return lambda peer: frame(assemble(gen_call(peer, "rustelixir", tuple_("request", atom("echo", "native"), [term]))))
+
+
+def compressed_call(start: bytes, chunk: bytes, repeat: int, end: bytes = b"", claim: int | None = None) -> Frame:
+    """A call whose whole payload is a compressed term (the only place one may stand in a
+    message): `{'$gen_call', From, {echo, X}}` where X's bytes are `start`, `chunk` `repeat`
+    times, then `end`, compressed as they are made (the bomb is never held whole here
+    either); `claim` is the size the term says it inflates to, when it lies."""
+
+    def make(peer: str) -> bytes:
+        z = zlib.compressobj(9)
+        head = assemble(call_payload(peer, tuple_("request", atom("echo", "native"), [b""]))) + start
+        parts = [z.compress(head)] + [z.compress(chunk) for _ in range(repeat)] + [z.compress(end), z.flush()]
+        size = len(head) + len(chunk) * repeat + len(end) if claim is None else claim
+        return frame(assemble(reg_send(peer, "rustelixir")) + b"\x50" + size.to_bytes(4, "big") + b"".join(parts))
+
+    return make
+
+
+def small_call() -> Frame:
+    return call_of("rustelixir", "echo")
+
+
+def test_compressed_bombs_are_refused_within_the_limit(node: ServedNode, bystander: DistClient) -> None:
+    peer = RawPeer(node)
+    replies: list[object] = []
+    zeros = bytes(1 << 20)
+    # 512 MiB of zeros in a binary, half a megabyte on the wire; honest about its size:
+    # refused from its claim alone, nothing inflated. The connection goes on.
+    honest = compressed_call(b"\x6d" + (512 << 20).to_bytes(4, "big"), zeros, 512)
+    growth = peak_growth_while(node, lambda: (peer.send(honest), peer.send(small_call()), replies.append(peer.reply())))
+    assert replies.pop()[1][0] == Atom("ok")  # type: ignore[index]
+    assert growth < LIMIT + MARGIN, growth
+    # Within the limit inflated (7 MiB of []), past it once decoded: refused while decoding.
+    nils = compressed_call(b"\x6c" + (7 << 20).to_bytes(4, "big"), b"\x6a" * (1 << 20), 7, b"\x6a")
+    growth = peak_growth_while(node, lambda: (peer.send(nils), peer.send(small_call()), replies.append(peer.reply())))
+    assert replies.pop()[1][0] == Atom("ok")  # type: ignore[index]
+    assert growth < LIMIT + MARGIN, growth
+    # Lying (it claims half the limit and inflates to 512 MiB): inflated no further than its
+    # claim, then refused as malformed; that closes its connection.
+    lying = compressed_call(b"\x6d" + (512 << 20).to_bytes(4, "big"), zeros, 512, claim=LIMIT // 2)
+    growth = peak_growth_while(node, lambda: (peer.send(lying), peer.closed_by_node(5.0)))
+    assert peer.sock is None, "closed"
+    assert growth < LIMIT + MARGIN, growth
+    alive_and_serving(node, bystander)
+    info = bystander.eval("{ok, I} = gen_server:call({rustelixir, Node}, info), I.")
+    assert info[Atom("oversized")] >= 2
+
+
+@pytest.mark.parametrize("element", [b"\x6a", b"\x74\x00\x00\x00\x00", b"\x68\x00"], ids=["[]", "%{}", "{}"])
+def test_an_uncompressed_bomb_is_refused_within_the_limit(node: ServedNode, bystander: DistClient, element: bytes) -> None:
+    # A message just under the limit on the wire whose elements cost 1 to 5 bytes each there
+    # and 8 to 72 bytes each decoded: refused as it is decoded, not after.
+    count = (LIMIT - 4096) // len(element)
+    bomb = b"\x6c" + count.to_bytes(4, "big") + element * count + b"\x6a"
+    peer = RawPeer(node)
+    reply: list[object] = []
+    growth = peak_growth_while(node, lambda: (peer.send(echo_of(bomb)), reply.append(peer.reply(20.0))))
+    assert reply[0][1] == (Atom("error"), Atom("overloaded"))  # type: ignore[index]
+    assert growth < LIMIT + MARGIN, growth
+    alive_and_serving(node, bystander)
+    peer.close()
+
+
+def test_a_bomb_from_a_real_node_is_answered_overloaded(node: ServedNode, bystander: DistClient) -> None:
+    # The same from a BEAM: a list of 4 million [] (4 MiB on the wire, in fragments).
+    growth = peak_growth_while(
+        node,
+        lambda: reply.append(bystander.eval("gen_server:call({rustelixir, Node}, {echo, lists:duplicate(4000000, [])}, 20000).")),
+    ) if (reply := []) == [] else 0
+    assert reply == [(Atom("error"), Atom("overloaded"))]
+    assert growth < LIMIT + MARGIN, growth
+    alive_and_serving(node, bystander)

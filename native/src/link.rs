@@ -272,6 +272,7 @@ impl DistLink {
     /// when it is a call to the server its caller is answered `{error, overloaded}` and
     /// this returns True.
     fn refuse(&self, body: &[u8]) -> PyResult<bool> {
+        self.shared.oversized.fetch_add(1, Ordering::Relaxed);
         let mut out = Vec::new();
         let limits = fast_path::wire_limits(self.config.max_message_size);
         if !fast_path::refusal(&self.config, &limits, body, &mut out) {

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from rustelixir._native import DistFastPath, decode_dist, encode
-from rustelixir.errors import DecodeError, LocalProtocolError, RemoteProtocolError
+from rustelixir.errors import DecodeError, LocalProtocolError, RemoteProtocolError, TermTooLarge
 from rustelixir.protocol.control import Control, from_terms
 from rustelixir.protocol.flags import DFlag
 
-__all__ = ["Tick", "DistConnection", "ConnectionEvent", "DEFAULT_MAX_MESSAGE_SIZE"]
+__all__ = ["Tick", "TooLarge", "DistConnection", "ConnectionEvent", "DEFAULT_MAX_MESSAGE_SIZE"]
 
 PASS_THROUGH = 112
 VERSION = 131
@@ -36,8 +36,8 @@ DIST_FRAG_HEADER = 69
 DIST_FRAG_CONT = 70
 TICK_FRAME = b"\x00\x00\x00\x00"
 
-# A frame or reassembled message larger than this is refused (and the connection closed);
-# unfinished fragmented messages together may not hold more either.
+# A message larger than this, on the wire, inflated or once decoded, is discarded (its
+# caller answered overloaded); unfinished fragmented messages together may not hold more.
 DEFAULT_MAX_MESSAGE_SIZE = 128 << 20
 DEFAULT_FRAGMENT_SIZE = 1 << 20
 MAX_OPEN_SEQUENCES = 1024  # the same bound as native/src/dist.rs, where fragments are joined
@@ -48,7 +48,17 @@ class Tick:
     """The peer's keep-alive (an empty frame)."""
 
 
-ConnectionEvent = Control | Tick
+@dataclass(frozen=True)
+class TooLarge:
+    """A message that would pass the size limit once decoded (or inflated): not decoded.
+    `body` is its frame body, so that a call's caller can still be answered; the connection
+    goes on."""
+
+    body: bytes
+    reason: str
+
+
+ConnectionEvent = Control | Tick | TooLarge
 _TICK = Tick()
 
 
@@ -141,11 +151,16 @@ class DistConnection:
         calls, errors, oversized = self._fast.stats
         return calls, errors, oversized
 
-    def _frame(self, body: bytes) -> Control:
+    def _frame(self, body: bytes) -> Control | TooLarge:
         # Fragments never get here: the Rust side puts them back together first.
         first = body[0] if body else None
         if first == PASS_THROUGH or (first == VERSION and len(body) >= 3 and body[1] == DIST_HEADER):
-            return from_terms(*decode_dist(body))
+            limit = self.max_message_size
+            try:
+                terms = decode_dist(body, max_uncompressed_size=limit, max_memory=limit)
+            except TermTooLarge as e:
+                return TooLarge(body, str(e))
+            return from_terms(*terms)
         raise RemoteProtocolError(f"frame from {self.peer_name} starts with {body[:2]!r}: not a distribution message")
 
     # --- Out -----------------------------------------------------------------------------

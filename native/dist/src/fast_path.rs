@@ -41,7 +41,7 @@ const ALIAS_SEND: u8 = 33;
 /// The limits every term from a peer is decoded under: a message may take at most
 /// `max_message_size` bytes on the wire, inflated (a compressed term), or once decoded.
 pub fn wire_limits(max_message_size: usize) -> Limits {
-    Limits { max_uncompressed_size: max_message_size, ..Limits::default() }
+    Limits { max_uncompressed_size: max_message_size, max_memory: max_message_size, ..Limits::default() }
 }
 
 /// Body bytes of an oversized message read before it is refused: enough to find the caller
