@@ -208,6 +208,12 @@ class RawPeer:
                 self.close()
         raise AssertionError("the node refused a fresh connection")
 
+    def call(self, *frames: Frame, wait: float = 5.0) -> object:
+        """Sends `frames`, then waits for a reply (to the last call among them)."""
+        for make in frames:
+            self.send(make)
+        return self.reply(wait)
+
     def reply(self, wait: float = 5.0) -> object:
         """The message of the next ALIAS_SEND the node sends this peer."""
         assert self.sock is not None
@@ -337,15 +343,16 @@ def test_slow_calls_of_a_vanished_node_are_cancelled_and_free_their_workers(
 MARGIN = 48 << 20
 
 
-def peak_growth_while(node: ServedNode, action: Callable[[], object]) -> int:
-    """How far above its resident size the node's peak resident size went during `action`."""
+def peak_growth_while(node: ServedNode, action: Callable[[], object]) -> tuple[int, object]:
+    """How far above its resident size the node's peak resident size went during `action`,
+    and what `action` returned."""
     pid = node.proc.pid
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
     before = rss_kib(pid)
-    action()
+    result = action()
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return (int(line.split()[1]) - before) * 1024
+            return (int(line.split()[1]) - before) * 1024, result
     raise AssertionError("no VmHWM")
 
 
@@ -375,24 +382,23 @@ def small_call() -> Frame:
 
 def test_compressed_bombs_are_refused_within_the_limit(node: ServedNode, bystander: DistClient) -> None:
     peer = RawPeer(node)
-    replies: list[object] = []
     zeros = bytes(1 << 20)
     # 512 MiB of zeros in a binary, half a megabyte on the wire; honest about its size:
     # refused from its claim alone, nothing inflated. The connection goes on.
     honest = compressed_call(b"\x6d" + (512 << 20).to_bytes(4, "big"), zeros, 512)
-    growth = peak_growth_while(node, lambda: (peer.send(honest), peer.send(small_call()), replies.append(peer.reply())))
-    assert replies.pop()[1][0] == Atom("ok")  # type: ignore[index]
+    growth, reply = peak_growth_while(node, lambda: peer.call(honest, small_call()))
+    assert reply[1][0] == Atom("ok")  # type: ignore[index]
     assert growth < LIMIT + MARGIN, growth
     # Within the limit inflated (7 MiB of []), past it once decoded: refused while decoding.
     nils = compressed_call(b"\x6c" + (7 << 20).to_bytes(4, "big"), b"\x6a" * (1 << 20), 7, b"\x6a")
-    growth = peak_growth_while(node, lambda: (peer.send(nils), peer.send(small_call()), replies.append(peer.reply())))
-    assert replies.pop()[1][0] == Atom("ok")  # type: ignore[index]
+    growth, reply = peak_growth_while(node, lambda: peer.call(nils, small_call()))
+    assert reply[1][0] == Atom("ok")  # type: ignore[index]
     assert growth < LIMIT + MARGIN, growth
     # Lying (it claims half the limit and inflates to 512 MiB): inflated no further than its
     # claim, then refused as malformed; that closes its connection.
     lying = compressed_call(b"\x6d" + (512 << 20).to_bytes(4, "big"), zeros, 512, claim=LIMIT // 2)
-    growth = peak_growth_while(node, lambda: (peer.send(lying), peer.closed_by_node(5.0)))
-    assert peer.sock is None, "closed"
+    growth, closed = peak_growth_while(node, lambda: peer.send(lying) or peer.closed_by_node(5.0))
+    assert closed
     assert growth < LIMIT + MARGIN, growth
     alive_and_serving(node, bystander)
     info = bystander.eval("{ok, I} = gen_server:call({rustelixir, Node}, info), I.")
@@ -406,9 +412,8 @@ def test_an_uncompressed_bomb_is_refused_within_the_limit(node: ServedNode, byst
     count = (LIMIT - 4096) // len(element)
     bomb = b"\x6c" + count.to_bytes(4, "big") + element * count + b"\x6a"
     peer = RawPeer(node)
-    reply: list[object] = []
-    growth = peak_growth_while(node, lambda: (peer.send(echo_of(bomb)), reply.append(peer.reply(20.0))))
-    assert reply[0][1] == (Atom("error"), Atom("overloaded"))  # type: ignore[index]
+    growth, reply = peak_growth_while(node, lambda: peer.call(echo_of(bomb), wait=20.0))
+    assert reply[1] == (Atom("error"), Atom("overloaded"))  # type: ignore[index]
     assert growth < LIMIT + MARGIN, growth
     alive_and_serving(node, bystander)
     peer.close()
@@ -416,10 +421,8 @@ def test_an_uncompressed_bomb_is_refused_within_the_limit(node: ServedNode, byst
 
 def test_a_bomb_from_a_real_node_is_answered_overloaded(node: ServedNode, bystander: DistClient) -> None:
     # The same from a BEAM: a list of 4 million [] (4 MiB on the wire, in fragments).
-    growth = peak_growth_while(
-        node,
-        lambda: reply.append(bystander.eval("gen_server:call({rustelixir, Node}, {echo, lists:duplicate(4000000, [])}, 20000).")),
-    ) if (reply := []) == [] else 0
-    assert reply == [(Atom("error"), Atom("overloaded"))]
+    call = "gen_server:call({rustelixir, Node}, {echo, lists:duplicate(4000000, [])}, 20000)."
+    growth, reply = peak_growth_while(node, lambda: bystander.eval(call))
+    assert reply == (Atom("error"), Atom("overloaded"))
     assert growth < LIMIT + MARGIN, growth
     alive_and_serving(node, bystander)
