@@ -141,7 +141,7 @@ def _error(reason: Any) -> tuple[Atom, Any]:
 class _Call:
     """One call to a slow or asynchronous native while it runs: what cancels it."""
 
-    __slots__ = ("from_", "native", "token", "task", "monitor", "peer", "cancelled", "caller")
+    __slots__ = ("from_", "native", "token", "task", "monitor", "peer", "cancelled", "caller", "node")
 
     def __init__(self, from_: tuple[Pid, Any] | None, native: Native, monitor: Reference | None,
                  peer: DistProtocol | None, caller: Pid | None = None) -> None:  # fmt: skip
@@ -153,6 +153,9 @@ class _Call:
         self.monitor = monitor
         self.peer = peer
         self.cancelled = False
+        # The node whose disconnection cancels it: the caller's, or when the caller's node is
+        # not connected (no reply could reach it), that of the connection the call came on.
+        self.node: str | None = None
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -189,13 +192,26 @@ class RustelixirServer(GenServer):
         self.cancelled = 0
         self.started = time.time()
         self._running: dict[Reference, _Call] = {}
+        # Every slow or async call running or queued, by the node whose disconnection cancels
+        # it (`_Call.node`): its callers are gone then, and so must be their calls, or they
+        # hold a worker and an in-flight slot for as long as the native runs (a day of
+        # `sleep`), and past max_in_flight every caller is answered :overloaded.
+        self._calls_by_node: dict[str, set[_Call]] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rustelixir-native")
         set_node_identity(node.name, node.creation, secrets.randbits(32))
-        # Holders on a node that disconnects hold nothing any more.
-        node.peer_down_hooks.append(lambda peer: resources_node_down(peer.peer_name or ""))
+        node.peer_down_hooks.append(self._peer_down)
         self._closer: asyncio.TimerHandle | None = None
         if node.loop is not None:
             self._closer = node.loop.call_later(0.2, self._close_released)
+
+    def _peer_down(self, peer: DistProtocol) -> None:
+        """A node disconnected: its processes hold no resources and wait for no reply."""
+        name = peer.peer_name or ""
+        resources_node_down(name)
+        for call in self._calls_by_node.pop(name, ()):
+            if not call.cancelled:
+                self.cancelled += 1
+                call.cancel()
 
     def _close_released(self) -> None:
         """Calls `close()` on the Python objects the resource table has let go of."""
@@ -263,6 +279,12 @@ class RustelixirServer(GenServer):
             return
         call = _Call(from_, native, _monitor_of(from_), peer, caller)
         self.in_flight += 1
+        if caller is not None and caller.node.name in self.node.peers:
+            call.node = caller.node.name
+        elif peer is not None:
+            call.node = peer.peer_name
+        if call.node is not None:
+            self._calls_by_node.setdefault(call.node, set()).add(call)
         if call.monitor is not None:
             self._running[call.monitor] = call
             if peer is not None:
@@ -278,6 +300,11 @@ class RustelixirServer(GenServer):
 
     def _finish(self, call: _Call, reply: Any) -> None:
         self.in_flight -= 1
+        calls = self._calls_by_node.get(call.node) if call.node is not None else None
+        if calls is not None:
+            calls.discard(call)
+            if not calls:
+                del self._calls_by_node[call.node]
         if call.monitor is not None:
             self._running.pop(call.monitor, None)
             if call.peer is not None:
@@ -304,6 +331,8 @@ class RustelixirServer(GenServer):
     def _run(self, native: Native, args: tuple[Any, ...], call: _Call | None, caller: Pid | None = None) -> Any:
         token = call.token if call is not None else None
         if call is not None:
+            if call.cancelled:
+                return None  # its caller went away while it waited for a worker
             caller = call.caller
         if native.builtin:
             return call_native(native.name, args, token, caller)
