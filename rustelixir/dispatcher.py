@@ -300,11 +300,12 @@ class RustelixirServer(GenServer):
 
     def _finish(self, call: _Call, reply: Any) -> None:
         self.in_flight -= 1
-        calls = self._calls_by_node.get(call.node) if call.node is not None else None
-        if calls is not None:
-            calls.discard(call)
-            if not calls:
-                del self._calls_by_node[call.node]
+        if call.node is not None:
+            calls = self._calls_by_node.get(call.node)
+            if calls is not None:
+                calls.discard(call)
+                if not calls:
+                    del self._calls_by_node[call.node]
         if call.monitor is not None:
             self._running.pop(call.monitor, None)
             if call.peer is not None:
