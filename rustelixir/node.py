@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import secrets
 import socket
@@ -27,13 +28,14 @@ from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Tick
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Role, split_node_name
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
-from rustelixir.transport import DistProtocol, SimultaneousConnect
+from rustelixir.transport import DEFAULT_HANDSHAKE_TIMEOUT, DistProtocol, RefusedConnection, SimultaneousConnect
 
 __all__ = ["Node", "Process", "GenServer", "EPMD_MODES"]
 
 log = logging.getLogger("rustelixir.node")
 
 EPMD_MODES = ("auto", "system", "internal", "none")
+DEFAULT_MAX_PENDING_HANDSHAKES = 256
 GEN_CALL = Atom("$gen_call")
 GEN_CAST = Atom("$gen_cast")
 NOPROC = Atom("noproc")
@@ -52,6 +54,48 @@ class _Intent:
         self.cancelled = True
         if self.protocol is not None:
             self.protocol.abort(SimultaneousConnect("simultaneous connect: the peer's attempt wins"))
+
+
+class _RefusalLog:
+    """Warns of refused connections at most once per `interval` seconds, with how many there
+    were: under a flood of them, one line per refusal would be a flood of its own."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = 10.0) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.total = 0
+        self._unreported = 0
+        self._bound = 0
+        self._last = -math.inf
+        self._flush: asyncio.TimerHandle | None = None
+
+    def refused(self, bound: int) -> None:
+        self.total += 1
+        self._unreported += 1
+        self._bound = bound
+        if self._flush is not None:
+            return
+        wait = self._last + self.interval - self.loop.time()
+        if wait <= 0:
+            self._report()
+        else:
+            self._flush = self.loop.call_later(wait, self._report)
+
+    def _report(self) -> None:
+        self._flush = None
+        if not self._unreported:
+            return
+        log.warning(
+            "refused %d incoming connection%s: %d handshakes in progress already (max_pending_handshakes)",
+            self._unreported, "" if self._unreported == 1 else "s", self._bound,
+        )  # fmt: skip
+        self._unreported = 0
+        self._last = self.loop.time()
+
+    def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._report()
 
 
 class Process:
@@ -149,6 +193,30 @@ def default_cookie() -> str:
         return cookie
 
 
+def _check_options(
+    *, name: str, epmd: str, port: int, ticktime: float, max_message_size: int,
+    max_pending_handshakes: int, handshake_timeout: float,
+) -> None:  # fmt: skip
+    """The node's options, checked in one place (ValueError says which and why)."""
+    split_node_name(name)
+    if epmd not in EPMD_MODES:
+        raise ValueError(f"epmd must be one of {EPMD_MODES}, not {epmd!r}")
+    if not _is_int(port) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be a TCP port number (0: any free port), not {port!r}")
+    if epmd == "none" and port == 0:
+        raise ValueError("without EPMD the node needs a fixed port (peers cannot look it up)")
+    for option, value in (("ticktime", ticktime), ("handshake_timeout", handshake_timeout)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+            raise ValueError(f"{option} must be a positive number of seconds, not {value!r}")
+    for option, value in (("max_message_size", max_message_size), ("max_pending_handshakes", max_pending_handshakes)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{option} must be a positive integer, not {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def full_node_name(name: str | None = None, sname: str | None = None) -> str:
     """A long name as given (`py@127.0.0.1`), or a short name completed with this host's
     short host name (`py` -> `py@myhost`)."""
@@ -175,12 +243,16 @@ class Node:
         epmd_port: int | None = None,
         ticktime: float = 60.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_pending_handshakes: int = DEFAULT_MAX_PENDING_HANDSHAKES,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
-        split_node_name(name)
-        if epmd not in EPMD_MODES:
-            raise ValueError(f"epmd must be one of {EPMD_MODES}, not {epmd!r}")
-        if epmd == "none" and port == 0:
-            raise ValueError("without EPMD the node needs a fixed port (peers cannot look it up)")
+        """`max_pending_handshakes`: incoming connections that may be in their handshake at
+        once; past it a new one is closed at once, unread (connections this node makes are
+        not counted). `handshake_timeout`: seconds a connection has to finish its handshake."""
+        _check_options(
+            name=name, epmd=epmd, port=port, ticktime=ticktime, max_message_size=max_message_size,
+            max_pending_handshakes=max_pending_handshakes, handshake_timeout=handshake_timeout,
+        )  # fmt: skip
         self.name = name
         self.cookie = cookie if cookie is not None else default_cookie()
         self.listen_host = listen_host
@@ -189,6 +261,11 @@ class Node:
         self.epmd_port = epmd_port
         self.ticktime = ticktime
         self.max_message_size = max_message_size
+        self.max_pending_handshakes = max_pending_handshakes
+        self.handshake_timeout = float(handshake_timeout)
+        # Incoming connections in their handshake: the slots max_pending_handshakes bounds.
+        self._handshaking: set[DistProtocol] = set()
+        self._refusals: _RefusalLog | None = None
         self.creation = secrets.randbelow(0xFFFFFFF0) + 4  # replaced by EPMD's when registered
         self.name_atom = Atom(name)
         self.peers: dict[str, DistProtocol] = {}
@@ -217,9 +294,8 @@ class Node:
         if self._started:
             return
         self.loop = asyncio.get_running_loop()
-        self._server = await self.loop.create_server(
-            lambda: DistProtocol(self, Role.ACCEPTOR), self.listen_host, self.port
-        )
+        self._refusals = _RefusalLog(self.loop)
+        self._server = await self.loop.create_server(self._incoming, self.listen_host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.epmd_mode != "none":
             from rustelixir import epmd
@@ -248,8 +324,12 @@ class Node:
             self._server.close()
         for intent in list(self._pending_out.values()):
             intent.cancel()
+        for proto in list(self._handshaking):
+            proto.abort(NodeClosedError("node closed"))
         for peer in list(self.peers.values()):
             peer.abort(NodeClosedError("node closed"))
+        if self._refusals is not None:
+            self._refusals.close()
         if self._registration is not None:
             await self._registration.close()
         if self._epmd_server is not None:
@@ -327,6 +407,27 @@ class Node:
         return None
 
     # --- Connections ---------------------------------------------------------------------
+
+    def _incoming(self) -> asyncio.Protocol:
+        """The protocol for a connection just accepted. Counted from here (asyncio makes
+        the protocols of a burst of accepts before it calls any connection_made), freed
+        by `_handshake_ended`, at the latest after handshake_timeout."""
+        if len(self._handshaking) >= self.max_pending_handshakes:
+            assert self._refusals is not None
+            self._refusals.refused(self.max_pending_handshakes)
+            return RefusedConnection()
+        proto = DistProtocol(self, Role.ACCEPTOR)
+        self._handshaking.add(proto)
+        return proto
+
+    def _handshake_ended(self, proto: DistProtocol) -> None:
+        """The transport: `proto`'s handshake is over (done, failed, timed out or closed)."""
+        self._handshaking.discard(proto)
+
+    @property
+    def pending_handshakes(self) -> int:
+        """Incoming connections in their handshake now."""
+        return len(self._handshaking)
 
     async def connect(self, peer_name: str, *, port: int | None = None, timeout: float = 7.0) -> DistProtocol:
         """The connection to `peer_name`, made if there is none: its port is looked up in

@@ -20,20 +20,30 @@ from rustelixir.protocol.handshake import Handshake, HandshakeComplete, NameRece
 if TYPE_CHECKING:
     from rustelixir.node import Node
 
-__all__ = ["DistProtocol"]
+__all__ = ["DistProtocol", "RefusedConnection", "DEFAULT_HANDSHAKE_TIMEOUT"]
 
 log = logging.getLogger("rustelixir.transport")
 
-HANDSHAKE_TIMEOUT = 7.0
+# Seconds a connection may take from its start to the end of its handshake.
+DEFAULT_HANDSHAKE_TIMEOUT = 7.0
 
 
 class SimultaneousConnect(ConnectionError):
     """Our connection attempt lost a simultaneous connect; the peer's is kept."""
 
 
+class RefusedConnection(asyncio.Protocol):
+    """An incoming connection the node has no room for: closed at once, nothing read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.abort()
+
+
 class DistProtocol(asyncio.Protocol):
     """One connection to one peer node. `ready` resolves when the handshake is done (or
-    fails with the reason)."""
+    fails with the reason). The node hears of the handshake's end, however it ends, through
+    `_handshake_ended` (once), and of the connection's end through `_connection_lost`."""
 
     def __init__(self, node: Node, role: Role, peer_name: str | None = None) -> None:
         self.node = node
@@ -53,7 +63,13 @@ class DistProtocol(asyncio.Protocol):
         # Per-peer state the node keeps; all of it dies with the connection.
         self.monitors: dict[Any, tuple[Any, Any]] = {}  # ref -> (monitoring pid, our target)
         self.links: set[tuple[Any, Any]] = set()
-        self._handshake_timer: asyncio.TimerHandle | None = None
+        # From the moment the connection exists, even before asyncio calls connection_made
+        # (which it might never do): a slot the node counts is freed by the deadline whatever
+        # happens.
+        self._handshake_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            node.handshake_timeout, self._handshake_timed_out
+        )
+        self._handshaking = True
         # After the handshake a Rust thread owns the socket (reads, fast path, ticks).
         self.link: DistLink | None = None
         self._wake_fd: int | None = None
@@ -70,8 +86,9 @@ class DistProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        loop = asyncio.get_running_loop()
-        self._handshake_timer = loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timed_out)
+        if self.closed:  # timed out before asyncio got here
+            transport.abort()
+            return
         if self.handshake is not None and self.role is Role.INITIATOR:
             transport.write(self.handshake.data_to_send())
 
@@ -83,8 +100,7 @@ class DistProtocol(asyncio.Protocol):
         if self.link is not None:
             return  # the asyncio transport let go of a socket the link owns now
         self.closed = True
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
+        self._end_handshake()
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"connection to {self.peer_name or 'a peer'} closed in the handshake"))
             self.ready.exception()  # retrieved: nobody may be waiting on it
@@ -135,9 +151,16 @@ class DistProtocol(asyncio.Protocol):
         if hs.state == "closed":
             self.abort(ConnectionError(f"handshake with {hs.peer_name or self._peer_address()} ended"))
 
-    def _complete(self, done: HandshakeComplete) -> None:
+    def _end_handshake(self) -> None:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
+            self._handshake_timer = None
+        if self._handshaking:
+            self._handshaking = False
+            self.node._handshake_ended(self)
+
+    def _complete(self, done: HandshakeComplete) -> None:
+        self._end_handshake()
         self.handshake = None
         self.peer_name = done.peer_name
         self.peer_creation = done.peer_creation
@@ -238,9 +261,19 @@ class DistProtocol(asyncio.Protocol):
         return self.conn.fast_path_stats if self.conn is not None else (0, 0)
 
     def _handshake_timed_out(self) -> None:
-        if self.conn is None and not self.closed:
-            log.warning("handshake with %s timed out", self.peer_name or self._peer_address())
-            self.abort(TimeoutError("distribution handshake timed out"))
+        self._handshake_timer = None
+        if self.conn is not None or self.closed:
+            return
+        log.warning("handshake with %s timed out", self.peer_name or self._peer_address())
+        if self.transport is None:
+            # asyncio never called connection_made: nothing to close, only the slot to free.
+            self.closed = True
+            self._end_handshake()
+            if not self.ready.done():
+                self.ready.set_exception(TimeoutError("distribution handshake timed out"))
+                self.ready.exception()
+            return
+        self.abort(TimeoutError("distribution handshake timed out"))
 
     def _peer_address(self) -> str:
         if self.transport is None:
@@ -283,3 +316,6 @@ class DistProtocol(asyncio.Protocol):
             self._shut_link()
         elif self.transport is not None and not self.closed:
             self.transport.abort()
+        elif self.transport is None and not self.closed:
+            self.closed = True  # connection_made, if it comes, closes the transport
+            self._end_handshake()

@@ -114,6 +114,129 @@ def info(port: int, node: ServedNode) -> dict[str, object]:
     return {k.name: v for k, v in value.items()}
 
 
+# --- Connections that never finish their handshake -------------------------------------------
+
+
+@pytest.fixture
+def bounded(tmp_path: Path) -> Iterator[ServedNode]:
+    node = ServedNode(tmp_path / "node", cookie=COOKIE, extra=["--max-pending-handshakes", "8"])
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def idle_connections(port: int, n: int) -> list[socket.socket]:
+    """`n` TCP connections that send nothing, once the node has accepted them."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(n)]
+    time.sleep(0.3)  # the node accepts on its event loop: let it count them
+    return socks
+
+
+def test_past_the_bound_a_connection_is_closed_at_once(bounded: ServedNode) -> None:
+    port = dist_port(bounded)
+    idle = idle_connections(port, 8)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as ninth:
+            took = until_closed(ninth, 5)
+        assert took < 1.0  # not the handshake timeout (7 s): refused, unread
+        for s in idle:  # those in the bound are still open, waiting for their handshake
+            s.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                s.recv(1)
+    finally:
+        for s in idle:
+            s.close()
+    assert "refused 1 incoming connection" in bounded.log()
+
+
+def test_a_real_node_connects_as_soon_as_a_slot_is_free(bounded: ServedNode, tmp_path: Path) -> None:
+    runtime = runtime_or_skip("otp25")
+    client = DistClient(runtime.erl, tmp_path / "client", cookie=COOKIE, erlc=runtime.erlc)
+    idle = idle_connections(dist_port(bounded), 8)
+    try:
+        client.set("Node", bounded.atom)
+        assert client.eval("net_adm:ping(Node).") == Atom("pang")
+        idle.pop().close()
+        time.sleep(0.3)
+        assert client.eval("net_adm:ping(Node).") == Atom("pong")
+        assert client.eval("gen_server:call({rustelixir, Node}, {add, 1, 2}).") == (Atom("ok"), 3)
+    finally:
+        for s in idle:
+            s.close()
+        client.close()
+
+
+def test_connections_the_node_makes_are_not_held_back_by_the_bound(tmp_path: Path) -> None:
+    # The bound is for what strangers open; a node full of half-open strangers still
+    # reaches the nodes it calls.
+    import asyncio
+
+    from rustelixir.node import Node
+
+    runtime = runtime_or_skip("otp25")
+    client = DistClient(runtime.erl, tmp_path / "client", cookie=COOKIE, erlc=runtime.erlc)
+
+    async def main() -> None:
+        async with Node(unique_name("out"), COOKIE, max_pending_handshakes=1) as node:
+            loop = asyncio.get_running_loop()
+            idle = await loop.run_in_executor(None, idle_connections, node.port, 1)
+            try:
+                assert node.pending_handshakes == 1
+                refused = await loop.run_in_executor(None, idle_connections, node.port, 1)
+                assert await loop.run_in_executor(None, until_closed, refused[0], 5) < 1.0
+                refused[0].close()
+                await node.connect(client.name)
+                assert client.name in node.peers
+                assert await node.call(("net_kernel", client.name), (Atom("is_auth"), Atom(node.name))) == Atom("yes")
+            finally:
+                for s in idle:
+                    s.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 60))
+    finally:
+        client.close()
+
+
+def test_refusals_are_logged_a_line_at_a_time_not_one_each(bounded: ServedNode) -> None:
+    port = dist_port(bounded)
+    idle = idle_connections(port, 8)
+    try:
+        for _ in range(300):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                assert until_closed(s, 5) < 5
+    finally:
+        for s in idle:
+            s.close()
+    lines = [line for line in bounded.log().splitlines() if "refused" in line and "incoming connection" in line]
+    assert 1 <= len(lines) <= 2, lines  # the first at once; the rest in one line 10 s later at most
+
+
+def test_an_idle_connection_is_closed_after_the_handshake_timeout(tmp_path: Path) -> None:
+    node = ServedNode(tmp_path, cookie=COOKIE, extra=["--handshake-timeout", "1"])
+    try:
+        with socket.create_connection(("127.0.0.1", dist_port(node)), timeout=5) as s:
+            took = until_closed(s, 5)
+        assert 0.8 < took < 2.5
+        assert "timed out" in node.log()
+    finally:
+        node.stop()
+
+
+def test_the_flags_are_checked(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for flags in (["--max-pending-handshakes", "0"], ["--handshake-timeout", "0"], ["--handshake-timeout", "nan"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "rustelixir", "serve", "--name", unique_name("flags"), "--cookie", COOKIE, *flags],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2, (flags, done.stderr)
+        assert flags[0][2:].replace("-", "_") in done.stderr
+
+
 # --- Reconnect churn ---------------------------------------------------------------------------
 
 
