@@ -237,6 +237,34 @@ def test_the_flags_are_checked(tmp_path: Path) -> None:
         assert flags[0][2:].replace("-", "_") in done.stderr
 
 
+# --- Sizes on the wire that lie ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
+    node = ServedNode(tmp_path_factory.mktemp("plain"), cookie=COOKIE)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        b"\xff\xff" + b"A" * 100,  # a 65535-byte name message: not waited for
+        struct.pack(">H", 1 + 8 + 4 + 2 + 1021) + b"N",  # one byte over the largest name message
+    ],
+    ids=["65535 bytes", "largest name + 1"],
+)
+def test_a_handshake_message_longer_than_any_is_refused_at_once(plain: ServedNode, opening: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", dist_port(plain)), timeout=5) as s:
+        s.sendall(opening)
+        assert until_closed(s, 5) < 1.0  # not after the handshake timeout
+    assert "handshake message of" in plain.log()
+    assert raw_call(dist_port(plain), plain, (Atom("add"), 1, 2)) == (Atom("ok"), 3)
+
+
 # --- Reconnect churn ---------------------------------------------------------------------------
 
 
