@@ -221,6 +221,13 @@ class DistProtocol(asyncio.Protocol):
                     log.warning("closing the connection to %s: %s", self.peer_name, e)
                     self.abort(e)
                     return
+                except Exception as e:
+                    # Frames that broke our reading some other way (a bug of ours): the
+                    # connection goes all the same, or it would stay open, unread, until
+                    # net_ticktime.
+                    log.exception("closing the connection to %s: its frames could not be read", self.peer_name)
+                    self.abort(e)
+                    return
                 self.flush()
         finally:
             if closed is not None and not self.closed:

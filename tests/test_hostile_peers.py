@@ -265,6 +265,26 @@ def test_a_handshake_message_longer_than_any_is_refused_at_once(plain: ServedNod
     assert raw_call(dist_port(plain), plain, (Atom("add"), 1, 2)) == (Atom("ok"), 3)
 
 
+@pytest.mark.parametrize(
+    ("control", "said"),
+    [
+        (10**6000, "an integer of 19932 bits"),  # no repr at all: more than 4,300 digits
+        (list(range(200_000)), "a list of length 200000"),  # a repr as large as the frame, and more
+    ],
+    ids=["20,000-bit integer", "200,000-element list"],
+)
+def test_a_control_message_too_big_to_print_closes_its_connection(plain: ServedNode, control: object, said: str) -> None:
+    port = dist_port(plain)
+    sock = raw_peer(port, plain.name, COOKIE)
+    try:
+        sock.sendall(pass_through_frame(control))
+        assert until_closed(sock, 10) < 2.0
+    finally:
+        sock.close()
+    assert f"not a tuple with an opcode: {said}" in plain.log()
+    assert raw_call(port, plain, (Atom("add"), 2, 2)) == (Atom("ok"), 4)
+
+
 # --- Reconnect churn ---------------------------------------------------------------------------
 
 

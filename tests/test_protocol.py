@@ -1070,6 +1070,30 @@ def test_too_many_open_sequences() -> None:
         c.receive_data(frag_header(MAX_OPEN_SEQUENCES, 2))
 
 
+@pytest.mark.parametrize(
+    ("control", "said"),
+    [
+        (10**5000, "an integer of 16610 bits"),  # repr() of it raises ValueError (4,300 digits)
+        (list(range(1_000_000)), "a list of length 1000000"),
+        (b"x" * 10_000, "a bytes of length 10000"),
+        (7, "7"),
+    ],
+    ids=["huge integer", "long list", "long binary", "small integer"],
+)
+def test_a_control_message_that_is_not_a_tuple_is_described_not_printed(control: Any, said: str) -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(RemoteProtocolError) as info:
+            from_terms(control)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == f"control message is not a tuple with an opcode: {said}"
+    assert peak < 64 * 1024  # no repr of the term: that alone was megabytes for the list
+
+
 # --- Random splits and random traffic ---------------------------------------------------------
 
 

@@ -362,7 +362,7 @@ def _decode_name(raw: bytes, who: str, what: str) -> str:
     try:
         name = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise EpmdProtocolError(f"{who} sent a {what} whose node name is not UTF-8: {raw!r}") from exc
+        raise EpmdProtocolError(f"{who} sent a {what} whose node name is not UTF-8: {raw[:100]!r}") from exc
     try:
         _encode_name(name)
     except ValueError as exc:
