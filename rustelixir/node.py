@@ -28,7 +28,13 @@ from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Tick
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Role, split_node_name
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
-from rustelixir.transport import DEFAULT_HANDSHAKE_TIMEOUT, DistProtocol, RefusedConnection, SimultaneousConnect
+from rustelixir.transport import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DistProtocol,
+    RefusedConnection,
+    SimultaneousConnect,
+    WarningLimiter,
+)
 
 __all__ = ["Node", "Process", "GenServer", "EPMD_MODES"]
 
@@ -54,48 +60,6 @@ class _Intent:
         self.cancelled = True
         if self.protocol is not None:
             self.protocol.abort(SimultaneousConnect("simultaneous connect: the peer's attempt wins"))
-
-
-class _RefusalLog:
-    """Warns of refused connections at most once per `interval` seconds, with how many there
-    were: under a flood of them, one line per refusal would be a flood of its own."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = 10.0) -> None:
-        self.loop = loop
-        self.interval = interval
-        self.total = 0
-        self._unreported = 0
-        self._bound = 0
-        self._last = -math.inf
-        self._flush: asyncio.TimerHandle | None = None
-
-    def refused(self, bound: int) -> None:
-        self.total += 1
-        self._unreported += 1
-        self._bound = bound
-        if self._flush is not None:
-            return
-        wait = self._last + self.interval - self.loop.time()
-        if wait <= 0:
-            self._report()
-        else:
-            self._flush = self.loop.call_later(wait, self._report)
-
-    def _report(self) -> None:
-        self._flush = None
-        if not self._unreported:
-            return
-        log.warning(
-            "refused %d incoming connection%s: %d handshakes in progress already (max_pending_handshakes)",
-            self._unreported, "" if self._unreported == 1 else "s", self._bound,
-        )  # fmt: skip
-        self._unreported = 0
-        self._last = self.loop.time()
-
-    def close(self) -> None:
-        if self._flush is not None:
-            self._flush.cancel()
-            self._report()
 
 
 class Process:
@@ -265,7 +229,8 @@ class Node:
         self.handshake_timeout = float(handshake_timeout)
         # Incoming connections in their handshake: the slots max_pending_handshakes bounds.
         self._handshaking: set[DistProtocol] = set()
-        self._refusals: _RefusalLog | None = None
+        # What strangers can make the node say, as often as they connect: rate-limited.
+        self._warnings: WarningLimiter | None = None
         self.creation = secrets.randbelow(0xFFFFFFF0) + 4  # replaced by EPMD's when registered
         self.name_atom = Atom(name)
         self.peers: dict[str, DistProtocol] = {}
@@ -294,7 +259,7 @@ class Node:
         if self._started:
             return
         self.loop = asyncio.get_running_loop()
-        self._refusals = _RefusalLog(self.loop)
+        self._warnings = WarningLimiter(self.loop)
         self._server = await self.loop.create_server(self._incoming, self.listen_host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.epmd_mode != "none":
@@ -328,8 +293,8 @@ class Node:
             proto.abort(NodeClosedError("node closed"))
         for peer in list(self.peers.values()):
             peer.abort(NodeClosedError("node closed"))
-        if self._refusals is not None:
-            self._refusals.close()
+        if self._warnings is not None:
+            self._warnings.close()
         if self._registration is not None:
             await self._registration.close()
         if self._epmd_server is not None:
@@ -413,8 +378,11 @@ class Node:
         the protocols of a burst of accepts before it calls any connection_made), freed
         by `_handshake_ended`, at the latest after handshake_timeout."""
         if len(self._handshaking) >= self.max_pending_handshakes:
-            assert self._refusals is not None
-            self._refusals.refused(self.max_pending_handshakes)
+            self.warnings.warning(
+                log, "connections refused",
+                "refused an incoming connection: %d handshakes in progress already (max_pending_handshakes)",
+                len(self._handshaking),
+            )  # fmt: skip
             return RefusedConnection()
         proto = DistProtocol(self, Role.ACCEPTOR)
         self._handshaking.add(proto)
@@ -423,6 +391,12 @@ class Node:
     def _handshake_ended(self, proto: DistProtocol) -> None:
         """The transport: `proto`'s handshake is over (done, failed, timed out or closed)."""
         self._handshaking.discard(proto)
+
+    @property
+    def warnings(self) -> WarningLimiter:
+        """Where the transport warns of what strangers do (rate-limited)."""
+        assert self._warnings is not None, "the node is not started"
+        return self._warnings
 
     @property
     def pending_handshakes(self) -> int:

@@ -8,10 +8,11 @@ import asyncio
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rustelixir._native import DistLink, encode
-from rustelixir.errors import HandshakeError, LocalProtocolError, RemoteProtocolError
+from rustelixir.errors import AuthenticationError, HandshakeError, LocalProtocolError, RemoteProtocolError
 from rustelixir.protocol.connection import DistConnection
 from rustelixir.protocol.control import Control
 from rustelixir.protocol.flags import DFlag
@@ -20,7 +21,7 @@ from rustelixir.protocol.handshake import Handshake, HandshakeComplete, NameRece
 if TYPE_CHECKING:
     from rustelixir.node import Node
 
-__all__ = ["DistProtocol", "RefusedConnection", "DEFAULT_HANDSHAKE_TIMEOUT"]
+__all__ = ["DistProtocol", "RefusedConnection", "WarningLimiter", "DEFAULT_HANDSHAKE_TIMEOUT"]
 
 log = logging.getLogger("rustelixir.transport")
 
@@ -30,6 +31,54 @@ DEFAULT_HANDSHAKE_TIMEOUT = 7.0
 
 class SimultaneousConnect(ConnectionError):
     """Our connection attempt lost a simultaneous connect; the peer's is kept."""
+
+
+@dataclass
+class _Window:
+    start: float
+    logger: logging.Logger
+    count: int = 0
+    flush: asyncio.TimerHandle | None = None
+
+
+class WarningLimiter:
+    """At most `burst` warnings of one kind every `interval` seconds; the rest are counted
+    and told in one line when the interval is over. Strangers make the node warn as fast as
+    they can connect (a connection refused, a handshake that fails or times out): a line
+    each would be a flood of its own."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, interval: float = 10.0, burst: int = 5) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.burst = burst
+        self._windows: dict[str, _Window] = {}
+
+    def warning(self, logger: logging.Logger, kind: str, message: str, *args: object) -> None:
+        now = self.loop.time()
+        window = self._windows.get(kind)
+        if window is not None and now >= window.start + self.interval:
+            self._flush(kind)
+            window = None
+        if window is None:
+            window = self._windows[kind] = _Window(now, logger)
+        window.count += 1
+        if window.count <= self.burst:
+            logger.warning(message, *args)
+        elif window.flush is None:
+            window.flush = self.loop.call_at(window.start + self.interval, self._flush, kind)
+
+    def _flush(self, kind: str) -> None:
+        window = self._windows.pop(kind)
+        if window.flush is not None:
+            window.flush.cancel()
+        if window.count > self.burst:
+            window.logger.warning(
+                "%d more like that (%s) in %g s, not logged one by one", window.count - self.burst, kind, self.interval
+            )
+
+    def close(self) -> None:
+        for kind in list(self._windows):
+            self._flush(kind)
 
 
 class RefusedConnection(asyncio.Protocol):
@@ -115,7 +164,9 @@ class DistProtocol(asyncio.Protocol):
         try:
             events = hs.receive_data(data)
         except (HandshakeError, LocalProtocolError) as e:
-            log.warning("handshake with %s failed: %s", hs.peer_name or self._peer_address(), e)
+            # A wrong cookie apart: other failures must not hide the most common mistake.
+            kind = "wrong cookies" if isinstance(e, AuthenticationError) else "handshakes failed"
+            self.node.warnings.warning(log, kind, "handshake with %s failed: %s", hs.peer_name or self._peer_address(), e)
             self.abort(e)
             return
         for event in events:
@@ -271,7 +322,7 @@ class DistProtocol(asyncio.Protocol):
         self._handshake_timer = None
         if self.conn is not None or self.closed:
             return
-        log.warning("handshake with %s timed out", self.peer_name or self._peer_address())
+        self.node.warnings.warning(log, "handshakes timed out", "handshake with %s timed out", self.peer_name or self._peer_address())
         if self.transport is None:
             # asyncio never called connection_made: nothing to close, only the slot to free.
             self.closed = True
