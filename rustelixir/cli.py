@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 import rustelixir
 from rustelixir import Atom, ImproperList, Pid, Reference
+from rustelixir.node import DEFAULT_MAX_PENDING_HANDSHAKES
+from rustelixir.transport import DEFAULT_HANDSHAKE_TIMEOUT
 
 
 def sample_term() -> Any:
@@ -117,16 +119,22 @@ def serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        node = Node(
-            name,
-            cookie,
-            listen_host=args.listen_host,
-            port=args.port,
-            epmd=epmd_mode,
-            epmd_port=args.epmd_port,
-            ticktime=args.net_ticktime,
-            max_message_size=args.max_message_size,
-        )
+        try:
+            node = Node(
+                name,
+                cookie,
+                listen_host=args.listen_host,
+                port=args.port,
+                epmd=epmd_mode,
+                epmd_port=args.epmd_port,
+                ticktime=args.net_ticktime,
+                max_message_size=args.max_message_size,
+                max_pending_handshakes=args.max_pending_handshakes,
+                handshake_timeout=args.handshake_timeout,
+            )
+        except ValueError as e:
+            print(f"rustelixir serve: {e}", file=sys.stderr)
+            return 2
         try:
             await node.start()
         except Exception as e:
@@ -221,6 +229,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=128 << 20,
         help="largest message a peer may send, in bytes (default 128 MiB), on the wire, inflated or once "
         "decoded; a larger one is discarded as it arrives (a call answered {:error, :overloaded})",
+    )
+    p.add_argument(
+        "--max-pending-handshakes",
+        type=int,
+        default=DEFAULT_MAX_PENDING_HANDSHAKES,
+        help=f"incoming connections in their handshake at once (default {DEFAULT_MAX_PENDING_HANDSHAKES}); "
+        "past it a new one is closed at once, unread",
+    )
+    p.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=DEFAULT_HANDSHAKE_TIMEOUT,
+        help=f"seconds a connection has to finish its handshake (default {DEFAULT_HANDSHAKE_TIMEOUT:g})",
     )
     p.add_argument("--max-resources", type=int, default=1_000_000, help="live resources before :overloaded")
     p.add_argument("--max-holders", type=int, default=10_000, help="holders of one resource before :overloaded")

@@ -141,7 +141,7 @@ def _error(reason: Any) -> tuple[Atom, Any]:
 class _Call:
     """One call to a slow or asynchronous native while it runs: what cancels it."""
 
-    __slots__ = ("from_", "native", "token", "task", "monitor", "peer", "cancelled", "caller", "key")
+    __slots__ = ("from_", "native", "token", "task", "monitor", "peer", "cancelled", "caller", "node")
 
     def __init__(self, from_: tuple[Pid, Any] | None, native: Native, monitor: Reference | None,
                  peer: DistProtocol | None, caller: Pid | None = None) -> None:  # fmt: skip
@@ -151,9 +151,11 @@ class _Call:
         self.token = CancelToken()
         self.task: asyncio.Task[Any] | None = None
         self.monitor = monitor
-        self.key: object = monitor if monitor is not None else object()
         self.peer = peer
         self.cancelled = False
+        # The node whose disconnection cancels it: the caller's, or when the caller's node is
+        # not connected (no reply could reach it), that of the connection the call came on.
+        self.node: str | None = None
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -189,7 +191,12 @@ class RustelixirServer(GenServer):
         self.errors = 0
         self.cancelled = 0
         self.started = time.time()
-        self._running: dict[object, _Call] = {}
+        self._running: dict[Reference, _Call] = {}
+        # Every call running or queued, by the node whose disconnection abandons it
+        # (`_Call.node`): its callers are gone then, and so must be their calls, or they
+        # hold a worker and an in-flight slot for as long as the native runs (a day of
+        # `sleep`), and past max_in_flight every caller is answered :overloaded.
+        self._calls_by_node: dict[str, set[_Call]] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rustelixir-native")
         set_node_identity(node.name, node.creation)
         node.peer_down_hooks.append(self._peer_down)
@@ -244,10 +251,8 @@ class RustelixirServer(GenServer):
         made are abandoned, as if each caller had given up (their workers are freed)."""
         node_name = peer.peer_name or ""
         resources_node_down(node_name)
-        for call in list(self._running.values()):
-            # Casts go on: nobody waits for them, and what they do may be their point.
-            if call.from_ is not None and call.from_[0].node.name == node_name:
-                self._give_up(call, f"{node_name} disconnected")
+        for call in self._calls_by_node.pop(node_name, ()):
+            self._give_up(call, f"{node_name} disconnected")
 
     def _give_up(self, call: _Call, why: str) -> None:
         if call.cancelled:
@@ -285,11 +290,19 @@ class RustelixirServer(GenServer):
             return
         call = _Call(from_, native, _monitor_of(from_), peer, caller)
         self.in_flight += 1
-        # Every call in flight is found here: by its caller's monitor (its DEMONITOR_P), or
-        # by a key of its own (a cast, or a caller with no monitor) when its node goes down.
-        self._running[call.key] = call
-        if call.monitor is not None and peer is not None:
-            peer.watch(call.monitor)
+        if from_ is not None:
+            # Casts go on when their sender's node goes: nobody waits for them, and what
+            # they do may be their point.
+            if from_[0].node.name in self.node.peers:
+                call.node = from_[0].node.name
+            elif peer is not None:
+                call.node = peer.peer_name
+        if call.node is not None:
+            self._calls_by_node.setdefault(call.node, set()).add(call)
+        if call.monitor is not None:
+            self._running[call.monitor] = call
+            if peer is not None:
+                peer.watch(call.monitor)
         loop = asyncio.get_running_loop()
         if native.is_async:
             call.task = loop.create_task(self._run_async(native, args, call))
@@ -301,9 +314,16 @@ class RustelixirServer(GenServer):
 
     def _finish(self, call: _Call, reply: Any) -> None:
         self.in_flight -= 1
-        self._running.pop(call.key, None)
-        if call.monitor is not None and call.peer is not None:
-            call.peer.unwatch(call.monitor)
+        if call.node is not None:
+            calls = self._calls_by_node.get(call.node)
+            if calls is not None:
+                calls.discard(call)
+                if not calls:
+                    del self._calls_by_node[call.node]
+        if call.monitor is not None:
+            self._running.pop(call.monitor, None)
+            if call.peer is not None:
+                call.peer.unwatch(call.monitor)
         if call.caller is not None:
             self._monitor_holder(call.caller)
         if call.cancelled or reply is None:
@@ -327,7 +347,7 @@ class RustelixirServer(GenServer):
         token = call.token if call is not None else None
         if call is not None:
             if call.cancelled:
-                return None  # given up on while it waited for a worker
+                return None  # its caller went away while it waited for a worker
             caller = call.caller
         if native.builtin:
             return call_native(native.name, args, token, caller)

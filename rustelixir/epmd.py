@@ -315,11 +315,17 @@ class EpmdServer:
             ... server.port ...
     """
 
-    # A connection that has not sent a complete request by then is dropped. A registered
-    # node's connection is not subject to it: it stays silent for as long as the node lives.
+    # A connection that has not sent a complete request this many seconds after it was
+    # made is dropped, however slowly its bytes trickle in. A registered node's connection
+    # is not subject to it: it stays silent for as long as the node lives.
     request_timeout: float = 30.0
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, max_connections: int = 1024) -> None:
+        """`max_connections`: connections open at once (registered nodes' included); past
+        it a new one is closed at once."""
+        if not isinstance(max_connections, int) or max_connections < 1:
+            raise ValueError(f"max_connections must be a positive integer, not {max_connections!r}")
+        self.max_connections = max_connections
         self.host = host
         self._requested_port = port
         self._server: asyncio.Server | None = None
@@ -406,8 +412,12 @@ class EpmdServer:
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
         peer = writer.get_extra_info("peername")
+        if len(self._connections) >= self.max_connections:
+            log.debug("EPMD server: refused a connection from %s: %d open already", peer, len(self._connections))
+            writer.transport.abort()
+            return
+        self._connections.add(task)
         try:
             await self._serve(reader, writer)
         except EpmdProtocolError as exc:
@@ -432,9 +442,10 @@ class EpmdServer:
         """Serve one connection; returns when it should be closed."""
         parser = RequestParser()
         registered: str | None = None
+        deadline = asyncio.get_running_loop().time() + self.request_timeout
         while True:
             if registered is None:
-                async with asyncio.timeout(self.request_timeout):
+                async with asyncio.timeout_at(deadline):
                     data = await reader.read(4096)
             else:
                 data = await reader.read(4096)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import secrets
 import socket
@@ -27,13 +28,20 @@ from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Tick, TooLa
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Role, split_node_name
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
-from rustelixir.transport import DistProtocol, SimultaneousConnect
+from rustelixir.transport import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DistProtocol,
+    RefusedConnection,
+    SimultaneousConnect,
+    WarningLimiter,
+)
 
 __all__ = ["Node", "Process", "GenServer", "EPMD_MODES"]
 
 log = logging.getLogger("rustelixir.node")
 
 EPMD_MODES = ("auto", "system", "internal", "none")
+DEFAULT_MAX_PENDING_HANDSHAKES = 256
 GEN_CALL = Atom("$gen_call")
 GEN_CAST = Atom("$gen_cast")
 NOPROC = Atom("noproc")
@@ -155,6 +163,30 @@ def default_cookie() -> str:
         return cookie
 
 
+def _check_options(
+    *, name: str, epmd: str, port: int, ticktime: float, max_message_size: int,
+    max_pending_handshakes: int, handshake_timeout: float,
+) -> None:  # fmt: skip
+    """The node's options, checked in one place (ValueError says which and why)."""
+    split_node_name(name)
+    if epmd not in EPMD_MODES:
+        raise ValueError(f"epmd must be one of {EPMD_MODES}, not {epmd!r}")
+    if not _is_int(port) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be a TCP port number (0: any free port), not {port!r}")
+    if epmd == "none" and port == 0:
+        raise ValueError("without EPMD the node needs a fixed port (peers cannot look it up)")
+    for option, value in (("ticktime", ticktime), ("handshake_timeout", handshake_timeout)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+            raise ValueError(f"{option} must be a positive number of seconds, not {value!r}")
+    for option, value in (("max_message_size", max_message_size), ("max_pending_handshakes", max_pending_handshakes)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{option} must be a positive integer, not {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def full_node_name(name: str | None = None, sname: str | None = None) -> str:
     """A long name as given (`py@127.0.0.1`), or a short name completed with this host's
     short host name (`py` -> `py@myhost`)."""
@@ -181,12 +213,16 @@ class Node:
         epmd_port: int | None = None,
         ticktime: float = 60.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_pending_handshakes: int = DEFAULT_MAX_PENDING_HANDSHAKES,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
-        split_node_name(name)
-        if epmd not in EPMD_MODES:
-            raise ValueError(f"epmd must be one of {EPMD_MODES}, not {epmd!r}")
-        if epmd == "none" and port == 0:
-            raise ValueError("without EPMD the node needs a fixed port (peers cannot look it up)")
+        """`max_pending_handshakes`: incoming connections that may be in their handshake at
+        once; past it a new one is closed at once, unread (connections this node makes are
+        not counted). `handshake_timeout`: seconds a connection has to finish its handshake."""
+        _check_options(
+            name=name, epmd=epmd, port=port, ticktime=ticktime, max_message_size=max_message_size,
+            max_pending_handshakes=max_pending_handshakes, handshake_timeout=handshake_timeout,
+        )  # fmt: skip
         self.name = name
         self.cookie = cookie if cookie is not None else default_cookie()
         self.listen_host = listen_host
@@ -195,6 +231,12 @@ class Node:
         self.epmd_port = epmd_port
         self.ticktime = ticktime
         self.max_message_size = max_message_size
+        self.max_pending_handshakes = max_pending_handshakes
+        self.handshake_timeout = float(handshake_timeout)
+        # Incoming connections in their handshake: the slots max_pending_handshakes bounds.
+        self._handshaking: set[DistProtocol] = set()
+        # What strangers can make the node say, as often as they connect: rate-limited.
+        self._warnings: WarningLimiter | None = None
         self.creation = secrets.randbelow(0xFFFFFFF0) + 4  # replaced by EPMD's when registered
         self.name_atom = Atom(name)
         self.peers: dict[str, DistProtocol] = {}
@@ -221,9 +263,8 @@ class Node:
         if self._started:
             return
         self.loop = asyncio.get_running_loop()
-        self._server = await self.loop.create_server(
-            lambda: DistProtocol(self, Role.ACCEPTOR), self.listen_host, self.port
-        )
+        self._warnings = WarningLimiter(self.loop)
+        self._server = await self.loop.create_server(self._incoming, self.listen_host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.epmd_mode != "none":
             from rustelixir import epmd
@@ -252,8 +293,12 @@ class Node:
             self._server.close()
         for intent in list(self._pending_out.values()):
             intent.cancel()
+        for proto in list(self._handshaking):
+            proto.abort(NodeClosedError("node closed"))
         for peer in list(self.peers.values()):
             peer.abort(NodeClosedError("node closed"))
+        if self._warnings is not None:
+            self._warnings.close()
         if self._registration is not None:
             await self._registration.close()
         if self._epmd_server is not None:
@@ -333,6 +378,36 @@ class Node:
         return None
 
     # --- Connections ---------------------------------------------------------------------
+
+    def _incoming(self) -> asyncio.Protocol:
+        """The protocol for a connection just accepted. Counted from here (asyncio makes
+        the protocols of a burst of accepts before it calls any connection_made), freed
+        by `_handshake_ended`, at the latest after handshake_timeout."""
+        if len(self._handshaking) >= self.max_pending_handshakes:
+            self.warnings.warning(
+                log, "connections refused",
+                "refused an incoming connection: %d handshakes in progress already (max_pending_handshakes)",
+                len(self._handshaking),
+            )  # fmt: skip
+            return RefusedConnection()
+        proto = DistProtocol(self, Role.ACCEPTOR)
+        self._handshaking.add(proto)
+        return proto
+
+    def _handshake_ended(self, proto: DistProtocol) -> None:
+        """The transport: `proto`'s handshake is over (done, failed, timed out or closed)."""
+        self._handshaking.discard(proto)
+
+    @property
+    def warnings(self) -> WarningLimiter:
+        """Where the transport warns of what strangers do (rate-limited)."""
+        assert self._warnings is not None, "the node is not started"
+        return self._warnings
+
+    @property
+    def pending_handshakes(self) -> int:
+        """Incoming connections in their handshake now."""
+        return len(self._handshaking)
 
     async def connect(self, peer_name: str, *, port: int | None = None, timeout: float = 7.0) -> DistProtocol:
         """The connection to `peer_name`, made if there is none: its port is looked up in

@@ -8,10 +8,11 @@ import asyncio
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rustelixir._native import DistLink, encode
-from rustelixir.errors import HandshakeError, LocalProtocolError, RemoteProtocolError
+from rustelixir.errors import AuthenticationError, HandshakeError, LocalProtocolError, RemoteProtocolError
 from rustelixir.protocol.connection import DistConnection
 from rustelixir.protocol.control import Control
 from rustelixir.protocol.flags import DFlag
@@ -20,20 +21,78 @@ from rustelixir.protocol.handshake import Handshake, HandshakeComplete, NameRece
 if TYPE_CHECKING:
     from rustelixir.node import Node
 
-__all__ = ["DistProtocol"]
+__all__ = ["DistProtocol", "RefusedConnection", "WarningLimiter", "DEFAULT_HANDSHAKE_TIMEOUT"]
 
 log = logging.getLogger("rustelixir.transport")
 
-HANDSHAKE_TIMEOUT = 7.0
+# Seconds a connection may take from its start to the end of its handshake.
+DEFAULT_HANDSHAKE_TIMEOUT = 7.0
 
 
 class SimultaneousConnect(ConnectionError):
     """Our connection attempt lost a simultaneous connect; the peer's is kept."""
 
 
+@dataclass
+class _Window:
+    start: float
+    logger: logging.Logger
+    count: int = 0
+    flush: asyncio.TimerHandle | None = None
+
+
+class WarningLimiter:
+    """At most `burst` warnings of one kind every `interval` seconds; the rest are counted
+    and told in one line when the interval is over. Strangers make the node warn as fast as
+    they can connect (a connection refused, a handshake that fails or times out): a line
+    each would be a flood of its own."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, interval: float = 10.0, burst: int = 5) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.burst = burst
+        self._windows: dict[str, _Window] = {}
+
+    def warning(self, logger: logging.Logger, kind: str, message: str, *args: object) -> None:
+        now = self.loop.time()
+        window = self._windows.get(kind)
+        if window is not None and now >= window.start + self.interval:
+            self._flush(kind)
+            window = None
+        if window is None:
+            window = self._windows[kind] = _Window(now, logger)
+        window.count += 1
+        if window.count <= self.burst:
+            logger.warning(message, *args)
+        elif window.flush is None:
+            window.flush = self.loop.call_at(window.start + self.interval, self._flush, kind)
+
+    def _flush(self, kind: str) -> None:
+        window = self._windows.pop(kind)
+        if window.flush is not None:
+            window.flush.cancel()
+        if window.count > self.burst:
+            window.logger.warning(
+                "%d more like that (%s) in %g s, not logged one by one", window.count - self.burst, kind, self.interval
+            )
+
+    def close(self) -> None:
+        for kind in list(self._windows):
+            self._flush(kind)
+
+
+class RefusedConnection(asyncio.Protocol):
+    """An incoming connection the node has no room for: closed at once, nothing read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.abort()
+
+
 class DistProtocol(asyncio.Protocol):
     """One connection to one peer node. `ready` resolves when the handshake is done (or
-    fails with the reason)."""
+    fails with the reason). The node hears of the handshake's end, however it ends, through
+    `_handshake_ended` (once), and of the connection's end through `_connection_lost`."""
 
     def __init__(self, node: Node, role: Role, peer_name: str | None = None) -> None:
         self.node = node
@@ -53,7 +112,13 @@ class DistProtocol(asyncio.Protocol):
         # Per-peer state the node keeps; all of it dies with the connection.
         self.monitors: dict[Any, tuple[Any, Any]] = {}  # ref -> (monitoring pid, our target)
         self.links: set[tuple[Any, Any]] = set()
-        self._handshake_timer: asyncio.TimerHandle | None = None
+        # From the moment the connection exists, even before asyncio calls connection_made
+        # (which it might never do): a slot the node counts is freed by the deadline whatever
+        # happens.
+        self._handshake_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            node.handshake_timeout, self._handshake_timed_out
+        )
+        self._handshaking = True
         # After the handshake a Rust thread owns the socket (reads, fast path, ticks).
         self.link: DistLink | None = None
         self._wake_fd: int | None = None
@@ -70,8 +135,9 @@ class DistProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        loop = asyncio.get_running_loop()
-        self._handshake_timer = loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timed_out)
+        if self.closed:  # timed out before asyncio got here
+            transport.abort()
+            return
         if self.handshake is not None and self.role is Role.INITIATOR:
             transport.write(self.handshake.data_to_send())
 
@@ -83,8 +149,7 @@ class DistProtocol(asyncio.Protocol):
         if self.link is not None:
             return  # the asyncio transport let go of a socket the link owns now
         self.closed = True
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
+        self._end_handshake()
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"connection to {self.peer_name or 'a peer'} closed in the handshake"))
             self.ready.exception()  # retrieved: nobody may be waiting on it
@@ -99,7 +164,9 @@ class DistProtocol(asyncio.Protocol):
         try:
             events = hs.receive_data(data)
         except (HandshakeError, LocalProtocolError) as e:
-            log.warning("handshake with %s failed: %s", hs.peer_name or self._peer_address(), e)
+            # A wrong cookie apart: other failures must not hide the most common mistake.
+            kind = "wrong cookies" if isinstance(e, AuthenticationError) else "handshakes failed"
+            self.node.warnings.warning(log, kind, "handshake with %s failed: %s", hs.peer_name or self._peer_address(), e)
             self.abort(e)
             return
         for event in events:
@@ -135,9 +202,16 @@ class DistProtocol(asyncio.Protocol):
         if hs.state == "closed":
             self.abort(ConnectionError(f"handshake with {hs.peer_name or self._peer_address()} ended"))
 
-    def _complete(self, done: HandshakeComplete) -> None:
+    def _end_handshake(self) -> None:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
+            self._handshake_timer = None
+        if self._handshaking:
+            self._handshaking = False
+            self.node._handshake_ended(self)
+
+    def _complete(self, done: HandshakeComplete) -> None:
+        self._end_handshake()
         self.handshake = None
         self.peer_name = done.peer_name
         self.peer_creation = done.peer_creation
@@ -198,6 +272,13 @@ class DistProtocol(asyncio.Protocol):
                     log.warning("closing the connection to %s: %s", self.peer_name, e)
                     self.abort(e)
                     return
+                except Exception as e:
+                    # Frames that broke our reading some other way (a bug of ours): the
+                    # connection goes all the same, or it would stay open, unread, until
+                    # net_ticktime.
+                    log.exception("closing the connection to %s: its frames could not be read", self.peer_name)
+                    self.abort(e)
+                    return
                 self.flush()
         finally:
             if closed is not None and not self.closed:
@@ -239,9 +320,19 @@ class DistProtocol(asyncio.Protocol):
         return (0, 0, 0)
 
     def _handshake_timed_out(self) -> None:
-        if self.conn is None and not self.closed:
-            log.warning("handshake with %s timed out", self.peer_name or self._peer_address())
-            self.abort(TimeoutError("distribution handshake timed out"))
+        self._handshake_timer = None
+        if self.conn is not None or self.closed:
+            return
+        self.node.warnings.warning(log, "handshakes timed out", "handshake with %s timed out", self.peer_name or self._peer_address())
+        if self.transport is None:
+            # asyncio never called connection_made: nothing to close, only the slot to free.
+            self.closed = True
+            self._end_handshake()
+            if not self.ready.done():
+                self.ready.set_exception(TimeoutError("distribution handshake timed out"))
+                self.ready.exception()
+            return
+        self.abort(TimeoutError("distribution handshake timed out"))
 
     def _peer_address(self) -> str:
         if self.transport is None:
@@ -296,3 +387,6 @@ class DistProtocol(asyncio.Protocol):
             self._shut_link()
         elif self.transport is not None and not self.closed:
             self.transport.abort()
+        elif self.transport is None and not self.closed:
+            self.closed = True  # connection_made, if it comes, closes the transport
+            self._end_handshake()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import shutil
 import signal
 import socket
@@ -23,6 +24,8 @@ from conftest import IN_CI, runtime_or_skip
 from rustelixir.epmd import EpmdServer, NodeAddress, ensure_epmd, lookup, names, register
 from rustelixir.errors import EpmdError, EpmdProtocolError, RustelixirError
 from rustelixir.protocol.epmd import (
+    MAX_NAMES_RESPONSE,
+    MAX_REQUEST_LENGTH,
     NEED_DATA,
     Alive2Req,
     Alive2Resp,
@@ -207,6 +210,108 @@ def test_a_request_cut_short_by_end_of_file_raises() -> None:
     assert parser.next_request() is NEED_DATA
     with pytest.raises(EpmdProtocolError, match="middle of a request"):
         parser.receive_eof()
+
+
+# -- sizes on the wire: refused, not waited for ------------------------------------------------
+
+
+def test_a_request_longer_than_any_is_refused_from_its_length_alone() -> None:
+    parser = RequestParser()
+    parser.receive_data(b"\xff\xff")  # 65535 bytes to come: not buffered, not waited for
+    with pytest.raises(EpmdProtocolError, match="request of 65535 bytes"):
+        parser.next_request()
+    parser = RequestParser()
+    parser.receive_data(MAX_REQUEST_LENGTH.to_bytes(2, "big") + b"z")
+    assert parser.next_request() is NEED_DATA  # the largest is waited for
+
+
+def test_a_port2_response_with_a_name_longer_than_any_is_refused_before_the_name() -> None:
+    parser = ResponseParser(PortPlease2Req("a"))
+    parser.receive_data(b"w\x00\x15\xb3M\x00\x00\x06\x00\x05\xff\xff")  # name of 65535 bytes
+    with pytest.raises(EpmdProtocolError, match="65535-byte node name"):
+        parser.next_response()
+
+
+def test_a_names_response_is_bounded_before_the_end_of_file() -> None:
+    line = b"name " + b"a" * 200 + b" at port 4000\n"
+    parser = ResponseParser(NamesReq())
+    parser.receive_data(b"\x00\x00\x11\x11")
+    with pytest.raises(EpmdProtocolError, match="more than such a response can hold"):
+        for _ in range(MAX_NAMES_RESPONSE // len(line) + 1):
+            parser.receive_data(line)
+            assert parser.next_response() is NEED_DATA
+
+
+def test_a_names_line_with_a_port_of_5000_digits_is_a_protocol_error() -> None:
+    # int() of more than 4,300 digits raises ValueError in Python 3.11+: the callers expect
+    # EpmdProtocolError from a bad response, and nothing else.
+    parser = ResponseParser(NamesReq())
+    parser.receive_data(b"\x00\x00\x11\x11name a at port " + b"9" * 5000 + b"\n")
+    parser.receive_eof()
+    with pytest.raises(EpmdProtocolError, match="not 'name NAME at port PORT'"):
+        parser.next_response()
+
+
+def until_closed(sock: socket.socket, timeout: float) -> float:
+    started = time.monotonic()
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started
+
+
+def test_our_server_refuses_a_long_request_at_once(python_epmd: ThreadedEpmdServer) -> None:
+    with socket.create_connection(("127.0.0.1", python_epmd.port), timeout=5) as s:
+        s.sendall(b"\xff\xffz" + b"a" * 100)
+        assert until_closed(s, 5) < 1.0  # not after request_timeout (30 s)
+    assert answers(python_epmd.port)
+
+
+def test_our_server_drops_a_trickling_client_at_the_request_deadline(python_epmd: ThreadedEpmdServer) -> None:
+    # One byte every 0.1 s of a request that would take minutes: the deadline is the whole
+    # request's, not each read's.
+    python_epmd.server.request_timeout = 0.8
+    with socket.create_connection(("127.0.0.1", python_epmd.port), timeout=5) as s:
+        started = time.monotonic()
+        s.sendall(b"\x0f\xa0z")  # PORT_PLEASE2_REQ of 4,000 bytes
+        closed = False
+        for _ in range(40):
+            try:
+                s.sendall(b"a")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            ready, _, _ = select.select([s], [], [], 0.1)
+            if ready:
+                try:
+                    closed = s.recv(100) == b""
+                except ConnectionResetError:
+                    closed = True
+                if closed:
+                    break
+        took = time.monotonic() - started
+    assert closed and 0.6 < took < 2.0, took
+    assert answers(python_epmd.port)
+
+
+def test_our_server_bounds_its_connections() -> None:
+    async def scenario() -> None:
+        async with EpmdServer(max_connections=4) as server:
+            idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(4)]
+            await asyncio.sleep(0.1)
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            assert await asyncio.wait_for(reader.read(), 1) == b""  # the fifth: closed at once
+            writer.close()
+            idle.pop()[1].close()
+            await asyncio.sleep(0.1)
+            assert await names("127.0.0.1", server.port, timeout=2) == {}
+            for _, w in idle:
+                w.close()
+
+    run(scenario())
 
 
 @pytest.mark.parametrize(

@@ -717,6 +717,67 @@ def test_nothing_is_taken_after_done() -> None:
         init.answer_alive(True)
 
 
+# The largest message body each state takes, counted by hand from the layouts above (a
+# node name: at most 255 characters of up to 4 bytes).
+LARGEST_BODY = [
+    (fresh_acceptor, "await_name", 1 + 8 + 4 + 2 + 1020),
+    (acceptor_awaiting_reply, "await_reply", 1 + 4 + 16),
+    (acceptor_awaiting_alive_answer, "await_alive_answer", len(b"sfalse")),
+    (old_acceptor_awaiting_complement, "await_complement", 1 + 4 + 4),
+    (fresh_initiator, "await_status", len(b"sok_simultaneous")),
+    (initiator_awaiting_challenge, "await_challenge", 1 + 8 + 4 + 4 + 2 + 1020),
+    (initiator_awaiting_ack, "await_ack", 1 + 16),
+]
+
+
+@pytest.mark.parametrize(("start", "state", "largest"), LARGEST_BODY, ids=[c[1] for c in LARGEST_BODY])
+def test_a_length_over_the_largest_message_is_refused_before_its_body(
+    start: Callable[[], Handshake], state: str, largest: int
+) -> None:
+    hs = start()
+    assert hs.state == state
+    assert hs.receive_data(largest.to_bytes(2, "big")) == []  # a message that big may come
+    hs = start()
+    with pytest.raises(HandshakeError, match=f"{largest + 1} bytes"):
+        hs.receive_data((largest + 1).to_bytes(2, "big"))  # the length alone is enough
+    assert hs.state == "error"
+
+
+def test_a_65535_byte_handshake_message_is_not_waited_for() -> None:
+    acc = acceptor()
+    with pytest.raises(HandshakeError, match="65535 bytes"):
+        acc.receive_data(b"\xff\xff" + b"A" * 100)
+
+
+@pytest.mark.parametrize(
+    ("start", "ahead"),
+    [(lambda: _awaiting_decision(acceptor(), name_msg()), 2 + 21), (initiator_awaiting_alive_decision, 2 + 19 + 1020)],
+    ids=["acceptor awaiting its decision", "initiator awaiting its answer to alive"],
+)
+def test_bytes_sent_ahead_of_our_answer_are_bounded(start: Callable[[], Handshake], ahead: int) -> None:
+    # The peer owes us nothing until we answer; what it sends meanwhile is kept (it may be
+    # the next message, pipelined), but no more than the largest next message.
+    hs = start()
+    for _ in range(ahead):
+        assert hs.receive_data(b"\x00") == []
+    with pytest.raises(HandshakeError, match="sent ahead"):
+        hs.receive_data(b"\x00")
+
+
+def _awaiting_decision(hs: Handshake, name: bytes) -> Handshake:
+    (event,) = hs.receive_data(name)
+    assert isinstance(event, NameReceived) and hs.state == "await_decision"
+    return hs
+
+
+def test_node_names_are_atoms_of_at_most_255_characters() -> None:
+    longest = "é" * 250 + "@host"  # 255 characters, 505 bytes
+    (event,) = acceptor().receive_data(name_msg(name=longest))
+    assert isinstance(event, NameReceived) and event.name == longest
+    with pytest.raises(HandshakeError, match="256 characters"):
+        acceptor().receive_data(name_msg(name="a" + longest))
+
+
 # --- 8. DistConnection ------------------------------------------------------------------------
 
 PEER = "beam@127.0.0.1"
@@ -1014,6 +1075,30 @@ def test_too_many_open_sequences() -> None:
     c.receive_data(b"".join(frag_header(s, 2) for s in range(MAX_OPEN_SEQUENCES)))
     with pytest.raises(RemoteProtocolError):
         c.receive_data(frag_header(MAX_OPEN_SEQUENCES, 2))
+
+
+@pytest.mark.parametrize(
+    ("control", "said"),
+    [
+        (10**5000, "an integer of 16610 bits"),  # repr() of it raises ValueError (4,300 digits)
+        (list(range(1_000_000)), "a list of length 1000000"),
+        (b"x" * 10_000, "a bytes of length 10000"),
+        (7, "7"),
+    ],
+    ids=["huge integer", "long list", "long binary", "small integer"],
+)
+def test_a_control_message_that_is_not_a_tuple_is_described_not_printed(control: Any, said: str) -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(RemoteProtocolError) as info:
+            from_terms(control)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == f"control message is not a tuple with an opcode: {said}"
+    assert peak < 64 * 1024  # no repr of the term: that alone was megabytes for the list
 
 
 # --- Random splits and random traffic ---------------------------------------------------------

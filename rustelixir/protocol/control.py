@@ -65,6 +65,21 @@ def _describe(types: tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in types)
 
 
+def _glimpse(term: Any) -> str:
+    """A term from the wire, for an error message: its repr when that is short, else its
+    kind and size. A repr is as large as the term (up to max_message_size, and more), and
+    an integer of more than 4,300 digits has none at all (ValueError)."""
+    if term is None or isinstance(term, (bool, float, Atom, Pid, Reference)):
+        return repr(term)[:100]
+    if isinstance(term, int):
+        return repr(term) if term.bit_length() <= 64 else f"an integer of {term.bit_length()} bits"
+    if isinstance(term, (bytes, str)) and len(term) <= 64:
+        return repr(term)
+    if isinstance(term, (bytes, str, tuple, list, dict)):
+        return f"a {type(term).__name__} of length {len(term)}"
+    return f"a {type(term).__name__}"
+
+
 @dataclass(frozen=True)
 class Control:
     OP: ClassVar[int] = -1
@@ -371,7 +386,7 @@ def from_terms(control: Any, payload: Any = _NO_PAYLOAD) -> Control:
     # bool is an int subclass: without the second test the atoms true/false would pass as
     # opcodes 1 and 0 (`{true, From, To}` read as LINK).
     if not isinstance(control, tuple) or not control or not isinstance(control[0], int) or isinstance(control[0], bool):
-        raise RemoteProtocolError(f"control message is not a tuple with an opcode: {control!r:.200}")
+        raise RemoteProtocolError(f"control message is not a tuple with an opcode: {_glimpse(control)}")
     cls = OPCODES.get(control[0])
     if cls is None:
         raise RemoteProtocolError(f"unknown or unsupported control message opcode {control[0]}")

@@ -40,6 +40,9 @@ __all__ = [
     "PROTOCOL_TCP_IPV4",
     "DIST_VERSION",
     "MAX_NAME_CHARS",
+    "MAX_NAME_BYTES",
+    "MAX_REQUEST_LENGTH",
+    "MAX_NAMES_RESPONSE",
     "NEED_DATA",
     "NeedData",
     "Alive2Req",
@@ -69,6 +72,15 @@ PROTOCOL_TCP_IPV4: Final = 0
 DIST_VERSION: Final = 6
 # An atom holds at most 255 characters, and a node name is an atom.
 MAX_NAME_CHARS: Final = 255
+MAX_NAME_BYTES: Final = 4 * MAX_NAME_CHARS  # in UTF-8
+# Sizes past which a peer's bytes are refused rather than waited for. The largest request
+# a node sends is an ALIVE2_REQ: 13 bytes, the name (at most 1,020), and an extra field
+# (empty from OTP): 4 KiB leaves room for an extra field and stops a 64 KiB length.
+MAX_REQUEST_LENGTH: Final = 4096
+# A NAMES response has a line of at most ~1,050 bytes per registered node; 1 MiB is about
+# 30,000 nodes of ordinary names.
+MAX_NAMES_RESPONSE: Final = 1 << 20
+_MAX_PORT2_RESP: Final = 12 + MAX_NAME_BYTES + 2 + 0xFFFF
 
 
 class NeedData:
@@ -350,7 +362,7 @@ def _decode_name(raw: bytes, who: str, what: str) -> str:
     try:
         name = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise EpmdProtocolError(f"{who} sent a {what} whose node name is not UTF-8: {raw!r}") from exc
+        raise EpmdProtocolError(f"{who} sent a {what} whose node name is not UTF-8: {raw[:100]!r}") from exc
     try:
         _encode_name(name)
     except ValueError as exc:
@@ -358,7 +370,8 @@ def _decode_name(raw: bytes, who: str, what: str) -> str:
     return name
 
 
-_NAMES_LINE = re.compile(r"name (.+) at port (\d+)")
+# At most five digits: a longer port is refused by the pattern, before int() sees it.
+_NAMES_LINE = re.compile(r"name (.+) at port (\d{1,5})")
 
 
 class ResponseParser:
@@ -377,14 +390,21 @@ class ResponseParser:
         self._buffer = bytearray()
         self._eof = False
         self._response: Response | None = None
+        self._max_response = {Alive2Req: 6, PortPlease2Req: _MAX_PORT2_RESP, NamesReq: MAX_NAMES_RESPONSE}[type(request)]
 
     def receive_data(self, data: bytes) -> None:
         if self._eof:
             raise RuntimeError("receive_data() after receive_eof()")
-        self._buffer += data
         if self._response is not None and data:
             raise EpmdProtocolError(
                 f"EPMD sent {len(data)} more bytes after its complete response {self._response!r}"
+            )
+        self._buffer += data
+        if len(self._buffer) > self._max_response:
+            self._parse()  # a whole response followed by more bytes: it says so
+            raise EpmdProtocolError(
+                f"EPMD sent {len(self._buffer)} bytes in answer to {type(self.request).__name__}, "
+                f"more than such a response can hold ({self._max_response})"
             )
 
     def receive_eof(self) -> None:
@@ -448,6 +468,8 @@ class ResponseParser:
         if result != 0:
             return Port2Resp(result)
         port, node_type, protocol, highest, lowest, name_len = struct.unpack(">HBBHHH", cursor.take(10))
+        if name_len > MAX_NAME_BYTES:
+            raise EpmdProtocolError(f"EPMD sent a PORT2_RESP with a {name_len}-byte node name (at most {MAX_NAME_BYTES})")
         raw_name = cursor.take(name_len)
         extra = cursor.take(cursor.u16())
         name = _decode_name(raw_name, "EPMD", "PORT2_RESP")
@@ -470,7 +492,7 @@ class ResponseParser:
                 )
             port = int(match.group(2))
             if port > 0xFFFF:
-                raise EpmdProtocolError(f"EPMD sent a NAMES line with port {port}, above 65535: {line!r}")
+                raise EpmdProtocolError(f"EPMD sent a NAMES line with port {port}, above 65535: {line[:100]!r}")
             nodes.append((match.group(1), port))
         return NamesResp(epmd_port, tuple(nodes))
 
@@ -504,6 +526,10 @@ class RequestParser:
         (length,) = struct.unpack(">H", self._buffer[:2])
         if length == 0:
             raise EpmdProtocolError("client sent an empty EPMD request (length 0)")
+        if length > MAX_REQUEST_LENGTH:
+            raise EpmdProtocolError(
+                f"client sent an EPMD request of {length} bytes (at most {MAX_REQUEST_LENGTH}); not waiting for it"
+            )
         if len(self._buffer) < 2 + length:
             return NEED_DATA
         body = bytes(self._buffer[2 : 2 + length])

@@ -17,6 +17,11 @@ creation:32) before the reply.
 `Handshake` never touches a socket: feed it bytes with `receive_data`, send what
 `data_to_send` returns, and act on the events. When it completes, the `HandshakeComplete`
 event carries the bytes that followed the last handshake message, for the connection.
+
+Every message has a largest size in the state it may come in (a node name is an atom: at
+most 255 characters); a length over it is refused as soon as its two bytes are in, before
+any of the body is kept, and a peer may not send more than the message it owes us ahead of
+our answer. So a handshake holds at most about a kilobyte beyond the chunk being fed.
 """
 
 from __future__ import annotations
@@ -93,6 +98,27 @@ class _State(enum.Enum):
     DONE = "done"
     CLOSED = "closed"  # refused by a status; the caller closes the socket
     ERROR = "error"
+
+
+# A node name is an atom: at most 255 characters, each at most 4 bytes of UTF-8.
+MAX_NAME_CHARS = 255
+MAX_NAME_BYTES = 4 * MAX_NAME_CHARS
+_NAME_FIXED = 1 + 8 + 4 + 2  # 'N' flags creation nlen
+_CHALLENGE_FIXED = 1 + 8 + 4 + 4 + 2  # 'N' flags challenge creation nlen
+_REPLY = 1 + 4 + 16
+# The largest body the peer may send in each state. In the two states where we owe the
+# peer an answer, it may have sent on (it should not): at most the message that comes next.
+_MAX_BODY = {
+    _State.AWAIT_NAME: _NAME_FIXED + MAX_NAME_BYTES,
+    _State.AWAIT_DECISION: _REPLY,
+    _State.AWAIT_ALIVE_ANSWER: len(b"sfalse"),
+    _State.AWAIT_STATUS: 1 + max(map(len, _STATUSES)),
+    _State.AWAIT_ALIVE_DECISION: _CHALLENGE_FIXED + MAX_NAME_BYTES,
+    _State.AWAIT_CHALLENGE: _CHALLENGE_FIXED + MAX_NAME_BYTES,
+    _State.AWAIT_COMPLEMENT: 1 + 4 + 4,
+    _State.AWAIT_REPLY: _REPLY,
+    _State.AWAIT_ACK: 1 + 16,
+}
 
 
 def digest(challenge: int, cookie: str) -> bytes:
@@ -194,6 +220,11 @@ class Handshake:
                 (length,) = struct.unpack_from(">H", self._buffer)
                 if length == 0:
                     raise HandshakeError("empty handshake message")
+                if length > _MAX_BODY[self._state]:
+                    raise HandshakeError(
+                        f"handshake message of {length} bytes in state {self._state.value} "
+                        f"(at most {_MAX_BODY[self._state]})"
+                    )
                 if len(self._buffer) < 2 + length:
                     break
                 body = bytes(self._buffer[2 : 2 + length])
@@ -201,6 +232,12 @@ class Handshake:
                 event = self._handle(body)
                 if event is not None:
                     events.append(event)
+            if self._state in _MAX_BODY and len(self._buffer) > 2 + _MAX_BODY[self._state]:
+                # Only in a state where we owe an answer: the loop takes every whole message.
+                raise HandshakeError(
+                    f"{len(self._buffer)} bytes sent ahead in state {self._state.value} "
+                    f"(at most {2 + _MAX_BODY[self._state]})"
+                )
         except HandshakeError:
             self._state = _State.ERROR
             raise
@@ -282,7 +319,9 @@ class Handshake:
         try:
             name = name_bytes.decode()
         except UnicodeDecodeError:
-            raise HandshakeError(f"node name {name_bytes!r} is not UTF-8") from None
+            raise HandshakeError(f"node name {name_bytes[:100]!r} is not UTF-8") from None
+        if len(name) > MAX_NAME_CHARS:
+            raise HandshakeError(f"node name of {len(name)} characters (an atom has at most {MAX_NAME_CHARS})")
         split_node_name(name)
         self._check_peer_flags(flags, name)
         self.peer_name = name
