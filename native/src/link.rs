@@ -353,7 +353,10 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
         last_read = Instant::now();
         let n = data.len();
         let (calls_before, errors_before, oversized_before) = (fast.stats.calls, fast.stats.errors, fast.stats.oversized);
-        let fed = fast.feed(data, &mut out, &mut to_python);
+        // A bug of ours in the fast path must end this connection, not leave it unread with
+        // its thread gone.
+        let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fast.feed(data, &mut out, &mut to_python)))
+            .unwrap_or_else(|_| Err(rustelixir_dist::FrameError("internal error in the fast path (please report it)".into())));
         pending = None;
         match fed {
             Ok(ticks) => {

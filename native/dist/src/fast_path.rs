@@ -336,7 +336,7 @@ impl FastPath {
                     break;
                 }
                 let prefix = &data[pos + 4..pos + 4 + len.min(REFUSAL_PREFIX)];
-                if prefix[0] == VERSION && matches!(prefix[1], DIST_FRAG_HEADER | DIST_FRAG_CONT) {
+                if matches!(prefix, [VERSION, DIST_FRAG_HEADER | DIST_FRAG_CONT, ..]) {
                     // No BEAM makes a fragment larger than its fragment size, far below any limit.
                     return Err(FrameError(format!(
                         "fragment frame of {len} bytes, over the limit of {}",

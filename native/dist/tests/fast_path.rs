@@ -184,3 +184,20 @@ fn a_compressed_argument_is_left_to_python() {
     assert!(out.is_empty());
     assert_eq!(to_python.len(), 1);
 }
+
+#[test]
+fn tiny_limits_do_not_break_the_framing() {
+    // Whatever the limit, whatever the frame: an answer, a refusal or an error, never a panic.
+    for limit in 0..6 {
+        for len in 0..8usize {
+            for first in [0u8, 131, 112] {
+                let mut body = vec![first, 69, 0, 0];
+                body.resize(len, 0);
+                let mut fast = fast_path(limit);
+                let mut data = frame(&body);
+                data.extend(frame(&[]));
+                let _ = fast.feed(&data, &mut Vec::new(), &mut Vec::new());
+            }
+        }
+    }
+}
