@@ -22,6 +22,7 @@ __all__ = [
     "take_released_python_objects",
     "CancelToken",
     "decode_dist",
+    "decode_message",
     "DistFastPath",
     "DistLink",
     "decode",
@@ -59,6 +60,7 @@ def decode_dist(
     max_uncompressed_size: int = ...,
     max_memory: int = ...,
 ) -> tuple[Any] | tuple[Any, Any]: ...
+def decode_message(data: bytes | bytearray | memoryview, max_message_size: int) -> tuple[Any] | tuple[Any, Any]: ...
 def roundtrip_term(data: bytes) -> bytes: ...
 def sort_encoded(encoded: list[bytes], *, exact: bool = False) -> list[int]: ...
 

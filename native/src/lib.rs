@@ -96,6 +96,15 @@ fn decode_dist<'py>(
     with_bytes(data, |bytes| guarded(|| decode_dist_bytes(py, bytes, &limits)))?
 }
 
+/// `decode_dist` under the limits of a node whose peers may send messages of at most
+/// `max_message_size` bytes (`rustelixir_dist::fast_path::wire_limits`: the same the fast
+/// path walks them under).
+#[pyfunction]
+fn decode_message<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, max_message_size: usize) -> PyResult<Bound<'py, PyTuple>> {
+    let limits = rustelixir_dist::fast_path::wire_limits(max_message_size);
+    with_bytes(data, |bytes| guarded(|| decode_dist_bytes(py, bytes, &limits)))?
+}
+
 fn bad_dist(offset: usize, message: String) -> PyErr {
     PyErr::from(Error::Decode(etf::DecodeError::new(offset, message)))
 }
@@ -183,6 +192,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(decode_dist, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_message, m)?)?;
     m.add_function(wrap_pyfunction!(roundtrip_term, m)?)?;
     m.add_function(wrap_pyfunction!(sort_encoded, m)?)?;
     m.add_function(wrap_pyfunction!(fastpath::register_builtin_natives, m)?)?;

@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from rustelixir._native import DistFastPath, decode_dist, encode
+from rustelixir._native import DistFastPath, decode_message, encode
 from rustelixir.errors import DecodeError, LocalProtocolError, RemoteProtocolError, TermTooLarge
 from rustelixir.protocol.control import Control, from_terms
 from rustelixir.protocol.flags import DFlag
@@ -155,9 +155,8 @@ class DistConnection:
         # Fragments never get here: the Rust side puts them back together first.
         first = body[0] if body else None
         if first == PASS_THROUGH or (first == VERSION and len(body) >= 3 and body[1] == DIST_HEADER):
-            limit = self.max_message_size
             try:
-                terms = decode_dist(body, max_uncompressed_size=limit, max_memory=limit)
+                terms = decode_message(body, self.max_message_size)
             except TermTooLarge as e:
                 return TooLarge(body, str(e))
             return from_terms(*terms)

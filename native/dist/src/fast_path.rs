@@ -39,10 +39,18 @@ const SEND_SENDER: u8 = 22;
 const ALIAS_SEND: u8 = 33;
 
 /// The limits every term from a peer is decoded under: a message may take at most
-/// `max_message_size` bytes on the wire, inflated (a compressed term), or once decoded.
+/// `max_message_size` bytes on the wire, inflated (a compressed term), or once decoded (plus
+/// `DECODER_ALLOWANCE`, so that however small the limit, the smallest messages decode).
 pub fn wire_limits(max_message_size: usize) -> Limits {
-    Limits { max_uncompressed_size: max_message_size, max_memory: max_message_size, ..Limits::default() }
+    Limits {
+        max_uncompressed_size: max_message_size,
+        max_memory: max_message_size.saturating_add(DECODER_ALLOWANCE),
+        ..Limits::default()
+    }
 }
+
+/// What decoding any message costs before its first value: the decoder's first stacks.
+const DECODER_ALLOWANCE: usize = 64 * 1024;
 
 /// Body bytes of an oversized message read before it is refused: enough to find the caller
 /// of a `$gen_call` (control message, `From`) in any message OTP sends.
