@@ -13,7 +13,7 @@
 //!   after a case are what they were before it;
 //! - every frame the fast path writes is a well-formed message.
 //!
-//! The number of cases is `RUSTELIXIR_FUZZ_CASES` (default 200,000, about a minute in a
+//! The number of cases is `RUSTELIXIR_FUZZ_CASES` (default 2,000,000, under a minute in a
 //! release build; a long run sets it to 10 million), the seed `RUSTELIXIR_FUZZ_SEED`.
 
 mod common;
@@ -201,7 +201,7 @@ fn replay() {
 fn mutated_real_frames() {
     setup();
     rustelixir_dist::registry::register(&rustelixir_collections::COLLECTIONS).unwrap();
-    let cases: usize = std::env::var("RUSTELIXIR_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let cases: usize = std::env::var("RUSTELIXIR_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
     let budget = Duration::from_secs(std::env::var("RUSTELIXIR_FUZZ_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(150));
     let seed: u64 = std::env::var("RUSTELIXIR_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5EED_F00D);
     let mut rng = Rng(seed | 1);
