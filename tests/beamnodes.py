@@ -186,6 +186,18 @@ def epmd_port_of(name: str) -> int:
     return int(struct.unpack(">H", data[2:4])[0])
 
 
+def until_closed(sock: socket.socket, timeout: float) -> float:
+    """Seconds until the node closed the connection (reading and dropping what it sends)."""
+    started = time.monotonic()
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started
+
+
 def raw_peer(port: int, node_name: str, cookie: str, my_name: str | None = None) -> Any:
     """A socket to the node at `port` that has done a real handshake from Python, as a peer
     named `my_name` (for tests that send the node frames no BEAM would)."""

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from beamnodes import until_closed
 from conftest import IN_CI, runtime_or_skip
 from rustelixir.epmd import EpmdServer, NodeAddress, ensure_epmd, lookup, names, register
 from rustelixir.errors import EpmdError, EpmdProtocolError, RustelixirError
@@ -250,17 +251,6 @@ def test_a_names_line_with_a_port_of_5000_digits_is_a_protocol_error() -> None:
     parser.receive_eof()
     with pytest.raises(EpmdProtocolError, match="not 'name NAME at port PORT'"):
         parser.next_response()
-
-
-def until_closed(sock: socket.socket, timeout: float) -> float:
-    started = time.monotonic()
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(1 << 16):
-            pass
-    except ConnectionResetError:
-        pass
-    return time.monotonic() - started
 
 
 def test_our_server_refuses_a_long_request_at_once(python_epmd: ThreadedEpmdServer) -> None:

@@ -5,11 +5,9 @@ node's calls keep succeeding, memory stays within the configured limits."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import struct
-import subprocess
 import time
 import zlib
 from collections.abc import Callable, Iterator

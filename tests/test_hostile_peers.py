@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, pass_through_frame, raw_peer, unique_name
+from beamnodes import DistClient, ServedNode, pass_through_frame, raw_peer, unique_name, until_closed
 from conftest import runtime_or_skip
 from rustelixir import Atom, ImproperList, Pid, Reference
 from rustelixir._native import decode_dist
@@ -83,18 +83,6 @@ def reply_to(sock: socket.socket, tag: Reference) -> object:
             if got == tag or (isinstance(got, ImproperList) and got.tail == tag):
                 return terms[1][1]
     raise ConnectionError("closed before the reply")
-
-
-def until_closed(sock: socket.socket, timeout: float) -> float:
-    """Seconds until the node closed the connection (reading and dropping what it sends)."""
-    started = time.monotonic()
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(1 << 16):
-            pass
-    except ConnectionResetError:
-        pass
-    return time.monotonic() - started
 
 
 def raw_call(port: int, node: ServedNode, request: object) -> object:

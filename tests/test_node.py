@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rustelixir import Atom, BitString, ImproperList, Pid, Reference
-from beamnodes import DistClient, ServedNode, pass_through_frame, raw_peer, unique_name
+from beamnodes import DistClient, ServedNode, epmd_port_of, pass_through_frame, raw_peer, unique_name
 from conftest import runtime_or_skip
 
 pytestmark = pytest.mark.beam
@@ -302,20 +302,6 @@ def test_wrong_cookie_is_refused(tmp_path: Path, node: ServedNode) -> None:
     assert "wrong cookie" in node.log()
 
 
-def _epmd_port_of(name: str) -> int:
-    alive = name.split("@")[0].encode()
-    with socket.create_connection(("127.0.0.1", 4369), timeout=5) as s:
-        s.sendall(struct.pack(">HB", len(alive) + 1, 122) + alive)
-        data = b""
-        while len(data) < 4:
-            chunk = s.recv(1024)
-            if not chunk:
-                break
-            data += chunk
-    assert data[0] == 119 and data[1] == 0, data
-    return int(struct.unpack(">H", data[2:4])[0])
-
-
 @pytest.mark.parametrize(
     "garbage",
     [
@@ -325,7 +311,7 @@ def _epmd_port_of(name: str) -> int:
     ],
 )
 def test_garbage_peer_is_dropped_while_others_are_served(client: DistClient, node: ServedNode, garbage: bytes) -> None:
-    port = _epmd_port_of(node.name)
+    port = epmd_port_of(node.name)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(garbage)
         s.settimeout(10)
@@ -346,7 +332,7 @@ def test_malformed_frame_after_handshake_drops_only_that_peer(tmp_path: Path, no
     from rustelixir.protocol.handshake import Handshake, HandshakeComplete, Role
 
     async def bad_peer() -> bytes:
-        port = _epmd_port_of(node.name)
+        port = epmd_port_of(node.name)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         hs = Handshake(Role.INITIATOR, name=unique_name("bad"), cookie=COOKIE, creation=7, peer_name=node.name)
         writer.write(hs.data_to_send())
@@ -459,7 +445,7 @@ def test_peer_state_is_dropped_when_a_peer_disconnects(tmp_path: Path, node: Ser
 def test_a_peer_that_stops_reading_does_not_stall_the_others(node: ServedNode, client: DistClient) -> None:
     # A raw peer asks (through the Python path: REG_SEND_TT) for a 32 MB echo and never reads
     # the answer. Other peers' calls, Python-path ones included, must go on.
-    port = _epmd_port_of(node.name)
+    port = epmd_port_of(node.name)
     me = unique_name("stuck")
     sock = raw_peer(port, node.name, COOKIE, me)
     try:
@@ -478,7 +464,7 @@ def test_a_peer_that_stops_reading_does_not_stall_the_others(node: ServedNode, c
 
 
 def test_control_fields_of_the_wrong_kind_close_only_that_connection(node: ServedNode, client: DistClient) -> None:
-    port = _epmd_port_of(node.name)
+    port = epmd_port_of(node.name)
     me = unique_name("odd")
     sock = raw_peer(port, node.name, COOKIE, me)
     try:
@@ -524,7 +510,7 @@ def test_closed_connections_release_their_descriptors(node: ServedNode) -> None:
     import os as os_module
 
     pid = int(node.proc.pid)
-    port = _epmd_port_of(node.name)
+    port = epmd_port_of(node.name)
     before = len(os_module.listdir(f"/proc/{pid}/fd"))
     for _ in range(60):
         raw_peer(port, node.name, COOKIE).close()
