@@ -202,22 +202,22 @@ impl Builder for TermBuilder {
         Ok(Term::Binary(data.to_vec()))
     }
     fn bitstring(&mut self, data: &[u8], tail_bits: u8) -> Result<Term, DecodeError> {
-        Ok(Term::BitString { data: data.to_vec(), tail_bits })
+        Ok(Term::bitstring(data, tail_bits))
     }
     fn pid(&mut self, node: &str, id: u32, serial: u32, creation: u32) -> Result<Term, DecodeError> {
-        Ok(Term::Pid(Pid { node: Atom::from(node), id, serial, creation }))
+        Ok(Term::from(Pid { node: Atom::from(node), id, serial, creation }))
     }
     fn port(&mut self, port: Port) -> Result<Term, DecodeError> {
-        Ok(Term::Port(port))
+        Ok(Term::from(port))
     }
     fn reference(&mut self, node: &str, creation: u32, ids: &[u32]) -> Result<Term, DecodeError> {
-        Ok(Term::Ref(Reference { node: Atom::from(node), creation, ids: ids.to_vec() }))
+        Ok(Term::from(Reference { node: Atom::from(node), creation, ids: ids.to_vec() }))
     }
     fn fun(&mut self, fun: Fun) -> Result<Term, DecodeError> {
-        Ok(Term::Fun(fun))
+        Ok(Term::from(fun))
     }
     fn export(&mut self, export: Export) -> Result<Term, DecodeError> {
-        Ok(Term::Export(export))
+        Ok(Term::from(export))
     }
     fn tuple(&mut self, items: Drain<'_, Term>) -> Result<Term, DecodeError> {
         Ok(Term::Tuple(items.collect()))

@@ -300,9 +300,10 @@ fn a_term_exactly_at_its_budget_decodes() {
 fn the_default_budget_is_1_gib() {
     assert_eq!(DEFAULT_MAX_MEMORY, 1 << 30);
     assert_eq!(Limits::default().max_memory, 1 << 30);
-    // 5 MiB of []s would be 640 MiB of Terms, and as much again for the decoder's stack:
-    // refused under the default when the list opens, before either is taken.
-    let bytes = list_of(5 * MIB, &[106]);
+    // 16 Mi []s take over a gigabyte decoded (in Python each is a new list of 64 bytes and
+    // its place in the list; in Rust a Term in the list and another on the decoder's stack):
+    // refused under the default when the list opens, before any of it is taken.
+    let bytes = list_of(16 * MIB, &[106]);
     let (r, peak) = measure(|| decode(&bytes));
     let e = refused(r);
     assert_eq!((e.kind, e.offset), (DecodeErrorKind::Limit, 1));
