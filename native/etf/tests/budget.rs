@@ -312,6 +312,64 @@ fn the_default_budget_is_1_gib() {
     assert!(peak < SLACK, "{peak}");
 }
 
+/// The node's default `--max-message-size`: every message from a peer decodes under it.
+const NODE_DEFAULT: usize = 128 * MIB;
+
+/// Large terms of ordinary shapes: what a user sends.
+fn ordinary() -> Vec<(&'static str, Vec<u8>)> {
+    let float = cat(&[&[70], &1.5f64.to_bits().to_be_bytes()]);
+    let mut pairs = cat(&[&[131, 108], &be32(500_000)]);
+    for i in 0..500_000 {
+        pairs.extend_from_slice(&[104, 2, 119, 3, b'k', b'e', b'y', 98]);
+        pairs.extend_from_slice(&be32(i));
+    }
+    pairs.push(106);
+    vec![
+        ("2,000,000 small integers", list_of(2_000_000, &[97, 7])),
+        ("1,000,000 floats", list_of(1_000_000, &float)),
+        ("500,000 {key, integer}", pairs),
+        ("a map of 100,000 integer keys", map_of(100_000, &[97, 1])),
+    ]
+}
+
+#[test]
+fn ordinary_large_terms_decode_under_the_node_default_and_bombs_as_large_do_not() {
+    for (name, bytes) in ordinary() {
+        let (r, peak) = measure(|| decode_under(&bytes, NODE_DEFAULT));
+        r.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(peak <= NODE_DEFAULT, "{name}: {peak} bytes");
+    }
+    // As many wire bytes as the largest of them (9 MB, past the 8 MiB of test_hostile's
+    // bombs) of [] or %{}: each a new list or dict in Python. Refused before the memory is
+    // taken: the []s when their list opens, the %{}s some way in.
+    let wire = ordinary().iter().map(|(_, bytes)| bytes.len()).max().unwrap();
+    for element in [&[106][..], &[116, 0, 0, 0, 0]] {
+        refused_within(&list_of(wire / element.len(), element), NODE_DEFAULT, SLACK);
+    }
+}
+
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn the_cost_table_is_as_documented() {
+    // `decode::cost`'s doc gives these numbers: a change to a struct's size moves them.
+    use cost::*;
+    assert_eq!((SLOT, PY_SPARE, STACK_SLOT, MAP_PAIR), (32, 24, 32, 250));
+    assert_eq!((INT32, FLOAT, INT64, BIG_INT, BIG_INT_PER_BYTE), (8, 8, 24, 229, 3));
+    assert_eq!((NIL, EMPTY_MAP, ATOM, BINARY, BITSTRING), (40, 40, 56, 41, 56));
+    assert_eq!((PID, PORT, REFERENCE, FUN, EXPORT), (104, 104, 172, 256, 152));
+    assert_eq!((TUPLE, LIST, IMPROPER_TAIL, STRING, MAP), (48, 72, 64, 104, 136));
+}
+
+#[test]
+fn a_small_integer_in_a_list_costs_a_term_and_a_place_on_the_decoders_stack() {
+    // (A const assertion in term.rs pins the size too; this says what it costs.)
+    assert_eq!(std::mem::size_of::<Term>(), 32);
+    let n = 10_000;
+    let each = (charged(&list_of(2 * n, &[97, 7])) - charged(&list_of(n, &[97, 7]))) / n;
+    assert_eq!(each, cost::SLOT + cost::STACK_SLOT);
+    assert_eq!(each, 64);
+}
+
 #[test]
 fn terms_decoded_one_after_another_can_share_one_budget() {
     // The control message and payload of one distribution message, say.
