@@ -192,6 +192,31 @@ def test_term_bombs_raise_term_too_large_which_is_a_decode_error() -> None:
     assert rustelixir.DEFAULT_MAX_MEMORY == 1 << 30
 
 
+NODE_DEFAULT = 128 << 20  # the node's default --max-message-size, every peer message's budget
+ORDINARY = {
+    "2,000,000 small integers": [7] * 2_000_000,
+    "1,000,000 floats": [1.5] * 1_000_000,
+    "500,000 {key, integer}": [(Atom("key"), i) for i in range(500_000)],
+    "a map of 100,000 integer keys": {i: 1 for i in range(100_000)},
+}
+
+
+@pytest.mark.parametrize("shape", ORDINARY)
+def test_ordinary_large_terms_decode_under_the_node_default(shape: str) -> None:
+    data = encode(ORDINARY[shape])
+    assert decode(data, max_memory=NODE_DEFAULT) == ORDINARY[shape]
+
+
+@pytest.mark.parametrize("element", [b"\x6a", b"\x74\x00\x00\x00\x00"], ids=["[]", "%{}"])
+def test_bombs_as_large_on_the_wire_as_those_are_refused_under_it(element: bytes) -> None:
+    # As many bytes as the largest of them (the floats, 9 MB), of new lists or dicts.
+    wire = max(len(encode(value)) for value in ORDINARY.values())
+    count = wire // len(element)
+    bomb = bytes([131, 108]) + count.to_bytes(4, "big") + element * count + bytes([106])
+    with pytest.raises(TermTooLarge, match="memory limit"):
+        decode(bomb, max_memory=NODE_DEFAULT)
+
+
 def test_decode_dist_charges_control_and_payload_to_one_budget() -> None:
     control = encode((2, Atom(""), Pid("a@b", 1, 0, 1)))
     payload = encode([b"x" * 1000] * 100)
@@ -260,6 +285,14 @@ SHAPES = {
     "charlists": [[104, 105] * (i % 20 + 1) for i in range(N)],
     "improper lists": [ImproperList([i + 1000], i + 2000) for i in range(N)],
     "pids and references": [(Pid("a@b", i, 0, 1), Reference("a@b", 1, [i, 2, 3])) for i in range(N)],
+    # Each kind whose object passes what its place in a list holds, many times over:
+    "floats and ints": [1.5 + i for i in range(N)] + [100_000 + i for i in range(N)] + [2**62 + i for i in range(N)],
+    "list of pairs": [(Atom("key"), i + 1000) for i in range(N)],
+    "tuples past 512 bytes": [tuple(range(1000, 1070)) for _ in range(N // 30)],
+    "binaries past 512 bytes": [b"x" * 600 for _ in range(N)],
+    "nested lists": [[[i + 1000]] for i in range(N)],
+    "exports and ports": [(Export("m", "f", 1), Port("a@b", 2**40 + i, 1)) for i in range(N)],
+    "dict of empty dicts": {i + 1000: {} for i in range(N)},
 }
 
 

@@ -324,7 +324,7 @@ pub fn python_resource<'py>(
     let Ok(r) = reference.cast::<crate::types::Reference>() else {
         return Err(crate::error::BadResource::new_err(reference.unbind()));
     };
-    let term = etf::Term::Ref(r.get().to_etf());
+    let term = etf::Term::from(r.get().to_etf());
     let caller = caller.map(holder);
     let (found, _) = rustelixir_nif::resource::with_caller(caller.as_deref(), || {
         <rustelixir_nif::ResourceArc<PyObjectResource> as rustelixir_nif::Decoder>::decode(&term)

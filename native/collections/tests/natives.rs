@@ -8,7 +8,7 @@ use rustelixir_nif::etf::{Atom, Reference, Term};
 
 fn reference(t: &Term) -> Reference {
     match t {
-        Term::Ref(r) => r.clone(),
+        Term::Ref(r) => Reference::clone(r),
         other => panic!("expected a reference, got {other:?}"),
     }
 }
@@ -315,7 +315,7 @@ fn add_many_answers_the_size_and_keeps_the_first_of_equal_members() {
     assert_eq!(
         call(
             "sorted_set_add_many",
-            &[set, Term::ImproperList(vec![int(1)], Box::new(int(2)))]
+            &[set, Term::improper_list(vec![int(1)], int(2))]
         ),
         badarg(2, "expected a proper list, got an improper list")
     );
@@ -339,7 +339,7 @@ fn wrong_unknown_and_released_resources() {
         badarg(1, "expected a sorted_set resource, got an integer")
     );
     // A reference this node never made, and one of another node.
-    let unknown = Term::Ref(Reference {
+    let unknown = Term::from(Reference {
         node: Atom::from("test@127.0.0.1"),
         creation: 1,
         ids: vec![1, 2, 3],
@@ -348,7 +348,7 @@ fn wrong_unknown_and_released_resources() {
         call("sorted_set_size", &[unknown.clone()]),
         badresource(&unknown)
     );
-    let foreign = Term::Ref(Reference {
+    let foreign = Term::from(Reference {
         node: Atom::from("other@host"),
         creation: 1,
         ids: vec![1, 2, 3],
@@ -493,7 +493,7 @@ fn buffer_ranges_are_checked() {
     );
     let huge = Term::BigInt(rustelixir_nif::etf::BigInt {
         negative: false,
-        magnitude: vec![0, 0, 0, 0, 0, 0, 0, 0, 1],
+        magnitude: vec![0, 0, 0, 0, 0, 0, 0, 0, 1].into(),
     });
     assert!(
         matches!(call("buffer_read", &[buf.clone(), huge, int(1)]), Term::Tuple(ref t) if t[0] == Term::atom("error"))

@@ -118,7 +118,7 @@ fn integer_arg(args: &[&[u8]], index: usize) -> Result<(bool, Vec<u8>), NativeEr
             let mag = v.unsigned_abs().to_le_bytes();
             Ok((*v < 0, BigInt::trimmed(&mag).to_vec()))
         }
-        Term::BigInt(b) => Ok((b.negative, b.magnitude.clone())),
+        Term::BigInt(b) => Ok((b.negative, b.magnitude.to_vec())),
         other => Err(NativeError::BadArg(index, format!("expected an integer, got {}", kind(other)))),
     }
 }

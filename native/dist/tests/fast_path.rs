@@ -76,7 +76,7 @@ fn an_oversized_frame_is_skipped_and_its_caller_answered_overloaded() {
 
 #[test]
 fn an_oversized_message_that_is_no_call_is_discarded_quietly() {
-    let control = Term::Tuple(vec![Term::Int(22), Term::Pid(caller()), Term::Pid(server_pid())]);
+    let control = Term::Tuple(vec![Term::Int(22), Term::from(caller()), Term::from(server_pid())]);
     let body = header_body(&control, Some(&bytes(&Term::Binary(vec![1; 200_000]))));
     let mut data = frame(&body);
     data.extend(call_frame(&atom("add"), 6)); // add/0 does not exist: left to Python

@@ -50,43 +50,64 @@ pub mod cost {
     //! upper bound on what *both* builders of this project allocate for the value,
     //! transients included:
     //!
-    //! - [`TermBuilder`](super::TermBuilder): the value's `Term` (`size_of::<Term>()`
-    //!   bytes, in its container's `Vec`) plus its heap (strings, byte vectors, child
-    //!   vectors), each heap allocation counted with [`HEAP`] bytes of allocator overhead;
+    //! - [`TermBuilder`](super::TermBuilder): the value's `Term` (`size_of::<Term>()`, 32
+    //!   bytes, in its container's `Vec`) plus its heap (strings, byte slices, child vectors,
+    //!   the boxes of the boxed variants), each heap allocation counted with [`HEAP`] bytes of
+    //!   allocator overhead;
     //! - the Python builder (`native/src/from_etf.rs`), against CPython 3.11 object sizes
     //!   (`sys.getsizeof`, rounded up to pymalloc's 16 bytes, or plus [`HEAP`] past 512 bytes).
     //!   Small ints (-5..=256), `True`/`False`/`None`, the empty tuple and cached atoms are
-    //!   shared objects: those values cost only their place in their container. Every Python
-    //!   value is assumed to sit in the costliest container for one, a dict, rather than a list
-    //!   or tuple (8 bytes): a dict's table takes at most 90 bytes a pair past its first 128
-    //!   (measured with `tracemalloc` up to 2^17 entries, around every resize, the old and new
-    //!   tables alive at once), and the builder's pair `Vec` 16 more: 53 a key or value.
+    //!   shared objects: those values cost only their place in their container.
     //!
-    //! A value costs [`SLOT`] plus the extra of its kind. The slot is paid by whoever claims
-    //! the value, before reading it: a container opening pays `n` slots for its `n` children
-    //! (so no `reserve` for them can exceed the budget), a fun pays for its free variables,
-    //! the decoder for the root. [`SLOT`] is also the largest any value whose kind has no
-    //! extra costs either builder: an int or float (a Python int is at most 48 bytes), `[]`
-    //! (64), `%{}` (64), plus its place in a dict. "+ n" extras are charged with the bytes the
-    //! value carries (text, digits, data), read from its length field.
+    //! A value costs the place it takes in its container plus the extra of its kind. The
+    //! place is paid by whoever claims the value, before reading it: a container opening
+    //! pays for its `n` children's places (so no `reserve` for them can exceed the budget), a
+    //! fun for its free variables, the decoder for the root. Its size depends on the
+    //! container, its extra only on the value:
     //!
-    //! | value | extra beyond [`SLOT`] | the larger builder, and why |
+    //! - in a list or tuple, a fun's environment, or at the root: a [`SLOT`], the larger of a
+    //!   `Term` and a Python item pointer (8 bytes). What the slot has left beside the pointer
+    //!   ([`PY_SPARE`], 24 bytes) holds the start of the value's Python object;
+    //! - in a map, a share of [`MAP_PAIR`]: a pair's place in the dict's table (at most 90
+    //!   bytes a pair past its first 128, measured with `tracemalloc` up to 2^17 entries,
+    //!   around every resize, the old and new tables alive at once) and in the builder's pair
+    //!   `Vec` (16), the start of its key's and its value's objects as in a slot, and a
+    //!   `MapKey` (64 + its encoding's `Vec`) in case Python cannot hash the key; for Term,
+    //!   the pair (two `Term`s) and its key's index for the repeated-key check (8).
+    //!
+    //! So a kind's extra is whichever is larger: its `Term`'s heap, or its Python object
+    //! past the [`PY_SPARE`] bytes its place holds. "+ n" extras are charged with the bytes
+    //! the value carries (text, digits, data), read from its length field. In bytes, on a
+    //! 64-bit target (`budget.rs` checks these numbers):
+    //!
+    //! | place | cost | what |
     //! |---|---|---|
-    //! | integer in `i64`, float, `[]` | 0 | |
-    //! | integer past `i64`, `n` digit bytes | [`BIG_INT`] + [`BIG_INT_PER_BYTE`] × n | Python: `int.from_bytes` of a `bytes` copy, then the negation: two ints of about 1.07 n alive at once |
-    //! | atom, text of n bytes | [`ATOM`] + n | Term: its `String` (Python atoms are cached; an uncached one is an `Atom` of 48 bytes holding a `String`); a Latin-1 text that is not ASCII costs its UTF-8 length, once more for the conversion |
-    //! | binary, n bytes | [`BINARY`] + n | Term: its `Vec<u8>` (Python `bytes`: 33 + n) |
-    //! | bitstring, n bytes | [`BITSTRING`] + n (+ [`HEAP`] + n when its unused bits must be cleared) | Term: its `Vec<u8>`, and the cleared copy (Python `BitString`: 48 + the same `Vec`) |
-    //! | pid, node name of n bytes | [`PID`] + n | Python: a `Pid` (48) and an uncached node `Atom` |
-    //! | port | [`PORT`] + n | both: the node's `String`; Python's `Port` is 64 |
-    //! | reference | [`REFERENCE`] + n | Term: the node's `String` and the ids' `Vec`; Python: `Reference` (64) and an uncached node `Atom` |
-    //! | fun, module and node names of n bytes | [`FUN`] + n, and a slot per free variable | Python: `Fun` (144) holding the same `etf::Fun` as Term: two `String`s and the environment's `Vec` |
-    //! | export, n bytes of names | [`EXPORT`] + n | Python: `Export` (80) holding two `String`s |
-    //! | tuple of n | [`TUPLE`], and n slots | Python: the tuple object (40 + its 8 n of item pointers, which the slots cover) |
-    //! | list of n (LIST_EXT) | [`LIST`], and n slots | Python: the list object (56) and its separately allocated item array |
-    //! | improper tail | [`IMPROPER_TAIL`] | Term: the tail's `Box`; Python: an `ImproperList` (32) |
-    //! | string (STRING_EXT) of n | [`STRING`], and n slots | Python: the list and the item `Vec` the builder collects first |
-    //! | map of n pairs | [`MAP`], and n × [`MAP_PAIR`] | Python: the dict's fixed part (128 bytes with its first table); per pair, Term's key index for the repeated-key check (8) and Python's `MapKey` (64 + its encoding's `Vec`) when Python cannot hash a key |
+    //! | in a list, tuple, fun environment, or the root | [`SLOT`] 32 | a `Term`; an item pointer and 24 bytes of the object |
+    //! | in a map | [`MAP_PAIR`] 250 a pair | see above |
+    //! | on the decoder's stack | [`STACK_SLOT`] 32 | a `Term` |
+    //!
+    //! | value | extra | the larger builder, and why |
+    //! |---|---|---|
+    //! | integer 0..=255 (SMALL_INTEGER_EXT), `{}` | 0 | shared in Python; no heap in Term |
+    //! | integer of INTEGER_EXT | [`INT32`] 8 | Python: an `int` of 28 or 32 bytes (32 with pymalloc's rounding) |
+    //! | float | [`FLOAT`] 8 | Python: a `float` of 24 bytes (32) |
+    //! | integer in `i64` sent in a big encoding | [`INT64`] 24 | Python: an `int` of up to 36 bytes (48) |
+    //! | integer past `i64`, `n` digit bytes | [`BIG_INT`] 229 + [`BIG_INT_PER_BYTE`] 3 × n | Python: `int.from_bytes` of a `bytes` copy (its argument tuple and a bound method alive meanwhile), then the negation: two ints of about 1.07 n alive at once |
+    //! | `[]` | [`NIL`] 40 | Python: a new list of 56 bytes (64) |
+    //! | `%{}` | [`EMPTY_MAP`] 40 | Python: a new dict of 64 bytes |
+    //! | atom, text of n bytes | [`ATOM`] 56 + n | Python, once the atom cache is full: an `Atom` of 40 bytes (48) holding a `String` like Term's (a Latin-1 text that is not ASCII costs its UTF-8 length, once more for the conversion) |
+    //! | binary, n bytes | [`BINARY`] 41 + n | Python: `bytes`, 33 + n |
+    //! | bitstring, n bytes | [`BITSTRING`] 56 + n (+ [`HEAP`] + n when its unused bits must be cleared) | Python: a `BitString` (48) holding a `Vec<u8>`; and the cleared copy |
+    //! | pid, node name of n bytes | [`PID`] 104 + n | both: Term's boxed `Pid` (40) and its node's `String`; Python's `Pid` (40, so 48) and an uncached node `Atom` |
+    //! | port | [`PORT`] 104 + n | Term: the boxed `Port` (40) and its node's `String` (Python's `Port` is 64 with the same `String`) |
+    //! | reference | [`REFERENCE`] 172 + n | Term: the boxed `Reference` (56), the node's `String` and the ids' `Vec`; Python: `Reference` (56, so 64, ids inline) and an uncached node `Atom` |
+    //! | fun, module and node names of n bytes | [`FUN`] 256 + n, and a slot per free variable | Term: the boxed `Fun` (128; Python's `Fun` of 144 holds the same `etf::Fun`), two `String`s and the environment's `Vec` |
+    //! | export, n bytes of names | [`EXPORT`] 152 + n | Term: the boxed `Export` (56) and two `String`s (Python's `Export` is 80 with the same) |
+    //! | tuple of n ≥ 1 | [`TUPLE`] 48, and n slots | Python: the tuple (40 + its 8 n of item pointers, which the slots cover; pymalloc's rounding, or malloc's overhead past 512 bytes) |
+    //! | list of n (LIST_EXT) | [`LIST`] 72, and n slots | Python: the list (56, so 64) and its separately allocated item array |
+    //! | improper tail | [`IMPROPER_TAIL`] 64 | the tail's slot, and Python's `ImproperList` (32) around the list (Term: the tail's `Box`) |
+    //! | string (STRING_EXT) of n | [`STRING`] 104, and n slots | Python: the list and the item `Vec` the builder collects first |
+    //! | map of n ≥ 1 pairs | [`MAP`] 136, and n × [`MAP_PAIR`] | Python: the dict's fixed part (128 bytes with its first table) and the builder's pair `Vec`; Term: the pair `Vec` and the key index |
     //!
     //! The decoder's own memory is charged as it grows: its stack of finished values at
     //! [`STACK_SLOT`] a place and its stack of open containers at [`OPEN_SLOT`], both charged
@@ -94,13 +115,15 @@ pub mod cost {
     //! compressed term's inflated bytes (its size field) before it is inflated.
     //!
     //! Not charged: a few fixed buffers (the inflater's 64 KiB window and state), the copy a
-    //! `realloc` may make while it moves a buffer, and, in Python, the thread's atom cache
-    //! (atoms outlive the call; the cache is bounded on its own) and the second copy of the
-    //! binaries inside a map key Python cannot hash (the `MapKey`'s encoding).
+    //! `realloc` may make while it moves a buffer, the page rounding of blocks malloc maps on
+    //! their own (128 KiB or more: under 4 KiB each), and, in Python, the thread's atom cache
+    //! (atoms outlive the call; the cache is bounded on its own) and the encoding a `MapKey`
+    //! holds for a key Python cannot hash (a second copy of the key's bytes: in all, at most
+    //! twice the term's own size).
 
     use std::mem::size_of;
 
-    use crate::term::Term;
+    use crate::term::{Export, Fun, Pid, Port, Reference, Term};
 
     const fn max(a: usize, b: usize) -> usize {
         if a > b {
@@ -113,34 +136,61 @@ pub mod cost {
     /// One heap allocation's overhead: glibc's malloc adds an 8-byte header, rounds to 16
     /// bytes and takes at least 32, so `n` requested bytes take at most `n + 32`.
     pub const HEAP: usize = 32;
-    /// A value's place in its container, or the root's: a `Term` in its container's `Vec`,
-    /// or the largest Python object of a value with no extra (64, an empty list or dict)
-    /// plus its place in a dict (53).
-    pub const SLOT: usize = max(size_of::<Term>(), 128);
+    /// A value's place in a list or tuple, a fun's environment, or the root's: a `Term` in
+    /// its container's `Vec`, or a Python item pointer and the first [`PY_SPARE`] bytes of
+    /// the value's object. Also at least the two pointers a STRING_EXT's character takes in
+    /// Python (the builder's `Vec`, then the list).
+    pub const SLOT: usize = max(size_of::<Term>(), 2 * PY_POINTER);
+    /// What of a value's Python object its [`SLOT`] holds beside the item pointer.
+    pub const PY_SPARE: usize = SLOT - PY_POINTER;
     /// A place in the decoder's stack of finished values, for any builder: the largest
     /// `Builder::Value` here (a `Term`; a Python object is a pointer).
     pub const STACK_SLOT: usize = size_of::<Term>();
     /// A place in the decoder's stack of open containers.
     pub const OPEN_SLOT: usize = size_of::<super::Open>();
 
-    pub const BIG_INT: usize = 128;
+    const PY_POINTER: usize = 8;
+    /// The largest Python object of a kind, as pymalloc takes it (`sys.getsizeof` rounded up
+    /// to 16), less what the value's place holds.
+    const fn py(object: usize) -> usize {
+        ((object + 15) & !15).saturating_sub(PY_SPARE)
+    }
+    /// A Python `Atom` made for a name the cache no longer takes: the object and its `String`.
+    const PY_ATOM: usize = ((40 + 15) & !15) + HEAP;
+
+    pub const INT32: usize = py(32);
+    pub const INT64: usize = py(36);
+    pub const FLOAT: usize = py(24);
+    /// Python, at most: a `bytes` copy of the digits (33 + n, and malloc's overhead), the
+    /// argument tuple (56) and a bound method (64) around it, and the int made of them (28 +
+    /// 1.07 n, and malloc's overhead); then that int and its negation.
+    pub const BIG_INT: usize = (33 + HEAP) + 64 + 64 + (28 + HEAP) - PY_SPARE;
     pub const BIG_INT_PER_BYTE: usize = 3;
-    pub const ATOM: usize = HEAP;
-    pub const BINARY: usize = HEAP;
-    pub const BITSTRING: usize = HEAP;
-    pub const PID: usize = 64;
-    pub const PORT: usize = HEAP;
-    pub const REFERENCE: usize = 96;
-    pub const FUN: usize = 192;
-    pub const EXPORT: usize = 80;
-    pub const TUPLE: usize = HEAP;
-    pub const LIST: usize = HEAP;
-    /// The tail's own slot (in Term, a `Box`) and the `ImproperList` around the list.
-    pub const IMPROPER_TAIL: usize = SLOT + HEAP;
-    pub const STRING: usize = 64;
-    pub const MAP: usize = 160;
-    /// A key's and a value's slots, and what a pair adds to the map itself.
-    pub const MAP_PAIR: usize = 2 * SLOT + 112;
+    pub const NIL: usize = py(56);
+    pub const EMPTY_MAP: usize = py(64);
+    pub const ATOM: usize = max(HEAP, py(40) + HEAP);
+    pub const BINARY: usize = max(HEAP, (33 + HEAP).saturating_sub(PY_SPARE));
+    pub const BITSTRING: usize = max(HEAP, py(48) + HEAP);
+    pub const PID: usize = max(HEAP + size_of::<Pid>() + HEAP, py(40) + PY_ATOM);
+    pub const PORT: usize = max(HEAP + size_of::<Port>() + HEAP, py(64) + HEAP);
+    /// Term's ids: at most five words.
+    pub const REFERENCE: usize = max(HEAP + size_of::<Reference>() + HEAP + (20 + HEAP), py(56) + PY_ATOM);
+    /// The fun (boxed in Term, inline in Python's 16-byte object header), its module's and
+    /// its pid's node's `String`s and the environment's `Vec`.
+    pub const FUN: usize = max(HEAP + size_of::<Fun>(), py(16 + size_of::<Fun>())) + 3 * HEAP;
+    pub const EXPORT: usize = max(HEAP + size_of::<Export>(), py(72)) + 2 * HEAP;
+    pub const TUPLE: usize = max(HEAP, (40 + HEAP).saturating_sub(PY_SPARE));
+    pub const LIST: usize = max(HEAP, py(56) + HEAP);
+    /// The tail's own slot, and in Term its `Box`; in Python the `ImproperList` (32) around
+    /// the list, which takes the spare bytes of the list's place, so that the list's object
+    /// has none: both are charged here.
+    pub const IMPROPER_TAIL: usize = SLOT + max(HEAP, py(32) + PY_SPARE);
+    /// The list and, besides its item array, the `Vec` the Python builder collects first.
+    pub const STRING: usize = max(HEAP, py(56) + 2 * HEAP);
+    pub const MAP: usize = max(2 * HEAP, (128 + HEAP).saturating_sub(PY_SPARE));
+    /// A pair's place (see the module's doc).
+    pub const MAP_PAIR: usize =
+        max(2 * size_of::<Term>() + 8, 90 + 2 * PY_POINTER + ((56 + 15) & !15) + HEAP + 2 * PY_SPARE);
 }
 
 /// Receives the decoded values, leaves first. Containers get their children already built.
@@ -202,22 +252,22 @@ impl Builder for TermBuilder {
         Ok(Term::Binary(data.to_vec()))
     }
     fn bitstring(&mut self, data: &[u8], tail_bits: u8) -> Result<Term, DecodeError> {
-        Ok(Term::BitString { data: data.to_vec(), tail_bits })
+        Ok(Term::bitstring(data, tail_bits))
     }
     fn pid(&mut self, node: &str, id: u32, serial: u32, creation: u32) -> Result<Term, DecodeError> {
-        Ok(Term::Pid(Pid { node: Atom::from(node), id, serial, creation }))
+        Ok(Term::from(Pid { node: Atom::from(node), id, serial, creation }))
     }
     fn port(&mut self, port: Port) -> Result<Term, DecodeError> {
-        Ok(Term::Port(port))
+        Ok(Term::from(port))
     }
     fn reference(&mut self, node: &str, creation: u32, ids: &[u32]) -> Result<Term, DecodeError> {
-        Ok(Term::Ref(Reference { node: Atom::from(node), creation, ids: ids.to_vec() }))
+        Ok(Term::from(Reference { node: Atom::from(node), creation, ids: ids.to_vec() }))
     }
     fn fun(&mut self, fun: Fun) -> Result<Term, DecodeError> {
-        Ok(Term::Fun(fun))
+        Ok(Term::from(fun))
     }
     fn export(&mut self, export: Export) -> Result<Term, DecodeError> {
-        Ok(Term::Export(export))
+        Ok(Term::from(export))
     }
     fn tuple(&mut self, items: Drain<'_, Term>) -> Result<Term, DecodeError> {
         Ok(Term::Tuple(items.collect()))
@@ -482,14 +532,17 @@ impl<'a, 'l> Decoder<'a, 'l> {
     }
 
     /// Room on the stack of finished values for `additional` more, charged before it is
-    /// taken. `room` is the stack's capacity as charged: the decoder decides the growth
-    /// (doubling, as `reserve` would) so it is the same for every builder, even one whose
-    /// values take no memory.
+    /// taken. `room` is the stack's capacity as charged: the decoder decides the growth so it
+    /// is the same for every builder, even one whose values take no memory. It grows by a
+    /// quarter, not double: a container reserves room for all its children when it opens,
+    /// so the stack outgrows that only while its last children are filled with children of
+    /// their own, and doubling there (a long list of pairs, at its last pair) took as much
+    /// again as the whole list.
     #[inline(always)]
     fn make_room<V>(&mut self, values: &mut Vec<V>, room: &mut usize, additional: usize, at: usize) -> Result<(), DecodeError> {
         let need = values.len() + additional;
         if need > *room {
-            let grown = need.max(2 * *room).max(16);
+            let grown = need.max(*room + *room / 4).max(16);
             self.charge((grown - *room).saturating_mul(cost::STACK_SLOT) + cost::HEAP, at)?;
             values.reserve_exact(grown - values.len());
             *room = grown;
@@ -708,15 +761,23 @@ impl<'a, 'l> Decoder<'a, 'l> {
             let at = self.pos;
             let tag = self.u8("term tag")?;
             let mut value = match tag {
+                // The one kind of value that pays nothing beyond its place.
                 SMALL_INTEGER_EXT => b.int(self.u8("integer")? as i64)?,
-                INTEGER_EXT => b.int(self.u32("integer")? as i32 as i64)?,
+                INTEGER_EXT => {
+                    let v = self.u32("integer")? as i32 as i64;
+                    self.charge(cost::INT32, at)?;
+                    b.int(v)?
+                }
                 SMALL_BIG_EXT | LARGE_BIG_EXT => {
                     let n = if tag == SMALL_BIG_EXT { self.u8("big length")? as usize } else { self.u32("big length")? as usize };
                     // Any nonzero sign byte means negative, as binary_to_term reads it.
                     let negative = self.u8("big sign")? != 0;
                     let digits = BigInt::trimmed(self.take(n, "big integer digits")?);
                     match BigInt::to_i64(negative, digits) {
-                        Some(v) => b.int(v)?,
+                        Some(v) => {
+                            self.charge(cost::INT64, at)?;
+                            b.int(v)?
+                        }
                         None => {
                             self.charge_n(cost::BIG_INT, digits.len(), cost::BIG_INT_PER_BYTE, at)?;
                             b.big_int(negative, digits)?
@@ -728,6 +789,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     if !v.is_finite() {
                         return Err(self.err(at, "float is not finite").into());
                     }
+                    self.charge(cost::FLOAT, at)?;
                     b.float(v)?
                 }
                 FLOAT_EXT => {
@@ -738,6 +800,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
                         .and_then(|s| s.parse::<f64>().ok())
                         .filter(|v| v.is_finite())
                         .ok_or_else(|| self.err(at, "unreadable FLOAT_EXT text"))?;
+                    self.charge(cost::FLOAT, at)?;
                     b.float(v)?
                 }
                 ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT | ATOM_CACHE_REF => {
@@ -831,7 +894,10 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     let (module, function) = (Atom(module.into_owned()), Atom(function.into_owned()));
                     b.export(Export { module, function, arity: arity as u8 })?
                 }
-                NIL_EXT => b.list(values.drain(values.len()..), None)?,
+                NIL_EXT => {
+                    self.charge(cost::NIL, at)?;
+                    b.list(values.drain(values.len()..), None)?
+                }
                 STRING_EXT => {
                     let n = self.u16("string length")? as usize;
                     let bytes = self.take(n, "string")?;
@@ -851,7 +917,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
                     match tag {
                         SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
                             if n == 0 {
-                                self.charge(cost::TUPLE, at)?;
+                                // `{}` is shared in Python, and an empty `Vec` in Term.
                                 b.tuple(values.drain(values.len()..))?
                             } else {
                                 let n = self.count(n, 1, at, "tuple")?;
@@ -879,7 +945,7 @@ impl<'a, 'l> Decoder<'a, 'l> {
                         }
                         _ => {
                             if n == 0 {
-                                self.charge(cost::MAP, at)?;
+                                self.charge(cost::EMPTY_MAP, at)?;
                                 b.map(values.drain(values.len()..), at)?
                             } else {
                                 let n = self.count(n, 2, at, "map")?;

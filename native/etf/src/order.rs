@@ -233,7 +233,7 @@ fn int_parts(t: &Term) -> (i8, Vec<u8>) {
             let len = 8 - (v.unsigned_abs().leading_zeros() / 8) as usize;
             (v.signum() as i8, m[..len].to_vec())
         }
-        Term::BigInt(BigInt { negative, magnitude }) => (if *negative { -1 } else { 1 }, magnitude.clone()),
+        Term::BigInt(BigInt { negative, magnitude }) => (if *negative { -1 } else { 1 }, magnitude.to_vec()),
         _ => unreachable!(),
     }
 }

@@ -34,7 +34,8 @@ impl fmt::Display for Atom {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BigInt {
     pub negative: bool,
-    pub magnitude: Vec<u8>,
+    /// A boxed slice, not a `Vec`: 8 bytes less, so `BigInt` fits in a `Term` unboxed.
+    pub magnitude: Box<[u8]>,
 }
 
 impl BigInt {
@@ -44,7 +45,7 @@ impl BigInt {
         let mag = BigInt::trimmed(magnitude_le);
         match BigInt::to_i64(negative, mag) {
             Some(v) => Term::Int(v),
-            None => Term::BigInt(BigInt { negative, magnitude: mag.to_vec() }),
+            None => Term::BigInt(BigInt { negative, magnitude: mag.into() }),
         }
     }
 
@@ -152,6 +153,13 @@ pub struct Export {
 }
 
 /// An Erlang term.
+///
+/// 32 bytes (on 64-bit targets): every `Term` in every `Vec` pays the size of the largest
+/// variant, so what does not fit in 24 bytes beside the tag is boxed or held in a boxed
+/// slice. Pids, ports, references, funs and exports are boxed (40 to 128 bytes each; their
+/// node and names are allocations of their own anyway); big integers, bitstrings and an
+/// improper list's items are boxed slices, which fit. `From` builds the boxed variants
+/// (`Term::from(pid)`), and `as_pid()` and the like read them.
 #[derive(Debug)]
 pub enum Term {
     Int(i64),
@@ -160,20 +168,24 @@ pub enum Term {
     Atom(Atom),
     Binary(Vec<u8>),
     /// A bitstring whose last byte holds `tail_bits` (1..=7) bits, in its high bits.
-    BitString { data: Vec<u8>, tail_bits: u8 },
-    Pid(Pid),
-    Port(Port),
-    Ref(Reference),
-    Fun(Fun),
-    Export(Export),
+    BitString { data: Box<[u8]>, tail_bits: u8 },
+    Pid(Box<Pid>),
+    Port(Box<Port>),
+    Ref(Box<Reference>),
+    Fun(Box<Fun>),
+    Export(Box<Export>),
     Tuple(Vec<Term>),
     /// A proper list (`[]` is an empty `List`).
     List(Vec<Term>),
     /// A list whose tail is not `[]`; `items` is never empty.
-    ImproperList(Vec<Term>, Box<Term>),
+    ImproperList(Box<[Term]>, Box<Term>),
     /// Pairs in the order they were decoded or built.
     Map(Vec<(Term, Term)>),
 }
+
+// Every term decoded pays this, in every container: it must not grow back unnoticed.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Term>() == 32, "Term grew past 32 bytes: box the variant that grew");
 
 impl Term {
     pub fn atom(name: &str) -> Term {
@@ -182,7 +194,56 @@ impl Term {
     pub fn nil() -> Term {
         Term::List(Vec::new())
     }
+    /// `[items... | tail]`; `items` must not be empty (and `tail` should not be a list).
+    pub fn improper_list(items: Vec<Term>, tail: Term) -> Term {
+        Term::ImproperList(items.into_boxed_slice(), Box::new(tail))
+    }
+    /// A bitstring of `data` whose last byte holds `tail_bits` (1..=7) bits.
+    pub fn bitstring(data: impl Into<Box<[u8]>>, tail_bits: u8) -> Term {
+        Term::BitString { data: data.into(), tail_bits }
+    }
+    pub fn as_pid(&self) -> Option<&Pid> {
+        match self {
+            Term::Pid(p) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn as_port(&self) -> Option<&Port> {
+        match self {
+            Term::Port(p) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn as_reference(&self) -> Option<&Reference> {
+        match self {
+            Term::Ref(r) => Some(r),
+            _ => None,
+        }
+    }
+    pub fn as_fun(&self) -> Option<&Fun> {
+        match self {
+            Term::Fun(f) => Some(f),
+            _ => None,
+        }
+    }
+    pub fn as_export(&self) -> Option<&Export> {
+        match self {
+            Term::Export(e) => Some(e),
+            _ => None,
+        }
+    }
 }
+
+macro_rules! boxed_from {
+    ($($kind:ident => $variant:ident),*) => {$(
+        impl From<$kind> for Term {
+            fn from(v: $kind) -> Term {
+                Term::$variant(Box::new(v))
+            }
+        }
+    )*};
+}
+boxed_from!(Pid => Pid, Port => Port, Reference => Ref, Fun => Fun, Export => Export);
 
 /// Cloning recurses per level; the stack grows on the heap when it runs low, so deep terms
 /// clone on any thread.
@@ -269,7 +330,7 @@ impl Term {
         match self {
             Term::Tuple(items) | Term::List(items) => stack.append(items),
             Term::ImproperList(items, tail) => {
-                stack.append(items);
+                stack.extend(std::mem::take(items).into_vec());
                 stack.push(std::mem::replace(&mut **tail, Term::Int(0)));
             }
             Term::Map(pairs) => {

@@ -57,7 +57,7 @@ fn tuple(items: Vec<Term>) -> Term {
 }
 
 fn improper_list(items: Vec<Term>, tail: Term) -> Term {
-    Term::ImproperList(items, Box::new(tail))
+    Term::improper_list(items, tail)
 }
 
 fn map(pairs: Vec<(Term, Term)>) -> Term {
@@ -199,17 +199,17 @@ golden_tests! {
     bin => binary(&[1, 2, 3]);
     bin_empty => binary(&[]);
     // <<5:3>>
-    bits3 => Term::BitString { data: vec![0b1010_0000], tail_bits: 3 };
+    bits3 => Term::bitstring(vec![0b1010_0000], 3);
     // <<255, 1:1>>
-    bits9 => Term::BitString { data: vec![255, 0b1000_0000], tail_bits: 1 };
+    bits9 => Term::bitstring(vec![255, 0b1000_0000], 1);
     // <<16#7f:7>>
-    bits7 => Term::BitString { data: vec![0b1111_1110], tail_bits: 7 };
+    bits7 => Term::bitstring(vec![0b1111_1110], 7);
 }
 
 #[test]
 fn bitstring_unused_bits_are_zeroed_when_encoding() {
     // The same <<5:3>> held with garbage in the low bits encodes like the VM's.
-    let dirty = Term::BitString { data: vec![0b1011_1111], tail_bits: 3 };
+    let dirty = Term::bitstring(vec![0b1011_1111], 3);
     assert_eq!(encode(&dirty).unwrap(), vm!("bits3"));
 }
 
@@ -364,10 +364,10 @@ fn map_of_33_keys_is_in_hash_order_and_round_trips() {
 // ---------------------------------------------------------------------------------------
 
 golden_tests! {
-    pid => Term::Pid(Pid { node: node("nonode@nohost"), id: 77, serial: 5, creation: 0 });
+    pid => Term::from(Pid { node: node("nonode@nohost"), id: 77, serial: 5, creation: 0 });
     // OTP 25 writes NEW_PORT_EXT for a port id that fits; the decoded Port remembers that.
-    port => Term::Port(Port { node: node("nonode@nohost"), id: 5, creation: 0, new_port_ext: true });
-    reference => Term::Ref(Reference { node: node("nonode@nohost"), creation: 0, ids: vec![3, 2, 1] });
+    port => Term::from(Port { node: node("nonode@nohost"), id: 5, creation: 0, new_port_ext: true });
+    reference => Term::from(Reference { node: node("nonode@nohost"), creation: 0, ids: vec![3, 2, 1] });
 }
 
 #[test]
@@ -376,7 +376,7 @@ fn decoded_ports_remember_their_tag() {
     let Term::Port(p) = &decoded else { panic!() };
     assert!(p.new_port_ext);
     // A port built with Port::new is written as V4_PORT_EXT (the OTP 26+ form).
-    let built = Term::Port(Port::new(node("nonode@nohost"), 5, 0));
+    let built = Term::from(Port::new(node("nonode@nohost"), 5, 0));
     assert_eq!(encode(&built).unwrap()[1], 120);
     assert_eq!(built, decoded, "the tag is not part of a port's identity");
 }
@@ -386,9 +386,9 @@ fn v4_port_with_a_64_bit_id() {
     let n = [119, 3, b'a', b'@', b'b'];
     let bytes = [&[131, 120][..], &n, &[0, 0, 0, 1, 0, 0, 0, 0], &[0, 0, 0, 3]].concat();
     assert_eq!(vm!("legacy_v4_port_ext"), &bytes[..], "the VM writes it back unchanged");
-    golden(&bytes, Term::Port(Port::new(node("a@b"), 1 << 32, 3)));
+    golden(&bytes, Term::from(Port::new(node("a@b"), 1 << 32, 3)));
     // Even a port that asks for NEW_PORT_EXT gets V4_PORT_EXT when its id needs 64 bits.
-    let wide = Term::Port(Port { node: node("a@b"), id: 1 << 32, creation: 3, new_port_ext: true });
+    let wide = Term::from(Port { node: node("a@b"), id: 1 << 32, creation: 3, new_port_ext: true });
     assert_eq!(encode(&wide).unwrap(), bytes);
 }
 
@@ -406,7 +406,7 @@ fn newer_references_of_one_four_and_five_words() {
             _ => vm!("legacy_newer_ref5"),
         };
         assert_eq!(modern, &bytes[..], "the VM writes it back unchanged");
-        golden(&bytes, Term::Ref(Reference { node: node("a@b"), creation: 1, ids: (1..=words).collect() }));
+        golden(&bytes, Term::from(Reference { node: node("a@b"), creation: 1, ids: (1..=words).collect() }));
     }
 }
 
@@ -433,10 +433,10 @@ fn fun_with_one_free_variable() {
     assert_eq!(f.free_vars, vec![int(7)]);
     assert_eq!(encode(&t).unwrap(), bytes, "byte-exact round trip");
     // Built from its fields, it encodes the same.
-    let rebuilt = Term::Fun(Fun { free_vars: vec![int(7)], ..f.clone() });
+    let rebuilt = Term::from(Fun { free_vars: vec![int(7)], ..f.clone() });
     assert_eq!(encode(&rebuilt).unwrap(), bytes);
     // Another environment changes the bytes (and the Size field) accordingly.
-    let other = Term::Fun(Fun { free_vars: vec![int(1000)], ..f.clone() });
+    let other = Term::from(Fun { free_vars: vec![int(1000)], ..f.clone() });
     let other_bytes = encode(&other).unwrap();
     assert_eq!(other_bytes.len(), bytes.len() + 3);
     assert_eq!(decode(&other_bytes).unwrap(), other);
@@ -483,7 +483,7 @@ fn fun_made_by_erl_eval() {
 }
 
 golden_tests! {
-    export => Term::Export(Export { module: node("lists"), function: node("map"), arity: 2 });
+    export => Term::from(Export { module: node("lists"), function: node("map"), arity: 2 });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -543,7 +543,7 @@ fn legacy_latin1_atoms() {
     // Legacy atoms inside other terms.
     legacy(
         &[131, 113, 100, 0, 1, b'm', 115, 1, b'f', 97, 1],
-        Term::Export(Export { module: node("m"), function: node("f"), arity: 1 }),
+        Term::from(Export { module: node("m"), function: node("f"), arity: 1 }),
         vm!("legacy_export_old_atoms"),
     );
 }
@@ -558,14 +558,14 @@ fn with_node(head: &[u8], tail: &[u8]) -> Vec<u8> {
 fn legacy_pid_ext() {
     legacy(
         &with_node(&[131, 103], &[0, 0, 0, 1, 0, 0, 0, 2, 3]),
-        Term::Pid(Pid { node: node("a@b"), id: 1, serial: 2, creation: 3 }),
+        Term::from(Pid { node: node("a@b"), id: 1, serial: 2, creation: 3 }),
         vm!("legacy_pid_ext"),
     );
 }
 
 #[test]
 fn legacy_port_ext_and_new_port_ext() {
-    let expected = Term::Port(Port { node: node("a@b"), id: 9, creation: 3, new_port_ext: true });
+    let expected = Term::from(Port { node: node("a@b"), id: 9, creation: 3, new_port_ext: true });
     // PORT_EXT (102) becomes NEW_PORT_EXT, as OTP 25 writes it.
     legacy(&with_node(&[131, 102], &[0, 0, 0, 9, 3]), expected.clone(), vm!("legacy_port_ext"));
     // NEW_PORT_EXT (89) is written back as it came.
@@ -587,7 +587,7 @@ fn v4_port_with_a_small_id_stays_v4() {
 
 #[test]
 fn legacy_references() {
-    let r = |creation, ids: Vec<u32>| Term::Ref(Reference { node: node("a@b"), creation, ids });
+    let r = |creation, ids: Vec<u32>| Term::from(Reference { node: node("a@b"), creation, ids });
     // REFERENCE_EXT (101): one id word, 8-bit creation.
     legacy(&with_node(&[131, 101], &[0, 0, 0, 9, 3]), r(3, vec![9]), vm!("legacy_ref_ext"));
     // NEW_REFERENCE_EXT (114): 8-bit creation.
@@ -616,7 +616,7 @@ fn non_canonical_containers() {
     legacy(&[131, 77, 0, 0, 0, 1, 8, 5], binary(&[5]), vm!("legacy_bits_whole_byte"));
     legacy(
         &[131, 77, 0, 0, 0, 1, 3, 0xff],
-        Term::BitString { data: vec![0b1110_0000], tail_bits: 3 },
+        Term::bitstring(vec![0b1110_0000], 3),
         vm!("legacy_bits_dirty"),
     );
     // A list whose tail is another list (or a string) is one list.

@@ -336,7 +336,7 @@ fn deep_terms_built_in_rust_drop_on_a_2_mib_thread() {
                 0 => Term::Tuple(vec![t]),
                 1 => Term::List(vec![t, Term::Int(1)]),
                 2 => Term::Map(vec![(Term::Int(0), t)]),
-                _ => Term::ImproperList(vec![Term::Int(0)], Box::new(Term::Tuple(vec![t]))),
+                _ => Term::improper_list(vec![Term::Int(0)], Term::Tuple(vec![t])),
             };
         }
         drop(t);

@@ -272,7 +272,7 @@ impl Encoder for Atom {
 impl Decoder for Pid {
     fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
-            Term::Pid(p) => Ok(p.clone()),
+            Term::Pid(p) => Ok(Pid::clone(p)),
             other => Err(expected("a pid", other)),
         }
     }
@@ -287,7 +287,7 @@ impl Encoder for Pid {
 impl Decoder for Reference {
     fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
-            Term::Ref(r) => Ok(r.clone()),
+            Term::Ref(r) => Ok(Reference::clone(r)),
             other => Err(expected("a reference", other)),
         }
     }

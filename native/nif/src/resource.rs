@@ -198,10 +198,7 @@ pub fn canonical_holder(raw_pid: &[u8]) -> Option<Holder> {
 
 fn decode_pid(bytes: &[u8]) -> Option<Pid> {
     match etf::decode::decode_at_with(bytes, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()) {
-        Ok((term, _)) => match &term {
-            Term::Pid(p) => Some(p.clone()),
-            _ => None,
-        },
+        Ok((term, _)) => term.as_pid().cloned(),
         Err(_) => None,
     }
 }
@@ -529,7 +526,7 @@ impl<T: Resource> Deref for ResourceArc<T> {
 
 impl<T: Resource> Decoder for ResourceArc<T> {
     fn decode(term: &Term) -> Result<Self, ArgError> {
-        let Term::Ref(reference) = term else {
+        let Some(reference) = term.as_reference() else {
             return Err(ArgError::BadArg(format!("expected a {} resource, got {}", T::TYPE_NAME, kind(term))));
         };
         let Some(k) = key(reference) else { return Err(ArgError::BadResource(reference.clone())) };

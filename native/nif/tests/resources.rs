@@ -60,7 +60,7 @@ fn ok_value(t: Term) -> Term {
 
 fn reference(t: &Term) -> etf::Reference {
     match t {
-        Term::Ref(r) => r.clone(),
+        Term::Ref(r) => etf::Reference::clone(r),
         other => panic!("not a reference: {other:?}"),
     }
 }

@@ -44,7 +44,7 @@ fn create(native: &str, caller: &Pid) -> etf::Reference {
     let (term, _) = etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap();
     match &term {
         Term::Tuple(items) if items.len() == 2 => match &items[1] {
-            Term::Ref(r) => r.clone(),
+            Term::Ref(r) => etf::Reference::clone(r),
             other => panic!("not a reference: {other:?}"),
         },
         other => panic!("not {{ok, Ref}}: {other:?}"),

@@ -46,7 +46,7 @@ pub fn config(max_message_size: usize) -> Config {
     Config {
         peer_name: PEER.as_bytes().to_vec(),
         server_name: Some(b"rustelixir".to_vec()),
-        server_pid: bytes(&Term::Pid(server_pid())),
+        server_pid: bytes(&Term::from(server_pid())),
         alias: true,
         send_sender: true,
         header: true,
@@ -81,12 +81,12 @@ pub fn header_body(control: &Term, payload: Option<&[u8]>) -> Vec<u8> {
 /// `{'$gen_call', {Caller, [alias | Mref]}, Request}` to `rustelixir`, whole (header body);
 /// `request` given as its bytes so tests can make them anything.
 pub fn gen_call_body(request: &[u8], mref: u32) -> Vec<u8> {
-    let control = Term::Tuple(vec![Term::Int(6), Term::Pid(caller()), atom(""), atom("rustelixir")]);
+    let control = Term::Tuple(vec![Term::Int(6), Term::from(caller()), atom(""), atom("rustelixir")]);
     let mut payload = vec![104, 3];
     payload.extend(bytes(&atom("$gen_call")));
     payload.extend([104, 2]);
-    payload.extend(bytes(&Term::Pid(caller())));
-    payload.extend(bytes(&Term::ImproperList(vec![atom("alias")], Box::new(Term::Ref(monitor_ref(mref))))));
+    payload.extend(bytes(&Term::from(caller())));
+    payload.extend(bytes(&Term::improper_list(vec![atom("alias")], Term::from(monitor_ref(mref)))));
     payload.extend_from_slice(request);
     header_body(&control, Some(&payload))
 }

@@ -55,7 +55,7 @@ pub fn bitstring() -> impl Strategy<Value = Term> {
     (proptest::collection::vec(any::<u8>(), 1..12), 1u8..=7).prop_map(|(mut data, tail_bits)| {
         let last = data.len() - 1;
         data[last] &= 0xffu8 << (8 - tail_bits);
-        Term::BitString { data, tail_bits }
+        Term::bitstring(data, tail_bits)
     })
 }
 
@@ -66,12 +66,12 @@ pub fn leaf() -> impl Strategy<Value = Term> {
         3 => atom().prop_map(Term::Atom),
         2 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Term::Binary),
         1 => bitstring(),
-        1 => pid().prop_map(Term::Pid),
+        1 => pid().prop_map(Term::from),
         1 => (node(), prop_oneof![any::<u32>().prop_map(u64::from), any::<u64>()], any::<u32>(), any::<bool>())
-            .prop_map(|(node, id, creation, new_port_ext)| Term::Port(Port { node, id, creation, new_port_ext })),
+            .prop_map(|(node, id, creation, new_port_ext)| Term::from(Port { node, id, creation, new_port_ext })),
         1 => (node(), any::<u32>(), proptest::collection::vec(any::<u32>(), 1..=5))
-            .prop_map(|(node, creation, ids)| Term::Ref(Reference { node, creation, ids })),
-        1 => (atom(), atom(), any::<u8>()).prop_map(|(module, function, arity)| Term::Export(Export { module, function, arity })),
+            .prop_map(|(node, creation, ids)| Term::from(Reference { node, creation, ids })),
+        1 => (atom(), atom(), any::<u8>()).prop_map(|(module, function, arity)| Term::from(Export { module, function, arity })),
         1 => Just(Term::nil()),
         1 => Just(Term::Tuple(vec![])),
         1 => Just(Term::Map(vec![])),
@@ -100,7 +100,7 @@ pub fn fun_of(inner: impl Strategy<Value = Term> + Clone) -> impl Strategy<Value
         proptest::collection::vec(inner, 0..4),
     )
         .prop_map(|((module, arity, uniq, index), (old_index, old_uniq, pid), free_vars)| {
-            Term::Fun(Fun { module, arity, uniq, index, old_index: old_index as i64, old_uniq: old_uniq as i64, pid, free_vars })
+            Term::from(Fun { module, arity, uniq, index, old_index: old_index as i64, old_uniq: old_uniq as i64, pid, free_vars })
         })
 }
 
@@ -114,7 +114,7 @@ pub fn term_with(with_funs: bool) -> BoxedStrategy<Term> {
                 (3, proptest::collection::vec(inner.clone(), 0..6).prop_map(Term::List).boxed()),
                 // Lists of bytes: STRING_EXT.
                 (1, proptest::collection::vec(0i64..=255, 1..20).prop_map(|v| Term::List(v.into_iter().map(Term::Int).collect())).boxed()),
-                (2, (proptest::collection::vec(inner.clone(), 1..4), tail).prop_map(|(items, tail)| Term::ImproperList(items, Box::new(tail))).boxed()),
+                (2, (proptest::collection::vec(inner.clone(), 1..4), tail).prop_map(|(items, tail)| Term::improper_list(items, tail)).boxed()),
                 (3, proptest::collection::vec((inner.clone(), inner.clone()), 0..6).prop_map(|p| Term::Map(unique_pairs(p))).boxed()),
                 // Maps sorted by key, as the VM writes small maps.
                 (1, proptest::collection::vec((inner.clone(), inner.clone()), 0..6)
