@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use rustelixir_dist::{fast_path, Config, FastPath};
 
 const TICK: [u8; 4] = [0, 0, 0, 0];
-/// The reader's buffer, as it starts and as it returns to after a burst.
+/// The reader's buffer, as it starts and as it returns to a second after a burst.
 const READ_BUFFER: usize = 256 * 1024;
 /// Frames queued for Python past which the reader stops reading.
 const INBOX_HIGH: usize = 64 << 20;
@@ -330,6 +330,7 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
     let mut out = Vec::new();
     let mut to_python = Vec::new();
     let mut last_read = Instant::now();
+    let mut last_full = Instant::now();
     let mut pending = (!leftover.is_empty()).then_some(leftover);
     let reason = loop {
         if shared.closing.load(Ordering::Relaxed) {
@@ -382,10 +383,14 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
             }
             Err(e) => break format!("protocol error: {e}"),
         }
-        if buf.len() == n && n < 16 * 1024 * 1024 {
-            buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once
-        } else if n < READ_BUFFER && buf.len() > READ_BUFFER {
-            // The burst is over: a connection does not keep megabytes it no longer needs.
+        if buf.len() == n {
+            last_full = Instant::now();
+            if n < 16 * 1024 * 1024 {
+                buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once
+            }
+        } else if buf.len() > READ_BUFFER && last_full.elapsed() > Duration::from_secs(1) {
+            // No burst for a second: a connection does not keep megabytes it no longer
+            // needs (but one that sends large messages one after another keeps its buffer).
             buf.truncate(READ_BUFFER);
             buf.shrink_to_fit();
         }
