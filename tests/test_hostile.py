@@ -324,7 +324,7 @@ def test_slow_calls_of_a_vanished_node_are_cancelled_and_free_their_workers(
         info = bystander.eval("{ok, I} = gen_server:call({rustelixir, Node}, info), I.")
         if info[Atom("in_flight")] == 0:
             break
-        assert time.monotonic() - killed < 1.0 + 0.5, f"in_flight still {info[Atom('in_flight')]}"  # a second, and the kill's own lag
+        assert time.monotonic() - killed < 1.0, f"in_flight still {info[Atom('in_flight')]}"
         time.sleep(0.02)
     assert info[Atom("cancelled")] - before[Atom("cancelled")] == 12
     started = time.monotonic()
