@@ -3,78 +3,18 @@
 //! one byte less refuses it, and what the decoder charges is never below what `TermBuilder`
 //! really allocates.
 //!
-//! A counting global allocator records, per thread, the peak of live bytes as glibc's malloc
-//! takes them (each block with its header, rounded up), so "within the budget" is measured,
-//! not assumed. A `realloc` counts as a free then an allocation (see `decode::cost`).
+//! A counting global allocator (`common::alloc`) records, per thread, the peak of live bytes
+//! as glibc's malloc takes them (each block with its header, rounded up), so "within the
+//! budget" is measured, not assumed.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 mod common;
+use common::alloc::measure;
 use common::fun_around;
 use common::terms::term;
 use proptest::prelude::*;
 use rustelixir_etf::decode::{cost, decode_at_within, decode_with, TermBuilder, DEFAULT_MAX_MEMORY};
 use rustelixir_etf::{decode, encode, DecodeError, DecodeErrorKind, Limits, Term};
-
-// ---------------------------------------------------------------------------------------
-// Allocation counting
-// ---------------------------------------------------------------------------------------
-
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-/// What malloc takes for `size` bytes: an 8-byte header, rounded up to 16, at least 32.
-fn block(size: usize) -> isize {
-    ((size + 8 + 15) & !15).max(32) as isize
-}
-
-fn on_alloc(size: usize) {
-    let _ = LIVE.try_with(|live| {
-        live.set(live.get() + block(size));
-        let _ = PEAK.try_with(|p| p.set(p.get().max(live.get())));
-    });
-}
-
-fn on_dealloc(size: usize) {
-    let _ = LIVE.try_with(|live| live.set(live.get() - block(size)));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        on_alloc(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        on_alloc(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        on_dealloc(layout.size());
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        on_dealloc(layout.size());
-        on_alloc(new_size);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// `f`'s result, and the peak of bytes it held on this thread above what was live before.
-fn measure<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let base = LIVE.with(|c| c.get());
-    PEAK.with(|c| c.set(base));
-    let r = f();
-    let peak = PEAK.with(|c| c.get()) - base;
-    (r, peak.max(0) as usize)
-}
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
@@ -121,7 +61,7 @@ fn refused<T>(r: Result<T, DecodeError>) -> DecodeError {
 /// allocated on the way.
 #[track_caller]
 fn refused_within(bytes: &[u8], max_memory: usize, slack: usize) -> DecodeError {
-    let (r, peak) = measure(|| decode_under(bytes, max_memory));
+    let (r, _, peak) = measure(|| decode_under(bytes, max_memory));
     let e = refused(r);
     assert_eq!(e.kind, DecodeErrorKind::Limit, "{}", e.message);
     assert!(e.message.contains("memory limit"), "{}", e.message);
@@ -133,7 +73,7 @@ fn refused_within(bytes: &[u8], max_memory: usize, slack: usize) -> DecodeError 
 #[track_caller]
 fn exact_at_its_charge(bytes: &[u8], slack: usize) -> usize {
     let need = charged(bytes);
-    let (r, peak) = measure(|| decode_under(bytes, need));
+    let (r, _, peak) = measure(|| decode_under(bytes, need));
     r.unwrap_or_else(|e| panic!("refused under its own charge ({need}): {e}"));
     assert!(peak <= need + slack, "{peak} bytes allocated for a charge of {need}");
     // (Refusing also takes the error's message, which the smallest charges no longer cover.)
@@ -248,7 +188,7 @@ fn a_container_claiming_every_remaining_byte_is_refused_before_reserving() {
     for (name, bytes) in cases {
         let e = refused_within(&bytes, MIB, SLACK);
         assert!(e.offset <= 8, "{name}: offset {}", e.offset);
-        let (_, peak) = measure(|| decode_under(&bytes, MIB));
+        let (_, _, peak) = measure(|| decode_under(&bytes, MIB));
         assert!(peak < 8 * KIB, "{name}: {peak} bytes allocated");
     }
 }
@@ -306,7 +246,7 @@ fn the_default_budget_is_1_gib() {
     // its place in the list; in Rust a Term in the list and another on the decoder's stack):
     // refused under the default when the list opens, before any of it is taken.
     let bytes = list_of(16 * MIB, &[106]);
-    let (r, peak) = measure(|| decode(&bytes));
+    let (r, _, peak) = measure(|| decode(&bytes));
     let e = refused(r);
     assert_eq!((e.kind, e.offset), (DecodeErrorKind::Limit, 1));
     assert!(peak < SLACK, "{peak}");
@@ -335,7 +275,7 @@ fn ordinary() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 fn ordinary_large_terms_decode_under_the_node_default_and_bombs_as_large_do_not() {
     for (name, bytes) in ordinary() {
-        let (r, peak) = measure(|| decode_under(&bytes, NODE_DEFAULT));
+        let (r, _, peak) = measure(|| decode_under(&bytes, NODE_DEFAULT));
         r.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(peak <= NODE_DEFAULT, "{name}: {peak} bytes");
     }
@@ -399,7 +339,7 @@ fn a_compressed_term_claiming_more_than_max_uncompressed_size_is_refused_before_
     let bytes = compressed(body.len(), &body);
     assert!(bytes.len() < 32 * KIB);
     let small = Limits { max_uncompressed_size: MIB, ..Limits::default() };
-    let (r, peak) = measure(|| decode_with(&bytes, &mut TermBuilder, &small));
+    let (r, _, peak) = measure(|| decode_with(&bytes, &mut TermBuilder, &small));
     let e = refused(r);
     assert_eq!((e.kind, e.offset), (DecodeErrorKind::Limit, 2));
     assert!(e.message.contains("over the limit of 1048576"), "{}", e.message);
@@ -413,7 +353,7 @@ fn a_compressed_term_claiming_more_than_max_memory_is_refused_before_inflating()
     let bytes = compressed(body.len(), &body);
     let e = refused_within(&bytes, 8 * MIB, SLACK);
     assert_eq!(e.offset, 2);
-    let (_, peak) = measure(|| decode_under(&bytes, 8 * MIB));
+    let (_, _, peak) = measure(|| decode_under(&bytes, 8 * MIB));
     assert!(peak < SLACK, "{peak} bytes taken before refusing");
     // The inflated bytes and the binary made of them both count: 32 MiB and a little.
     let need = exact_at_its_charge(&bytes, INFLATE_SLACK);
@@ -442,7 +382,7 @@ fn a_compressed_term_lying_about_its_size_stops_at_its_claim() {
     let body = cat(&[&[109], &be32(64 * MIB), &vec![0; 64 * MIB]]);
     let bytes = compressed(MIB, &body);
     for budget in [2 * MIB, DEFAULT_MAX_MEMORY] {
-        let (r, peak) = measure(|| decode_under(&bytes, budget));
+        let (r, _, peak) = measure(|| decode_under(&bytes, budget));
         let e = refused(r);
         assert_eq!((e.kind, e.offset), (DecodeErrorKind::Malformed, 2), "{}", e.message);
         assert!(e.message.contains("more than the 1048576 bytes it claims"), "{}", e.message);
@@ -466,7 +406,7 @@ proptest! {
     fn the_charge_bounds_what_the_term_builder_allocates(t in term()) {
         let bytes = encode(&t).unwrap();
         let need = charged(&bytes);
-        let (back, peak) = measure(|| decode_under(&bytes, need));
+        let (back, _, peak) = measure(|| decode_under(&bytes, need));
         prop_assert!(back.unwrap() == t);
         prop_assert!(peak <= need, "{} bytes allocated for a charge of {}", peak, need);
         let e = refused(decode_under(&bytes, need - 1));
@@ -474,7 +414,7 @@ proptest! {
 
         let packed = compressed(bytes.len() - 1, &bytes[1..]);
         let need = charged(&packed);
-        let (back, peak) = measure(|| decode_under(&packed, need));
+        let (back, _, peak) = measure(|| decode_under(&packed, need));
         prop_assert!(back.unwrap() == t);
         prop_assert!(peak <= need + INFLATE_SLACK, "{} bytes allocated for a charge of {}", peak, need);
         prop_assert_eq!(refused(decode_under(&packed, need - 1)).kind, DecodeErrorKind::Limit);

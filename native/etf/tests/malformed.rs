@@ -1,77 +1,18 @@
 //! Bad input: every error is a `DecodeError` naming the offset, found quickly, with nothing
 //! allocated on the word of a length field, and no panic.
 //!
-//! A tracking global allocator records, per thread, the largest single allocation and the
-//! peak of live bytes, so "nothing huge is allocated" is checked, not assumed.
+//! A tracking global allocator (`common::alloc`) records, per thread, the largest single
+//! allocation and the peak of live bytes, so "nothing huge is allocated" is checked, not
+//! assumed.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::alloc::measure;
 use common::fun_around;
 use rustelixir_etf::decode::{decode_with, TermBuilder, DEFAULT_MAX_DEPTH};
 use rustelixir_etf::{decode, encode, DecodeError, DecodeErrorKind, Limits, Term};
-
-// ---------------------------------------------------------------------------------------
-// Allocation tracking
-// ---------------------------------------------------------------------------------------
-
-struct Tracking;
-
-thread_local! {
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn on_alloc(size: usize) {
-    let _ = LARGEST.try_with(|c| c.set(c.get().max(size)));
-    let _ = LIVE.try_with(|live| {
-        live.set(live.get() + size as isize);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(live.get())));
-    });
-}
-
-fn on_dealloc(size: usize) {
-    let _ = LIVE.try_with(|live| live.set(live.get() - size as isize));
-}
-
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        on_alloc(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        on_alloc(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        on_dealloc(layout.size());
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        on_dealloc(layout.size());
-        on_alloc(new_size);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Tracking = Tracking;
-
-/// What `f` allocated on this thread: (result, largest single allocation, peak live bytes
-/// above what was live when it started).
-fn measure<R>(f: impl FnOnce() -> R) -> (R, usize, usize) {
-    LARGEST.with(|c| c.set(0));
-    let base = LIVE.with(|c| c.get());
-    PEAK.with(|c| c.set(base));
-    let r = f();
-    let largest = LARGEST.with(|c| c.get());
-    let peak = PEAK.with(|c| c.get()) - base;
-    (r, largest, peak.max(0) as usize)
-}
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;

@@ -15,6 +15,8 @@ pub fn fun_around(inner: &[u8]) -> Vec<u8> {
     fun
 }
 
-// Not every test binary generates terms.
+// Not every test binary measures allocations, or generates terms.
+#[allow(dead_code)]
+pub mod alloc;
 #[allow(dead_code)]
 pub mod terms;
