@@ -271,6 +271,11 @@ struct Call<'a> {
     args: Vec<&'a [u8]>,
 }
 
+/// A frame body that is a fragment of a message (its first, or a later one).
+fn is_fragment(body: &[u8]) -> bool {
+    matches!(body, [VERSION, DIST_FRAG_HEADER | DIST_FRAG_CONT, ..])
+}
+
 /// Where the terms of a frame body start, and whether each has its version byte.
 fn terms_start(body: &[u8]) -> Option<(usize, bool)> {
     match body {
@@ -344,7 +349,7 @@ impl FastPath {
                     break;
                 }
                 let prefix = &data[pos + 4..pos + 4 + len.min(REFUSAL_PREFIX)];
-                if matches!(prefix, [VERSION, DIST_FRAG_HEADER | DIST_FRAG_CONT, ..]) {
+                if is_fragment(prefix) {
                     // No BEAM makes a fragment larger than its fragment size, far below any limit.
                     return Err(FrameError(format!(
                         "fragment frame of {len} bytes, over the limit of {}",
@@ -368,7 +373,7 @@ impl FastPath {
                 } else {
                     *ticks += 1;
                 }
-            } else if body.len() >= 2 && body[0] == VERSION && (body[1] == DIST_FRAG_HEADER || body[1] == DIST_FRAG_CONT) {
+            } else if is_fragment(body) {
                 if let Some(whole) = self.fragment(body, out)? {
                     if !self.answer(&whole, out) {
                         to_python.push(whole);
