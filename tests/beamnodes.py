@@ -12,6 +12,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +171,30 @@ class ServedNode:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+@contextmanager
+def served(log_dir: Path, **options: Any) -> Iterator[ServedNode]:
+    """`rustelixir serve` (see ServedNode for the options) for the length of the block."""
+    node = ServedNode(log_dir, **options)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@contextmanager
+def calling(runtime: Any, build_dir: Path, node: ServedNode, *, ping: bool = False) -> Iterator[DistClient]:
+    """A real `erl` of `runtime` (conftest's Runtime) with `Node` bound to the served node
+    (and connected to it first, with `ping`), for the length of the block."""
+    client = DistClient(runtime.erl, build_dir, cookie=node.cookie, erlc=runtime.erlc)
+    try:
+        client.set("Node", node.atom)
+        if ping:
+            client.eval("pong = net_adm:ping(Node), ok.")
+        yield client
+    finally:
+        client.close()
 
 
 def epmd_port_of(name: str) -> int:

@@ -20,7 +20,7 @@ from rustelixir import Atom
 from rustelixir.protocol.connection import DistConnection
 from rustelixir.protocol.control import AliasSend
 from rustelixir.protocol.flags import DFlag
-from beamnodes import DistClient, ServedNode, raw_peer, unique_name
+from beamnodes import DistClient, ServedNode, calling, raw_peer, served, unique_name
 from conftest import runtime_or_skip
 
 pytestmark = pytest.mark.beam
@@ -31,26 +31,18 @@ LIMIT = 8 << 20  # the node's --max-message-size in this file
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    served = ServedNode(
+    with served(
         tmp_path_factory.mktemp("hostile-logs"),
         cookie=COOKIE,
         extra=["--max-message-size", str(LIMIT), "--workers", "8"],
-    )
-    try:
-        yield served
-    finally:
-        served.stop()
+    ) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
 def bystander(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    runtime = runtime_or_skip("otp25")
-    c = DistClient(runtime.erl, tmp_path_factory.mktemp("bystander"), cookie=COOKIE, erlc=runtime.erlc)
-    c.set("Node", node.atom)
-    try:
-        yield c
-    finally:
-        c.close()
+    with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp("bystander"), node) as client:
+        yield client
 
 
 def node_port(node: ServedNode) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, elixir_or_skip, unique_name
+from beamnodes import DistClient, ServedNode, calling, elixir_or_skip, served, unique_name
 from conftest import runtime_or_skip
 from rustelixir import Atom
 
@@ -24,26 +24,18 @@ COOKIE = "rustelixir-natives-cookie"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    served = ServedNode(
+    with served(
         tmp_path_factory.mktemp("natives-node"),
         cookie=COOKIE,
         extra=["--module", "natives_fixture", "--test-natives", "--workers", "24"],
-    )
-    try:
-        yield served
-    finally:
-        served.stop()
+    ) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    runtime = runtime_or_skip("otp25")
-    c = DistClient(runtime.erl, tmp_path_factory.mktemp("natives-client"), cookie=COOKIE, erlc=runtime.erlc)
-    c.set("Node", node.atom)
-    try:
-        yield c
-    finally:
-        c.close()
+    with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp("natives-client"), node) as client:
+        yield client
 
 
 def call(client: DistClient, request: str, timeout_ms: int = 5000) -> object:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode
+from beamnodes import DistClient, ServedNode, calling, served
 from conftest import runtime_or_skip
 from rustelixir import Atom
 
@@ -21,27 +21,18 @@ COOKIE = "rustelixir-resources-cookie"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    served = ServedNode(
+    with served(
         tmp_path_factory.mktemp("resources-node"),
         cookie=COOKIE,
         extra=["--test-natives", "--module", "natives_fixture"],
-    )
-    try:
-        yield served
-    finally:
-        served.stop()
+    ) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    runtime = runtime_or_skip("otp25")
-    c = DistClient(runtime.erl, tmp_path_factory.mktemp("resources-client"), cookie=COOKIE, erlc=runtime.erlc)
-    c.set("Node", node.atom)
-    c.eval("pong = net_adm:ping(Node), ok.")
-    try:
-        yield c
-    finally:
-        c.close()
+    with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp("resources-client"), node, ping=True) as client:
+        yield client
 
 
 def info(client: DistClient) -> dict[Atom, object]:

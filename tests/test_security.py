@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import rustelixir
-from beamnodes import DistClient, ServedNode, epmd_port_of, pass_through_frame, raw_peer, unique_name
+from beamnodes import DistClient, ServedNode, calling, epmd_port_of, pass_through_frame, raw_peer, served, unique_name
 from conftest import runtime_or_skip
 from rustelixir import Atom, Pid, Reference
 from rustelixir._native import decode_dist
@@ -26,23 +26,14 @@ OK = Atom("ok")
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    served = ServedNode(tmp_path_factory.mktemp("security-node"), cookie=COOKIE, extra=["-v"])
-    try:
-        yield served
-    finally:
-        served.stop()
+    with served(tmp_path_factory.mktemp("security-node"), cookie=COOKIE, extra=["-v"]) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    runtime = runtime_or_skip("otp25")
-    c = DistClient(runtime.erl, tmp_path_factory.mktemp("security-client"), cookie=COOKIE, erlc=runtime.erlc)
-    c.set("Node", node.atom)
-    c.eval("pong = net_adm:ping(Node), ok.")
-    try:
-        yield c
-    finally:
-        c.close()
+    with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp("security-client"), node, ping=True) as client:
+        yield client
 
 
 def resources(client: DistClient) -> dict[Atom, Any]:
