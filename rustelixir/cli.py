@@ -91,8 +91,8 @@ def _cookie_hint(args: argparse.Namespace) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from rustelixir.dispatcher import RustelixirServer, builtin_registry, load_module_natives
     from rustelixir.node import Node, default_cookie, full_node_name
+    from rustelixir.server import RustelixirServer
 
     level = logging.INFO - 10 * args.verbose + 10 * args.quiet
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -101,13 +101,13 @@ def serve(args: argparse.Namespace) -> int:
     except Exception as e:
         print(f"rustelixir serve: {e}", file=sys.stderr)
         return 2
-    registry = builtin_registry(test_natives=args.test_natives)
     from rustelixir._native import set_resource_limits
 
     set_resource_limits(args.max_resources, args.max_holders, args.max_buffer_bytes)
+    modules = []
     for module_name in args.module:
         try:
-            load_module_natives(registry, importlib.import_module(module_name))
+            modules.append((module_name, importlib.import_module(module_name)))
         except Exception as e:
             print(f"rustelixir serve: cannot serve natives of module {module_name!r}: {e}", file=sys.stderr)
             return 2
@@ -142,9 +142,16 @@ def serve(args: argparse.Namespace) -> int:
             await node.close()
             return 1
         server = RustelixirServer(
-            node, registry, workers=args.workers, max_in_flight=args.max_in_flight, test_natives=args.test_natives
+            node, workers=args.workers, max_in_flight=args.max_in_flight, test_natives=args.test_natives
         )
-        node.register("rustelixir", server)
+        for module_name, module in modules:
+            try:
+                server.add_module(module)
+            except Exception as e:
+                print(f"rustelixir serve: cannot serve natives of module {module_name!r}: {e}", file=sys.stderr)
+                server.close()
+                await node.close()
+                return 2
         flag = "--sname" if args.sname and not args.name else "--name"
         you = "you@127.0.0.1" if flag == "--name" else "you"
         no_epmd = (

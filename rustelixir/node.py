@@ -24,7 +24,7 @@ from typing import Any
 
 from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError
 from rustelixir.protocol import control as c
-from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Tick, TooLarge
+from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, TooLarge
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Role, split_node_name
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
@@ -141,10 +141,6 @@ class _Caller(Process):
             self.future.set_result(message[1])
 
 
-def _add(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
-
-
 def default_cookie() -> str:
     """$RUSTELIXIR_COOKIE, else ~/.erlang.cookie, created (random, mode 0400) if missing, as
     `erl` does."""
@@ -245,7 +241,8 @@ class Node:
         self._aliases: dict[Reference, Process] = {}
         self._our_monitors: dict[Reference, tuple[str, Callable[[Any], None]]] = {}  # ref -> (node, on_down)
         self._pending_out: dict[str, _Intent] = {}
-        self._closed_fast_stats = (0, 0, 0)
+        # The Rust server whose calls every connection's link answers (`serve_natives`).
+        self.native_server: Any = None
         self._peer_waiters: dict[str, list[asyncio.Future[DistProtocol]]] = {}
         self._pid_ids = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
@@ -329,21 +326,10 @@ class Node:
         self._processes[number] = process
         return pid
 
-    def _fast_path_server(self) -> tuple[str | None, Pid | None]:
-        """The registered process whose calls the Rust fast path may answer (one that says
-        so with `fast_path = True`), for connections made from now on."""
-        for name, process in self.registered.items():
-            if getattr(process, "fast_path", False):
-                return name, process.pid
-        return None, None
-
-    def fast_path_stats(self) -> tuple[int, int, int]:
-        """(calls, errors) answered on the fast path, and messages discarded for their size,
-        over every connection so far."""
-        totals = self._closed_fast_stats
-        for proto in self.peers.values():
-            totals = _add(totals, proto.fast_path_stats)
-        return totals
+    def serve_natives(self, server: Any) -> None:
+        """`server` (a `rustelixir._native.NativeServer`) answers the calls to it on every
+        connection made from now on, in Rust."""
+        self.native_server = server
 
     def register(self, name: str, process: Process) -> None:
         if name in self.registered:
@@ -517,8 +503,6 @@ class Node:
         assert proto.peer_name is not None
         if self.peers.get(proto.peer_name) is proto:
             del self.peers[proto.peer_name]
-        if proto.conn is not None:
-            self._closed_fast_stats = _add(self._closed_fast_stats, proto.fast_path_stats)
         for ref, (by, target) in list(proto.monitors.items()):
             target.demonitored(ref, by, proto)
         proto.monitors.clear()
@@ -578,8 +562,6 @@ class Node:
 
     def _on_demonitor_p(self, proto: DistProtocol, m: c.DemonitorP) -> None:
         entry = proto.monitors.pop(m.ref, None)
-        # The fast path keeps no record of monitors of the rustelixir server; a DEMONITOR_P
-        # it lets through is for a call Python runs.
         target = entry[1] if entry is not None else self._local_process(m.to_proc)
         if target is not None:
             target.demonitored(m.ref, m.from_pid, proto)
@@ -734,7 +716,6 @@ class Node:
 
 
 _HANDLERS: dict[type, Callable[[Node, DistProtocol, Any], None]] = {
-    Tick: lambda node, proto, event: None,
     TooLarge: Node._on_too_large,
     c.RegSend: Node._on_reg_send,
     c.RegSendTT: Node._on_reg_send,

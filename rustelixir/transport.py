@@ -11,9 +11,9 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rustelixir._native import DistLink, encode
+from rustelixir._native import DistLink
 from rustelixir.errors import AuthenticationError, HandshakeError, LocalProtocolError, RemoteProtocolError
-from rustelixir.protocol.connection import DistConnection
+from rustelixir.protocol.connection import DistConnection, encoded
 from rustelixir.protocol.control import Control
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Handshake, HandshakeComplete, NameReceived, Role, StatusReceived
@@ -122,7 +122,6 @@ class DistProtocol(asyncio.Protocol):
         # After the handshake a Rust thread owns the socket (reads, fast path, ticks).
         self.link: DistLink | None = None
         self._wake_fd: int | None = None
-        self._final_stats: tuple[int, int, int] | None = None
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -216,23 +215,18 @@ class DistProtocol(asyncio.Protocol):
         self.peer_name = done.peer_name
         self.peer_creation = done.peer_creation
         self.flags = done.flags
-        server_name, server_pid = self.node._fast_path_server()
         self.conn = DistConnection(
-            peer_name=done.peer_name,
-            flags=done.flags,
-            server_name=server_name,
-            server_pid=server_pid,
-            max_message_size=self.node.max_message_size,
+            peer_name=done.peer_name, flags=done.flags, max_message_size=self.node.max_message_size
         )
-        self._hand_over(done.leftover, server_name, server_pid)
+        self._hand_over(done.leftover)
         self.node._peer_up(self)
         if not self.ready.done():
             self.ready.set_result(self)
 
-    def _hand_over(self, leftover: bytes, server_name: str | None, server_pid: object) -> None:
-        """Gives the socket to a Rust thread (DistLink): from now on it reads, answers the
-        fast path and ticks without the GIL; the frames left for Python come back through
-        a pipe this loop watches."""
+    def _hand_over(self, leftover: bytes) -> None:
+        """Gives the socket to a Rust link (DistLink): from now on its threads read, answer
+        the node's server, frame what is sent and tick, without the GIL; the frames left for
+        Python come back through a pipe this loop watches."""
         assert self.transport is not None and self.conn is not None
         sock = self.transport.get_extra_info("socket")
         fd = os.dup(sock.fileno())
@@ -243,14 +237,13 @@ class DistProtocol(asyncio.Protocol):
             leftover,
             wake_w,
             peer_name=self.peer_name or "",
-            server_name=server_name,
-            server_pid=encode(server_pid)[1:] if server_pid is not None else b"",
             alias=bool(self.flags & DFlag.ALIAS),
             send_sender=bool(self.flags & DFlag.SEND_SENDER),
             header=bool(self.flags & DFlag.FRAGMENTS),
             max_message_size=self.conn.max_message_size,
             fragment_size=self.conn.fragment_size,
             ticktime_ms=int(self.node.ticktime * 1000),
+            server=self.node.native_server,
         )
         self._wake_fd = wake_r
         self.transport.abort()  # closes asyncio's descriptor; the link holds its duplicate
@@ -262,7 +255,8 @@ class DistProtocol(asyncio.Protocol):
             os.read(self._wake_fd, 4096)
         except BlockingIOError:
             pass
-        frames, ticks, closed = self.link.take()
+        link = self.link
+        frames, ticks, closed = link.take()
         try:
             if frames:
                 try:
@@ -279,8 +273,9 @@ class DistProtocol(asyncio.Protocol):
                     log.exception("closing the connection to %s: its frames could not be read", self.peer_name)
                     self.abort(e)
                     return
-                self.flush()
         finally:
+            if frames:
+                link.handled()  # the link reads on (what follows these frames on the wire)
             if closed is not None and not self.closed:
                 level = logging.WARNING if closed.startswith("protocol error") else logging.INFO
                 log.log(level, "connection to %s ended: %s", self.peer_name, closed)
@@ -296,28 +291,8 @@ class DistProtocol(asyncio.Protocol):
             self._wake_fd = None
         self.node._connection_lost(self)
         if self.link is not None:
-            self._final_stats = self.link.stats
-            self.link.close()  # joins the reader thread and closes the socket's descriptors
+            self.link.close()  # joins its threads, closes the socket's descriptors, tells the server
             self.link = None
-
-    def watch(self, monitor: object) -> None:
-        """Python runs the call behind this monitor: its DEMONITOR_P must reach Python."""
-        if self.link is not None:
-            self.link.watch(encode(monitor)[1:])
-
-    def unwatch(self, monitor: object) -> None:
-        if self.link is not None:
-            self.link.unwatch(encode(monitor)[1:])
-
-    @property
-    def fast_path_stats(self) -> tuple[int, int, int]:
-        """(calls answered in Rust, of which errors, messages discarded for their size)."""
-        if self._final_stats is not None:
-            return self._final_stats
-        if self.link is not None:
-            calls, errors, oversized = self.link.stats
-            return calls, errors, oversized
-        return (0, 0, 0)
 
     def _handshake_timed_out(self) -> None:
         self._handshake_timer = None
@@ -343,16 +318,16 @@ class DistProtocol(asyncio.Protocol):
     # --- Out -----------------------------------------------------------------------------
 
     def send(self, message: Control) -> None:
-        if self.conn is None or self.closed:
+        """Sends a control message (framed by the link); a peer that does not read what it
+        is sent loses its connection."""
+        if self.link is None or self.closed:
             return
-        self.conn.send(message)
-        self.flush()
-
-    def send_encoded(self, parts: list[bytes]) -> None:
-        if self.conn is None or self.closed:
-            return
-        self.conn.send_encoded(parts)
-        self.flush()
+        control, payload = encoded(message)
+        try:
+            self.link.send_message(control, payload)
+        except OSError as e:
+            log.info("cannot write to %s: %s", self.peer_name, e)
+            self._shut_link()
 
     def refuse(self, body: bytes) -> bool:
         """A message too large to decode: when it is a call to the server, its caller is
@@ -365,19 +340,6 @@ class DistProtocol(asyncio.Protocol):
             log.info("cannot write to %s: %s", self.peer_name, e)
             self._shut_link()
             return False
-
-    def flush(self) -> None:
-        if self.conn is None or self.closed:
-            return
-        out = self.conn.data_to_send()
-        if not out:
-            return
-        if self.link is not None:
-            try:
-                self.link.send(b"".join(out))
-            except OSError as e:
-                log.info("cannot write to %s: %s", self.peer_name, e)
-                self._shut_link()
 
     def abort(self, reason: BaseException) -> None:
         if not self.ready.done():

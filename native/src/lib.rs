@@ -5,10 +5,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyTuple};
 
 mod atoms;
-mod fastpath;
-mod link;
-mod test_natives;
 mod error;
+mod link;
+mod server;
+mod test_natives;
 mod from_etf;
 mod to_etf;
 mod types;
@@ -68,8 +68,7 @@ fn decode<'py>(
     })?
 }
 
-const PASS_THROUGH: u8 = 112;
-const DIST_HEADER: u8 = 68;
+use rustelixir_dist::frame::{DIST_HEADER, PASS_THROUGH};
 
 /// Decodes the body of one distribution message (what follows the 4-byte length): either
 /// pass-through (112, then the control term and the optional message, each with its version
@@ -195,26 +194,16 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_message, m)?)?;
     m.add_function(wrap_pyfunction!(roundtrip_term, m)?)?;
     m.add_function(wrap_pyfunction!(sort_encoded, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::register_builtin_natives, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::register_native_table, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::call_native, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::set_node_identity, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::release_resource, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::resource_type, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::resource_counts, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::share_resource, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::resource_info, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::resource_holder_count, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::set_resource_limits, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::take_resource_monitor, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::resource_monitor_down, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::resource_forged_exits, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::resources_node_down, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::make_python_resource, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::python_resource, m)?)?;
-    m.add_function(wrap_pyfunction!(fastpath::take_released_python_objects, m)?)?;
-    m.add_class::<fastpath::CancelToken>()?;
-    m.add_class::<fastpath::DistFastPath>()?;
+    m.add_function(wrap_pyfunction!(server::register_native_table, m)?)?;
+    m.add_function(wrap_pyfunction!(server::call_native, m)?)?;
+    m.add_function(wrap_pyfunction!(server::resource_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(server::resource_holder_count, m)?)?;
+    m.add_function(wrap_pyfunction!(server::set_resource_limits, m)?)?;
+    m.add_function(wrap_pyfunction!(server::make_python_resource, m)?)?;
+    m.add_function(wrap_pyfunction!(server::python_resource, m)?)?;
+    m.add_function(wrap_pyfunction!(server::take_released_python_objects, m)?)?;
+    m.add_class::<server::CancelToken>()?;
+    m.add_class::<server::NativeServer>()?;
     m.add_class::<link::DistLink>()?;
     m.add_class::<types::Atom>()?;
     m.add_class::<types::Pid>()?;
@@ -227,5 +216,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::MapKey>()?;
     m.add("DEFAULT_MAX_DEPTH", etf::decode::DEFAULT_MAX_DEPTH)?;
     m.add("DEFAULT_MAX_MEMORY", etf::decode::DEFAULT_MAX_MEMORY)?;
+    m.add("SERVER_NAME", rustelixir_dist::contract::SERVER_NAME)?;
+    m.add("RESERVED", rustelixir_dist::contract::RESERVED.to_vec())?;
+    m.add("OPCODES", rustelixir_dist::control::OPCODES.iter().copied().collect::<std::collections::HashMap<&str, u8>>())?;
     Ok(())
 }

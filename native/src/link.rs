@@ -1,457 +1,87 @@
-//! A connection to a peer node after the handshake, owned by two Rust threads, so neither a
-//! busy native, the GIL, the event loop nor a peer that stops reading can stall the node:
-//!
-//! - the reader reads the socket, answers fast-path calls (`dist.rs`), queues the other
-//!   frames for Python and wakes it by one byte on a pipe it watches (`loop.add_reader`);
-//!   it watches for silence (net_ticktime), and stops reading while Python is behind (so
-//!   TCP slows the peer down instead of the node's memory growing);
-//! - the writer drains one outgoing queue (fast-path replies and Python's messages, whole
-//!   messages each, so they never interleave), sends a tick when there was nothing to send
-//!   for a quarter of net_ticktime, and drops a peer that takes nothing for net_ticktime.
-//!
-//! Python never blocks on the socket: `send` only queues, and refuses past a bound.
+//! `DistLink`: Python's handle on a peer's connection after the handshake. The connection
+//! itself (its threads, framing, the server's answers) is `rustelixir_dist::link`.
 
 use pyo3::exceptions::PyConnectionError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use std::collections::{HashSet, VecDeque};
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::os::fd::{FromRawFd, RawFd};
+use std::time::Duration;
 
-use rustelixir_dist::{fast_path, Config, FastPath};
-
-const TICK: [u8; 4] = [0, 0, 0, 0];
-/// The reader's buffer, as it starts and as it returns to a second after a burst.
-const READ_BUFFER: usize = 256 * 1024;
-/// Frames queued for Python past which the reader stops reading.
-const INBOX_HIGH: usize = 64 << 20;
-
-#[derive(Default)]
-struct Inbox {
-    frames: VecDeque<Vec<u8>>,
-    bytes: usize,
-    ticks: usize,
-    closed: Option<String>,
-    notified: bool,
-}
-
-#[derive(Default)]
-struct Outbox {
-    chunks: VecDeque<Vec<u8>>,
-    bytes: usize,
-}
-
-struct Shared {
-    stream: TcpStream,
-    /// Held by whoever writes to the socket (the writer thread, or a sender writing at once),
-    /// taken before the outbox lock.
-    write_lock: Mutex<()>,
-    inbox: Mutex<Inbox>,
-    inbox_space: Condvar,
-    outbox: Mutex<Outbox>,
-    outbox_changed: Condvar,
-    /// Bytes queued to send past which the reader waits (fast-path replies) and Python's
-    /// sends are refused (the peer is not reading).
-    outbox_limit: usize,
-    notify: Mutex<Option<File>>,
-    closing: AtomicBool,
-    calls: AtomicU64,
-    errors: AtomicU64,
-    oversized: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Shared {
-    fn push_inbox(&self, frames: Vec<Vec<u8>>, ticks: usize, closed: Option<String>) {
-        let wake = {
-            let mut inbox = lock(&self.inbox);
-            inbox.bytes += frames.iter().map(Vec::len).sum::<usize>();
-            inbox.frames.extend(frames);
-            inbox.ticks += ticks;
-            if closed.is_some() && inbox.closed.is_none() {
-                inbox.closed = closed;
-            }
-            let wake = !inbox.notified && (!inbox.frames.is_empty() || inbox.closed.is_some());
-            if wake {
-                inbox.notified = true;
-            }
-            wake
-        };
-        if wake {
-            if let Some(notify) = lock(&self.notify).as_mut() {
-                let _ = notify.write(&[1]);
-            }
-        }
-    }
-
-    /// Sends a whole message (or several): at once, without blocking, when nothing is queued
-    /// and nobody is writing (the common case: no thread hop on the way out), the rest
-    /// queued for the writer thread. `wait`: block while the queue is over its limit (the
-    /// reader's backpressure); otherwise refuse.
-    fn send(&self, data: Vec<u8>, wait: bool) -> Result<(), String> {
-        if let Ok(_writing) = self.write_lock.try_lock() {
-            let idle = lock(&self.outbox).chunks.is_empty();
-            if idle {
-                let sent = self.send_now(&data);
-                if sent == data.len() {
-                    return Ok(());
-                }
-                let mut out = lock(&self.outbox);
-                out.bytes += data.len() - sent;
-                out.chunks.push_front(data[sent..].to_vec());
-                self.outbox_changed.notify_all();
-                return Ok(());
-            }
-        }
-        self.push_outbox(data, wait)
-    }
-
-    /// One non-blocking send; how many bytes went.
-    fn send_now(&self, data: &[u8]) -> usize {
-        let fd = self.stream.as_raw_fd();
-        let mut sent = 0;
-        while sent < data.len() {
-            // SAFETY: a valid socket and a live buffer; MSG_DONTWAIT never blocks.
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    data[sent..].as_ptr() as *const libc::c_void,
-                    data.len() - sent,
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if n <= 0 {
-                break; // full, interrupted or failed: the writer thread takes over (and sees errors)
-            }
-            sent += n as usize;
-        }
-        sent
-    }
-
-    fn push_outbox(&self, data: Vec<u8>, wait: bool) -> Result<(), String> {
-        let mut out = lock(&self.outbox);
-        while out.bytes > self.outbox_limit {
-            if !wait {
-                return Err(format!(
-                    "{} bytes already queued to a peer that does not read them",
-                    out.bytes
-                ));
-            }
-            if self.closing.load(Ordering::Relaxed) {
-                return Err("closed".into());
-            }
-            out = self.outbox_changed.wait_timeout(out, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
-        }
-        out.bytes += data.len();
-        out.chunks.push_back(data);
-        self.outbox_changed.notify_all();
-        Ok(())
-    }
-
-    /// Stops both threads (once) and tells Python why.
-    fn close(&self, reason: String) {
-        if !self.closing.swap(true, Ordering::Relaxed) {
-            let _ = self.stream.shutdown(Shutdown::Both);
-            self.push_inbox(Vec::new(), 0, Some(reason));
-        }
-        self.outbox_changed.notify_all();
-        self.inbox_space.notify_all();
-    }
-}
+use rustelixir_dist::frame::PeerConfig;
+use rustelixir_dist::link::Link;
 
 #[pyclass(module = "rustelixir._native")]
 pub struct DistLink {
-    watched: Arc<Mutex<HashSet<Vec<u8>>>>,
-    /// The connection's settings, for the refusals Python asks for (`refuse`).
-    config: Config,
-    shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    link: Link,
 }
 
 #[pymethods]
 impl DistLink {
     /// Takes over the connected socket `fd` (a duplicate the caller gives away) and starts
-    /// the threads. `leftover` is what arrived after the handshake; `notify_fd` the write end
-    /// of a pipe Python watches. A peer silent for `ticktime_ms`, or not taking what we send
-    /// for as long, is dropped; a tick goes out whenever nothing was sent for a quarter of it.
+    /// the connection's threads; `notify_fd` is the write end of a pipe Python watches for
+    /// the frames left to it. With `server`, the calls to it are answered by the link.
     #[new]
-    #[pyo3(signature = (fd, leftover, notify_fd, *, peer_name, server_name, server_pid, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms))]
+    #[pyo3(signature = (fd, leftover, notify_fd, *, peer_name, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms, server = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         fd: RawFd,
         leftover: Vec<u8>,
         notify_fd: RawFd,
         peer_name: String,
-        server_name: Option<String>,
-        server_pid: Vec<u8>,
         alias: bool,
         send_sender: bool,
         header: bool,
         max_message_size: usize,
         fragment_size: usize,
         ticktime_ms: u64,
+        server: Option<&crate::server::NativeServer>,
     ) -> PyResult<Self> {
         // SAFETY: the caller hands over ownership of both descriptors.
         let stream = unsafe { TcpStream::from_raw_fd(fd) };
         let notify = unsafe { File::from_raw_fd(notify_fd) };
-        stream.set_nonblocking(false)?;
-        stream.set_nodelay(true)?;
-        let interval = Duration::from_millis((ticktime_ms / 4).max(10));
-        let reader_stream = stream.try_clone()?;
-        reader_stream.set_read_timeout(Some(interval))?;
-        let writer_stream = stream.try_clone()?;
-        writer_stream.set_write_timeout(Some(interval))?;
-        let watched = Arc::new(Mutex::new(HashSet::new()));
-        let shared = Arc::new(Shared {
-            stream,
-            write_lock: Mutex::new(()),
-            inbox: Mutex::new(Inbox::default()),
-            inbox_space: Condvar::new(),
-            outbox: Mutex::new(Outbox::default()),
-            outbox_changed: Condvar::new(),
-            outbox_limit: max_message_size.saturating_mul(2).max(64 << 20),
-            notify: Mutex::new(Some(notify)),
-            closing: AtomicBool::new(false),
-            calls: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            oversized: AtomicU64::new(0),
-        });
-        let config = Config {
-            peer_name: peer_name.into_bytes(),
-            server_name: server_name.map(String::into_bytes),
-            server_pid,
+        let config = PeerConfig {
+            name: peer_name.into_bytes(),
             alias,
             send_sender,
             header,
             max_message_size,
             fragment_size: fragment_size.max(1),
-            watched: watched.clone(),
         };
-        let fast = FastPath::new(config.clone());
-        let ticktime = Duration::from_millis(ticktime_ms);
-        let s1 = shared.clone();
-        let reader = std::thread::Builder::new()
-            .name("rustelixir-read".into())
-            .spawn(move || read_loop(reader_stream, s1, fast, leftover, ticktime))?;
-        let s2 = shared.clone();
-        let writer = std::thread::Builder::new()
-            .name("rustelixir-write".into())
-            .spawn(move || write_loop(writer_stream, s2, interval, ticktime))?;
-        Ok(DistLink { watched, config, shared, threads: vec![reader, writer] })
+        let link = Link::start(stream, leftover, notify, config, server.map(|s| s.inner.clone()), Duration::from_millis(ticktime_ms))?;
+        Ok(DistLink { link })
     }
 
-    /// Lets the DEMONITOR_P of this monitor reference (encoded, no version byte) through to
-    /// Python: the call it belongs to runs in Python and must hear its caller give up.
-    fn watch(&self, reference: Vec<u8>) {
-        lock(&self.watched).insert(reference);
-    }
-
-    fn unwatch(&self, reference: Vec<u8>) {
-        lock(&self.watched).remove(&reference);
-    }
-
-    /// Queues bytes (whole frames) for the peer; never blocks. Past the queue's bound (a
-    /// peer that does not read) it raises ConnectionError: close the connection.
-    fn send(&self, data: Vec<u8>) -> PyResult<()> {
-        if self.shared.closing.load(Ordering::Relaxed) {
-            return Err(PyConnectionError::new_err("connection closed"));
-        }
-        self.shared.send(data, false).map_err(PyConnectionError::new_err)
+    /// Queues one message (control and payload encoded without version bytes; no payload:
+    /// None) for the peer; never blocks. Past the queue's bound (a peer that does not read)
+    /// it raises ConnectionError: close the connection.
+    #[pyo3(signature = (control, payload = None))]
+    fn send_message(&self, control: &[u8], payload: Option<&[u8]>) -> PyResult<()> {
+        self.link.send_message(control, payload.unwrap_or_default()).map_err(PyConnectionError::new_err)
     }
 
     /// A message Python could not decode within the node's limits (`body`, a frame body):
     /// when it is a call to the server its caller is answered `{error, overloaded}` and
     /// this returns True.
     fn refuse(&self, body: &[u8]) -> PyResult<bool> {
-        self.shared.oversized.fetch_add(1, Ordering::Relaxed);
-        let mut out = Vec::new();
-        let limits = fast_path::wire_limits(self.config.max_message_size);
-        if !fast_path::refusal(&self.config, &limits, body, &mut out) {
-            return Ok(false);
-        }
-        self.shared.calls.fetch_add(1, Ordering::Relaxed);
-        self.shared.errors.fetch_add(1, Ordering::Relaxed);
-        self.send(out)?;
-        Ok(true)
+        self.link.refuse(body).map_err(PyConnectionError::new_err)
     }
 
-    /// What the reader queued: (frame bodies, ticks seen, why it closed or None).
+    /// What the reader left to Python: (frame bodies, ticks seen, why it closed or None).
     fn take<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, usize, Option<String>)> {
-        let (frames, ticks, closed) = {
-            let mut inbox = lock(&self.shared.inbox);
-            inbox.notified = false;
-            let frames: Vec<Vec<u8>> = inbox.frames.drain(..).collect();
-            inbox.bytes = 0;
-            let ticks = std::mem::take(&mut inbox.ticks);
-            (frames, ticks, inbox.closed.clone())
-        };
-        self.shared.inbox_space.notify_all();
+        let (frames, ticks, closed) = self.link.take();
         let list = PyList::new(py, frames.iter().map(|f| PyBytes::new(py, f)))?;
         Ok((list, ticks, closed))
     }
 
+    /// Python has handled the frames it took: the link reads on.
+    fn handled(&self) {
+        self.link.handled();
+    }
+
     /// Closes the connection: stops both threads and lets go of every descriptor.
     fn close(&mut self, py: Python<'_>) {
-        self.shared.close("closed by this node".into());
-        let threads = std::mem::take(&mut self.threads);
-        py.detach(|| {
-            for t in threads {
-                let _ = t.join();
-            }
-        });
-        lock(&self.shared.notify).take();
-    }
-
-    /// (calls answered on the fast path, of which errors, messages discarded for their size).
-    #[getter]
-    fn stats(&self) -> (u64, u64, u64) {
-        let s = &self.shared;
-        (s.calls.load(Ordering::Relaxed), s.errors.load(Ordering::Relaxed), s.oversized.load(Ordering::Relaxed))
-    }
-}
-
-impl Drop for DistLink {
-    fn drop(&mut self) {
-        self.shared.close("dropped".into());
-    }
-}
-
-fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, leftover: Vec<u8>, ticktime: Duration) {
-    let mut buf = vec![0u8; READ_BUFFER];
-    let mut out = Vec::new();
-    let mut to_python = Vec::new();
-    let mut last_read = Instant::now();
-    let mut last_full = Instant::now();
-    let mut pending = (!leftover.is_empty()).then_some(leftover);
-    let reason = loop {
-        if shared.closing.load(Ordering::Relaxed) {
-            return;
-        }
-        let data: &[u8] = if let Some(p) = pending.as_deref() {
-            p
-        } else {
-            match stream.read(&mut buf) {
-                Ok(0) => break "connection closed by peer".to_string(),
-                Ok(n) => &buf[..n],
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
-                    if last_read.elapsed() > ticktime {
-                        break format!("no traffic for {} s (net_ticktime)", ticktime.as_secs());
-                    }
-                    continue;
-                }
-                Err(e) => break format!("connection error: {e}"),
-            }
-        };
-        last_read = Instant::now();
-        let n = data.len();
-        let (calls_before, errors_before, oversized_before) = (fast.stats.calls, fast.stats.errors, fast.stats.oversized);
-        // A bug of ours in the fast path must end this connection, not leave it unread with
-        // its thread gone.
-        let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fast.feed(data, &mut out, &mut to_python)))
-            .unwrap_or_else(|_| Err(rustelixir_dist::FrameError("internal error in the fast path (please report it)".into())));
-        pending = None;
-        match fed {
-            Ok(ticks) => {
-                shared.calls.fetch_add(fast.stats.calls - calls_before, Ordering::Relaxed);
-                shared.errors.fetch_add(fast.stats.errors - errors_before, Ordering::Relaxed);
-                shared.oversized.fetch_add(fast.stats.oversized - oversized_before, Ordering::Relaxed);
-                if !out.is_empty() && shared.send(std::mem::take(&mut out), true).is_err() {
-                    return;
-                }
-                if !to_python.is_empty() || ticks > 0 {
-                    shared.push_inbox(std::mem::take(&mut to_python), ticks, None);
-                    // Python is behind: stop reading until it catches up.
-                    let mut inbox = lock(&shared.inbox);
-                    while inbox.bytes > INBOX_HIGH && !shared.closing.load(Ordering::Relaxed) {
-                        inbox = shared
-                            .inbox_space
-                            .wait_timeout(inbox, Duration::from_millis(100))
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0;
-                        last_read = Instant::now();
-                    }
-                }
-            }
-            Err(e) => break format!("protocol error: {e}"),
-        }
-        if buf.len() == n {
-            last_full = Instant::now();
-            if n < 16 * 1024 * 1024 {
-                buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once
-            }
-        } else if buf.len() > READ_BUFFER && last_full.elapsed() > Duration::from_secs(1) {
-            // No burst for a second: a connection does not keep megabytes it no longer
-            // needs (but one that sends large messages one after another keeps its buffer).
-            buf.truncate(READ_BUFFER);
-            buf.shrink_to_fit();
-        }
-    };
-    shared.close(reason);
-}
-
-fn write_loop(mut stream: TcpStream, shared: Arc<Shared>, interval: Duration, ticktime: Duration) {
-    let mut last_write = Instant::now();
-    loop {
-        {
-            // Wait for something to send, or for a tick to be due.
-            let mut out = lock(&shared.outbox);
-            while out.chunks.is_empty() && !shared.closing.load(Ordering::Relaxed) {
-                let waited = interval.saturating_sub(last_write.elapsed());
-                if waited.is_zero() {
-                    break;
-                }
-                out = shared.outbox_changed.wait_timeout(out, waited).unwrap_or_else(|e| e.into_inner()).0;
-            }
-        }
-        if shared.closing.load(Ordering::Relaxed) {
-            return;
-        }
-        let _writing = lock(&shared.write_lock);
-        let batch: Vec<Vec<u8>> = {
-            let mut out = lock(&shared.outbox);
-            out.bytes = 0;
-            let batch = out.chunks.drain(..).collect();
-            shared.outbox_changed.notify_all();
-            batch
-        };
-        if batch.is_empty() && last_write.elapsed() < interval {
-            continue; // a sender wrote it all at once meanwhile
-        }
-        let batch = if batch.is_empty() { vec![TICK.to_vec()] } else { batch };
-        for chunk in &batch {
-            let mut written = 0;
-            let mut stalled_since = Instant::now();
-            while written < chunk.len() {
-                match stream.write(&chunk[written..]) {
-                    Ok(0) => return shared.close("connection closed while writing".into()),
-                    Ok(n) => {
-                        written += n;
-                        stalled_since = Instant::now();
-                    }
-                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
-                        if shared.closing.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        if stalled_since.elapsed() > ticktime {
-                            return shared.close(format!(
-                                "protocol error: the peer took nothing we sent for {} s",
-                                ticktime.as_secs()
-                            ));
-                        }
-                    }
-                    Err(e) => return shared.close(format!("write error: {e}")),
-                }
-            }
-        }
-        last_write = Instant::now();
+        py.detach(|| self.link.close());
     }
 }

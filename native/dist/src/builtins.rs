@@ -23,14 +23,11 @@ unsafe fn run_raw(f: RawFn, frame: *const CallFrame) {
     let args: Vec<&[u8]> = (0..frame.nargs).map(|i| (*frame.args.add(i)).as_bytes()).collect();
     let mut reply = Vec::with_capacity(64);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut value = Vec::new();
-        match f(&args, &mut value) {
-            Ok(()) => {
-                reply.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
-                etf::encode::put_atom(&mut reply, "ok").expect("short atom");
-                reply.extend_from_slice(&value);
-            }
-            Err(NativeError::BadArg(index, message)) => rustelixir_nif::write_badarg(&mut reply, index, &message),
+        // The value is written in place, behind `{ok, `: a large one is copied once.
+        rustelixir_nif::reply::write_ok_head(&mut reply);
+        if let Err(NativeError::BadArg(index, message)) = f(&args, &mut reply) {
+            reply.clear();
+            rustelixir_nif::write_badarg(&mut reply, index, &message);
         }
     }));
     if let Err(panic) = result {
@@ -62,42 +59,6 @@ const BUILTIN_ENTRIES: &[NativeEntry] = &[
     raw_entry!("add", 2, 0, add),
     raw_entry!("echo", 1, 0, echo),
 ];
-
-/// `{:release, ref}` on the fast path (the name is reserved: it is no native, and is not
-/// listed): `{ok, ok}`, or `{error, {badresource, Ref}}` when the caller held no such
-/// resource.
-pub static RELEASE: NativeEntry = NativeEntry {
-    name: "release".as_ptr(),
-    name_len: 7,
-    arity: 1,
-    flags: 0,
-    call: release_entry,
-};
-
-extern "C" fn release_entry(frame: *const CallFrame) {
-    // SAFETY: the node calls with a valid frame of one argument.
-    let frame = unsafe { &*frame };
-    let arg = unsafe { (*frame.args).as_bytes() };
-    let mut reply = Vec::with_capacity(32);
-    let released = match decode_at_with(arg, 0, &mut TermBuilder, &Limits::default()) {
-        Ok((term, _)) => match &term {
-            Term::Ref(r) => rustelixir_nif::resource::release_by_caller(r),
-            _ => false,
-        },
-        Err(_) => false,
-    };
-    reply.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
-    if released {
-        etf::encode::put_atom(&mut reply, "ok").expect("short atom");
-        etf::encode::put_atom(&mut reply, "ok").expect("short atom");
-    } else {
-        etf::encode::put_atom(&mut reply, "error").expect("short atom");
-        reply.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
-        etf::encode::put_atom(&mut reply, "badresource").expect("short atom");
-        reply.extend_from_slice(arg);
-    }
-    (frame.write)(frame.out, reply.as_ptr(), reply.len());
-}
 
 /// add/2 (integers of any size), echo/1 (any term, byte for byte).
 pub static BUILTINS: NativeTable =

@@ -1,10 +1,20 @@
 //! The node's distribution side, with no PyO3 in it, so `cargo test` drives it on its own
-//! (and fuzzes it): the frames of one connection cut and answered (`fast_path`), the natives
-//! the node serves (`registry`) and its built-in natives (`builtins`). The binding crate
-//! (`native/src`) puts the connection's threads and Python around it.
+//! (and fuzzes it): the connection's threads (`link`), the frames it reads (`fast_path`) and
+//! writes (`frame`), the control messages' opcodes (`control`), the call contract's
+//! requests (`contract`), the server that answers them (`server`, with its `registry` of
+//! natives and its worker `pool`) and the node's built-in natives (`builtins`). The binding
+//! crate (`native/src`) only converts between Python objects and these.
 
 pub mod builtins;
+pub mod contract;
+pub mod control;
 pub mod fast_path;
+pub mod frame;
+pub mod link;
+pub mod pool;
+pub mod reader;
 pub mod registry;
+pub mod server;
 
-pub use fast_path::{write_message, Config, FastPath, FrameError};
+pub use fast_path::{FastPath, FrameError};
+pub use server::{Peer, Server, ServerConfig};

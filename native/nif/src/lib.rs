@@ -21,6 +21,7 @@
 //! exposes its address, and the node calls the natives without Python objects or the GIL.
 
 mod convert;
+pub mod reply;
 pub mod resource;
 
 pub use convert::{kind, ArgError, Decoder, Encoder};
@@ -188,10 +189,7 @@ impl BadArg {
 
 impl Encoder for BadArg {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 3]);
-        etf::encode::put_atom(out, "badarg").expect("short atom");
-        etf::encode::put_int(out, self.index as i64);
-        etf::encode::put_binary(out, self.message.as_bytes()).expect("message under 4 GiB");
+        reply::write_reason(out, reply::Reason::BadArg { index: self.index, message: &self.message });
     }
 }
 
@@ -200,14 +198,9 @@ pub trait IntoReply {
     fn write_reply(self, out: &mut Vec<u8>);
 }
 
-fn tuple2(out: &mut Vec<u8>, tag: &str) {
-    out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
-    etf::encode::put_atom(out, tag).expect("short atom");
-}
-
 impl<T: Encoder> IntoReply for T {
     fn write_reply(self, out: &mut Vec<u8>) {
-        tuple2(out, "ok");
+        reply::write_ok_head(out);
         self.encode(out);
     }
 }
@@ -216,11 +209,11 @@ impl<T: Encoder, E: Encoder> IntoReply for Result<T, E> {
     fn write_reply(self, out: &mut Vec<u8>) {
         match self {
             Ok(v) => {
-                tuple2(out, "ok");
+                reply::write_ok_head(out);
                 v.encode(out);
             }
             Err(e) => {
-                tuple2(out, "error");
+                reply::write_error_head(out);
                 e.encode(out);
             }
         }
@@ -229,32 +222,24 @@ impl<T: Encoder, E: Encoder> IntoReply for Result<T, E> {
 
 /// `{error, {badarg, Index, <<Message>>}}`
 pub fn write_badarg(out: &mut Vec<u8>, index: usize, message: &str) {
-    tuple2(out, "error");
-    out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 3]);
-    etf::encode::put_atom(out, "badarg").expect("short atom");
-    etf::encode::put_int(out, index as i64);
-    etf::encode::put_binary(out, message.as_bytes()).expect("message under 4 GiB");
+    reply::write_error(out, reply::Reason::BadArg { index, message });
 }
 
 /// `{error, {badresource, Ref}}`
 pub fn write_badresource(out: &mut Vec<u8>, reference: &Reference) {
-    tuple2(out, "error");
-    out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
-    etf::encode::put_atom(out, "badresource").expect("short atom");
-    etf::encode::put_reference(out, reference).expect("a valid reference");
+    let mut term = Vec::with_capacity(32);
+    etf::encode::put_reference(&mut term, reference).expect("a valid reference");
+    reply::write_error(out, reply::Reason::BadResource(&term));
 }
 
 /// `{error, overloaded}`: a configured limit was hit.
 pub fn write_overloaded(out: &mut Vec<u8>) {
-    Err::<(), _>(resource::Overloaded).write_reply(out);
+    reply::write_error(out, reply::Reason::Overloaded);
 }
 
 /// `{error, {panic, <<Message>>}}`
 pub fn write_panic(out: &mut Vec<u8>, message: &str) {
-    tuple2(out, "error");
-    out.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 2]);
-    etf::encode::put_atom(out, "panic").expect("short atom");
-    etf::encode::put_binary(out, message.as_bytes()).expect("message under 4 GiB");
+    reply::write_error(out, reply::Reason::Panic(message));
 }
 
 pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -446,7 +446,7 @@ pub struct Overloaded;
 
 impl Encoder for Overloaded {
     fn encode(&self, out: &mut Vec<u8>) {
-        etf::encode::put_atom(out, "overloaded").expect("short atom");
+        crate::reply::write_reason(out, crate::reply::Reason::Overloaded);
     }
 }
 

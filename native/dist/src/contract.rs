@@ -1,0 +1,163 @@
+//! The call contract's requests (shared/DESIGN.md section 1), read here once: the server's
+//! registered name, the names the contract reserves, the gen_server messages a caller sends
+//! and the request shapes inside them. The replies are written in `rustelixir_nif::reply`.
+
+use etf::tags::{LARGE_TUPLE_EXT, LIST_EXT, NEWER_REFERENCE_EXT, SMALL_TUPLE_EXT};
+
+use crate::frame::Caller;
+use crate::reader::Reader;
+
+/// The name the node's server is registered under.
+pub const SERVER_NAME: &str = "rustelixir";
+
+/// Names the call contract keeps for itself: no native may take them.
+pub const RESERVED: &[&str] = &["functions", "info", "release", "share", "resource_info"];
+
+/// One request of the contract; every term is its bytes (no version byte).
+#[derive(Debug)]
+pub enum Request<'a> {
+    /// `{fun, Arg1, ..., ArgN}`, `fun` or `{fun}`: call native `fun/N`.
+    Native { name: &'a [u8], args: Vec<&'a [u8]> },
+    Functions,
+    Info,
+    Release(&'a [u8]),
+    Share(&'a [u8], &'a [u8]),
+    ResourceInfo(&'a [u8]),
+    /// None of the shapes: `{badrequest, Message}`.
+    Bad(String),
+}
+
+/// A gen_server message to the server.
+#[derive(Debug)]
+pub enum Message<'a> {
+    /// `{'$gen_call', {Pid, Tag}, Request}`; `node` is the caller's node.
+    Call { caller: Caller<'a>, node: &'a [u8], request: Request<'a> },
+    /// `{'$gen_cast', Request}`
+    Cast(Request<'a>),
+    /// Any other well-formed term: a gen_server drops it.
+    Other,
+}
+
+/// The message (a whole term) at the reader's position. `None`: not well-formed as far as
+/// the node can read it in place (then the general decoder judges it).
+pub fn message<'a>(r: &mut Reader<'a, '_>) -> Option<Message<'a>> {
+    let start = r.pos;
+    let found = (|| match r.tuple()? {
+        3 if r.atom()? == b"$gen_call" => {
+            let (caller, node) = from(r)?;
+            Some(Message::Call { caller, node, request: request(r)? })
+        }
+        2 if r.atom()? == b"$gen_cast" => Some(Message::Cast(request(r)?)),
+        _ => None,
+    })();
+    if found.is_some() {
+        return found;
+    }
+    r.pos = start;
+    r.term().map(|_| Message::Other)
+}
+
+/// `{'$gen_call', {Pid, Tag}, ` at the reader's position (the request may follow, or be cut
+/// off): the caller and its node.
+pub fn call_header<'a>(r: &mut Reader<'a, '_>) -> Option<(Caller<'a>, &'a [u8])> {
+    if r.tuple()? != 3 || r.atom()? != b"$gen_call" {
+        return None;
+    }
+    from(r)
+}
+
+/// A call's `{Pid, Tag}`.
+fn from<'a>(r: &mut Reader<'a, '_>) -> Option<(Caller<'a>, &'a [u8])> {
+    if r.tuple()? != 2 {
+        return None;
+    }
+    let (pid, node) = r.pid()?;
+    let tag_start = r.pos;
+    let alias = alias_in_tag(r);
+    r.pos = tag_start;
+    let tag = r.term()?;
+    Some((Caller { pid, tag, alias }, node))
+}
+
+/// The alias reference of an OTP 24+ tag `[alias | Ref]`.
+fn alias_in_tag<'a>(r: &mut Reader<'a, '_>) -> Option<&'a [u8]> {
+    if r.byte()? != LIST_EXT {
+        return None;
+    }
+    let b = r.data.get(r.pos..r.pos + 4)?;
+    r.pos += 4;
+    if u32::from_be_bytes(b.try_into().ok()?) != 1 || r.atom()? != b"alias" {
+        return None;
+    }
+    if r.peek()? != NEWER_REFERENCE_EXT {
+        return None;
+    }
+    r.term()
+}
+
+/// The request term at the reader's position.
+fn request<'a>(r: &mut Reader<'a, '_>) -> Option<Request<'a>> {
+    let start = r.pos;
+    let (name, args) = match r.peek()? {
+        SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
+            let n = r.tuple()?;
+            let name = if n == 0 { None } else { r.atom() };
+            let Some(name) = name else {
+                r.pos = start;
+                r.term()?;
+                return Some(bad_shape());
+            };
+            // The arity comes from the wire: the arguments are collected as they are found,
+            // never room made for as many as it claims.
+            let mut args = Vec::new();
+            for _ in 1..n {
+                args.push(r.term()?);
+            }
+            (name, args)
+        }
+        _ => match r.atom() {
+            Some(name) => (name, Vec::new()),
+            None => {
+                r.pos = start;
+                r.term()?;
+                return Some(bad_shape());
+            }
+        },
+    };
+    let reserved = |expected: usize| -> Option<Request<'a>> {
+        (args.len() != expected).then(|| {
+            Request::Bad(format!(
+                "{}/{} is reserved and takes other arguments",
+                String::from_utf8_lossy(name),
+                args.len()
+            ))
+        })
+    };
+    Some(match name {
+        b"functions" => reserved(0).unwrap_or(Request::Functions),
+        b"info" => reserved(0).unwrap_or(Request::Info),
+        b"release" => reserved(1).unwrap_or_else(|| Request::Release(args[0])),
+        b"share" => reserved(2).unwrap_or_else(|| Request::Share(args[0], args[1])),
+        b"resource_info" => reserved(1).unwrap_or_else(|| Request::ResourceInfo(args[0])),
+        _ => Request::Native { name, args },
+    })
+}
+
+fn bad_shape<'a>() -> Request<'a> {
+    Request::Bad("expected an atom or a tuple starting with an atom".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_reserved_name_is_read_as_reserved() {
+        let limits = etf::Limits::default();
+        for name in super::RESERVED {
+            let mut bytes = Vec::new();
+            etf::encode::put_atom(&mut bytes, name).unwrap();
+            let mut r = super::Reader::new(&bytes, 0, &limits);
+            let request = super::request(&mut r).unwrap();
+            assert!(!matches!(request, super::Request::Native { .. }), "{name} read as a native");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Frames out, for every sender on a connection (fast-path replies, replies of natives that
+//! ran elsewhere, Python's own messages): one framer, one fragment sequence counter.
+//!
+//! A frame is a 4-byte big-endian length and a body (an empty body is a tick). To a peer that
+//! offered FRAGMENTS (every OTP 22+ node) a body starts with a distribution header with no
+//! atom-cache references (131 68 0, the terms without version bytes), and a message larger
+//! than the fragment size goes as fragments (131 69 first, 131 70 the rest, ids counting
+//! down to 1); to others, pass-through bodies (112, then each term with its version byte).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use etf::tags::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, VERSION};
+
+use crate::control;
+
+pub const PASS_THROUGH: u8 = 112;
+pub const DIST_HEADER: u8 = 68;
+pub const DIST_FRAG_HEADER: u8 = 69;
+pub const DIST_FRAG_CONT: u8 = 70;
+pub const TICK: [u8; 4] = [0, 0, 0, 0];
+
+/// What one peer takes, from the flags of its handshake, and the limits of its connection.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// The peer's node name.
+    pub name: Vec<u8>,
+    pub alias: bool,
+    pub send_sender: bool,
+    /// The peer offered FRAGMENTS: send a distribution header (and fragments when large).
+    pub header: bool,
+    pub max_message_size: usize,
+    pub fragment_size: usize,
+}
+
+/// A frame body that is a fragment of a message (its first, or a later one).
+pub fn is_fragment(body: &[u8]) -> bool {
+    matches!(body, [VERSION, DIST_FRAG_HEADER | DIST_FRAG_CONT, ..])
+}
+
+/// Where the terms of a whole message's frame body start, and whether each has its version
+/// byte.
+pub fn terms_start(body: &[u8]) -> Option<(usize, bool)> {
+    match body {
+        [PASS_THROUGH, VERSION, ..] => Some((1, true)),
+        [VERSION, DIST_HEADER, 0, ..] => Some((3, false)),
+        _ => None,
+    }
+}
+
+/// The fragment sequences of every connection of this process: one counter, never reused.
+static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+
+/// One message (control + payload, both encoded without version bytes; an empty `payload`:
+/// none) as frames appended to `out`.
+pub fn write_message(peer: &PeerConfig, control: &[u8], payload: &[u8], out: &mut Vec<u8>) {
+    write_message_parts(peer, control, &[payload], out)
+}
+
+/// `write_message` with the payload given as consecutive parts (so a reply is framed
+/// without first being copied whole into one buffer).
+pub fn write_message_parts(peer: &PeerConfig, control: &[u8], payload: &[&[u8]], out: &mut Vec<u8>) {
+    let payload_len: usize = payload.iter().map(|p| p.len()).sum();
+    if !peer.header {
+        let len = 1 + 1 + control.len() + if payload_len == 0 { 0 } else { 1 + payload_len };
+        out.reserve(4 + len);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+        out.extend_from_slice(&[PASS_THROUGH, VERSION]);
+        out.extend_from_slice(control);
+        if payload_len > 0 {
+            out.push(VERSION);
+            payload.iter().for_each(|p| out.extend_from_slice(p));
+        }
+        return;
+    }
+    let size = control.len() + payload_len;
+    let fragment_size = peer.fragment_size.max(1);
+    if size <= fragment_size {
+        out.reserve(7 + size);
+        out.extend_from_slice(&((3 + size) as u32).to_be_bytes());
+        out.extend_from_slice(&[VERSION, DIST_HEADER, 0]);
+        out.extend_from_slice(control);
+        payload.iter().for_each(|p| out.extend_from_slice(p));
+        return;
+    }
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let count = size.div_ceil(fragment_size);
+    out.reserve(size + count * 22);
+    let mut parts = std::iter::once(control).chain(payload.iter().copied()).filter(|p| !p.is_empty());
+    let mut current: &[u8] = parts.next().unwrap_or(&[]);
+    for index in 0..count {
+        let fragment = (count - index) as u64;
+        let chunk = fragment_size.min(size - index * fragment_size);
+        let header_len = if index == 0 { 19 } else { 18 };
+        out.extend_from_slice(&((header_len + chunk) as u32).to_be_bytes());
+        out.push(VERSION);
+        out.push(if index == 0 { DIST_FRAG_HEADER } else { DIST_FRAG_CONT });
+        out.extend_from_slice(&sequence.to_be_bytes());
+        out.extend_from_slice(&fragment.to_be_bytes());
+        if index == 0 {
+            out.push(0);
+        }
+        let mut left = chunk;
+        while left > 0 {
+            if current.is_empty() {
+                current = parts.next().expect("the parts hold `size` bytes");
+            }
+            let take = left.min(current.len());
+            out.extend_from_slice(&current[..take]);
+            current = &current[take..];
+            left -= take;
+        }
+    }
+}
+
+/// The process a reply goes to: the `From` of a `$gen_call` (each part encoded, no version
+/// byte): its pid, its tag, and the alias in an OTP 24+ tag `[alias | Ref]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    pub pid: &'a [u8],
+    pub tag: &'a [u8],
+    pub alias: Option<&'a [u8]>,
+}
+
+/// `{Tag, Reply}` from `server_pid` to a caller on `peer`: by ALIAS_SEND when the peer
+/// offered ALIAS and the tag carries one, else SEND_SENDER or SEND to its pid.
+pub fn write_reply(peer: &PeerConfig, server_pid: &[u8], caller: Caller<'_>, reply: &[u8], out: &mut Vec<u8>) {
+    let mut head = Vec::with_capacity(64);
+    match (peer.alias, caller.alias) {
+        (true, Some(alias)) => {
+            head.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, control::ALIAS_SEND]);
+            head.extend_from_slice(server_pid);
+            head.extend_from_slice(alias);
+        }
+        _ if peer.send_sender => {
+            head.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, control::SEND_SENDER]);
+            head.extend_from_slice(server_pid);
+            head.extend_from_slice(caller.pid);
+        }
+        _ => {
+            head.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, control::SEND]);
+            etf::encode::put_atom(&mut head, "").expect("empty atom");
+            head.extend_from_slice(caller.pid);
+        }
+    }
+    write_message_parts(peer, &head, &[&[SMALL_TUPLE_EXT, 2], caller.tag, reply], out);
+}

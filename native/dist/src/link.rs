@@ -1,0 +1,438 @@
+//! A connection to a peer node after the handshake, owned by two Rust threads, so neither a
+//! busy native, the GIL, the event loop nor a peer that stops reading can stall the node:
+//!
+//! - the reader reads the socket, answers the calls to the node's server (`fast_path`,
+//!   `server`) and the monitors the server owes, queues the other
+//!   frames for Python and wakes it by one byte on a pipe it watches (`loop.add_reader`);
+//!   it watches for silence (net_ticktime), and stops reading while Python is behind (so
+//!   TCP slows the peer down instead of the node's memory growing);
+//! - the writer drains one outgoing queue (fast-path replies and Python's messages, whole
+//!   messages each, so they never interleave), sends a tick when there was nothing to send
+//!   for a quarter of net_ticktime, and drops a peer that takes nothing for net_ticktime.
+//!
+//! Python never blocks on the socket: `send` only queues, and refuses past a bound.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::fast_path::{wire_limits, FastPath, FrameError};
+use crate::frame::{PeerConfig, TICK};
+use crate::server::{Peer, Server, Sink};
+
+/// The reader's buffer, as it starts and as it returns to a second after a burst.
+const READ_BUFFER: usize = 256 * 1024;
+/// Frames queued for Python past which the reader stops reading.
+const INBOX_HIGH: usize = 64 << 20;
+
+#[derive(Default)]
+struct Inbox {
+    frames: VecDeque<Vec<u8>>,
+    bytes: usize,
+    ticks: usize,
+    closed: Option<String>,
+    notified: bool,
+    /// Python took frames and has not said it has handled them: the reader reads no more
+    /// until it has (a frame it handles may close the connection, and what follows it on
+    /// the wire must not be answered before).
+    handling: bool,
+}
+
+#[derive(Default)]
+struct Outbox {
+    chunks: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+struct Shared {
+    stream: TcpStream,
+    /// Held by whoever writes to the socket (the writer thread, or a sender writing at once),
+    /// taken before the outbox lock.
+    write_lock: Mutex<()>,
+    inbox: Mutex<Inbox>,
+    inbox_space: Condvar,
+    outbox: Mutex<Outbox>,
+    outbox_changed: Condvar,
+    /// Bytes queued to send past which the reader waits (fast-path replies) and Python's
+    /// sends are refused (the peer is not reading).
+    outbox_limit: usize,
+    notify: Mutex<Option<File>>,
+    closing: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn push_inbox(&self, frames: Vec<Vec<u8>>, ticks: usize, closed: Option<String>) {
+        let wake = {
+            let mut inbox = lock(&self.inbox);
+            inbox.bytes += frames.iter().map(Vec::len).sum::<usize>();
+            inbox.frames.extend(frames);
+            inbox.ticks += ticks;
+            if closed.is_some() && inbox.closed.is_none() {
+                inbox.closed = closed;
+            }
+            let wake = !inbox.notified && (!inbox.frames.is_empty() || inbox.closed.is_some());
+            if wake {
+                inbox.notified = true;
+            }
+            wake
+        };
+        if wake {
+            if let Some(notify) = lock(&self.notify).as_mut() {
+                let _ = notify.write(&[1]);
+            }
+        }
+    }
+
+    /// Sends a whole message (or several): at once, without blocking, when nothing is queued
+    /// and nobody is writing (the common case: no thread hop on the way out), the rest
+    /// queued for the writer thread. `wait`: block while the queue is over its limit (the
+    /// reader's backpressure); otherwise refuse.
+    fn send(&self, data: Vec<u8>, wait: bool) -> Result<(), String> {
+        if let Ok(_writing) = self.write_lock.try_lock() {
+            let idle = lock(&self.outbox).chunks.is_empty();
+            if idle {
+                let sent = self.send_now(&data);
+                if sent == data.len() {
+                    return Ok(());
+                }
+                let mut out = lock(&self.outbox);
+                out.bytes += data.len() - sent;
+                out.chunks.push_front(data[sent..].to_vec());
+                self.outbox_changed.notify_all();
+                return Ok(());
+            }
+        }
+        self.push_outbox(data, wait)
+    }
+
+    /// One non-blocking send; how many bytes went.
+    fn send_now(&self, data: &[u8]) -> usize {
+        let fd = self.stream.as_raw_fd();
+        let mut sent = 0;
+        while sent < data.len() {
+            // SAFETY: a valid socket and a live buffer; MSG_DONTWAIT never blocks.
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    data[sent..].as_ptr() as *const libc::c_void,
+                    data.len() - sent,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n <= 0 {
+                break; // full, interrupted or failed: the writer thread takes over (and sees errors)
+            }
+            sent += n as usize;
+        }
+        sent
+    }
+
+    fn push_outbox(&self, data: Vec<u8>, wait: bool) -> Result<(), String> {
+        let mut out = lock(&self.outbox);
+        while out.bytes > self.outbox_limit {
+            if !wait {
+                return Err(format!(
+                    "{} bytes already queued to a peer that does not read them",
+                    out.bytes
+                ));
+            }
+            if self.closing.load(Ordering::Relaxed) {
+                return Err("closed".into());
+            }
+            out = self.outbox_changed.wait_timeout(out, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        out.bytes += data.len();
+        out.chunks.push_back(data);
+        self.outbox_changed.notify_all();
+        Ok(())
+    }
+
+    /// Stops both threads (once) and tells Python why.
+    fn close(&self, reason: String) {
+        if !self.closing.swap(true, Ordering::Relaxed) {
+            let _ = self.stream.shutdown(Shutdown::Both);
+            self.push_inbox(Vec::new(), 0, Some(reason));
+        }
+        self.outbox_changed.notify_all();
+        self.inbox_space.notify_all();
+    }
+}
+
+/// Frames for the peer, from anyone (the server's replies, Python's messages).
+struct LinkSink(Arc<Shared>);
+
+impl Sink for LinkSink {
+    fn send(&self, frames: Vec<u8>) -> Result<(), String> {
+        if self.0.closing.load(Ordering::Relaxed) {
+            return Err("connection closed".into());
+        }
+        self.0.send(frames, false)
+    }
+}
+
+/// One peer's connection after the handshake, owned by its two threads.
+pub struct Link {
+    shared: Arc<Shared>,
+    peer: Arc<Peer>,
+    server: Option<Arc<Server>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Link {
+    /// Takes over the connected socket and starts the threads. `leftover` is what arrived
+    /// after the handshake; `notify` the write end of a pipe Python watches for frames the
+    /// link leaves to it. A peer silent for `ticktime`, or not taking what we send for as
+    /// long, is dropped; a tick goes out whenever nothing was sent for a quarter of it.
+    pub fn start(
+        stream: TcpStream,
+        leftover: Vec<u8>,
+        notify: File,
+        config: PeerConfig,
+        server: Option<Arc<Server>>,
+        ticktime: Duration,
+    ) -> std::io::Result<Link> {
+        stream.set_nonblocking(false)?;
+        stream.set_nodelay(true)?;
+        let interval = (ticktime / 4).max(Duration::from_millis(10));
+        let reader_stream = stream.try_clone()?;
+        reader_stream.set_read_timeout(Some(interval))?;
+        let writer_stream = stream.try_clone()?;
+        writer_stream.set_write_timeout(Some(interval))?;
+        let shared = Arc::new(Shared {
+            stream,
+            write_lock: Mutex::new(()),
+            inbox: Mutex::new(Inbox::default()),
+            inbox_space: Condvar::new(),
+            outbox: Mutex::new(Outbox::default()),
+            outbox_changed: Condvar::new(),
+            outbox_limit: config.max_message_size.saturating_mul(2).max(64 << 20),
+            notify: Mutex::new(Some(notify)),
+            closing: AtomicBool::new(false),
+        });
+        let peer = Arc::new(Peer::new(config, Box::new(LinkSink(shared.clone()))));
+        if let Some(server) = &server {
+            server.peer_up(peer.clone());
+        }
+        let fast = FastPath::new(peer.clone(), server.clone());
+        let s1 = shared.clone();
+        let reader = std::thread::Builder::new()
+            .name("rustelixir-read".into())
+            .spawn(move || read_loop(reader_stream, s1, fast, leftover, ticktime))?;
+        let s2 = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("rustelixir-write".into())
+            .spawn(move || write_loop(writer_stream, s2, interval, ticktime))?;
+        Ok(Link { shared, peer, server, threads: vec![reader, writer] })
+    }
+
+    pub fn peer(&self) -> &Arc<Peer> {
+        &self.peer
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.shared.closing.load(Ordering::Relaxed)
+    }
+
+    /// One message for the peer (control and payload encoded without version bytes; an
+    /// empty payload: none), framed here; never blocks. An error: the peer does not read
+    /// what it is sent (close the connection), or the connection is closed.
+    pub fn send_message(&self, control: &[u8], payload: &[u8]) -> Result<(), String> {
+        self.peer.send_message(control, payload)
+    }
+
+    /// A message that could not be decoded within the node's limits (`body`, a frame body):
+    /// when it is a call to the server its caller is answered `{error, overloaded}` and this
+    /// returns true.
+    pub fn refuse(&self, body: &[u8]) -> Result<bool, String> {
+        let Some(server) = &self.server else { return Ok(false) };
+        let mut out = Vec::new();
+        let limits = wire_limits(self.peer.config.max_message_size);
+        if !server.refuse(&self.peer, &limits, body, &mut out) {
+            return Ok(false);
+        }
+        self.peer.send_frames(out)?;
+        Ok(true)
+    }
+
+    /// What the reader left to Python: (frame bodies, ticks seen, why it closed or None).
+    pub fn take(&self) -> (Vec<Vec<u8>>, usize, Option<String>) {
+        let taken = {
+            let mut inbox = lock(&self.shared.inbox);
+            inbox.notified = false;
+            let frames: Vec<Vec<u8>> = inbox.frames.drain(..).collect();
+            inbox.handling |= !frames.is_empty();
+            inbox.bytes = 0;
+            let ticks = std::mem::take(&mut inbox.ticks);
+            (frames, ticks, inbox.closed.clone())
+        };
+        self.shared.inbox_space.notify_all();
+        taken
+    }
+
+    /// Python has handled the frames it took: the reader goes on.
+    pub fn handled(&self) {
+        lock(&self.shared.inbox).handling = false;
+        self.shared.inbox_space.notify_all();
+    }
+
+    /// Closes the connection: stops both threads, lets go of every descriptor, and tells the
+    /// server the peer is gone.
+    pub fn close(&mut self) {
+        self.shared.close("closed by this node".into());
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
+        lock(&self.shared.notify).take();
+        if let Some(server) = self.server.take() {
+            server.peer_down(&self.peer);
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.shared.close("dropped".into());
+        if let Some(server) = self.server.take() {
+            server.peer_down(&self.peer);
+        }
+    }
+}
+
+fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, leftover: Vec<u8>, ticktime: Duration) {
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut out = Vec::new();
+    let mut to_python = Vec::new();
+    let mut last_read = Instant::now();
+    let mut last_full = Instant::now();
+    let mut pending = (!leftover.is_empty()).then_some(leftover);
+    let reason = loop {
+        if shared.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        let data: &[u8] = if let Some(p) = pending.as_deref() {
+            p
+        } else {
+            match stream.read(&mut buf) {
+                Ok(0) => break "connection closed by peer".to_string(),
+                Ok(n) => &buf[..n],
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                    if last_read.elapsed() > ticktime {
+                        break format!("no traffic for {} s (net_ticktime)", ticktime.as_secs());
+                    }
+                    continue;
+                }
+                Err(e) => break format!("connection error: {e}"),
+            }
+        };
+        last_read = Instant::now();
+        let n = data.len();
+        // A bug of ours in the fast path must end this connection, not leave it unread with
+        // its thread gone.
+        let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fast.feed(data, &mut out, &mut to_python)))
+            .unwrap_or_else(|_| Err(FrameError("internal error in the fast path (please report it)".into())));
+        pending = None;
+        match fed {
+            Ok(ticks) => {
+                if !out.is_empty() && shared.send(std::mem::take(&mut out), true).is_err() {
+                    return;
+                }
+                if !to_python.is_empty() || ticks > 0 {
+                    shared.push_inbox(std::mem::take(&mut to_python), ticks, None);
+                    // Python has frames to handle first (or is behind): read on once it has.
+                    let mut inbox = lock(&shared.inbox);
+                    while (inbox.bytes > INBOX_HIGH || inbox.handling || !inbox.frames.is_empty())
+                        && !shared.closing.load(Ordering::Relaxed)
+                    {
+                        inbox = shared
+                            .inbox_space
+                            .wait_timeout(inbox, Duration::from_millis(100))
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                        last_read = Instant::now();
+                    }
+                }
+            }
+            Err(e) => break format!("protocol error: {e}"),
+        }
+        if buf.len() == n {
+            last_full = Instant::now();
+            if n < 16 * 1024 * 1024 {
+                buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once
+            }
+        } else if buf.len() > READ_BUFFER && last_full.elapsed() > Duration::from_secs(1) {
+            // No burst for a second: a connection does not keep megabytes it no longer
+            // needs (but one that sends large messages one after another keeps its buffer).
+            buf.truncate(READ_BUFFER);
+            buf.shrink_to_fit();
+        }
+    };
+    shared.close(reason);
+}
+
+fn write_loop(mut stream: TcpStream, shared: Arc<Shared>, interval: Duration, ticktime: Duration) {
+    let mut last_write = Instant::now();
+    loop {
+        {
+            // Wait for something to send, or for a tick to be due.
+            let mut out = lock(&shared.outbox);
+            while out.chunks.is_empty() && !shared.closing.load(Ordering::Relaxed) {
+                let waited = interval.saturating_sub(last_write.elapsed());
+                if waited.is_zero() {
+                    break;
+                }
+                out = shared.outbox_changed.wait_timeout(out, waited).unwrap_or_else(|e| e.into_inner()).0;
+            }
+        }
+        if shared.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        let _writing = lock(&shared.write_lock);
+        let batch: Vec<Vec<u8>> = {
+            let mut out = lock(&shared.outbox);
+            out.bytes = 0;
+            let batch = out.chunks.drain(..).collect();
+            shared.outbox_changed.notify_all();
+            batch
+        };
+        if batch.is_empty() && last_write.elapsed() < interval {
+            continue; // a sender wrote it all at once meanwhile
+        }
+        let batch = if batch.is_empty() { vec![TICK.to_vec()] } else { batch };
+        for chunk in &batch {
+            let mut written = 0;
+            let mut stalled_since = Instant::now();
+            while written < chunk.len() {
+                match stream.write(&chunk[written..]) {
+                    Ok(0) => return shared.close("connection closed while writing".into()),
+                    Ok(n) => {
+                        written += n;
+                        stalled_since = Instant::now();
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                        if shared.closing.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if stalled_since.elapsed() > ticktime {
+                            return shared.close(format!(
+                                "protocol error: the peer took nothing we sent for {} s",
+                                ticktime.as_secs()
+                            ));
+                        }
+                    }
+                    Err(e) => return shared.close(format!("write error: {e}")),
+                }
+            }
+        }
+        last_write = Instant::now();
+    }
+}

@@ -1,0 +1,654 @@
+//! The node's server, registered as `rustelixir`: a value owned by the node (no statics),
+//! shared by every connection. It answers the call contract (shared/DESIGN.md section 1)
+//! for every caller on every connection: the reserved requests here; a quick Rust native
+//! inline on the connection's thread; a slow one on the server's worker pool; a Python
+//! native by handing Python a job (native, argument terms, ticket) and writing the reply
+//! Python returns by ticket. Replies always leave through the caller's connection, framed
+//! there (`frame`), so no reply is ever written in another language.
+//!
+//! A call that does not answer at once is "in flight" under a ticket until it does; its
+//! caller giving up (DEMONITOR_P for the call's monitor, or its node disconnecting) sets the
+//! call's cancellation flag, and its reply is dropped.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+
+use etf::encode::{put_atom, put_int, put_list_header, put_map_header, put_nil, put_tuple_header};
+use etf::Term;
+use rustelixir_nif::reply::{self, Reason};
+use rustelixir_nif::{resource, NativeEntry, NativeTable};
+
+use crate::contract::{Message, Request};
+use crate::control;
+use crate::frame::{self, Caller, PeerConfig};
+use crate::pool::Pool;
+use crate::registry::{Native, Registry};
+
+/// Where a connection's frames go out.
+pub trait Sink: Send + Sync {
+    /// Queues whole frames; never blocks. An error: the connection is gone or not reading.
+    fn send(&self, frames: Vec<u8>) -> Result<(), String>;
+}
+
+/// One connected peer, as the server sees it: what it takes, and how to reach it.
+pub struct Peer {
+    pub config: PeerConfig,
+    sink: Box<dyn Sink>,
+}
+
+impl Peer {
+    pub fn new(config: PeerConfig, sink: Box<dyn Sink>) -> Self {
+        Peer { config, sink }
+    }
+
+    pub fn send_frames(&self, frames: Vec<u8>) -> Result<(), String> {
+        self.sink.send(frames)
+    }
+
+    /// One message (control and payload encoded without version bytes; empty payload: none).
+    pub fn send_message(&self, control: &[u8], payload: &[u8]) -> Result<(), String> {
+        let mut out = Vec::with_capacity(16 + control.len() + payload.len());
+        frame::write_message(&self.config, control, payload, &mut out);
+        self.send_frames(out)
+    }
+}
+
+pub struct ServerConfig {
+    /// This node's name and creation.
+    pub node: String,
+    pub creation: u32,
+    /// The server's pid, encoded without version byte: the sender of its replies.
+    pub pid: Vec<u8>,
+    /// Calls in flight (slow Rust natives and Python natives) past which a new one is
+    /// answered `{error, overloaded}`.
+    pub max_in_flight: usize,
+    /// Threads of the worker pool.
+    pub workers: usize,
+}
+
+/// The counters `:info` reports.
+#[derive(Default)]
+pub struct Stats {
+    pub calls: AtomicU64,
+    pub errors: AtomicU64,
+    pub cancelled: AtomicU64,
+    /// Messages over the size limit, discarded (their callers, if any, answered overloaded).
+    pub oversized: AtomicU64,
+}
+
+/// A Python native to run, for Python to take.
+pub struct Job {
+    pub ticket: u64,
+    /// The index Python registered the native under.
+    pub index: u32,
+    /// Each argument's bytes (no version byte).
+    pub args: Vec<Vec<u8>>,
+    /// The caller (or a cast's sender), encoded: it holds the resources the native uses.
+    pub caller: Option<Vec<u8>>,
+    pub cancel: Arc<AtomicBool>,
+}
+
+pub enum JobEvent {
+    Run(Job),
+    /// The caller of this ticket's call gave up: cancel what runs it.
+    Cancel(u64),
+}
+
+/// Where a call's reply goes once it is ready.
+struct ReplyTo {
+    peer: Arc<Peer>,
+    pid: Vec<u8>,
+    tag: Vec<u8>,
+    alias: Option<Vec<u8>>,
+}
+
+struct InFlight {
+    cancel: Arc<AtomicBool>,
+    reply_to: Option<ReplyTo>,
+    /// The node whose disconnection abandons the call.
+    node: Option<Vec<u8>>,
+    monitor: Option<Vec<u8>>,
+    /// The caller (or a cast's sender) and its node: it may have become a holder.
+    caller: Option<(Vec<u8>, Vec<u8>)>,
+    python: bool,
+}
+
+#[derive(Default)]
+struct Calls {
+    by_ticket: HashMap<u64, InFlight>,
+    by_monitor: HashMap<Vec<u8>, u64>,
+    by_node: HashMap<Vec<u8>, HashSet<u64>>,
+}
+
+#[derive(Default)]
+struct Jobs {
+    queue: VecDeque<JobEvent>,
+    notified: bool,
+}
+
+pub struct Server {
+    pub config: ServerConfig,
+    pub stats: Stats,
+    registry: RwLock<Registry>,
+    started: Instant,
+    next_ticket: AtomicU64,
+    calls: Mutex<Calls>,
+    pool: Pool,
+    peers: RwLock<HashMap<Vec<u8>, Arc<Peer>>>,
+    jobs: Mutex<Jobs>,
+    /// Wakes Python when jobs are queued.
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Who asked, and over which connection: what a reply and a holder's monitor need.
+#[derive(Clone, Copy)]
+struct From<'a> {
+    peer: &'a Arc<Peer>,
+    /// The caller's pid and node (for a cast, its sender's).
+    pid: Option<(&'a [u8], &'a [u8])>,
+    caller: Option<Caller<'a>>,
+}
+
+impl Server {
+    pub fn new(config: ServerConfig, wake: Box<dyn Fn() + Send + Sync>) -> Arc<Self> {
+        resource::set_identity(&config.node, config.creation);
+        Arc::new(Server {
+            pool: Pool::new(config.workers),
+            config,
+            stats: Stats::default(),
+            registry: RwLock::default(),
+            started: Instant::now(),
+            next_ticket: AtomicU64::new(1),
+            calls: Mutex::default(),
+            peers: RwLock::default(),
+            jobs: Mutex::default(),
+            wake,
+        })
+    }
+
+    // --- Natives ----------------------------------------------------------------------------
+
+    pub fn add_table(&self, table: &'static NativeTable) -> Result<Vec<(String, u32, bool)>, String> {
+        self.registry.write().unwrap().add_table(table)
+    }
+
+    pub fn add_python(&self, name: &str, arity: u32, index: u32) -> Result<(), String> {
+        self.registry.write().unwrap().add_python(name, arity, index)
+    }
+
+    pub fn listing(&self) -> Vec<(String, u32)> {
+        self.registry.read().unwrap().listing()
+    }
+
+    pub fn find(&self, name: &[u8], arity: usize) -> Option<Native> {
+        self.registry.read().unwrap().find(name, arity)
+    }
+
+    // --- Peers ------------------------------------------------------------------------------
+
+    /// A connection is up: replies and monitors for processes of its node go through it.
+    pub fn peer_up(&self, peer: Arc<Peer>) {
+        self.peers.write().unwrap().insert(peer.config.name.clone(), peer);
+    }
+
+    /// A connection is gone: its processes hold nothing any more, and the calls they made
+    /// are abandoned (as if each caller had given up).
+    pub fn peer_down(&self, peer: &Arc<Peer>) {
+        {
+            let mut peers = self.peers.write().unwrap();
+            if peers.get(&peer.config.name).is_some_and(|p| Arc::ptr_eq(p, peer)) {
+                peers.remove(&peer.config.name);
+            }
+        }
+        resource::node_down(&String::from_utf8_lossy(&peer.config.name));
+        let tickets: Vec<u64> = lock(&self.calls).by_node.remove(&peer.config.name).into_iter().flatten().collect();
+        for ticket in tickets {
+            self.cancel(ticket);
+        }
+    }
+
+    pub fn peer(&self, node: &[u8]) -> Option<Arc<Peer>> {
+        self.peers.read().unwrap().get(node).cloned()
+    }
+
+    pub fn peer_names(&self) -> Vec<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = self.peers.read().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn in_flight(&self) -> usize {
+        lock(&self.calls).by_ticket.len()
+    }
+
+    /// Stops the worker pool and cancels every call in flight.
+    pub fn close(&self) {
+        let tickets: Vec<u64> = lock(&self.calls).by_ticket.keys().copied().collect();
+        for ticket in tickets {
+            self.cancel(ticket);
+        }
+        self.pool.close();
+    }
+
+    // --- Requests ---------------------------------------------------------------------------
+
+    /// A gen_server message to the server from `sender` (REG_SEND's From) over `peer`.
+    /// Replies to callers on `peer` are appended to `out`, in order; others go out through
+    /// their own connection.
+    pub fn handle(self: &Arc<Self>, peer: &Arc<Peer>, sender: Option<&[u8]>, message: Message<'_>, out: &mut Vec<u8>) {
+        let sender_pid = sender.and_then(|s| {
+            let limits = etf::Limits::default();
+            let mut r = crate::reader::Reader::new(s, 0, &limits);
+            r.pid()
+        });
+        match message {
+            Message::Call { caller, node, request } => {
+                let from = From { peer, pid: Some((caller.pid, node)), caller: Some(caller) };
+                self.request(from, request, out);
+            }
+            Message::Cast(request) => self.request(From { peer, pid: sender_pid, caller: None }, request, out),
+            Message::Other => {}
+        }
+    }
+
+    /// A gen_server message to the server that reached the node some other way than the
+    /// link's reading in place (Python decoded it: to the server's pid, or an encoding the
+    /// link does not read in place), as `message`'s bytes (no version byte), from `sender`,
+    /// over the connection to `peer_name`.
+    pub fn handle_bytes(self: &Arc<Self>, peer_name: &[u8], sender: Option<&[u8]>, message: &[u8]) {
+        let Some(peer) = self.peer(peer_name) else { return };
+        let limits = etf::Limits::default();
+        let mut r = crate::reader::Reader::new(message, 0, &limits);
+        let Some(message) = crate::contract::message(&mut r) else { return };
+        let mut out = Vec::new();
+        self.handle(&peer, sender, message, &mut out);
+        if !out.is_empty() {
+            let _ = peer.send_frames(out);
+        }
+    }
+
+    fn request(self: &Arc<Self>, from: From<'_>, request: Request<'_>, out: &mut Vec<u8>) {
+        let mut reply = Vec::with_capacity(64);
+        match request {
+            Request::Native { name, args } => match self.find(name, args.len()) {
+                None => reply::write_error(
+                    &mut reply,
+                    Reason::Undef { name: &String::from_utf8_lossy(name), arity: args.len() },
+                ),
+                Some(Native::Quick(entry)) => {
+                    let caller = from.pid.map(|(pid, _)| pid);
+                    let (value, touched) =
+                        resource::with_caller(caller, || rustelixir_nif::call_entry(entry, &args, None));
+                    reply = value;
+                    if touched {
+                        self.monitor_holder(from, out);
+                    }
+                }
+                Some(native) => return self.start(from, native, &args, out),
+            },
+            Request::Functions => {
+                let listing = self.listing();
+                reply::write_ok_head(&mut reply);
+                put_list_header(&mut reply, listing.len()).expect("a listing fits");
+                for (name, arity) in &listing {
+                    put_tuple_header(&mut reply, 2).expect("a pair");
+                    put_atom(&mut reply, name).expect("a native's name is an atom");
+                    put_int(&mut reply, *arity as i64);
+                }
+                put_nil(&mut reply);
+            }
+            Request::Info => {
+                reply::write_ok_head(&mut reply);
+                self.write_info(&mut reply);
+            }
+            Request::Release(reference) => {
+                let holder = from.pid.and_then(|(pid, _)| resource::canonical_holder(pid));
+                let released = match (decode_reference(reference), holder) {
+                    (Some(r), Some(holder)) => resource::release(&r, &holder),
+                    _ => false,
+                };
+                if released {
+                    reply::write_ok_head(&mut reply);
+                    put_atom(&mut reply, "ok").expect("short atom");
+                } else {
+                    reply::write_error(&mut reply, Reason::BadResource(reference));
+                }
+            }
+            Request::Share(reference, pid) => self.share(from, reference, pid, &mut reply, out),
+            Request::ResourceInfo(reference) => match decode_reference(reference).and_then(|r| resource::info(&r)) {
+                Some((kind, holders, size)) => {
+                    reply::write_ok_head(&mut reply);
+                    put_map_header(&mut reply, 3).expect("a small map");
+                    put_atom(&mut reply, "type").expect("short atom");
+                    put_atom(&mut reply, kind).expect("a type name is an atom");
+                    put_atom(&mut reply, "holders").expect("short atom");
+                    put_list_header(&mut reply, holders.len()).expect("holders fit");
+                    holders.iter().for_each(|h| reply.extend_from_slice(h));
+                    put_nil(&mut reply);
+                    put_atom(&mut reply, "size").expect("short atom");
+                    put_int(&mut reply, size as i64);
+                }
+                None => reply::write_error(&mut reply, Reason::BadResource(reference)),
+            },
+            Request::Bad(message) => reply::write_error(&mut reply, Reason::BadRequest(&message)),
+        }
+        self.answered(&reply);
+        if let (Some(caller), Some((_, node))) = (from.caller, from.pid) {
+            self.reply_to(from.peer, node, caller, &reply, Some(out));
+        }
+    }
+
+    pub(crate) fn answered(&self, reply: &[u8]) {
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        if reply::is_error(reply) {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `{Tag, Reply}` to a caller on `node`: appended to `out` when it lives on `via`'s node,
+    /// else sent through its own node's connection (dropped when there is none: the caller
+    /// is gone with it).
+    pub(crate) fn reply_to(&self, via: &Arc<Peer>, node: &[u8], caller: Caller<'_>, reply: &[u8], out: Option<&mut Vec<u8>>) {
+        let pid = &self.config.pid;
+        if node == via.config.name.as_slice() {
+            match out {
+                Some(out) => frame::write_reply(&via.config, pid, caller, reply, out),
+                None => {
+                    let mut frames = Vec::with_capacity(reply.len() + 128);
+                    frame::write_reply(&via.config, pid, caller, reply, &mut frames);
+                    let _ = via.send_frames(frames);
+                }
+            }
+        } else if let Some(peer) = self.peer(node) {
+            let mut frames = Vec::with_capacity(reply.len() + 128);
+            frame::write_reply(&peer.config, pid, caller, reply, &mut frames);
+            let _ = peer.send_frames(frames);
+        }
+    }
+
+    /// After a call that may have made the caller a holder: the MONITOR_P the node owes it,
+    /// before the reply. A holder whose node cannot be reached holds nothing.
+    fn monitor_holder(&self, from: From<'_>, out: &mut Vec<u8>) {
+        if let Some((pid, node)) = from.pid {
+            self.monitor(from.peer, pid, node, Some(out));
+        }
+    }
+
+    fn monitor(&self, via: &Arc<Peer>, pid: &[u8], node: &[u8], out: Option<&mut Vec<u8>>) {
+        let Some(holder) = resource::canonical_holder(pid) else { return };
+        let Some(monitor) = resource::take_monitor_for(&holder) else { return };
+        let mut reference = Vec::with_capacity(32);
+        etf::encode::put_reference(&mut reference, &monitor).expect("a reference of this node");
+        let control = control::monitor_p(&self.config.pid, pid, &reference);
+        if node == via.config.name.as_slice() {
+            match out {
+                Some(out) => frame::write_message(&via.config, &control, &[], out),
+                None => {
+                    let _ = via.send_message(&control, &[]);
+                }
+            }
+        } else if let Some(peer) = self.peer(node) {
+            let _ = peer.send_message(&control, &[]);
+        } else {
+            resource::node_down(&String::from_utf8_lossy(node));
+        }
+    }
+
+    fn share(&self, from: From<'_>, reference: &[u8], pid: &[u8], reply: &mut Vec<u8>, out: &mut Vec<u8>) {
+        let Some(r) = decode_reference(reference) else {
+            return reply::write_error(reply, Reason::BadResource(reference));
+        };
+        let limits = etf::Limits::default();
+        let mut reader = crate::reader::Reader::new(pid, 0, &limits);
+        let Some((pid, node)) = reader.pid() else {
+            return reply::write_error(reply, Reason::BadArg { index: 2, message: "expected a pid" });
+        };
+        let ours = node == self.config.node.as_bytes();
+        if !ours && self.peer(node).is_none() {
+            let message = format!("{} is not connected to this node", String::from_utf8_lossy(node));
+            return reply::write_error(reply, Reason::BadArg { index: 2, message: &message });
+        }
+        let Some(holder) = resource::canonical_holder(pid) else {
+            return reply::write_error(reply, Reason::BadArg { index: 2, message: "expected a pid" });
+        };
+        match resource::share(&r, &holder) {
+            Ok(()) => {
+                if !ours {
+                    self.monitor(from.peer, pid, node, Some(out));
+                }
+                reply::write_ok_head(reply);
+                put_atom(reply, "ok").expect("short atom");
+            }
+            Err(true) => reply::write_error(reply, Reason::BadResource(reference)),
+            Err(false) => reply::write_error(reply, Reason::Overloaded),
+        }
+    }
+
+    // --- Calls in flight --------------------------------------------------------------------
+
+    /// Starts a slow Rust native on the pool, or hands a Python native to Python.
+    fn start(self: &Arc<Self>, from: From<'_>, native: Native, args: &[&[u8]], out: &mut Vec<u8>) {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let reply_to = from.caller.map(|c| ReplyTo {
+            peer: from.peer.clone(),
+            pid: c.pid.to_vec(),
+            tag: c.tag.to_vec(),
+            alias: c.alias.map(<[u8]>::to_vec),
+        });
+        // Casts go on when their sender's node goes: nobody waits for them, and what they do
+        // may be their point. A call is abandoned with its caller's node, or when that node
+        // is not connected (no reply could reach it), with the connection it came on.
+        let node = from.caller.and(from.pid).map(|(_, node)| {
+            if node == from.peer.config.name.as_slice() || self.peer(node).is_some() {
+                node.to_vec()
+            } else {
+                from.peer.config.name.clone()
+            }
+        });
+        let monitor = from.caller.and_then(|c| c.alias).map(<[u8]>::to_vec);
+        let caller = from.pid.map(|(pid, node)| (pid.to_vec(), node.to_vec()));
+        {
+            let mut calls = lock(&self.calls);
+            if calls.by_ticket.len() >= self.config.max_in_flight {
+                drop(calls);
+                let mut reply = Vec::with_capacity(24);
+                reply::write_error(&mut reply, Reason::Overloaded);
+                self.answered(&reply);
+                if let (Some(caller), Some((_, node))) = (from.caller, from.pid) {
+                    self.reply_to(from.peer, node, caller, &reply, Some(out));
+                }
+                return;
+            }
+            if let Some(m) = &monitor {
+                calls.by_monitor.insert(m.clone(), ticket);
+            }
+            if let Some(n) = &node {
+                calls.by_node.entry(n.clone()).or_default().insert(ticket);
+            }
+            let python = matches!(native, Native::Python(_));
+            calls.by_ticket.insert(ticket, InFlight { cancel: cancel.clone(), reply_to, node, monitor, caller: caller.clone(), python });
+        }
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+        match native {
+            Native::Slow(entry) => {
+                let server = self.clone();
+                self.pool.run(move || server.run_slow(ticket, entry, args, caller.map(|c| c.0), cancel));
+            }
+            Native::Python(index) => {
+                let job = Job { ticket, index, args, caller: caller.map(|c| c.0), cancel };
+                self.push_job(JobEvent::Run(job));
+            }
+            Native::Quick(_) => unreachable!("quick natives run inline"),
+        }
+    }
+
+    fn run_slow(&self, ticket: u64, entry: &'static NativeEntry, args: Vec<Vec<u8>>, caller: Option<Vec<u8>>, cancel: Arc<AtomicBool>) {
+        if cancel.load(Ordering::Relaxed) {
+            return self.complete(ticket, None); // its caller went away while it waited for a worker
+        }
+        let slices: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let (reply, _) =
+            resource::with_caller(caller.as_deref(), || rustelixir_nif::call_entry(entry, &slices, Some(&cancel)));
+        self.complete(ticket, Some(reply));
+    }
+
+    fn push_job(&self, event: JobEvent) {
+        let wake = {
+            let mut jobs = lock(&self.jobs);
+            jobs.queue.push_back(event);
+            !std::mem::replace(&mut jobs.notified, true)
+        };
+        if wake {
+            (self.wake)();
+        }
+    }
+
+    /// What Python is to do: jobs to run and tickets to cancel, in order.
+    pub fn take_jobs(&self) -> Vec<JobEvent> {
+        let mut jobs = lock(&self.jobs);
+        jobs.notified = false;
+        jobs.queue.drain(..).collect()
+    }
+
+    /// A call in flight is done: `reply` (`{ok, _}` or `{error, _}`) goes to its caller,
+    /// unless it gave up; `None`: it never ran.
+    pub fn complete(&self, ticket: u64, reply: Option<Vec<u8>>) {
+        let Some(call) = ({
+            let mut calls = lock(&self.calls);
+            let call = calls.by_ticket.remove(&ticket);
+            if let Some(call) = &call {
+                if let Some(m) = &call.monitor {
+                    calls.by_monitor.remove(m);
+                }
+                if let Some(n) = &call.node {
+                    if let Some(set) = calls.by_node.get_mut(n) {
+                        set.remove(&ticket);
+                        if set.is_empty() {
+                            calls.by_node.remove(n);
+                        }
+                    }
+                }
+            }
+            call
+        }) else {
+            return;
+        };
+        if let Some((pid, node)) = &call.caller {
+            let via = call.reply_to.as_ref().map(|r| r.peer.clone()).or_else(|| self.peer(node));
+            match via {
+                Some(via) => self.monitor(&via, pid, node, None),
+                None => resource::node_down(&String::from_utf8_lossy(node)),
+            }
+        }
+        let Some(reply) = reply else { return };
+        if call.cancel.load(Ordering::Relaxed) {
+            return; // the caller is gone; so is the reply
+        }
+        self.answered(&reply);
+        if let Some(to) = &call.reply_to {
+            let caller = Caller { pid: &to.pid, tag: &to.tag, alias: to.alias.as_deref() };
+            let node = pid_node(&to.pid).unwrap_or_default();
+            self.reply_to(&to.peer, &node, caller, &reply, None);
+        }
+    }
+
+    /// The caller of the call behind monitor `reference` (encoded) gave up: a DEMONITOR_P.
+    /// False when no call in flight has that monitor.
+    pub fn demonitor(&self, reference: &[u8]) -> bool {
+        let ticket = lock(&self.calls).by_monitor.get(reference).copied();
+        match ticket {
+            Some(ticket) => {
+                self.cancel(ticket);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn cancel(&self, ticket: u64) {
+        let python = {
+            let calls = lock(&self.calls);
+            let Some(call) = calls.by_ticket.get(&ticket) else { return };
+            if call.cancel.swap(true, Ordering::Relaxed) {
+                return;
+            }
+            call.python
+        };
+        self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+        if python {
+            self.push_job(JobEvent::Cancel(ticket));
+        }
+    }
+
+    // --- :info ------------------------------------------------------------------------------
+
+    fn write_info(&self, out: &mut Vec<u8>) {
+        let s = &self.stats;
+        let counts = resource::counts();
+        let (live, created, freed) =
+            counts.iter().fold((0, 0, 0), |(l, c, f), (_, live, created, freed)| (l + live, c + created, f + freed));
+        let int = |out: &mut Vec<u8>, key: &str, v: u64| {
+            put_atom(out, key).expect("short atom");
+            put_int(out, v.min(i64::MAX as u64) as i64);
+        };
+        put_map_header(out, 11).expect("a small map");
+        put_atom(out, "version").expect("short atom");
+        etf::encode::put_binary(out, env!("CARGO_PKG_VERSION").as_bytes()).expect("short");
+        put_atom(out, "node").expect("short atom");
+        put_atom(out, &self.config.node).expect("a node name is an atom");
+        put_atom(out, "pid").expect("short atom");
+        out.extend_from_slice(&self.config.pid);
+        int(out, "calls", s.calls.load(Ordering::Relaxed));
+        int(out, "errors", s.errors.load(Ordering::Relaxed));
+        int(out, "cancelled", s.cancelled.load(Ordering::Relaxed));
+        int(out, "oversized", s.oversized.load(Ordering::Relaxed));
+        int(out, "in_flight", self.in_flight() as u64);
+        put_atom(out, "peers").expect("short atom");
+        let peers = self.peer_names();
+        put_list_header(out, peers.len()).expect("peers fit");
+        for p in &peers {
+            put_atom(out, &String::from_utf8_lossy(p)).expect("a node name is an atom");
+        }
+        put_nil(out);
+        int(out, "uptime_ms", self.started.elapsed().as_millis() as u64);
+        put_atom(out, "resources").expect("short atom");
+        put_map_header(out, 6).expect("a small map");
+        int(out, "live", live);
+        int(out, "created", created);
+        int(out, "freed", freed);
+        put_atom(out, "by_type").expect("short atom");
+        put_map_header(out, counts.len()).expect("types fit");
+        for (kind, live, created, freed) in &counts {
+            put_atom(out, kind).expect("a type name is an atom");
+            put_map_header(out, 3).expect("a small map");
+            int(out, "live", *live);
+            int(out, "created", *created);
+            int(out, "freed", *freed);
+        }
+        int(out, "holders", resource::holder_count() as u64);
+        int(out, "forged_exits", resource::forged_exits());
+    }
+}
+
+fn decode_reference(bytes: &[u8]) -> Option<etf::Reference> {
+    match etf::decode::decode_at_with(bytes, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()) {
+        Ok((term, _)) => match &term {
+            Term::Ref(r) => Some((**r).clone()),
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
+
+/// The node name in a pid's bytes.
+fn pid_node(pid: &[u8]) -> Option<Vec<u8>> {
+    let limits = etf::Limits::default();
+    crate::reader::Reader::new(pid, 0, &limits).pid().map(|(_, node)| node.to_vec())
+}

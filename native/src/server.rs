@@ -1,0 +1,339 @@
+//! `NativeServer`: Python's handle on the node's server (`rustelixir_dist::server`), which
+//! answers the call contract in Rust; Python takes the jobs of its Python natives from it
+//! and gives their results back by ticket. Also the resource API of Python natives and the
+//! registry that a crate's own tests call its natives through.
+
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustelixir_dist::registry::{Native, Registry};
+use rustelixir_dist::server::JobEvent;
+use rustelixir_dist::{Server, ServerConfig};
+use rustelixir_nif::reply::{self, Reason};
+
+/// A call's cancellation flag, shared with the native running it.
+#[pyclass(module = "rustelixir._native", frozen)]
+pub struct CancelToken {
+    flag: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl CancelToken {
+    #[new]
+    fn new() -> Self {
+        CancelToken { flag: Arc::new(AtomicBool::new(false)) }
+    }
+    fn cancel(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+    }
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+}
+
+#[pyclass(module = "rustelixir._native", frozen)]
+pub struct NativeServer {
+    pub inner: Arc<Server>,
+}
+
+fn value_error(e: String) -> PyErr {
+    PyValueError::new_err(e)
+}
+
+#[pymethods]
+impl NativeServer {
+    /// The server of node `node` (with `creation`), whose pid is `pid`. `notify_fd`: the
+    /// write end of a pipe Python watches; a byte arrives there when jobs wait in
+    /// `take_jobs`. The node's built-in natives are registered at once.
+    #[new]
+    #[pyo3(signature = (*, node, creation, pid, notify_fd, workers = 32, max_in_flight = 10_000))]
+    fn new(node: String, creation: u32, pid: &crate::types::Pid, notify_fd: RawFd, workers: usize, max_in_flight: usize) -> PyResult<Self> {
+        // SAFETY: the caller hands over the descriptor.
+        let notify = Mutex::new(unsafe { File::from_raw_fd(notify_fd) });
+        let mut pid_bytes = Vec::new();
+        etf::encode::put_pid(&mut pid_bytes, &pid.to_etf()).map_err(|e| PyErr::from(crate::error::Error::from(e)))?;
+        let config = ServerConfig { node, creation, pid: pid_bytes, max_in_flight, workers };
+        let wake = Box::new(move || {
+            let _ = notify.lock().unwrap_or_else(|e| e.into_inner()).write(&[1]);
+        });
+        let inner = Server::new(config, wake);
+        for table in [&rustelixir_dist::builtins::BUILTINS, &rustelixir_dist::builtins::SLOW_BUILTINS, &rustelixir_collections::COLLECTIONS] {
+            inner.add_table(table).map_err(value_error)?;
+        }
+        Ok(NativeServer { inner })
+    }
+
+    /// Serves the natives of a crate built as its own extension: `address` is the value of
+    /// its module's `__rustelixir_natives__`. Returns [(name, arity, slow)].
+    fn add_table(&self, address: usize) -> PyResult<Vec<(String, u32, bool)>> {
+        self.inner.add_table(table_at(address)?).map_err(value_error)
+    }
+
+    /// Serves the natives that exist only for the node's own tests (`--test-natives`).
+    fn add_test_natives(&self) -> PyResult<Vec<(String, u32, bool)>> {
+        self.inner.add_table(&crate::test_natives::TEST_NATIVES).map_err(value_error)
+    }
+
+    /// Serves a Python native: its jobs come back with `index`.
+    fn add_python(&self, name: &str, arity: u32, index: u32) -> PyResult<()> {
+        self.inner.add_python(name, arity, index).map_err(value_error)
+    }
+
+    /// Every native served, [(name, arity)], sorted.
+    fn functions(&self) -> Vec<(String, u32)> {
+        self.inner.listing()
+    }
+
+    /// What Python is to do, in order: `(ticket, index, args, caller, token)` for a job to run
+    /// (`caller` a Pid or None), `(ticket,)` for a job whose caller gave up.
+    fn take_jobs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events = self.inner.take_jobs();
+        let list = PyList::empty(py);
+        for event in events {
+            match event {
+                JobEvent::Run(job) => {
+                    let args = job.args.iter().map(|a| crate::from_etf::term_to_py(py, a)).collect::<PyResult<Vec<_>>>()?;
+                    let caller = job.caller.as_deref().map(|c| crate::from_etf::term_to_py(py, c)).transpose()?;
+                    let token = CancelToken { flag: job.cancel };
+                    list.append((job.ticket, job.index, PyTuple::new(py, args)?, caller, token))?;
+                }
+                JobEvent::Cancel(ticket) => list.append((ticket,))?,
+            }
+        }
+        Ok(list)
+    }
+
+    /// The job `ticket` returned `value`: its caller gets `{ok, value}`. EncodeError when the
+    /// value is no term (nothing is sent then: answer with `fail` instead).
+    fn finish(&self, ticket: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut out = Vec::with_capacity(64);
+        reply::write_ok_head(&mut out);
+        out.extend(crate::to_etf::encode_to_vec(value, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?);
+        self.inner.complete(ticket, Some(out));
+        Ok(())
+    }
+
+    /// The job `ticket` failed: its caller gets `{error, Reason}`, the reason one of the
+    /// contract's: `("badarg", index, message)`, `("exception", type, message)`,
+    /// `("badresource", reference)`, `("overloaded",)`.
+    fn fail(&self, ticket: u64, reason: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let kind: String = reason.get_item(0)?.extract()?;
+        let mut out = Vec::with_capacity(64);
+        match kind.as_str() {
+            "badarg" => {
+                let (index, message): (usize, String) = (reason.get_item(1)?.extract()?, reason.get_item(2)?.extract()?);
+                reply::write_error(&mut out, Reason::BadArg { index, message: &message });
+            }
+            "exception" => {
+                let (kind, message): (String, String) = (reason.get_item(1)?.extract()?, reason.get_item(2)?.extract()?);
+                reply::write_error(&mut out, Reason::Exception { kind: &kind, message: &message });
+            }
+            "badresource" => {
+                let term = crate::to_etf::encode_to_vec(&reason.get_item(1)?, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?;
+                reply::write_error(&mut out, Reason::BadResource(&term));
+            }
+            "overloaded" => reply::write_error(&mut out, Reason::Overloaded),
+            other => return Err(PyValueError::new_err(format!("no such reason: {other:?}"))),
+        }
+        self.inner.complete(ticket, Some(out));
+        Ok(())
+    }
+
+    /// The job `ticket` ends without a reply (it was cancelled).
+    fn drop_job(&self, ticket: u64) {
+        self.inner.complete(ticket, None);
+    }
+
+    /// A message to the server that Python decoded (it came to the server's pid, or in an
+    /// encoding the link does not read in place), from `sender` over the connection to
+    /// `peer_name`: answered as if the link had read it.
+    #[pyo3(signature = (peer_name, message, sender = None))]
+    fn deliver(&self, py: Python<'_>, peer_name: &str, message: &Bound<'_, PyAny>, sender: Option<&crate::types::Pid>) -> PyResult<()> {
+        let message = crate::to_etf::encode_to_vec(message, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?;
+        let sender = sender
+            .map(|p| {
+                let mut b = Vec::new();
+                etf::encode::put_pid(&mut b, &p.to_etf()).map(|_| b)
+            })
+            .transpose()
+            .map_err(|e| PyErr::from(crate::error::Error::from(e)))?;
+        let inner = self.inner.clone();
+        py.detach(|| inner.handle_bytes(peer_name.as_bytes(), sender.as_deref(), &message));
+        Ok(())
+    }
+
+    #[getter]
+    fn in_flight(&self) -> usize {
+        self.inner.in_flight()
+    }
+
+    /// (calls answered, of which errors, cancelled, messages discarded for their size).
+    #[getter]
+    fn stats(&self) -> (u64, u64, u64, u64) {
+        let s = &self.inner.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        (load(&s.calls), load(&s.errors), load(&s.cancelled), load(&s.oversized))
+    }
+
+    /// Cancels every call in flight and stops the worker pool.
+    fn close(&self) {
+        self.inner.close();
+    }
+}
+
+fn table_at(address: usize) -> PyResult<&'static rustelixir_nif::NativeTable> {
+    // SAFETY: the address comes from a module that declares it as its native table; the
+    // magic number and ABI version are checked before anything else is read.
+    unsafe { rustelixir_nif::NativeTable::from_address(address) }.map_err(value_error)
+}
+
+// --- A crate's natives without a node ------------------------------------------------------
+
+/// The natives a crate's own tests call from Python (`register_native_table`,
+/// `call_native`), with no node and no server: only for testing a crate.
+fn test_registry() -> &'static Mutex<Registry> {
+    static REGISTRY: std::sync::OnceLock<Mutex<Registry>> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// Registers the natives of a crate built as its own extension, for `call_native`.
+#[pyfunction]
+pub fn register_native_table(address: usize) -> PyResult<Vec<(String, u32, bool)>> {
+    test_registry().lock().unwrap_or_else(|e| e.into_inner()).add_table(table_at(address)?).map_err(value_error)
+}
+
+/// Runs a native registered with `register_native_table` on Python arguments (encoded on
+/// the way in, the reply decoded on the way out), with the GIL released. Returns
+/// `(:ok, value)` or `(:error, reason)`.
+#[pyfunction]
+pub fn call_native<'py>(py: Python<'py>, name: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let native = test_registry().lock().unwrap_or_else(|e| e.into_inner()).find(name.as_bytes(), args.len());
+    let entry = match native {
+        Some(Native::Quick(e) | Native::Slow(e)) => e,
+        _ => return Err(PyKeyError::new_err(format!("no native {name}/{}", args.len()))),
+    };
+    let encoded = args
+        .iter()
+        .map(|a| crate::to_etf::encode_to_vec(&a, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from))
+        .collect::<PyResult<Vec<Vec<u8>>>>()?;
+    let reply = py.detach(|| {
+        let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        rustelixir_nif::call_entry(entry, &slices, None)
+    });
+    crate::from_etf::term_to_py(py, &reply)
+}
+
+// --- The resource table -------------------------------------------------------------------
+
+fn holder(pid: &crate::types::Pid) -> Vec<u8> {
+    rustelixir_nif::resource::holder_of(&pid.to_etf())
+}
+
+/// [(type, live, created, freed), ...]
+#[pyfunction]
+pub fn resource_counts() -> Vec<(&'static str, u64, u64, u64)> {
+    rustelixir_nif::resource::counts()
+}
+
+/// How many holders the table tracks.
+#[pyfunction]
+pub fn resource_holder_count() -> usize {
+    rustelixir_nif::resource::holder_count()
+}
+
+/// Limits of the resource table: live resources, holders per resource, and bytes held by
+/// all buffers together; past them, `:overloaded`.
+#[pyfunction]
+#[pyo3(signature = (max_live, max_holders, max_buffer_bytes = None))]
+pub fn set_resource_limits(max_live: usize, max_holders: usize, max_buffer_bytes: Option<u64>) {
+    rustelixir_nif::resource::set_limits(max_live, max_holders);
+    if let Some(bytes) = max_buffer_bytes {
+        rustelixir_collections::set_max_total_buffer_bytes(bytes);
+    }
+}
+
+// --- Python objects as resources -----------------------------------------------------------
+
+/// A Python object in the resource table. When the table lets go of it, it is queued for
+/// Python to call its `close()` (the table may let go on a thread without the GIL).
+struct PyObjectResource {
+    object: Option<Py<PyAny>>,
+}
+
+impl rustelixir_nif::Resource for PyObjectResource {
+    const TYPE_NAME: &'static str = "python";
+}
+
+fn closed_queue() -> &'static Mutex<Vec<Py<PyAny>>> {
+    static QUEUE: std::sync::OnceLock<Mutex<Vec<Py<PyAny>>>> = std::sync::OnceLock::new();
+    QUEUE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+impl Drop for PyObjectResource {
+    fn drop(&mut self) {
+        if let Some(object) = self.object.take() {
+            closed_queue().lock().unwrap_or_else(|e| e.into_inner()).push(object);
+        }
+    }
+}
+
+fn py_reference<'py>(py: Python<'py>, r: &etf::Reference) -> PyResult<Bound<'py, PyAny>> {
+    let mut bytes = Vec::new();
+    etf::encode::put_reference(&mut bytes, r).map_err(|e| PyErr::from(crate::error::Error::from(e)))?;
+    crate::from_etf::term_to_py(py, &bytes)
+}
+
+/// Puts a Python object in the resource table, held by `caller`; returns its reference.
+#[pyfunction]
+#[pyo3(signature = (object, caller = None))]
+pub fn make_python_resource<'py>(
+    py: Python<'py>,
+    object: Bound<'py, PyAny>,
+    caller: Option<&crate::types::Pid>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let caller = caller.map(holder);
+    let (made, _) = rustelixir_nif::resource::with_caller(caller.as_deref(), || {
+        rustelixir_nif::ResourceArc::try_new(PyObjectResource { object: Some(object.unbind()) })
+    });
+    match made {
+        Ok(arc) => py_reference(py, arc.reference()),
+        Err(_) => Err(crate::error::Overloaded::new_err("the resource table is full")),
+    }
+}
+
+/// The Python object behind `reference`, now also held by `caller`.
+#[pyfunction]
+#[pyo3(signature = (reference, caller = None))]
+pub fn python_resource<'py>(
+    py: Python<'py>,
+    reference: Bound<'py, PyAny>,
+    caller: Option<&crate::types::Pid>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Ok(r) = reference.cast::<crate::types::Reference>() else {
+        return Err(crate::error::BadResource::new_err(reference.unbind()));
+    };
+    let term = etf::Term::from(r.get().to_etf());
+    let caller = caller.map(holder);
+    let (found, _) = rustelixir_nif::resource::with_caller(caller.as_deref(), || {
+        <rustelixir_nif::ResourceArc<PyObjectResource> as rustelixir_nif::Decoder>::decode(&term)
+    });
+    match found {
+        Ok(arc) => Ok(arc.object.as_ref().expect("live").clone_ref(py).into_bound(py)),
+        Err(rustelixir_nif::ArgError::BadResource(_)) => Err(crate::error::BadResource::new_err(reference.unbind())),
+        Err(rustelixir_nif::ArgError::BadArg(message)) => Err(pyo3::exceptions::PyTypeError::new_err(message)),
+    }
+}
+
+/// Python objects the table has let go of since the last call: call their `close()`.
+#[pyfunction]
+pub fn take_released_python_objects(py: Python<'_>) -> Vec<Py<PyAny>> {
+    let _ = py;
+    std::mem::take(&mut *closed_queue().lock().unwrap_or_else(|e| e.into_inner()))
+}

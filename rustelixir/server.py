@@ -1,0 +1,206 @@
+"""The node's `rustelixir` server, as far as Python has a part in it: running Python natives.
+
+The call contract (request shapes, reserved requests, replies and errors, counters, the
+natives registry, calls in flight and their cancellation) is the Rust server's
+(`native/dist/src/server.rs`), and every connection's link answers callers itself. For a
+Python native it hands Python a job (native, argument terms, ticket) through one wake-up;
+Python runs it (a quick native on the event loop, a slow one on a thread pool, an async one
+as a task) and gives the value back by ticket: Rust encodes, frames and writes the reply.
+When the caller gives up, the job's token is set (and an async native's task cancelled);
+its reply is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import os
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from rustelixir._native import SERVER_NAME, CancelToken, NativeServer, take_released_python_objects
+from rustelixir.errors import BadResource, EncodeError, Overloaded
+from rustelixir.natives import BadArg, CallContext, _current, native_spec
+from rustelixir.node import Node, Process
+from rustelixir.terms import Pid
+
+__all__ = ["RustelixirServer", "PythonNative", "SERVER_NAME"]
+
+log = logging.getLogger("rustelixir.server")
+
+
+@dataclass(frozen=True)
+class PythonNative:
+    name: str
+    arity: int
+    function: Callable[..., Any]
+    slow: bool = False
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
+
+class _ServerProcess(Process):
+    """The server's pid on the Python side: links, exit signals and messages that reach it
+    through Python (a call to the server's pid) go on to the Rust server."""
+
+    def __init__(self, node: Node, server: RustelixirServer) -> None:
+        super().__init__(node)
+        self.server = server
+
+    def deliver(self, message: Any, sender: Pid | None, peer: Any) -> None:
+        if peer is not None and peer.peer_name:
+            self.server.native.deliver(peer.peer_name, message, sender)
+
+
+class RustelixirServer:
+    """Registers `rustelixir` on `node` and serves the built-in natives, the natives of
+    the modules added with `add_module`, and (`test_natives`) those of the node's own tests."""
+
+    def __init__(
+        self, node: Node, *, workers: int = 32, max_in_flight: int = 10_000, test_natives: bool = False
+    ) -> None:
+        assert node.loop is not None, "start the node first"
+        self.node = node
+        self.loop = node.loop
+        self._process = _ServerProcess(node, self)
+        self._wake_r, wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self.native = NativeServer(
+            node=node.name,
+            creation=node.creation,
+            pid=self._process.pid,
+            notify_fd=wake_w,
+            workers=workers,
+            max_in_flight=max_in_flight,
+        )
+        if test_natives:
+            self.native.add_test_natives()
+        self._natives: list[PythonNative] = []
+        self._running: dict[int, tuple[CancelToken, asyncio.Task[Any] | None]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rustelixir-python")
+        node.register(SERVER_NAME, self._process)
+        node.serve_natives(self.native)
+        self.loop.add_reader(self._wake_r, self._jobs_ready)
+        self._closer: asyncio.TimerHandle | None = self.loop.call_later(0.2, self._close_released)
+
+    def add_module(self, module: ModuleType) -> int:
+        """Serves the natives of `module`: its `@rustelixir.native` functions, and when it is
+        a Rust extension built with rustelixir-nif, the table its `__rustelixir_natives__`
+        attribute gives the address of. Returns how many."""
+        count = 0
+        address = getattr(module, "__rustelixir_natives__", None)
+        if isinstance(address, int):
+            count += len(self.native.add_table(address))
+        for value in vars(module).values():
+            spec = native_spec(value)
+            if spec is not None:
+                self.native.add_python(spec.name, spec.arity, len(self._natives))
+                self._natives.append(PythonNative(spec.name, spec.arity, value, slow=spec.slow))
+                count += 1
+        return count
+
+    def functions(self) -> list[tuple[str, int]]:
+        return [(name, arity) for name, arity in self.native.functions()]
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer.cancel()
+            self._closer = None
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._wake_r)
+        os.close(self._wake_r)
+        self.native.close()
+        for _token, task in self._running.values():
+            if task is not None:
+                task.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- Jobs ------------------------------------------------------------------------------
+
+    def _jobs_ready(self) -> None:
+        try:
+            os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            pass
+        for job in self.native.take_jobs():
+            if len(job) == 1:
+                running = self._running.get(job[0])
+                if running is not None and running[1] is not None:
+                    running[1].cancel()
+                continue
+            ticket, index, args, caller, token = job
+            native = self._natives[index]
+            if native.is_async:
+                task = self.loop.create_task(self._run_async(native, args, token, caller))
+                self._running[ticket] = (token, task)
+                task.add_done_callback(lambda t, ticket=ticket: self._finish(ticket, None if t.cancelled() else t.result()))
+            elif native.slow:
+                self._running[ticket] = (token, None)
+                context = contextvars.copy_context()
+                future = self.loop.run_in_executor(self._pool, context.run, self._run, native, args, token, caller)
+                future.add_done_callback(lambda f, ticket=ticket: self._finish(ticket, None if f.cancelled() else f.result()))
+            else:
+                self._finish(ticket, self._run(native, args, token, caller))
+
+    def _run(self, native: PythonNative, args: tuple[Any, ...], token: CancelToken, caller: Pid | None) -> Any:
+        if token.cancelled:
+            return None  # its caller went away while it waited for a worker
+        reset = _current.set(CallContext(token, caller))
+        try:
+            return (True, native.function(*args))
+        except Exception as e:
+            return _reason_for(native, e)
+        finally:
+            _current.reset(reset)
+
+    async def _run_async(self, native: PythonNative, args: tuple[Any, ...], token: CancelToken, caller: Pid | None) -> Any:
+        _current.set(CallContext(token, caller))
+        try:
+            return (True, await native.function(*args))
+        except Exception as e:  # CancelledError is a BaseException: it goes through
+            return _reason_for(native, e)
+
+    def _finish(self, ticket: int, outcome: Any) -> None:
+        """`outcome`: (True, value), (False, reason) or None (no reply: cancelled)."""
+        self._running.pop(ticket, None)
+        if outcome is None:
+            self.native.drop_job(ticket)
+        elif outcome[0] is True:
+            try:
+                self.native.finish(ticket, outcome[1])
+            except EncodeError as e:
+                self.native.fail(ticket, ("exception", "EncodeError", f"the native's value is no term: {e}"))
+        else:
+            self.native.fail(ticket, outcome[1])
+
+    def _close_released(self) -> None:
+        """Calls `close()` on the Python objects the resource table has let go of."""
+        for obj in take_released_python_objects():
+            close = getattr(obj, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.exception("close() of a released resource failed")
+        if not self.loop.is_closed():
+            self._closer = self.loop.call_later(0.2, self._close_released)
+
+
+def _reason_for(native: PythonNative, e: Exception) -> tuple[bool, tuple[Any, ...]]:
+    """The contract's reason for what a Python native raised (its shape is written in Rust)."""
+    if isinstance(e, BadArg):
+        return (False, ("badarg", e.index, e.message))
+    if isinstance(e, BadResource):
+        return (False, ("badresource", e.reference))
+    if isinstance(e, Overloaded):
+        return (False, ("overloaded",))
+    log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
+    return (False, ("exception", type(e).__name__, str(e)))
