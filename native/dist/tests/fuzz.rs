@@ -24,7 +24,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use etf::Term;
-use rustelixir_dist::{fast_path::wire_limits, Config, FastPath};
+use std::sync::Arc;
+
+use rustelixir_dist::frame::PeerConfig;
+use rustelixir_dist::{fast_path::wire_limits, FastPath, Peer, Server};
 
 struct Counting;
 
@@ -97,22 +100,49 @@ fn control_of(body: &[u8]) -> Option<Vec<Term>> {
     }
 }
 
-/// The configuration of the node the corpus was sent to: the peer's name from the callers'
-/// pids, the server's pid from the LINK the corpus makes to it.
-fn corpus_config(bodies: &[Vec<u8>], max_message_size: usize) -> Config {
-    let mut peer = None;
-    let mut server = None;
-    for body in bodies {
-        match control_of(body).as_deref() {
-            Some([Term::Int(6), Term::Pid(from), ..]) => peer = Some(from.node.0.clone()),
-            Some([Term::Int(1), _, to @ Term::Pid(_)]) => server = Some(bytes(to)),
-            _ => {}
+/// The node the corpus was sent to: the peer's name from the callers' pids, the server's
+/// pid from the LINK the corpus makes to it; its server serves the built-ins and the
+/// collections, with few workers and few calls in flight (a mutated `sleep` may sleep a day).
+struct Corpus {
+    peer: Arc<Peer>,
+    server: Arc<Server>,
+}
+
+impl Corpus {
+    fn new(bodies: &[Vec<u8>], max_message_size: usize) -> Self {
+        let mut peer = None;
+        let mut server_pid = None;
+        for body in bodies {
+            match control_of(body).as_deref() {
+                Some([Term::Int(6), Term::Pid(from), ..]) => peer = Some(from.node.0.clone()),
+                Some([Term::Int(1), _, to @ Term::Pid(_)]) => server_pid = Some(bytes(to)),
+                _ => {}
+            }
         }
+        let config = PeerConfig {
+            name: peer.expect("a REG_SEND in the corpus").into_bytes(),
+            ..peer_config(max_message_size)
+        };
+        let peer = Arc::new(Peer::new(config, Box::new(Discard)));
+        let server = Server::new(
+            rustelixir_dist::ServerConfig {
+                node: NODE.into(),
+                creation: 3,
+                pid: server_pid.expect("a LINK to the server in the corpus"),
+                max_in_flight: 64,
+                workers: 4,
+            },
+            Box::new(|| {}),
+        );
+        for table in [&rustelixir_dist::builtins::BUILTINS, &rustelixir_dist::builtins::SLOW_BUILTINS, &rustelixir_collections::COLLECTIONS] {
+            server.add_table(table).unwrap();
+        }
+        server.peer_up(peer.clone());
+        Corpus { peer, server }
     }
-    Config {
-        peer_name: peer.expect("a REG_SEND in the corpus").into_bytes(),
-        server_pid: server.expect("a LINK to the server in the corpus"),
-        ..config(max_message_size)
+
+    fn fast_path(&self) -> FastPath {
+        FastPath::new(self.peer.clone(), Some(self.server.clone()))
     }
 }
 
@@ -160,7 +190,7 @@ fn mutate(rng: &mut Rng, body: &mut Vec<u8>, donor: &[u8]) {
 /// payload of an `echo` reply is the peer's own argument, byte for byte, so a malformed
 /// term the fast path only walked comes back as it came: not checked here.)
 fn well_formed(out: &[u8]) {
-    let mut receiver = FastPath::new(Config { server_name: None, ..config(1 << 30) });
+    let mut receiver = FastPath::new(Arc::new(Peer::new(peer_config(1 << 30), Box::new(Discard))), None);
     let mut bodies = Vec::new();
     receiver.feed(out, &mut Vec::new(), &mut bodies).unwrap();
     assert_eq!(receiver.buffered() + receiver.open_sequences(), 0, "whole frames and messages only");
@@ -185,7 +215,7 @@ fn replay() {
     let data = std::fs::read(std::env::var("RUSTELIXIR_FUZZ_REPLAY").expect("RUSTELIXIR_FUZZ_REPLAY=path")).unwrap();
     let streams = [corpus("otp25.bin"), corpus("otp28.bin")];
     for stream in &streams {
-        let mut fast = FastPath::new(corpus_config(stream, 1 << 20));
+        let mut fast = Corpus::new(stream, 1 << 20).fast_path();
         let (mut out, mut to_python) = (Vec::new(), Vec::new());
         let result = fast.feed(&data, &mut out, &mut to_python);
         println!("fed: {:?}; {} bytes out, {} to Python; largest allocation {}", result.err(), out.len(), to_python.len(), LARGEST.load(Ordering::Relaxed));
@@ -199,8 +229,6 @@ fn replay() {
 /// The collections' natives, under limits small enough that what mutated calls create and
 /// keep (their holders never exit here) stays within the bound on live memory.
 fn setup_collections() {
-    setup();
-    rustelixir_dist::registry::register(&rustelixir_collections::COLLECTIONS).unwrap();
     rustelixir_nif::resource::set_limits(20_000, 100);
     rustelixir_collections::set_max_total_buffer_bytes(8 << 20);
 }
@@ -215,16 +243,16 @@ fn mutated_real_frames() {
     let streams = [corpus("otp25.bin"), corpus("otp28.bin")];
     // Small enough that a mutated length passes it often, large enough for the corpus.
     let max_message_size = 1 << 20;
-    let configs: Vec<Config> = streams.iter().map(|s| corpus_config(s, max_message_size)).collect();
+    let corpora: Vec<Corpus> = streams.iter().map(|s| Corpus::new(s, max_message_size)).collect();
     let limits = wire_limits(max_message_size);
 
     // The corpus, unmutated, is answered without error: the fuzzer starts from real traffic.
-    for (stream, config) in streams.iter().zip(&configs) {
-        let mut fast = FastPath::new(config.clone());
+    for (stream, corpus) in streams.iter().zip(&corpora) {
+        let mut fast = corpus.fast_path();
         let data: Vec<u8> = stream.iter().flat_map(|b| frame(b)).collect();
         let (out, _) = feed_in_pieces(&mut fast, &data, 4096);
         well_formed(&out);
-        assert!(fast.stats.calls > 10, "the corpus's calls are answered");
+        assert!(stats(&fast).0 > 10, "the corpus's calls are answered");
     }
 
     let started = Instant::now();
@@ -258,7 +286,7 @@ fn mutated_real_frames() {
 
         LARGEST.store(0, Ordering::Relaxed);
         {
-            let mut fast = FastPath::new(configs[which].clone());
+            let mut fast = corpora[which].fast_path();
             let mut out = Vec::new();
             let mut to_python = Vec::new();
             let mut pos = 0;
@@ -266,9 +294,11 @@ fn mutated_real_frames() {
                 let most = if rng.chance(4) { 16 } else { 70_000 };
                 let piece = 1 + rng.below(most);
                 let end = (pos + piece).min(data.len());
-                if fast.feed(&data[pos..end], &mut out, &mut to_python).is_err() {
+                let mut left = Vec::new();
+                if fast.feed(&data[pos..end], &mut out, &mut left).is_err() {
                     break; // the connection would be closed: nothing more is read from it
                 }
+                to_python.extend(left);
                 pos = end;
             }
             well_formed(&out);

@@ -1,23 +1,16 @@
 //! Frames as a BEAM peer sends them, a fast path to feed them to, and the replies read back.
 #![allow(dead_code)]
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use etf::{Atom, Pid, Reference, Term};
-use rustelixir_dist::{builtins, registry, Config, FastPath};
+use rustelixir_dist::frame::PeerConfig;
+use rustelixir_dist::server::Sink;
+use rustelixir_dist::{builtins, FastPath, Peer, Server, ServerConfig};
 
 pub const PEER: &str = "client@127.0.0.1";
 pub const NODE: &str = "py@127.0.0.1";
-
-pub fn setup() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        registry::register(&builtins::BUILTINS).unwrap();
-        registry::register(&builtins::SLOW_BUILTINS).unwrap();
-        rustelixir_nif::resource::set_identity(NODE, 3);
-    });
-}
 
 pub fn atom(name: &str) -> Term {
     Term::Atom(Atom::new(name))
@@ -42,23 +35,80 @@ pub fn bytes(term: &Term) -> Vec<u8> {
     out
 }
 
-pub fn config(max_message_size: usize) -> Config {
-    Config {
-        peer_name: PEER.as_bytes().to_vec(),
-        server_name: Some(b"rustelixir".to_vec()),
-        server_pid: bytes(&Term::from(server_pid())),
+/// What a peer on PEER takes: distribution headers, aliases.
+pub fn peer_config(max_message_size: usize) -> PeerConfig {
+    PeerConfig {
+        name: PEER.as_bytes().to_vec(),
         alias: true,
         send_sender: true,
         header: true,
         max_message_size,
         fragment_size: 64 * 1024,
-        watched: Arc::new(Mutex::new(HashSet::new())),
     }
 }
 
+/// Frames sent to a peer outside the fast path's own output (replies of calls that ran
+/// elsewhere), kept for the test to read.
+#[derive(Clone, Default)]
+pub struct Sent(pub Arc<Mutex<Vec<u8>>>);
+
+impl Sink for Sent {
+    fn send(&self, frames: Vec<u8>) -> Result<(), String> {
+        self.0.lock().unwrap().extend(frames);
+        Ok(())
+    }
+}
+
+/// Frames sent and forgotten.
+pub struct Discard;
+
+impl Sink for Discard {
+    fn send(&self, _: Vec<u8>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl Sent {
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A server of node NODE with the built-in natives (and `tables`), waking nobody.
+pub fn server_with(tables: &[&'static rustelixir_nif::NativeTable]) -> Arc<Server> {
+    let config = ServerConfig {
+        node: NODE.into(),
+        creation: 3,
+        pid: bytes(&Term::from(server_pid())),
+        max_in_flight: 10_000,
+        workers: 8,
+    };
+    let server = Server::new(config, Box::new(|| {}));
+    for table in [&builtins::BUILTINS, &builtins::SLOW_BUILTINS].into_iter().chain(tables.iter().copied()) {
+        server.add_table(table).unwrap();
+    }
+    server
+}
+
+/// A fast path for a connection to PEER, its server's natives the built-ins and `tables`;
+/// what it sends outside its output goes to the returned `Sent`.
+pub fn fast_path_with(max_message_size: usize, tables: &[&'static rustelixir_nif::NativeTable]) -> (FastPath, Sent) {
+    let sent = Sent::default();
+    let peer = Arc::new(Peer::new(peer_config(max_message_size), Box::new(sent.clone())));
+    let server = server_with(tables);
+    server.peer_up(peer.clone());
+    (FastPath::new(peer, Some(server)), sent)
+}
+
 pub fn fast_path(max_message_size: usize) -> FastPath {
-    setup();
-    FastPath::new(config(max_message_size))
+    fast_path_with(max_message_size, &[]).0
+}
+
+/// (calls answered, of which errors, messages discarded for their size) by the fast
+/// path's server.
+pub fn stats(fast: &FastPath) -> (u64, u64, u64) {
+    let s = &fast.server.as_ref().expect("a server").stats;
+    (s.calls.load(Ordering::Relaxed), s.errors.load(Ordering::Relaxed), s.oversized.load(Ordering::Relaxed))
 }
 
 /// A frame: its 4-byte length, then `body`.
@@ -121,7 +171,8 @@ pub fn fragments(body: &[u8], size: usize, sequence: u64) -> Vec<Vec<u8>> {
 /// The messages in the fast path's output: (control, payload) of each, fragments joined
 /// (by a fast path that answers nothing, as the peer's side would).
 pub fn messages(out: &[u8]) -> Vec<(Term, Option<Term>)> {
-    let mut receiver = FastPath::new(Config { server_name: None, ..config(1 << 30) });
+    let peer = Arc::new(Peer::new(peer_config(1 << 30), Box::new(Sent::default())));
+    let mut receiver = FastPath::new(peer, None);
     let mut bodies = Vec::new();
     receiver.feed(out, &mut Vec::new(), &mut bodies).unwrap();
     assert_eq!(receiver.buffered() + receiver.open_sequences(), 0, "whole frames and messages only");
@@ -163,12 +214,15 @@ pub fn overloaded() -> Term {
     Term::Tuple(vec![atom("error"), atom("overloaded")])
 }
 
-/// Feeds `data` in pieces of `piece` bytes, as a socket might deliver it.
+/// Feeds `data` in pieces of `piece` bytes, as a socket might deliver it, Python taking
+/// what is left to it after each (as the link hands it over).
 pub fn feed_in_pieces(fast: &mut FastPath, data: &[u8], piece: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut out = Vec::new();
     let mut to_python = Vec::new();
     for chunk in data.chunks(piece.max(1)) {
-        fast.feed(chunk, &mut out, &mut to_python).unwrap();
+        let mut left = Vec::new();
+        fast.feed(chunk, &mut out, &mut left).unwrap();
+        to_python.extend(left);
     }
     (out, to_python)
 }
