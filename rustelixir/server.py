@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import logging
 import os
@@ -28,7 +29,7 @@ from rustelixir._native import SERVER_NAME, CancelToken, NativeServer, take_rele
 from rustelixir.errors import BadResource, EncodeError, Overloaded
 from rustelixir.natives import BadArg, CallContext, _current, native_spec
 from rustelixir.node import Node, Process
-from rustelixir.terms import Pid
+from rustelixir.terms import Pid, Reference
 
 __all__ = ["RustelixirServer", "PythonNative", "SERVER_NAME"]
 
@@ -58,6 +59,17 @@ class _ServerProcess(Process):
     def deliver(self, message: Any, sender: Pid | None, peer: Any) -> None:
         if peer is not None and peer.peer_name:
             self.server.native.deliver(peer.peer_name, message, sender)
+
+    def monitor_exit(self, ref: Reference, reason: Any, from_proc: Any, peer: Any) -> None:
+        """A resource holder the server monitors is gone, unless the exit is forged (not from
+        the holder, or not over its node's connection): then it is ignored, and the
+        connection stays up."""
+        outcome = self.server.native.monitor_exit(ref, from_proc, peer.peer_name or "")
+        if outcome == "forged":
+            log.debug("forged MONITOR_P_EXIT from %s ignored: monitor %s is not for %s, or not on that node",
+                      peer.peer_name, ref, from_proc)  # fmt: skip
+        elif outcome == "unknown":
+            log.debug("MONITOR_P_EXIT from %s ignored: %s is no monitor of the resource table", peer.peer_name, ref)
 
 
 class RustelixirServer:
@@ -141,14 +153,17 @@ class RustelixirServer:
             if native.is_async:
                 task = self.loop.create_task(self._run_async(native, args, token, caller))
                 self._running[ticket] = (token, task)
-                task.add_done_callback(lambda t, ticket=ticket: self._finish(ticket, None if t.cancelled() else t.result()))
+                task.add_done_callback(functools.partial(self._done, ticket))
             elif native.slow:
                 self._running[ticket] = (token, None)
                 context = contextvars.copy_context()
                 future = self.loop.run_in_executor(self._pool, context.run, self._run, native, args, token, caller)
-                future.add_done_callback(lambda f, ticket=ticket: self._finish(ticket, None if f.cancelled() else f.result()))
+                future.add_done_callback(functools.partial(self._done, ticket))
             else:
                 self._finish(ticket, self._run(native, args, token, caller))
+
+    def _done(self, ticket: int, future: asyncio.Future[Any]) -> None:
+        self._finish(ticket, None if future.cancelled() else future.result())
 
     def _run(self, native: PythonNative, args: tuple[Any, ...], token: CancelToken, caller: Pid | None) -> Any:
         if token.cancelled:

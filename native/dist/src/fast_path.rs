@@ -281,8 +281,14 @@ impl FastPath {
                 let reference = r.term()?;
                 let (term, _) = decode_at_with(reference, 0, &mut etf::decode::TermBuilder, &Limits::default()).ok()?;
                 let etf::Term::Ref(reference) = &term else { return None };
-                let exit = rustelixir_nif::resource::monitor_down(reference, from_proc, &self.peer.config.name);
-                return (exit != rustelixir_nif::resource::MonitorExit::Unknown).then_some(Routed::Done);
+                // The server monitors nothing else: an exit naming no monitor of the table is
+                // dropped here too.
+                rustelixir_nif::resource::monitor_down(reference, from_proc, &self.peer.config.name);
+                if op == PAYLOAD_MONITOR_P_EXIT as i64 {
+                    r.version(versioned)?;
+                }
+                r.term()?; // the reason
+                return r.at_end().then_some(Routed::Done);
             }
             if arity != 4 {
                 return None;

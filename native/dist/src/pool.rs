@@ -35,7 +35,7 @@ impl Pool {
         // Every idle thread takes one queued task: start one more only for a task none will take.
         if q.tasks.len() > q.idle && q.threads < self.size {
             let shared = self.shared.clone();
-            let started = std::thread::Builder::new().name("rustelixir-native".into()).spawn(move || work(shared));
+            let started = std::thread::Builder::new().name("natives-pool".into()).spawn(move || work(shared));
             if started.is_ok() {
                 q.threads += 1;
             }
