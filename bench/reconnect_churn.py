@@ -220,8 +220,8 @@ class InProcessNode:
     """The node (and the rustelixir server) on an event loop in a second thread."""
 
     def __init__(self) -> None:
-        from rustelixir.dispatcher import RustelixirServer, builtin_registry
         from rustelixir.node import Node
+        from rustelixir.server import RustelixirServer
 
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -230,8 +230,7 @@ class InProcessNode:
         async def main() -> None:
             self.node = Node(self.name, COOKIE)
             await self.node.start()
-            self.server = RustelixirServer(self.node, builtin_registry(test_natives=True))
-            self.node.register("rustelixir", self.server)
+            self.server = RustelixirServer(self.node, test_natives=True)
             self.stop = asyncio.Event()
             self.ready.set()
             await self.stop.wait()
