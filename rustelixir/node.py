@@ -24,7 +24,7 @@ from typing import Any
 
 from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError
 from rustelixir.protocol import control as c
-from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, Tick, TooLarge
+from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, TooLarge
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Role, split_node_name
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
@@ -45,8 +45,6 @@ DEFAULT_MAX_PENDING_HANDSHAKES = 256
 GEN_CALL = Atom("$gen_call")
 GEN_CAST = Atom("$gen_cast")
 NOPROC = Atom("noproc")
-NOCONNECTION = Atom("noconnection")
-ALIAS = Atom("alias")
 
 
 class _Intent:
@@ -254,7 +252,6 @@ class Node:
         self._closed = asyncio.Event()
         self._started = False
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.peer_up_hooks: list[Callable[[DistProtocol], None]] = []
         self.peer_down_hooks: list[Callable[[DistProtocol], None]] = []
 
     # --- Lifecycle -----------------------------------------------------------------------
@@ -505,8 +502,6 @@ class Node:
         for waiter in self._peer_waiters.pop(proto.peer_name, []):
             if not waiter.done():
                 waiter.set_result(proto)
-        for hook in self.peer_up_hooks:
-            hook(proto)
 
     def _connection_lost(self, proto: DistProtocol) -> None:
         if proto.peer_name is not None and self.peers.get(proto.peer_name) is proto:
@@ -734,7 +729,6 @@ class Node:
 
 
 _HANDLERS: dict[type, Callable[[Node, DistProtocol, Any], None]] = {
-    Tick: lambda node, proto, event: None,
     TooLarge: Node._on_too_large,
     c.RegSend: Node._on_reg_send,
     c.RegSendTT: Node._on_reg_send,

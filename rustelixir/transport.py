@@ -214,7 +214,6 @@ class DistProtocol(asyncio.Protocol):
         self._end_handshake()
         self.handshake = None
         self.peer_name = done.peer_name
-        self.peer_creation = done.peer_creation
         self.flags = done.flags
         server_name, server_pid = self.node._fast_path_server()
         self.conn = DistConnection(
@@ -346,12 +345,6 @@ class DistProtocol(asyncio.Protocol):
         if self.conn is None or self.closed:
             return
         self.conn.send(message)
-        self.flush()
-
-    def send_encoded(self, parts: list[bytes]) -> None:
-        if self.conn is None or self.closed:
-            return
-        self.conn.send_encoded(parts)
         self.flush()
 
     def refuse(self, body: bytes) -> bool:
