@@ -18,13 +18,13 @@ import math
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
 from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError
 from rustelixir.protocol import control as c
-from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, TooLarge
+from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, ConnectionEvent, TooLarge
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Role, split_node_name
 from rustelixir.terms import Atom, ImproperList, Pid, Reference
@@ -45,8 +45,6 @@ DEFAULT_MAX_PENDING_HANDSHAKES = 256
 GEN_CALL = Atom("$gen_call")
 GEN_CAST = Atom("$gen_cast")
 NOPROC = Atom("noproc")
-NOCONNECTION = Atom("noconnection")
-ALIAS = Atom("alias")
 
 
 class _Intent:
@@ -198,6 +196,9 @@ def full_node_name(name: str | None = None, sname: str | None = None) -> str:
 
 
 class Node:
+    """A hidden node. It is the `ConnectionHost` of its connections (`transport`): they ask
+    it how to answer a handshake and tell it when a peer is up, sent something, or is gone."""
+
     def __init__(
         self,
         name: str,
@@ -251,7 +252,6 @@ class Node:
         self._closed = asyncio.Event()
         self._started = False
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.peer_up_hooks: list[Callable[[DistProtocol], None]] = []
         self.peer_down_hooks: list[Callable[[DistProtocol], None]] = []
 
     # --- Lifecycle -----------------------------------------------------------------------
@@ -368,7 +368,7 @@ class Node:
     def _incoming(self) -> asyncio.Protocol:
         """The protocol for a connection just accepted. Counted from here (asyncio makes
         the protocols of a burst of accepts before it calls any connection_made), freed
-        by `_handshake_ended`, at the latest after handshake_timeout."""
+        by `handshake_ended`, at the latest after handshake_timeout."""
         if len(self._handshaking) >= self.max_pending_handshakes:
             self.warnings.warning(
                 log, "connections refused",
@@ -380,8 +380,8 @@ class Node:
         self._handshaking.add(proto)
         return proto
 
-    def _handshake_ended(self, proto: DistProtocol) -> None:
-        """The transport: `proto`'s handshake is over (done, failed, timed out or closed)."""
+    def handshake_ended(self, proto: DistProtocol) -> None:
+        """ConnectionHost: `proto`'s handshake is over (done, failed, timed out or closed)."""
         self._handshaking.discard(proto)
 
     @property
@@ -461,7 +461,8 @@ class Node:
             if waiter in waiters:
                 waiters.remove(waiter)
 
-    def _handshake_status(self, proto: DistProtocol, peer_name: str) -> str:
+    def handshake_status(self, peer_name: str) -> str:
+        """ConnectionHost: what to answer `peer_name`, which asks to connect."""
         if self._closed.is_set():
             return "not_allowed"
         if peer_name in self.peers:
@@ -475,12 +476,14 @@ class Node:
             return "ok_simultaneous"
         return "ok"
 
-    def _answer_alive(self, peer_name: str) -> bool:
-        """Initiator, told 'alive' (the peer thinks it is still connected to us): go on only
-        if we are not connected to it; then its old connection is stale."""
+    def answer_alive(self, peer_name: str) -> bool:
+        """ConnectionHost. Initiator, told 'alive' (the peer thinks it is still connected to
+        us): go on only if we are not connected to it; then its old connection is stale."""
         return peer_name not in self.peers
 
-    def _peer_up(self, proto: DistProtocol) -> None:
+    def peer_up(self, proto: DistProtocol) -> None:
+        """ConnectionHost: `proto` finished its handshake; it replaces any older connection
+        to the same node."""
         assert proto.peer_name is not None
         old = self.peers.get(proto.peer_name)
         if old is not None and old is not proto:
@@ -491,10 +494,9 @@ class Node:
         for waiter in self._peer_waiters.pop(proto.peer_name, []):
             if not waiter.done():
                 waiter.set_result(proto)
-        for hook in self.peer_up_hooks:
-            hook(proto)
 
-    def _connection_lost(self, proto: DistProtocol) -> None:
+    def connection_closed(self, proto: DistProtocol) -> None:
+        """ConnectionHost: `proto` is gone; if it was the peer's connection, the peer is down."""
         if proto.peer_name is not None and self.peers.get(proto.peer_name) is proto:
             self._drop_peer(proto)
             log.info("disconnected from %s", proto.peer_name)
@@ -520,7 +522,8 @@ class Node:
 
     # --- In: routing control messages ----------------------------------------------------
 
-    def _dispatch(self, proto: DistProtocol, events: list[Any]) -> None:
+    def control_received(self, proto: DistProtocol, events: Sequence[ConnectionEvent]) -> None:
+        """ConnectionHost: routes what the peer sent to the handler of each message's type."""
         for event in events:
             handler = _HANDLERS.get(type(event))
             if handler is None:

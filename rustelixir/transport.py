@@ -1,6 +1,9 @@
 """asyncio glue between sockets and the sans-IO protocol objects: the only code of the node
 that touches a socket. One `DistProtocol` per TCP connection to a peer node; it runs the
-handshake, then hands frames to the node."""
+handshake, then hands the socket to the Rust link and what the link reads to its host.
+
+The transport does not know the node: it asks and tells a `ConnectionHost`, an interface
+the node implements."""
 
 from __future__ import annotations
 
@@ -9,19 +12,20 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from rustelixir._native import DistLink
 from rustelixir.errors import AuthenticationError, HandshakeError, LocalProtocolError, RemoteProtocolError
-from rustelixir.protocol.connection import DistConnection, encoded
+from rustelixir.protocol.connection import ConnectionEvent, DistConnection, encoded
 from rustelixir.protocol.control import Control
 from rustelixir.protocol.flags import DFlag
 from rustelixir.protocol.handshake import Handshake, HandshakeComplete, NameReceived, Role, StatusReceived
 
-if TYPE_CHECKING:
-    from rustelixir.node import Node
-
-__all__ = ["DistProtocol", "RefusedConnection", "WarningLimiter", "DEFAULT_HANDSHAKE_TIMEOUT"]
+__all__ = [
+    "ConnectionHost", "DistProtocol", "RefusedConnection", "SimultaneousConnect", "WarningLimiter",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+]  # fmt: skip
 
 log = logging.getLogger("rustelixir.transport")
 
@@ -81,6 +85,79 @@ class WarningLimiter:
             self._flush(kind)
 
 
+class ConnectionHost(Protocol):
+    """What a `DistProtocol` asks of the node it works for, and what it tells it. The node
+    implements it; the transport knows nothing else of the node.
+
+    Everything is called on the event loop. Of one connection the host hears, in this
+    order: `handshake_status` (acceptor) or `answer_alive` (initiator) while the handshake
+    runs; `handshake_ended` once, however the handshake ends; if it succeeded,
+    `peer_up`, then `control_received` any number of times; and
+    `connection_closed` when the connection is gone (also when the handshake failed)."""
+
+    @property
+    def name(self) -> str:
+        """This node's name (`alive@host`), given in the handshake."""
+
+    @property
+    def cookie(self) -> str:
+        """The cookie both sides prove they know in the handshake."""
+
+    @property
+    def creation(self) -> int:
+        """This node's creation, given in the handshake (read when a connection starts)."""
+
+    @property
+    def handshake_timeout(self) -> float:
+        """Seconds a connection has, from its start, to finish its handshake."""
+
+    @property
+    def ticktime(self) -> float:
+        """net_ticktime in seconds: the link ticks every quarter of it when it has nothing
+        else to send, and drops a peer silent (or not reading) for as long."""
+
+    @property
+    def max_message_size(self) -> int:
+        """Bytes a message from a peer may take; larger ones are discarded (`TooLarge`)."""
+
+    @property
+    def native_server(self) -> Any:
+        """The node's server (a `rustelixir._native.NativeServer`) whose calls the link
+        answers itself on connections made from now on, or None."""
+
+    @property
+    def warnings(self) -> WarningLimiter:
+        """Where to warn of what strangers do (failed and timed-out handshakes): rate-limited,
+        as a stranger can make them happen as fast as it connects."""
+
+    def handshake_status(self, peer_name: str) -> str:
+        """Acceptor: `peer_name` asks to connect. The status to answer it: "ok";
+        "ok_simultaneous" (we were connecting to it too and give our attempt up); "nok" (we
+        were connecting to it too and keep ours); "alive" (we are connected to it already);
+        "not_allowed". Anything but "ok", "ok_simultaneous" or "alive" closes the connection."""
+
+    def answer_alive(self, peer_name: str) -> bool:
+        """Initiator: `peer_name` answered "alive" (it believes it is still connected to us).
+        True goes on (its old connection is stale), False gives up this one."""
+
+    def handshake_ended(self, connection: DistProtocol) -> None:
+        """`connection`'s handshake is over: done, failed, timed out or closed. Once per
+        connection, and before `peer_up`."""
+
+    def peer_up(self, connection: DistProtocol) -> None:
+        """The handshake with `connection.peer_name` succeeded: the peer is connected, and
+        `connection.send` reaches it."""
+
+    def control_received(self, connection: DistProtocol, events: Sequence[ConnectionEvent]) -> None:
+        """What the peer sent that the Rust link did not answer itself, in its order: control
+        messages, and `TooLarge` for those too large to decode."""
+
+    def connection_closed(self, connection: DistProtocol) -> None:
+        """`connection` is gone, in its handshake or after: whatever the peer held through
+        it (monitors, links, calls) is over. At most once per connection (a connection asyncio
+        never got to make, closed by `abort` or the handshake timeout, is not reported)."""
+
+
 class RefusedConnection(asyncio.Protocol):
     """An incoming connection the node has no room for: closed at once, nothing read."""
 
@@ -90,18 +167,17 @@ class RefusedConnection(asyncio.Protocol):
 
 
 class DistProtocol(asyncio.Protocol):
-    """One connection to one peer node. `ready` resolves when the handshake is done (or
-    fails with the reason). The node hears of the handshake's end, however it ends, through
-    `_handshake_ended` (once), and of the connection's end through `_connection_lost`."""
+    """One connection to one peer node, for `host` (see `ConnectionHost` for what it hears
+    and when). `ready` resolves when the handshake is done (or fails with the reason)."""
 
-    def __init__(self, node: Node, role: Role, peer_name: str | None = None) -> None:
-        self.node = node
+    def __init__(self, host: ConnectionHost, role: Role, peer_name: str | None = None) -> None:
+        self.host = host
         self.role = role
         self.handshake: Handshake | None = Handshake(
             role,
-            name=node.name,
-            cookie=node.cookie,
-            creation=node.creation,
+            name=host.name,
+            cookie=host.cookie,
+            creation=host.creation,
             peer_name=peer_name,
         )
         self.conn: DistConnection | None = None
@@ -116,7 +192,7 @@ class DistProtocol(asyncio.Protocol):
         # (which it might never do): a slot the node counts is freed by the deadline whatever
         # happens.
         self._handshake_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            node.handshake_timeout, self._handshake_timed_out
+            host.handshake_timeout, self._handshake_timed_out
         )
         self._handshaking = True
         # After the handshake a Rust thread owns the socket (reads, fast path, ticks).
@@ -152,7 +228,7 @@ class DistProtocol(asyncio.Protocol):
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"connection to {self.peer_name or 'a peer'} closed in the handshake"))
             self.ready.exception()  # retrieved: nobody may be waiting on it
-        self.node._connection_lost(self)
+        self.host.connection_closed(self)
 
     # --- Handshake -----------------------------------------------------------------------
 
@@ -165,13 +241,13 @@ class DistProtocol(asyncio.Protocol):
         except (HandshakeError, LocalProtocolError) as e:
             # A wrong cookie apart: other failures must not hide the most common mistake.
             kind = "wrong cookies" if isinstance(e, AuthenticationError) else "handshakes failed"
-            self.node.warnings.warning(log, kind, "handshake with %s failed: %s", hs.peer_name or self._peer_address(), e)
+            self.host.warnings.warning(log, kind, "handshake with %s failed: %s", hs.peer_name or self._peer_address(), e)
             self.abort(e)
             return
         for event in events:
             if isinstance(event, NameReceived):
                 self.peer_name = event.name
-                status = self.node._handshake_status(self, event.name)
+                status = self.host.handshake_status(event.name)
                 hs.accept(status)
                 if status not in ("ok", "ok_simultaneous", "alive"):
                     self.transport.write(hs.data_to_send())
@@ -179,7 +255,7 @@ class DistProtocol(asyncio.Protocol):
                     return
             elif isinstance(event, StatusReceived):
                 if event.status == "alive":
-                    go_on = self.node._answer_alive(self.peer_name or "")
+                    go_on = self.host.answer_alive(self.peer_name or "")
                     hs.answer_alive(go_on)
                     if not go_on:
                         self.transport.write(hs.data_to_send())
@@ -207,19 +283,18 @@ class DistProtocol(asyncio.Protocol):
             self._handshake_timer = None
         if self._handshaking:
             self._handshaking = False
-            self.node._handshake_ended(self)
+            self.host.handshake_ended(self)
 
     def _complete(self, done: HandshakeComplete) -> None:
         self._end_handshake()
         self.handshake = None
         self.peer_name = done.peer_name
-        self.peer_creation = done.peer_creation
         self.flags = done.flags
         self.conn = DistConnection(
-            peer_name=done.peer_name, flags=done.flags, max_message_size=self.node.max_message_size
+            peer_name=done.peer_name, flags=done.flags, max_message_size=self.host.max_message_size
         )
         self._hand_over(done.leftover)
-        self.node._peer_up(self)
+        self.host.peer_up(self)
         if not self.ready.done():
             self.ready.set_result(self)
 
@@ -242,8 +317,8 @@ class DistProtocol(asyncio.Protocol):
             header=bool(self.flags & DFlag.FRAGMENTS),
             max_message_size=self.conn.max_message_size,
             fragment_size=self.conn.fragment_size,
-            ticktime_ms=int(self.node.ticktime * 1000),
-            server=self.node.native_server,
+            ticktime_ms=int(self.host.ticktime * 1000),
+            server=self.host.native_server,
         )
         self._wake_fd = wake_r
         self.transport.abort()  # closes asyncio's descriptor; the link holds its duplicate
@@ -256,12 +331,12 @@ class DistProtocol(asyncio.Protocol):
         except BlockingIOError:
             pass
         link = self.link
-        frames, ticks, closed = link.take()
+        frames, _ticks, closed = link.take()  # ticks: the link watches for silence itself
         try:
             if frames:
                 try:
                     events = self.conn.receive_frames(frames)
-                    self.node._dispatch(self, events)
+                    self.host.control_received(self, events)
                 except RemoteProtocolError as e:
                     log.warning("closing the connection to %s: %s", self.peer_name, e)
                     self.abort(e)
@@ -289,7 +364,7 @@ class DistProtocol(asyncio.Protocol):
             asyncio.get_running_loop().remove_reader(self._wake_fd)
             os.close(self._wake_fd)
             self._wake_fd = None
-        self.node._connection_lost(self)
+        self.host.connection_closed(self)
         if self.link is not None:
             self.link.close()  # joins its threads, closes the socket's descriptors, tells the server
             self.link = None
@@ -298,7 +373,7 @@ class DistProtocol(asyncio.Protocol):
         self._handshake_timer = None
         if self.conn is not None or self.closed:
             return
-        self.node.warnings.warning(log, "handshakes timed out", "handshake with %s timed out", self.peer_name or self._peer_address())
+        self.host.warnings.warning(log, "handshakes timed out", "handshake with %s timed out", self.peer_name or self._peer_address())
         if self.transport is None:
             # asyncio never called connection_made: nothing to close, only the slot to free.
             self.closed = True
