@@ -28,7 +28,10 @@ DIST_HEADER = 68
 # A message larger than this, on the wire, inflated or once decoded, is discarded (its
 # caller answered overloaded); unfinished fragmented messages together may not hold more.
 DEFAULT_MAX_MESSAGE_SIZE = 128 << 20
-DEFAULT_FRAGMENT_SIZE = 1 << 20
+# What OTP cuts its own large messages into (ERTS_DIST_FRAGMENT_SIZE): a BEAM decodes a
+# fragmented message as its fragments stream in, so a reply arrives sooner in these than in
+# one large frame.
+DEFAULT_FRAGMENT_SIZE = 64 << 10
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ fn add(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError> {
 
 fn echo(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError> {
     // The argument's bytes are already the encoding of the result.
+    out.reserve_exact(args[0].len());
     out.extend_from_slice(args[0]);
     Ok(())
 }

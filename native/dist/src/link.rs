@@ -28,6 +28,8 @@ use crate::server::{Peer, Server, Sink};
 
 /// The reader's buffer, as it starts and as it returns to a second after a burst.
 const READ_BUFFER: usize = 256 * 1024;
+/// The reader's output buffer is kept between messages up to this capacity.
+const KEPT_OUT_BUFFER: usize = 8 << 20;
 /// Frames queued for Python past which the reader stops reading.
 const INBOX_HIGH: usize = 64 << 20;
 
@@ -97,22 +99,34 @@ impl Shared {
     /// and nobody is writing (the common case: no thread hop on the way out), the rest
     /// queued for the writer thread. `wait`: block while the queue is over its limit (the
     /// reader's backpressure); otherwise refuse.
-    fn send(&self, data: Vec<u8>, wait: bool) -> Result<(), String> {
+    fn send(&self, mut data: Vec<u8>, wait: bool) -> Result<(), String> {
+        self.send_buf(&mut data, wait)
+    }
+
+    /// `send` of a buffer the caller keeps: emptied (its capacity kept for the next
+    /// message, so a large reply does not fault in fresh pages every time) when it all went
+    /// at once, else taken for the writer thread.
+    fn send_buf(&self, data: &mut Vec<u8>, wait: bool) -> Result<(), String> {
         if let Ok(_writing) = self.write_lock.try_lock() {
             let idle = lock(&self.outbox).chunks.is_empty();
             if idle {
-                let sent = self.send_now(&data);
+                let sent = self.send_now(data);
                 if sent == data.len() {
+                    data.clear();
+                    if data.capacity() > KEPT_OUT_BUFFER {
+                        *data = Vec::new();
+                    }
                     return Ok(());
                 }
+                data.drain(..sent);
                 let mut out = lock(&self.outbox);
-                out.bytes += data.len() - sent;
-                out.chunks.push_front(data[sent..].to_vec());
+                out.bytes += data.len();
+                out.chunks.push_front(std::mem::take(data));
                 self.outbox_changed.notify_all();
                 return Ok(());
             }
         }
-        self.push_outbox(data, wait)
+        self.push_outbox(std::mem::take(data), wait)
     }
 
     /// One non-blocking send; how many bytes went.
@@ -343,7 +357,7 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
         pending = None;
         match fed {
             Ok(ticks) => {
-                if !out.is_empty() && shared.send(std::mem::take(&mut out), true).is_err() {
+                if !out.is_empty() && shared.send_buf(&mut out, true).is_err() {
                     return;
                 }
                 if !to_python.is_empty() || ticks > 0 {
