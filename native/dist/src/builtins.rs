@@ -21,20 +21,21 @@ pub type RawFn = fn(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError
 unsafe fn run_raw(f: RawFn, frame: *const CallFrame) {
     let frame = &*frame;
     let args: Vec<&[u8]> = (0..frame.nargs).map(|i| (*frame.args.add(i)).as_bytes()).collect();
-    let mut reply = Vec::with_capacity(64);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // The value is written in place, behind `{ok, `: a large one is copied once.
-        rustelixir_nif::reply::write_ok_head(&mut reply);
-        if let Err(NativeError::BadArg(index, message)) = f(&args, &mut reply) {
+    rustelixir_nif::with_reply_buffer(|reply| {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // The value is written in place, behind `{ok, `: a large one is copied once.
+            rustelixir_nif::reply::write_ok_head(reply);
+            if let Err(NativeError::BadArg(index, message)) = f(&args, reply) {
+                reply.clear();
+                rustelixir_nif::write_badarg(reply, index, &message);
+            }
+        }));
+        if let Err(panic) = result {
             reply.clear();
-            rustelixir_nif::write_badarg(&mut reply, index, &message);
+            rustelixir_nif::write_panic(reply, &rustelixir_nif::panic_message(&*panic));
         }
-    }));
-    if let Err(panic) = result {
-        reply.clear();
-        rustelixir_nif::write_panic(&mut reply, &rustelixir_nif::panic_message(&*panic));
-    }
-    (frame.write)(frame.out, reply.as_ptr(), reply.len());
+        (frame.write)(frame.out, reply.as_ptr(), reply.len());
+    })
 }
 
 macro_rules! raw_entry {
@@ -111,7 +112,6 @@ fn add(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError> {
 
 fn echo(args: &[&[u8]], out: &mut Vec<u8>) -> Result<(), NativeError> {
     // The argument's bytes are already the encoding of the result.
-    out.reserve_exact(args[0].len());
     out.extend_from_slice(args[0]);
     Ok(())
 }

@@ -274,38 +274,43 @@ impl Server {
     }
 
     fn request(self: &Arc<Self>, from: From<'_>, request: Request<'_>, out: &mut Vec<u8>) {
-        let mut reply = Vec::with_capacity(64);
+        // The reply is built in the thread's reply buffer: a native's own buffer is another
+        // (it is copied from there), so the two never meet.
+        std::thread_local! {
+            static REPLY: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let mut reply = REPLY.with(std::cell::Cell::take);
+        reply.clear();
+        self.request_into(from, request, &mut reply, out);
+        if reply.capacity() <= 8 << 20 {
+            REPLY.with(|r| r.set(reply));
+        }
+    }
+
+    fn request_into(self: &Arc<Self>, from: From<'_>, request: Request<'_>, reply: &mut Vec<u8>, out: &mut Vec<u8>) {
         match request {
             Request::Native { name, args } => match self.find(name, args.len()) {
                 None => reply::write_error(
-                    &mut reply,
+                    reply,
                     Reason::Undef { name: &String::from_utf8_lossy(name), arity: args.len() },
                 ),
-                Some(Native::Quick(entry)) => {
-                    let caller = from.pid.map(|(pid, _)| pid);
-                    let (value, touched) =
-                        resource::with_caller(caller, || rustelixir_nif::call_entry(entry, &args, None));
-                    reply = value;
-                    if touched {
-                        self.monitor_holder(from, out);
-                    }
-                }
+                Some(Native::Quick(entry)) => return self.quick(from, entry, &args, out),
                 Some(native) => return self.start(from, native, &args, out),
             },
             Request::Functions => {
                 let listing = self.listing();
-                reply::write_ok_head(&mut reply);
-                put_list_header(&mut reply, listing.len()).expect("a listing fits");
+                reply::write_ok_head(reply);
+                put_list_header(reply, listing.len()).expect("a listing fits");
                 for (name, arity) in &listing {
-                    put_tuple_header(&mut reply, 2).expect("a pair");
-                    put_atom(&mut reply, name).expect("a native's name is an atom");
-                    put_int(&mut reply, *arity as i64);
+                    put_tuple_header(reply, 2).expect("a pair");
+                    put_atom(reply, name).expect("a native's name is an atom");
+                    put_int(reply, *arity as i64);
                 }
-                put_nil(&mut reply);
+                put_nil(reply);
             }
             Request::Info => {
-                reply::write_ok_head(&mut reply);
-                self.write_info(&mut reply);
+                reply::write_ok_head(reply);
+                self.write_info(reply);
             }
             Request::Release(reference) => {
                 let holder = from.pid.and_then(|(pid, _)| resource::canonical_holder(pid));
@@ -314,33 +319,56 @@ impl Server {
                     _ => false,
                 };
                 if released {
-                    reply::write_ok_head(&mut reply);
-                    put_atom(&mut reply, "ok").expect("short atom");
+                    reply::write_ok_head(reply);
+                    put_atom(reply, "ok").expect("short atom");
                 } else {
-                    reply::write_error(&mut reply, Reason::BadResource(reference));
+                    reply::write_error(reply, Reason::BadResource(reference));
                 }
             }
-            Request::Share(reference, pid) => self.share(from, reference, pid, &mut reply, out),
+            Request::Share(reference, pid) => self.share(from, reference, pid, reply, out),
             Request::ResourceInfo(reference) => match decode_reference(reference).and_then(|r| resource::info(&r)) {
                 Some((kind, holders, size)) => {
-                    reply::write_ok_head(&mut reply);
-                    put_map_header(&mut reply, 3).expect("a small map");
-                    put_atom(&mut reply, "type").expect("short atom");
-                    put_atom(&mut reply, kind).expect("a type name is an atom");
-                    put_atom(&mut reply, "holders").expect("short atom");
-                    put_list_header(&mut reply, holders.len()).expect("holders fit");
+                    reply::write_ok_head(reply);
+                    put_map_header(reply, 3).expect("a small map");
+                    put_atom(reply, "type").expect("short atom");
+                    put_atom(reply, kind).expect("a type name is an atom");
+                    put_atom(reply, "holders").expect("short atom");
+                    put_list_header(reply, holders.len()).expect("holders fit");
                     holders.iter().for_each(|h| reply.extend_from_slice(h));
-                    put_nil(&mut reply);
-                    put_atom(&mut reply, "size").expect("short atom");
-                    put_int(&mut reply, size as i64);
+                    put_nil(reply);
+                    put_atom(reply, "size").expect("short atom");
+                    put_int(reply, size as i64);
                 }
-                None => reply::write_error(&mut reply, Reason::BadResource(reference)),
+                None => reply::write_error(reply, Reason::BadResource(reference)),
             },
-            Request::Bad(message) => reply::write_error(&mut reply, Reason::BadRequest(&message)),
+            Request::Bad(message) => reply::write_error(reply, Reason::BadRequest(&message)),
         }
-        self.answered(&reply);
+        self.answered(reply);
         if let (Some(caller), Some((_, node))) = (from.caller, from.pid) {
-            self.reply_to(from.peer, node, caller, &reply, Some(out));
+            self.reply_to(from.peer, node, caller, reply, Some(out));
+        }
+    }
+
+    /// A quick native, run here; its reply framed straight from the native's buffer.
+    fn quick(&self, from: From<'_>, entry: &'static NativeEntry, args: &[&[u8]], out: &mut Vec<u8>) {
+        let caller = from.pid.map(|(pid, _)| pid);
+        let mark = out.len();
+        let mut replied = false;
+        let ((), touched) = resource::with_caller(caller, || {
+            rustelixir_nif::call_entry_with(entry, args, None, &mut |reply| {
+                if !std::mem::replace(&mut replied, true) {
+                    self.answered(reply);
+                    if let (Some(caller), Some((_, node))) = (from.caller, from.pid) {
+                        self.reply_to(from.peer, node, caller, reply, Some(out));
+                    }
+                }
+            })
+        });
+        if touched {
+            // The caller may have just become a holder: its monitor goes before the reply.
+            let mut monitor = Vec::new();
+            self.monitor_holder(from, &mut monitor);
+            out.splice(mark..mark, monitor);
         }
     }
 

@@ -139,21 +139,54 @@ impl NativeTable {
 
 /// Calls a native with arguments given as ETF slices, returning the reply term's bytes.
 pub fn call_entry(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>) -> Vec<u8> {
+    let mut out = Vec::new();
+    call_entry_into(entry, args, cancelled, &mut out);
+    out
+}
+
+/// `call_entry`, the reply appended to `out`.
+pub fn call_entry_into(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>, out: &mut Vec<u8>) {
+    call_entry_with(entry, args, cancelled, &mut |reply| out.extend_from_slice(reply));
+}
+
+/// Calls a native, handing its reply term's bytes to `on_reply` straight from the native's
+/// own buffer (so that the caller can frame it without another copy).
+pub fn call_entry_with(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>, on_reply: &mut dyn FnMut(&[u8])) {
     extern "C" fn write(out: *mut std::ffi::c_void, ptr: *const u8, len: usize) {
-        // SAFETY: `out` is the Vec below, `ptr`/`len` a slice the native owns for the call.
-        unsafe { (*(out as *mut Vec<u8>)).extend_from_slice(std::slice::from_raw_parts(ptr, len)) }
+        // SAFETY: `out` is the `&mut dyn FnMut` below, `ptr`/`len` a slice the native owns
+        // for the call.
+        let on_reply = unsafe { &mut *(out as *mut &mut dyn FnMut(&[u8])) };
+        let reply = unsafe { Slice { ptr, len }.as_bytes() };
+        // Nothing may unwind out of an `extern "C"` function.
+        let _ = catch_unwind(AssertUnwindSafe(|| on_reply(reply)));
     }
     let slices: Vec<Slice> = args.iter().map(|a| Slice::new(a)).collect();
-    let mut out: Vec<u8> = Vec::new();
+    let mut on_reply: &mut dyn FnMut(&[u8]) = on_reply;
     let frame = CallFrame {
         args: slices.as_ptr(),
         nargs: slices.len(),
-        out: &mut out as *mut Vec<u8> as *mut std::ffi::c_void,
+        out: &mut on_reply as *mut &mut dyn FnMut(&[u8]) as *mut std::ffi::c_void,
         write,
         cancelled: cancelled.map_or(std::ptr::null(), |c| c as *const AtomicBool),
     };
     (entry.call)(&frame);
-    out
+}
+
+/// Runs `f` with this thread's reply buffer (empty), kept between calls up to a bound, so
+/// that a large reply does not fault in fresh memory on every call.
+pub fn with_reply_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    const KEPT: usize = 8 << 20;
+    thread_local! {
+        static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+    let mut buffer = BUFFER.with(Cell::take);
+    buffer.clear();
+    let result = f(&mut buffer);
+    if buffer.capacity() <= KEPT {
+        buffer.clear();
+        BUFFER.with(|b| b.set(buffer));
+    }
+    result
 }
 
 // --- Inside a native ---------------------------------------------------------------------
@@ -302,21 +335,22 @@ pub const fn arity_of<F: NifFn<A>, A>(_f: &F) -> u32 {
 pub unsafe fn run<F: NifFn<A>, A>(f: &F, frame: *const CallFrame) {
     let frame = &*frame;
     let args: Vec<&[u8]> = (0..frame.nargs).map(|i| (*frame.args.add(i)).as_bytes()).collect();
-    let mut out = Vec::with_capacity(64);
-    let previous = CURRENT.with(|c| c.replace(frame.cancelled));
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        if args.len() != F::ARITY as usize {
-            write_badarg(&mut out, 0, "wrong number of arguments");
-        } else {
-            f.invoke(&args, &mut out);
+    with_reply_buffer(|out| {
+        let previous = CURRENT.with(|c| c.replace(frame.cancelled));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            if args.len() != F::ARITY as usize {
+                write_badarg(out, 0, "wrong number of arguments");
+            } else {
+                f.invoke(&args, out);
+            }
+        }));
+        CURRENT.with(|c| c.set(previous));
+        if let Err(panic) = result {
+            out.clear();
+            write_panic(out, &panic_message(&*panic));
         }
-    }));
-    CURRENT.with(|c| c.set(previous));
-    if let Err(panic) = result {
-        out.clear();
-        write_panic(&mut out, &panic_message(&*panic));
-    }
-    (frame.write)(frame.out, out.as_ptr(), out.len());
+        (frame.write)(frame.out, out.as_ptr(), out.len());
+    })
 }
 
 #[doc(hidden)]
