@@ -197,6 +197,33 @@ def calling(runtime: Any, build_dir: Path, node: ServedNode, *, ping: bool = Fal
         client.close()
 
 
+def node_fixture(log_dir_name: str, **options: Any) -> Any:
+    """A module-scoped pytest fixture: `rustelixir serve` with ServedNode's `options`, its log
+    in a temporary directory named after `log_dir_name`, for all of a test module's tests."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
+        with served(tmp_path_factory.mktemp(log_dir_name), **options) as node:
+            yield node
+
+    return node
+
+
+def client_fixture(build_dir_name: str, *, ping: bool = False) -> Any:
+    """A module-scoped pytest fixture: an OTP 25 `erl` calling the module's `node` fixture
+    (see `calling`)."""
+    import pytest
+    from conftest import runtime_or_skip
+
+    @pytest.fixture(scope="module")
+    def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
+        with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp(build_dir_name), node, ping=ping) as client:
+            yield client
+
+    return client
+
+
 def epmd_port_of(name: str) -> int:
     """The port the node `name` registered in the EPMD on this host (PORT_PLEASE2)."""
     alive = name.split("@")[0].encode()
