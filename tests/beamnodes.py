@@ -52,7 +52,29 @@ def _read_exact(fd: int, n: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-class DistClient:
+class PacketErl:
+    """An `erl` process that reads requests and writes replies as terms in {packet, 4}
+    frames on its stdin/stdout."""
+
+    proc: subprocess.Popen[bytes]
+
+    def _write(self, request: Any) -> None:
+        assert self.proc.stdin is not None
+        payload = rustelixir.encode(request)
+        self.proc.stdin.write(struct.pack(">I", len(payload)) + payload)
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class DistClient(PacketErl):
     """A distributed `erl` node evaluating Erlang expressions sent from the test."""
 
     def __init__(
@@ -85,10 +107,8 @@ class DistClient:
         self.name = self.eval_term(Atom("ping")).name
 
     def eval_term(self, request: Any, timeout: float = 60.0) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        payload = rustelixir.encode(request)
-        self.proc.stdin.write(struct.pack(">I", len(payload)) + payload)
-        self.proc.stdin.flush()
+        assert self.proc.stdout is not None
+        self._write(request)
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
         (length,) = struct.unpack(">I", _read_exact(fd, 4, deadline))
@@ -104,15 +124,6 @@ class DistClient:
     def set(self, variable: str, value: Any) -> None:
         """Binds an Erlang variable to a term, for later `eval`s."""
         self.eval_term((Atom("set"), Atom(variable), value))
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class ServedNode:
