@@ -344,43 +344,32 @@ impl<T: Encoder> Encoder for Option<T> {
     }
 }
 
-impl<K: Decoder + Eq + Hash, V: Decoder> Decoder for HashMap<K, V> {
-    fn decode(term: &Term) -> Result<Self, ArgError> {
-        match term {
-            Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
-            other => Err(expected("a map", other)),
+/// Decoder and Encoder for a map type whose keys need `key_bounds` to be collected.
+macro_rules! map_type {
+    ($map:ident, $($key_bounds:tt)+) => {
+        impl<K: Decoder + $($key_bounds)+, V: Decoder> Decoder for $map<K, V> {
+            fn decode(term: &Term) -> Result<Self, ArgError> {
+                match term {
+                    Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
+                    other => Err(expected("a map", other)),
+                }
+            }
         }
-    }
+
+        impl<K: Encoder, V: Encoder> Encoder for $map<K, V> {
+            fn encode(&self, out: &mut Vec<u8>) {
+                encode::put_map_header(out, self.len()).expect("map under 4G pairs");
+                for (k, v) in self {
+                    k.encode(out);
+                    v.encode(out);
+                }
+            }
+        }
+    };
 }
 
-impl<K: Encoder, V: Encoder> Encoder for HashMap<K, V> {
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode::put_map_header(out, self.len()).expect("map under 4G pairs");
-        for (k, v) in self {
-            k.encode(out);
-            v.encode(out);
-        }
-    }
-}
-
-impl<K: Decoder + Ord, V: Decoder> Decoder for BTreeMap<K, V> {
-    fn decode(term: &Term) -> Result<Self, ArgError> {
-        match term {
-            Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
-            other => Err(expected("a map", other)),
-        }
-    }
-}
-
-impl<K: Encoder, V: Encoder> Encoder for BTreeMap<K, V> {
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode::put_map_header(out, self.len()).expect("map under 4G pairs");
-        for (k, v) in self {
-            k.encode(out);
-            v.encode(out);
-        }
-    }
-}
+map_type!(HashMap, Eq + Hash);
+map_type!(BTreeMap, Ord);
 
 macro_rules! tuple_type {
     ($n:expr; $($t:ident $i:tt),+) => {
