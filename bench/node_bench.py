@@ -2,34 +2,56 @@
 
     python bench/node_bench.py [--quick]
 
-Three real nodes on 127.0.0.1: the rustelixir node (`rustelixir serve`), a BEAM node running
-a plain gen_server (`bench/beam/node_bench.erl`, the baseline: what BEAM-to-BEAM
-distribution does on this machine), and a BEAM client node that runs the load against both,
-alternating, round by round, so both see the same conditions on a noisy machine. Each figure
-is the median over the rounds; the ratio is rustelixir / baseline for latencies and
-baseline-relative throughput (rustelixir / baseline) for calls/s.
+Three real nodes on 127.0.0.1: the rustelixir node (`rustelixir serve`, also serving this
+directory's `bench_natives` module), a BEAM node running a plain gen_server
+(`bench/beam/node_bench.erl`, the baseline: what BEAM-to-BEAM distribution does on this
+machine), and a BEAM client node that runs the load against both, alternating, round by
+round, so both see the same conditions on a noisy machine. Each figure is the median over
+the rounds; the ratio is rustelixir / baseline (latencies, CPU per call; lower is better)
+or baseline-relative throughput (rustelixir / baseline; higher is better) for calls/s.
 
-Targets (issue 3): p50 latency within 1.5x of the baseline, throughput at 16 and 64 callers
-at least 0.7x, 1 MiB echo within 3x. Nothing fails on them; a verdict is printed.
+What each side is asked (rustelixir | BEAM gen_server):
+  p50, p99, calls/s       {add, 1, 2}           | {add, 1, 2}       (Rust fast path)
+  py p50, py calls/s x16  {py_add, 1, 2}        | {add, 1, 2}       (Python native)
+  slow Rust p50           {sleep, 0}            | {sleep, 0}        (Rust native on the worker pool)
+  slow py p50             {py_slow_add, 1, 2}   | {add, 1, 2}       (Python native on the worker pool)
+  CPU us/call x64         the rustelixir serve process's utime+stime over the 64-caller
+                          {add, 1, 2} run, per call | the same for the BEAM server node
+  echo 1 MiB / 64 MiB p50 {echo, Binary}        | {echo, Binary}
+
+Targets (issue 11): fast path p50 <= 0.9x; calls/s at 64 callers >= 1.3x; Python native
+p50 <= 1.5x and its calls/s at 16 callers >= 0.7x; slow Rust native p50 <= 1.5x; slow
+Python native p50 <= 2.0x; 1 MiB echo p50 <= 1.0x; 64 MiB echo p50 <= 1.0x. Nothing fails
+on them; a verdict is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from benchnodes import COOKIE, ROOT, DistClient, bench_nodes, unique_name
 
-from beamnodes import DistClient, ServedNode, unique_name  # noqa: E402
-
-COOKIE = "rustelixir-bench"
+# (metric, rustelixir's request, the BEAM server's request) for the sequential latencies.
+LATENCIES = (
+    ("p50", "{add, 1, 2}", "{add, 1, 2}"),
+    ("py p50", "{py_add, 1, 2}", "{add, 1, 2}"),
+    ("slow Rust p50", "{sleep, 0}", "{sleep, 0}"),
+    ("slow py p50", "{py_slow_add, 1, 2}", "{add, 1, 2}"),
+)
+# (metric, callers, rustelixir's request, the BEAM server's request) for the throughputs.
+THROUGHPUTS = (
+    ("calls/s x1", 1, "{add, 1, 2}", "{add, 1, 2}"),
+    ("calls/s x16", 16, "{add, 1, 2}", "{add, 1, 2}"),
+    ("calls/s x64", 64, "{add, 1, 2}", "{add, 1, 2}"),
+    ("py calls/s x16", 16, "{py_add, 1, 2}", "{add, 1, 2}"),
+)
+CPU_METRIC = "calls/s x64"  # the run whose CPU time per call is measured on both servers
 
 
 @dataclass(frozen=True)
@@ -71,86 +93,107 @@ def percentile(sorted_values: list[int], q: float) -> float:
     return float(sorted_values[index])
 
 
+def cpu_us(pid: int) -> float:
+    """The CPU time (user + system) process `pid` has used so far, in microseconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) * 1e6 / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
 
-    tmp = Path(tempfile.mkdtemp(prefix="rustelixir-bench-"))
-    build = tmp / "beam"
-    build.mkdir()
-    subprocess.run(["erlc", "-o", str(build), str(ROOT / "bench" / "beam" / "node_bench.erl")], check=True)
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT / "bench"), str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+    with bench_nodes("node_bench", "benchcli", ["--module", "bench_natives"], env={"PYTHONPATH": pythonpath}) as (
+        served,
+        client,
+        build,
+    ):
+        server = DistClient("erl", build, cookie=COOKIE, name=unique_name("benchsrv"))
+        try:
+            return _run(settings, served.atom, served.proc.pid, server, client)
+        finally:
+            server.close()
 
-    served = ServedNode(tmp / "logs", cookie=COOKIE, extra=["-q"])
-    server = DistClient("erl", build, cookie=COOKIE, name=unique_name("benchsrv"))
-    client = DistClient("erl", build, cookie=COOKIE, name=unique_name("benchcli"))
-    try:
-        server.eval("node_bench:start_server().")
-        client.set("Ours", (_atom("rustelixir"), served.atom))
-        client.set("Base", (_atom("bench_server"), _atom(server.name)))
-        for target in ("Ours", "Base"):  # connect and warm up
-            client.eval(f"node_bench:latency({target}, {{add, 1, 2}}, 200).")
-            client.eval(f"node_bench:latency({target}, {{echo, binary:copy(<<1>>, 1 bsl 20)}}, 5).")
 
-        samples: dict[tuple[str, str], list[float]] = {}
+def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClient, client: DistClient) -> int:
+    server.eval("node_bench:start_server().")
+    pids = {"Ours": served_pid, "Base": int(bytes(server.eval("os:getpid().")).decode())}
+    client.set("Ours", (_atom("rustelixir"), served_atom))
+    client.set("Base", (_atom("bench_server"), _atom(server.name)))
+    for who in ("Ours", "Base"):  # connect and warm up
+        for _, ours, base in LATENCIES:
+            client.eval(f"node_bench:latency({who}, {ours if who == 'Ours' else base}, 200).")
+        client.eval(f"node_bench:latency({who}, {{echo, binary:copy(<<1>>, 1 bsl 20)}}, 5).")
 
-        def record(metric: str, who: str, value: float) -> None:
-            samples.setdefault((metric, who), []).append(value)
+    samples: dict[tuple[str, str], list[float]] = {}
 
-        for round_ in range(settings.rounds):
-            order = ("Base", "Ours") if round_ % 2 == 0 else ("Ours", "Base")
+    def record(metric: str, who: str, value: float) -> None:
+        samples.setdefault((metric, who), []).append(value)
+
+    for round_ in range(settings.rounds):
+        order = ("Base", "Ours") if round_ % 2 == 0 else ("Ours", "Base")
+        for metric, ours, base in LATENCIES:
             for who in order:
-                lat: list[int] = client.eval(f"node_bench:latency({who}, {{add, 1, 2}}, {settings.latency_calls}).")
-                record("p50", who, percentile(lat, 0.5))
-                record("p99", who, percentile(lat, 0.99))
-            for concurrency in (1, 16, 64):
-                for who in order:
-                    calls = client.eval(
-                        f"node_bench:throughput({who}, {{add, 1, 2}}, {concurrency}, {settings.throughput_ms}).",
-                        timeout=120,
-                    )
-                    record(f"calls/s x{concurrency}", who, calls * 1000 / settings.throughput_ms)
-            for size_name, bits, calls in (("1 MiB", 20, settings.echo_1mib_calls), ("64 MiB", 26, settings.echo_64mib_calls)):
-                for who in order:
-                    lat = client.eval(
-                        f"B = binary:copy(<<7>>, 1 bsl {bits}), node_bench:latency({who}, {{echo, B}}, {calls}).",
-                        timeout=600,
-                    )
-                    record(f"echo {size_name} p50", who, percentile(lat, 0.5))
-            print(f"round {round_ + 1}/{settings.rounds} done", file=sys.stderr)
+                request = ours if who == "Ours" else base
+                lat: list[int] = client.eval(f"node_bench:latency({who}, {request}, {settings.latency_calls}).")
+                record(metric, who, percentile(lat, 0.5))
+                if metric == "p50":
+                    record("p99", who, percentile(lat, 0.99))
+        for metric, concurrency, ours, base in THROUGHPUTS:
+            for who in order:
+                request = ours if who == "Ours" else base
+                cpu_before = cpu_us(pids[who])
+                calls = client.eval(
+                    f"node_bench:throughput({who}, {request}, {concurrency}, {settings.throughput_ms}).",
+                    timeout=120,
+                )
+                if metric == CPU_METRIC:
+                    record("CPU us/call x64", who, (cpu_us(pids[who]) - cpu_before) / max(calls, 1))
+                record(metric, who, calls * 1000 / settings.throughput_ms)
+        for size_name, bits, calls in (("1 MiB", 20, settings.echo_1mib_calls), ("64 MiB", 26, settings.echo_64mib_calls)):
+            for who in order:
+                lat = client.eval(
+                    f"B = binary:copy(<<7>>, 1 bsl {bits}), node_bench:latency({who}, {{echo, B}}, {calls}).",
+                    timeout=600,
+                )
+                record(f"echo {size_name} p50", who, percentile(lat, 0.5))
+        print(f"round {round_ + 1}/{settings.rounds} done", file=sys.stderr)
 
-        def row(metric: str, unit: str, higher: bool, target: float | None) -> Row:
-            return Row(
-                metric,
-                unit,
-                statistics.median(samples[(metric, "Base")]),
-                statistics.median(samples[(metric, "Ours")]),
-                higher,
-                target,
-            )
+    def row(metric: str, unit: str, higher: bool, target: float | None) -> Row:
+        base, ours = statistics.median(samples[(metric, "Base")]), statistics.median(samples[(metric, "Ours")])
+        return Row(metric, unit, base, ours, higher, target)
 
-        rows = [
-            row("p50", "us", False, 1.5),
-            row("p99", "us", False, None),
-            row("calls/s x1", "calls/s", True, None),
-            row("calls/s x16", "calls/s", True, 0.7),
-            row("calls/s x64", "calls/s", True, 0.7),
-            row("echo 1 MiB p50", "us", False, 3.0),
-            row("echo 64 MiB p50", "us", False, None),
-        ]
-        print(f"\n{'metric':<18}{'BEAM gen_server':>18}{'rustelixir':>14}{'ratio':>9}  target")
-        for r in rows:
-            print(f"{r.metric:<18}{r.baseline:>14,.0f} {r.unit:<3}{r.ours:>10,.0f} {r.unit:<3}{r.ratio:>8.2f}x  {r.verdict()}")
+    rows = [
+        row("p50", "us", False, 0.9),
+        row("p99", "us", False, None),
+        row("calls/s x1", "/s", True, None),
+        row("calls/s x16", "/s", True, None),
+        row("calls/s x64", "/s", True, 1.3),
+        row("CPU us/call x64", "us", False, None),
+        row("py p50", "us", False, 1.5),
+        row("py calls/s x16", "/s", True, 0.7),
+        row("slow Rust p50", "us", False, 1.5),
+        row("slow py p50", "us", False, 2.0),
+        row("echo 1 MiB p50", "us", False, 1.0),
+        row("echo 64 MiB p50", "us", False, 1.0),
+    ]
+    print(f"\n{'metric':<18}{'BEAM gen_server':>18}{'rustelixir':>14}{'ratio':>9}  target")
+    for r in rows:
+        precision = ".1f" if r.baseline < 100 else ",.0f"
         print(
-            f"\n{settings.rounds} rounds, medians; latency over {settings.latency_calls} sequential {{add, 1, 2}} calls; "
-            f"throughput over {settings.throughput_ms} ms per run; ratio = rustelixir / baseline."
+            f"{r.metric:<18}{r.baseline:>14{precision}} {r.unit:<3}{r.ours:>10{precision}} {r.unit:<3}"
+            f"{r.ratio:>8.2f}x  {r.verdict()}"
         )
-        return 0
-    finally:
-        client.close()
-        server.close()
-        served.stop()
+    print(
+        f"\n{settings.rounds} rounds, medians; latency over {settings.latency_calls} sequential calls; "
+        f"throughput over {settings.throughput_ms} ms per run; ratio = rustelixir / baseline. "
+        "CPU: utime+stime of the rustelixir serve process / of the BEAM server node over the 64-caller run."
+    )
+    return 0
 
 
 def _atom(name: str) -> Any:

@@ -19,17 +19,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from beamnodes import DistClient, ServedNode, unique_name  # noqa: E402
-
-COOKIE = "rustelixir-bench"
+from benchnodes import bench_nodes
 
 
 def rss_kib(pid: int) -> int:
@@ -45,13 +38,7 @@ def main() -> int:
     args = parser.parse_args()
     rounds, millis, live_count = (2, 500, 100_000) if args.quick else (5, 2000, 1_000_000)
 
-    tmp = Path(tempfile.mkdtemp(prefix="rustelixir-bench-"))
-    build = tmp / "beam"
-    build.mkdir()
-    subprocess.run(["erlc", "-o", str(build), str(ROOT / "bench" / "beam" / "resource_bench.erl")], check=True)
-    served = ServedNode(tmp / "logs", cookie=COOKIE, extra=["-q", "--max-in-flight", "100000"])
-    client = DistClient("erl", build, cookie=COOKIE, name=unique_name("resbench"))
-    try:
+    with bench_nodes("resource_bench", "resbench", ["--max-in-flight", "100000"]) as (served, client, _):
         from rustelixir import Atom
 
         client.set("Node", served.atom)
@@ -94,9 +81,6 @@ def main() -> int:
             f" object's own size. {rounds} rounds of {millis} ms, medians. Live sorted sets after the fill: {live:,}."
         )
         return 0
-    finally:
-        client.close()
-        served.stop()
 
 
 if __name__ == "__main__":

@@ -26,18 +26,11 @@ Not a test: nothing fails on the figures.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from benchnodes import bench_nodes
 
-from beamnodes import DistClient, ServedNode, unique_name  # noqa: E402
-
-COOKIE = "rustelixir-bench"
 PHASES = ("add_many", "add", "remove", "index_of", "slice", "size")
 BATCH = 1000
 
@@ -52,14 +45,7 @@ def main() -> int:
 
     from rustelixir import Atom
 
-    tmp = Path(tempfile.mkdtemp(prefix="rustelixir-bench-"))
-    build = tmp / "beam"
-    build.mkdir()
-    subprocess.run(["erlc", "-o", str(build), str(ROOT / "bench" / "beam" / "sorted_set_bench.erl")], check=True)
-
-    served = ServedNode(tmp / "logs", cookie=COOKIE, extra=["-q"])
-    client = DistClient("erl", build, cookie=COOKIE, name=unique_name("ssbench"))
-    try:
+    with bench_nodes("sorted_set_bench", "ssbench", []) as (served, client, _):
         client.set("Node", served.atom)
         functions = client.eval("{ok, Fs} = gen_server:call({rustelixir, Node}, functions), Fs.")
         if (Atom("sorted_set_new"), 0) not in functions:
@@ -97,9 +83,6 @@ def main() -> int:
             "the caller's process; every SortedSet operation is a call to the rustelixir node."
         )
         return 0
-    finally:
-        client.close()
-        served.stop()
 
 
 if __name__ == "__main__":

@@ -6,35 +6,17 @@ from __future__ import annotations
 from rustelixir.errors import CodecError, DecodeError, EncodeError, RustelixirError, TermTooLarge
 from rustelixir.codec import DEFAULT_MAX_DEPTH, DEFAULT_MAX_MEMORY, decode, encode
 from rustelixir.natives import BadArg, cancelled, current_call, native
-from rustelixir.terms import (
-    Atom,
-    BitString,
-    Export,
-    Fun,
-    ImproperList,
-    MapKey,
-    Pid,
-    Port,
-    Reference,
-)
+from rustelixir import terms
+from rustelixir.terms import *  # noqa: F403  (the term types: Atom, Pid, ...; terms.__all__ names them)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Atom",
-    "BitString",
     "CodecError",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_MEMORY",
     "DecodeError",
     "EncodeError",
-    "Export",
-    "Fun",
-    "ImproperList",
-    "MapKey",
-    "Pid",
-    "Port",
-    "Reference",
     "RustelixirError",
     "TermTooLarge",
     "__version__",
@@ -44,4 +26,5 @@ __all__ = [
     "BadArg",
     "cancelled",
     "current_call",
+    *terms.__all__,
 ]

@@ -52,7 +52,29 @@ def _read_exact(fd: int, n: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-class DistClient:
+class PacketErl:
+    """An `erl` process that reads requests and writes replies as terms in {packet, 4}
+    frames on its stdin/stdout."""
+
+    proc: subprocess.Popen[bytes]
+
+    def _write(self, request: Any) -> None:
+        assert self.proc.stdin is not None
+        payload = rustelixir.encode(request)
+        self.proc.stdin.write(struct.pack(">I", len(payload)) + payload)
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class DistClient(PacketErl):
     """A distributed `erl` node evaluating Erlang expressions sent from the test."""
 
     def __init__(
@@ -85,10 +107,8 @@ class DistClient:
         self.name = self.eval_term(Atom("ping")).name
 
     def eval_term(self, request: Any, timeout: float = 60.0) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        payload = rustelixir.encode(request)
-        self.proc.stdin.write(struct.pack(">I", len(payload)) + payload)
-        self.proc.stdin.flush()
+        assert self.proc.stdout is not None
+        self._write(request)
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
         (length,) = struct.unpack(">I", _read_exact(fd, 4, deadline))
@@ -104,15 +124,6 @@ class DistClient:
     def set(self, variable: str, value: Any) -> None:
         """Binds an Erlang variable to a term, for later `eval`s."""
         self.eval_term((Atom("set"), Atom(variable), value))
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class ServedNode:
@@ -195,6 +206,33 @@ def calling(runtime: Any, build_dir: Path, node: ServedNode, *, ping: bool = Fal
         yield client
     finally:
         client.close()
+
+
+def node_fixture(log_dir_name: str, **options: Any) -> Any:
+    """A module-scoped pytest fixture: `rustelixir serve` with ServedNode's `options`, its log
+    in a temporary directory named after `log_dir_name`, for all of a test module's tests."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
+        with served(tmp_path_factory.mktemp(log_dir_name), **options) as node:
+            yield node
+
+    return node
+
+
+def client_fixture(build_dir_name: str, *, ping: bool = False) -> Any:
+    """A module-scoped pytest fixture: an OTP 25 `erl` calling the module's `node` fixture
+    (see `calling`)."""
+    import pytest
+    from conftest import runtime_or_skip
+
+    @pytest.fixture(scope="module")
+    def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
+        with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp(build_dir_name), node, ping=ping) as client:
+            yield client
+
+    return client
 
 
 def epmd_port_of(name: str) -> int:

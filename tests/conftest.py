@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 import rustelixir
+from beamnodes import PacketErl
 
 TESTS = Path(__file__).parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -88,7 +89,7 @@ def runtime_or_skip(name: str) -> Runtime:
     return rt
 
 
-class EtfHarness:
+class EtfHarness(PacketErl):
     """A real `erl` running tests/beam/etf_harness.erl: requests and replies are terms in
     {packet, 4} frames over its stdin/stdout."""
 
@@ -108,10 +109,8 @@ class EtfHarness:
         self.release = self.request(rustelixir.Atom("otp_release")).decode()
 
     def request(self, request: Any) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        payload = rustelixir.encode(request)
-        self.proc.stdin.write(struct.pack(">I", len(payload)) + payload)
-        self.proc.stdin.flush()
+        assert self.proc.stdout is not None
+        self._write(request)
         header = self.proc.stdout.read(4)
         if len(header) < 4:
             raise RuntimeError(f"{self.runtime.name} harness exited ({self.proc.poll()})")
@@ -125,14 +124,6 @@ class EtfHarness:
         """What the VM re-encodes `data` to (binary_to_term, then term_to_binary)."""
         result: bytes = self.request((rustelixir.Atom("roundtrip"), data))
         return result
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 class HarnessError(Exception):

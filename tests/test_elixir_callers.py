@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from beamnodes import ServedNode, elixir_or_skip, unique_name
+from beamnodes import ServedNode, elixir_or_skip, node_fixture, unique_name
 
 pytestmark = pytest.mark.beam
 
@@ -20,13 +19,7 @@ COOKIE = "rustelixir-elixir-cookie"
 
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    served = ServedNode(tmp_path_factory.mktemp("elixir-node"), cookie=COOKIE)
-    try:
-        yield served
-    finally:
-        served.stop()
+node = node_fixture("elixir-node", cookie=COOKIE)
 
 
 def run_elixir(script: str, node: ServedNode, timeout: float = 120) -> str:

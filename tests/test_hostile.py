@@ -18,7 +18,7 @@ import pytest
 
 from rustelixir import Atom
 from rustelixir.protocol.control import AliasSend
-from beamnodes import DistClient, ServedNode, calling, raw_peer, served, unique_name
+from beamnodes import DistClient, ServedNode, client_fixture, node_fixture, raw_peer, served, unique_name
 from conftest import runtime_or_skip
 from links import LinkReader
 
@@ -28,20 +28,8 @@ COOKIE = "rustelixir-hostile-cookie"
 LIMIT = 8 << 20  # the node's --max-message-size in this file
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    with served(
-        tmp_path_factory.mktemp("hostile-logs"),
-        cookie=COOKIE,
-        extra=["--max-message-size", str(LIMIT), "--workers", "8"],
-    ) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def bystander(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp("bystander"), node) as client:
-        yield client
+node = node_fixture("hostile-logs", cookie=COOKIE, extra=["--max-message-size", str(LIMIT), "--workers", "8"])
+bystander = client_fixture("bystander")
 
 
 def node_port(node: ServedNode) -> int:

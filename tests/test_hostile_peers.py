@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, pass_through_frame, raw_peer, unique_name, until_closed
+from beamnodes import DistClient, ServedNode, node_fixture, pass_through_frame, raw_peer, unique_name, until_closed
 from conftest import runtime_or_skip
 from rustelixir import Atom, ImproperList, Pid, Reference
 from rustelixir._native import decode_dist
@@ -250,13 +250,7 @@ def test_the_flags_are_checked(tmp_path: Path) -> None:
 # --- Sizes on the wire that lie ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    node = ServedNode(tmp_path_factory.mktemp("plain"), cookie=COOKIE)
-    try:
-        yield node
-    finally:
-        node.stop()
+plain = node_fixture("plain", cookie=COOKIE)
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,11 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, calling, elixir_or_skip, served, unique_name
-from conftest import runtime_or_skip
+from beamnodes import DistClient, ServedNode, client_fixture, elixir_or_skip, node_fixture, unique_name
 from rustelixir import Atom
 
 pytestmark = pytest.mark.beam
@@ -22,20 +20,8 @@ pytestmark = pytest.mark.beam
 COOKIE = "rustelixir-natives-cookie"
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    with served(
-        tmp_path_factory.mktemp("natives-node"),
-        cookie=COOKIE,
-        extra=["--module", "natives_fixture", "--test-natives", "--workers", "24"],
-    ) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp("natives-client"), node) as client:
-        yield client
+node = node_fixture("natives-node", cookie=COOKIE, extra=["--module", "natives_fixture", "--test-natives", "--workers", "24"])
+client = client_fixture("natives-client")
 
 
 def call(client: DistClient, request: str, timeout_ms: int = 5000) -> object:

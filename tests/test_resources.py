@@ -5,12 +5,11 @@ is shared with; the node monitors them, and the last one gone frees the object."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, calling, served
+from beamnodes import DistClient, ServedNode, client_fixture, node_fixture
 from conftest import runtime_or_skip
 from rustelixir import Atom
 
@@ -19,20 +18,8 @@ pytestmark = pytest.mark.beam
 COOKIE = "rustelixir-resources-cookie"
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    with served(
-        tmp_path_factory.mktemp("resources-node"),
-        cookie=COOKIE,
-        extra=["--test-natives", "--module", "natives_fixture"],
-    ) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp("resources-client"), node, ping=True) as client:
-        yield client
+node = node_fixture("resources-node", cookie=COOKIE, extra=["--test-natives", "--module", "natives_fixture"])
+client = client_fixture("resources-client", ping=True)
 
 
 def info(client: DistClient) -> dict[Atom, object]:
@@ -161,25 +148,22 @@ def test_10000_resources_from_100_short_lived_processes_are_all_freed(client: Di
                 return int(line.split()[1])
         raise AssertionError("no VmRSS")
 
+    def make_10000_probes_from_100_processes() -> None:
+        client.eval(
+            "Self = self(),"
+            "Pids = [spawn(fun() -> [{ok, _} = gen_server:call({rustelixir, Node}, {test_probe_new}) || _ <- lists:seq(1, 100)],"
+            "                       Self ! {made, self()} end) || _ <- lists:seq(1, 100)],"
+            "[receive {made, P} -> ok end || P <- Pids], ok.",
+            timeout=120,
+        )
+
     start_live, start_dropped = live(client, "probe"), dropped(client)
-    client.eval(
-        "Self = self(),"
-        "Pids = [spawn(fun() -> [{ok, _} = gen_server:call({rustelixir, Node}, {test_probe_new}) || _ <- lists:seq(1, 100)],"
-        "                       Self ! {made, self()} end) || _ <- lists:seq(1, 100)],"
-        "[receive {made, P} -> ok end || P <- Pids], ok.",
-        timeout=120,
-    )
+    make_10000_probes_from_100_processes()
     rss_after_first = rss_kib()
     assert wait_for(lambda: live(client, "probe") == start_live, timeout=15)
     assert dropped(client) == start_dropped + 10_000
     # A second round costs no more memory than the first: nothing of it stayed behind.
-    client.eval(
-        "Self = self(),"
-        "Pids = [spawn(fun() -> [{ok, _} = gen_server:call({rustelixir, Node}, {test_probe_new}) || _ <- lists:seq(1, 100)],"
-        "                       Self ! {made, self()} end) || _ <- lists:seq(1, 100)],"
-        "[receive {made, P} -> ok end || P <- Pids], ok.",
-        timeout=120,
-    )
+    make_10000_probes_from_100_processes()
     assert wait_for(lambda: live(client, "probe") == start_live, timeout=15)
     assert rss_kib() < rss_after_first + 8 * 1024
     assert info(client)[Atom("holders")] <= 2  # the test's long-lived processes at most

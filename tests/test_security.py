@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import rustelixir
-from beamnodes import DistClient, ServedNode, calling, epmd_port_of, pass_through_frame, raw_peer, served, unique_name
+from beamnodes import DistClient, ServedNode, client_fixture, epmd_port_of, node_fixture, pass_through_frame, raw_peer, unique_name
 from conftest import runtime_or_skip
 from rustelixir import Atom, Pid, Reference
 from rustelixir._native import decode_dist
@@ -24,16 +24,8 @@ COOKIE = "rustelixir-security-cookie"
 OK = Atom("ok")
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    with served(tmp_path_factory.mktemp("security-node"), cookie=COOKIE, extra=["-v"]) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp("security-client"), node, ping=True) as client:
-        yield client
+node = node_fixture("security-node", cookie=COOKIE, extra=["-v"])
+client = client_fixture("security-client", ping=True)
 
 
 def resources(client: DistClient) -> dict[Atom, Any]:

@@ -1,6 +1,7 @@
 %% Both sides of the node benchmark, in real BEAM nodes:
-%% - the baseline server: a plain gen_server answering {add, A, B} and {echo, X} the way the
-%%   rustelixir node does ({ok, Value}), registered as `bench_server` on a second BEAM node;
+%% - the baseline server: a plain gen_server answering {add, A, B}, {echo, X} and
+%%   {sleep, Ms} the way the rustelixir node does ({ok, Value}; {ok, ok} after Ms
+%%   milliseconds for sleep), registered as `bench_server` on a second BEAM node;
 %% - the load: sequential latency and concurrent throughput of gen_server:call from the
 %%   client node, against either server.
 -module(node_bench).
@@ -14,7 +15,8 @@ start_server() ->
 
 init([]) -> {ok, nostate}.
 handle_call({add, A, B}, _From, S) -> {reply, {ok, A + B}, S};
-handle_call({echo, X}, _From, S) -> {reply, {ok, X}, S}.
+handle_call({echo, X}, _From, S) -> {reply, {ok, X}, S};
+handle_call({sleep, Ms}, _From, S) -> timer:sleep(Ms), {reply, {ok, ok}, S}.
 handle_cast(_, S) -> {noreply, S}.
 
 %% N sequential calls; the latencies in microseconds, sorted.

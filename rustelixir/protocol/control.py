@@ -9,7 +9,7 @@ held here in the field `message` or `reason`.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, dataclass_transform
 
 from rustelixir.errors import RemoteProtocolError
 from rustelixir.terms import Atom, Pid, Reference
@@ -80,13 +80,24 @@ def _glimpse(term: Any) -> str:
     return f"a {type(term).__name__}"
 
 
+@dataclass_transform(frozen_default=True)
 @dataclass(frozen=True)
 class Control:
+    """A control message. Each kind is a subclass that names its opcode, wire layout and
+    payload field in its class line and lists its fields; it is made a frozen dataclass."""
+
     OP: ClassVar[int] = -1
     # Names of the tuple elements after the opcode, in wire order; `_` is an unused slot.
     WIRE: ClassVar[tuple[str, ...]] = ()
     # The field holding the term that follows the control tuple, if this message has one.
     PAYLOAD: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, *, op: int | None = None, wire: tuple[str, ...] = (), payload: str | None = None) -> None:
+        """`op` names a message; without it the class is a set of fields that messages share."""
+        super().__init_subclass__()
+        if op is not None:
+            cls.OP, cls.WIRE, cls.PAYLOAD = op, wire, payload
+        dataclass(frozen=True)(cls)
 
     def to_terms(self) -> tuple[tuple[Any, ...], Any]:
         """(control tuple, payload or None)."""
@@ -119,252 +130,158 @@ class Control:
         return cls(**kwargs)
 
 
-@dataclass(frozen=True)
-class Link(Control):
-    OP = 1
-    WIRE = ("from_pid", "to_pid")
+# Fields that several messages have, in the same order.
+
+
+class _Between(Control):
     from_pid: Any
     to_pid: Any
 
 
-@dataclass(frozen=True)
-class Send(Control):
-    OP = 2
-    WIRE = ("_", "to_pid")
-    PAYLOAD = "message"
-    to_pid: Any
-    message: Any
-
-
-@dataclass(frozen=True)
-class Exit(Control):
-    OP = 3
-    WIRE = ("from_pid", "to_pid", "reason")
-    from_pid: Any
-    to_pid: Any
+class _Exit(_Between):
     reason: Any
 
 
-@dataclass(frozen=True)
-class Unlink(Control):
-    OP = 4
-    WIRE = ("from_pid", "to_pid")
-    from_pid: Any
-    to_pid: Any
-
-
-@dataclass(frozen=True)
-class NodeLink(Control):
-    OP = 5
-
-
-@dataclass(frozen=True)
-class RegSend(Control):
-    OP = 6
-    WIRE = ("from_pid", "_", "to_name")
-    PAYLOAD = "message"
-    from_pid: Any
-    to_name: Any
-    message: Any
-
-
-@dataclass(frozen=True)
-class GroupLeader(Control):
-    OP = 7
-    WIRE = ("from_pid", "to_pid")
-    from_pid: Any
-    to_pid: Any
-
-
-@dataclass(frozen=True)
-class Exit2(Control):
-    OP = 8
-    WIRE = ("from_pid", "to_pid", "reason")
-    from_pid: Any
-    to_pid: Any
-    reason: Any
-
-
-@dataclass(frozen=True)
-class SendTT(Control):
-    OP = 12
-    WIRE = ("_", "to_pid", "trace_token")
-    PAYLOAD = "message"
-    to_pid: Any
-    trace_token: Any
-    message: Any
-
-
-@dataclass(frozen=True)
-class ExitTT(Control):
-    OP = 13
-    WIRE = ("from_pid", "to_pid", "trace_token", "reason")
-    from_pid: Any
-    to_pid: Any
+class _ExitTT(_Between):
     trace_token: Any
     reason: Any
 
 
-@dataclass(frozen=True)
-class RegSendTT(Control):
-    OP = 16
-    WIRE = ("from_pid", "_", "to_name", "trace_token")
-    PAYLOAD = "message"
-    from_pid: Any
-    to_name: Any
-    trace_token: Any
-    message: Any
-
-
-@dataclass(frozen=True)
-class Exit2TT(Control):
-    OP = 18
-    WIRE = ("from_pid", "to_pid", "trace_token", "reason")
-    from_pid: Any
-    to_pid: Any
-    trace_token: Any
-    reason: Any
-
-
-@dataclass(frozen=True)
-class MonitorP(Control):
-    OP = 19
-    WIRE = ("from_pid", "to_proc", "ref")
+class _Monitor(Control):
     from_pid: Any
     to_proc: Any  # a pid, or an atom: a registered name
     ref: Any
 
 
-@dataclass(frozen=True)
-class DemonitorP(Control):
-    OP = 20
-    WIRE = ("from_pid", "to_proc", "ref")
-    from_pid: Any
-    to_proc: Any
-    ref: Any
-
-
-@dataclass(frozen=True)
-class MonitorPExit(Control):
-    OP = 21
-    WIRE = ("from_proc", "to_pid", "ref", "reason")
+class _MonitorExit(Control):
     from_proc: Any
     to_pid: Any
     ref: Any
     reason: Any
 
 
-@dataclass(frozen=True)
-class SendSender(Control):
-    OP = 22
-    WIRE = ("from_pid", "to_pid")
-    PAYLOAD = "message"
-    from_pid: Any
-    to_pid: Any
-    message: Any
-
-
-@dataclass(frozen=True)
-class SendSenderTT(Control):
-    OP = 23
-    WIRE = ("from_pid", "to_pid", "trace_token")
-    PAYLOAD = "message"
-    from_pid: Any
-    to_pid: Any
-    trace_token: Any
-    message: Any
-
-
-@dataclass(frozen=True)
-class PayloadExit(Control):
-    OP = 24
-    WIRE = ("from_pid", "to_pid")
-    PAYLOAD = "reason"
-    from_pid: Any
-    to_pid: Any
-    reason: Any
-
-
-@dataclass(frozen=True)
-class PayloadExitTT(Control):
-    OP = 25
-    WIRE = ("from_pid", "to_pid", "trace_token")
-    PAYLOAD = "reason"
-    from_pid: Any
-    to_pid: Any
-    trace_token: Any
-    reason: Any
-
-
-@dataclass(frozen=True)
-class PayloadExit2(Control):
-    OP = 26
-    WIRE = ("from_pid", "to_pid")
-    PAYLOAD = "reason"
-    from_pid: Any
-    to_pid: Any
-    reason: Any
-
-
-@dataclass(frozen=True)
-class PayloadExit2TT(Control):
-    OP = 27
-    WIRE = ("from_pid", "to_pid", "trace_token")
-    PAYLOAD = "reason"
-    from_pid: Any
-    to_pid: Any
-    trace_token: Any
-    reason: Any
-
-
-@dataclass(frozen=True)
-class PayloadMonitorPExit(Control):
-    OP = 28
-    WIRE = ("from_proc", "to_pid", "ref")
-    PAYLOAD = "reason"
-    from_proc: Any
-    to_pid: Any
-    ref: Any
-    reason: Any
-
-
-@dataclass(frozen=True)
-class AliasSend(Control):
-    OP = 33
-    WIRE = ("from_pid", "alias")
-    PAYLOAD = "message"
-    from_pid: Any
-    alias: Any
-    message: Any
-
-
-@dataclass(frozen=True)
-class AliasSendTT(Control):
-    OP = 34
-    WIRE = ("from_pid", "alias", "trace_token")
-    PAYLOAD = "message"
-    from_pid: Any
-    alias: Any
-    trace_token: Any
-    message: Any
-
-
-@dataclass(frozen=True)
-class UnlinkId(Control):
-    OP = 35
-    WIRE = ("id", "from_pid", "to_pid")
+class _UnlinkIds(Control):
     id: int
     from_pid: Any
     to_pid: Any
 
 
-@dataclass(frozen=True)
-class UnlinkIdAck(Control):
-    OP = 36
-    WIRE = ("id", "from_pid", "to_pid")
-    id: int
-    from_pid: Any
+class Link(_Between, op=1, wire=("from_pid", "to_pid")):
+    pass
+
+
+class Send(Control, op=2, wire=("_", "to_pid"), payload="message"):
     to_pid: Any
+    message: Any
+
+
+class Exit(_Exit, op=3, wire=("from_pid", "to_pid", "reason")):
+    pass
+
+
+class Unlink(_Between, op=4, wire=("from_pid", "to_pid")):
+    pass
+
+
+class NodeLink(Control, op=5):
+    pass
+
+
+class RegSend(Control, op=6, wire=("from_pid", "_", "to_name"), payload="message"):
+    from_pid: Any
+    to_name: Any
+    message: Any
+
+
+class GroupLeader(_Between, op=7, wire=("from_pid", "to_pid")):
+    pass
+
+
+class Exit2(_Exit, op=8, wire=("from_pid", "to_pid", "reason")):
+    pass
+
+
+class SendTT(Control, op=12, wire=("_", "to_pid", "trace_token"), payload="message"):
+    to_pid: Any
+    trace_token: Any
+    message: Any
+
+
+class ExitTT(_ExitTT, op=13, wire=("from_pid", "to_pid", "trace_token", "reason")):
+    pass
+
+
+class RegSendTT(Control, op=16, wire=("from_pid", "_", "to_name", "trace_token"), payload="message"):
+    from_pid: Any
+    to_name: Any
+    trace_token: Any
+    message: Any
+
+
+class Exit2TT(_ExitTT, op=18, wire=("from_pid", "to_pid", "trace_token", "reason")):
+    pass
+
+
+class MonitorP(_Monitor, op=19, wire=("from_pid", "to_proc", "ref")):
+    pass
+
+
+class DemonitorP(_Monitor, op=20, wire=("from_pid", "to_proc", "ref")):
+    pass
+
+
+class MonitorPExit(_MonitorExit, op=21, wire=("from_proc", "to_pid", "ref", "reason")):
+    pass
+
+
+class SendSender(_Between, op=22, wire=("from_pid", "to_pid"), payload="message"):
+    message: Any
+
+
+class SendSenderTT(_Between, op=23, wire=("from_pid", "to_pid", "trace_token"), payload="message"):
+    trace_token: Any
+    message: Any
+
+
+class PayloadExit(_Exit, op=24, wire=("from_pid", "to_pid"), payload="reason"):
+    pass
+
+
+class PayloadExitTT(_ExitTT, op=25, wire=("from_pid", "to_pid", "trace_token"), payload="reason"):
+    pass
+
+
+class PayloadExit2(_Exit, op=26, wire=("from_pid", "to_pid"), payload="reason"):
+    pass
+
+
+class PayloadExit2TT(_ExitTT, op=27, wire=("from_pid", "to_pid", "trace_token"), payload="reason"):
+    pass
+
+
+class PayloadMonitorPExit(_MonitorExit, op=28, wire=("from_proc", "to_pid", "ref"), payload="reason"):
+    pass
+
+
+class AliasSend(Control, op=33, wire=("from_pid", "alias"), payload="message"):
+    from_pid: Any
+    alias: Any
+    message: Any
+
+
+class AliasSendTT(Control, op=34, wire=("from_pid", "alias", "trace_token"), payload="message"):
+    from_pid: Any
+    alias: Any
+    trace_token: Any
+    message: Any
+
+
+class UnlinkId(_UnlinkIds, op=35, wire=("id", "from_pid", "to_pid")):
+    pass
+
+
+class UnlinkIdAck(_UnlinkIds, op=36, wire=("id", "from_pid", "to_pid")):
+    pass
 
 
 OPCODES: dict[int, type[Control]] = {

@@ -129,6 +129,27 @@ def _with_length(body: bytes) -> bytes:
     return struct.pack(">H", len(body)) + body
 
 
+def _check_node_numbers(m: Alive2Req | Port2Resp) -> None:
+    """The numbers that ALIVE2_REQ and a successful PORT2_RESP both give about a node."""
+    _check_uint("port", m.port, 16)
+    _check_uint("node_type", m.node_type, 8)
+    _check_uint("protocol", m.protocol, 8)
+    _check_uint("highest_version", m.highest_version, 16)
+    _check_uint("lowest_version", m.lowest_version, 16)
+
+
+def _node_bytes(m: Alive2Req | Port2Resp) -> bytes:
+    """What ALIVE2_REQ and a successful PORT2_RESP both carry after their first bytes: port,
+    node type, protocol, highest and lowest version, name and extra, each length-prefixed."""
+    name = _encode_name(m.name)
+    return (
+        struct.pack(">HBBHHH", m.port, m.node_type, m.protocol, m.highest_version, m.lowest_version, len(name))
+        + name
+        + struct.pack(">H", len(m.extra))
+        + m.extra
+    )
+
+
 # -- requests -------------------------------------------------------------------------------
 
 
@@ -146,11 +167,7 @@ class Alive2Req:
     extra: bytes = b""
 
     def __post_init__(self) -> None:
-        _check_uint("port", self.port, 16)
-        _check_uint("node_type", self.node_type, 8)
-        _check_uint("protocol", self.protocol, 8)
-        _check_uint("highest_version", self.highest_version, 16)
-        _check_uint("lowest_version", self.lowest_version, 16)
+        _check_node_numbers(self)
         if self.lowest_version > self.highest_version:
             raise ValueError(
                 f"lowest_version {self.lowest_version} is above highest_version {self.highest_version}"
@@ -163,22 +180,7 @@ class Alive2Req:
         return self.node_type == NODE_TYPE_HIDDEN
 
     def to_bytes(self) -> bytes:
-        name = _encode_name(self.name)
-        return _with_length(
-            struct.pack(
-                ">BHBBHHH",
-                ALIVE2_REQ,
-                self.port,
-                self.node_type,
-                self.protocol,
-                self.highest_version,
-                self.lowest_version,
-                len(name),
-            )
-            + name
-            + struct.pack(">H", len(self.extra))
-            + self.extra
-        )
+        return _with_length(bytes([ALIVE2_REQ]) + _node_bytes(self))
 
 
 @dataclass(frozen=True)
@@ -265,11 +267,7 @@ class Port2Resp:
             if any(unset) or self.name or self.extra:
                 raise ValueError("a failed PORT2_RESP carries the result only; leave the other fields unset")
             return
-        _check_uint("port", self.port, 16)
-        _check_uint("node_type", self.node_type, 8)
-        _check_uint("protocol", self.protocol, 8)
-        _check_uint("highest_version", self.highest_version, 16)
-        _check_uint("lowest_version", self.lowest_version, 16)
+        _check_node_numbers(self)
         _encode_name(self.name)
         _check_extra(self.extra)
 
@@ -280,23 +278,7 @@ class Port2Resp:
     def to_bytes(self) -> bytes:
         if self.result != 0:
             return bytes([PORT2_RESP, self.result])
-        name = _encode_name(self.name)
-        return (
-            struct.pack(
-                ">BBHBBHHH",
-                PORT2_RESP,
-                0,
-                self.port,
-                self.node_type,
-                self.protocol,
-                self.highest_version,
-                self.lowest_version,
-                len(name),
-            )
-            + name
-            + struct.pack(">H", len(self.extra))
-            + self.extra
-        )
+        return bytes([PORT2_RESP, 0]) + _node_bytes(self)
 
 
 @dataclass(frozen=True)

@@ -339,20 +339,19 @@ fn wrong_unknown_and_released_resources() {
         badarg(1, "expected a sorted_set resource, got an integer")
     );
     // A reference this node never made, and one of another node.
-    let unknown = Term::from(Reference {
-        node: Atom::from("test@127.0.0.1"),
-        creation: 1,
-        ids: vec![1, 2, 3],
-    });
+    let made_by = |node: &str| {
+        Term::from(Reference {
+            node: Atom::from(node),
+            creation: 1,
+            ids: vec![1, 2, 3],
+        })
+    };
+    let unknown = made_by("test@127.0.0.1");
     assert_eq!(
         call("sorted_set_size", &[unknown.clone()]),
         badresource(&unknown)
     );
-    let foreign = Term::from(Reference {
-        node: Atom::from("other@host"),
-        creation: 1,
-        ids: vec![1, 2, 3],
-    });
+    let foreign = made_by("other@host");
     assert_eq!(
         call("buffer_size", &[foreign.clone()]),
         badresource(&foreign)

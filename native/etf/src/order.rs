@@ -272,14 +272,8 @@ fn cmp_int_float(i: &Term, f: f64) -> Ordering {
     if o.is_ne() {
         return o;
     }
-    let frac = f - t;
-    if frac > 0.0 {
-        Ordering::Less
-    } else if frac < 0.0 {
-        Ordering::Greater
-    } else {
-        Ordering::Equal
-    }
+    // Same integer part: the fraction decides (a positive one puts the float above).
+    0.0_f64.partial_cmp(&(f - t)).expect("the fraction of a finite float")
 }
 
 fn float_int_parts(t: f64) -> (i8, Vec<u8>) {

@@ -269,35 +269,29 @@ impl Encoder for Atom {
     }
 }
 
-impl Decoder for Pid {
-    fn decode(term: &Term) -> Result<Self, ArgError> {
-        match term {
-            Term::Pid(p) => Ok(Pid::clone(p)),
-            other => Err(expected("a pid", other)),
+/// Decoder and Encoder for a type that is one Term variant's content: taken from that
+/// variant (else badarg, "expected `what`"), written back with `put`.
+macro_rules! variant_type {
+    ($ty:ident, $variant:ident, $what:literal, $put:ident, $valid:literal) => {
+        impl Decoder for $ty {
+            fn decode(term: &Term) -> Result<Self, ArgError> {
+                match term {
+                    Term::$variant(v) => Ok($ty::clone(v)),
+                    other => Err(expected($what, other)),
+                }
+            }
         }
-    }
-}
 
-impl Encoder for Pid {
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode::put_pid(out, self).expect("a valid pid");
-    }
-}
-
-impl Decoder for Reference {
-    fn decode(term: &Term) -> Result<Self, ArgError> {
-        match term {
-            Term::Ref(r) => Ok(Reference::clone(r)),
-            other => Err(expected("a reference", other)),
+        impl Encoder for $ty {
+            fn encode(&self, out: &mut Vec<u8>) {
+                encode::$put(out, self).expect($valid);
+            }
         }
-    }
+    };
 }
 
-impl Encoder for Reference {
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode::put_reference(out, self).expect("a valid reference");
-    }
-}
+variant_type!(Pid, Pid, "a pid", put_pid, "a valid pid");
+variant_type!(Reference, Ref, "a reference", put_reference, "a valid reference");
 
 /// Any term, as it came.
 impl Decoder for Term {
@@ -350,43 +344,32 @@ impl<T: Encoder> Encoder for Option<T> {
     }
 }
 
-impl<K: Decoder + Eq + Hash, V: Decoder> Decoder for HashMap<K, V> {
-    fn decode(term: &Term) -> Result<Self, ArgError> {
-        match term {
-            Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
-            other => Err(expected("a map", other)),
+/// Decoder and Encoder for a map type whose keys need `key_bounds` to be collected.
+macro_rules! map_type {
+    ($map:ident, $($key_bounds:tt)+) => {
+        impl<K: Decoder + $($key_bounds)+, V: Decoder> Decoder for $map<K, V> {
+            fn decode(term: &Term) -> Result<Self, ArgError> {
+                match term {
+                    Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
+                    other => Err(expected("a map", other)),
+                }
+            }
         }
-    }
+
+        impl<K: Encoder, V: Encoder> Encoder for $map<K, V> {
+            fn encode(&self, out: &mut Vec<u8>) {
+                encode::put_map_header(out, self.len()).expect("map under 4G pairs");
+                for (k, v) in self {
+                    k.encode(out);
+                    v.encode(out);
+                }
+            }
+        }
+    };
 }
 
-impl<K: Encoder, V: Encoder> Encoder for HashMap<K, V> {
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode::put_map_header(out, self.len()).expect("map under 4G pairs");
-        for (k, v) in self {
-            k.encode(out);
-            v.encode(out);
-        }
-    }
-}
-
-impl<K: Decoder + Ord, V: Decoder> Decoder for BTreeMap<K, V> {
-    fn decode(term: &Term) -> Result<Self, ArgError> {
-        match term {
-            Term::Map(pairs) => pairs.iter().map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?))).collect(),
-            other => Err(expected("a map", other)),
-        }
-    }
-}
-
-impl<K: Encoder, V: Encoder> Encoder for BTreeMap<K, V> {
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode::put_map_header(out, self.len()).expect("map under 4G pairs");
-        for (k, v) in self {
-            k.encode(out);
-            v.encode(out);
-        }
-    }
-}
+map_type!(HashMap, Eq + Hash);
+map_type!(BTreeMap, Ord);
 
 macro_rules! tuple_type {
     ($n:expr; $($t:ident $i:tt),+) => {
