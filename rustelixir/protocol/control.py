@@ -3,7 +3,8 @@
 
 A control message is a tuple whose first element is the opcode; some are followed by a
 second term, the payload (the message sent, or an exit reason for the PAYLOAD_ variants),
-held here in the field `message` or `reason`.
+held here in the field `message` or `reason`. The opcodes are the Rust side's
+(`rustelixir_dist::control`, where they are written once).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, dataclass_transform
 
+from rustelixir._native import OPCODES as _WIRE_OPCODES
 from rustelixir.errors import RemoteProtocolError
 from rustelixir.terms import Atom, Pid, Reference
 
@@ -166,121 +168,121 @@ class _UnlinkIds(Control):
     to_pid: Any
 
 
-class Link(_Between, op=1, wire=("from_pid", "to_pid")):
+class Link(_Between, op=_WIRE_OPCODES["LINK"], wire=("from_pid", "to_pid")):
     pass
 
 
-class Send(Control, op=2, wire=("_", "to_pid"), payload="message"):
+class Send(Control, op=_WIRE_OPCODES["SEND"], wire=("_", "to_pid"), payload="message"):
     to_pid: Any
     message: Any
 
 
-class Exit(_Exit, op=3, wire=("from_pid", "to_pid", "reason")):
+class Exit(_Exit, op=_WIRE_OPCODES["EXIT"], wire=("from_pid", "to_pid", "reason")):
     pass
 
 
-class Unlink(_Between, op=4, wire=("from_pid", "to_pid")):
+class Unlink(_Between, op=_WIRE_OPCODES["UNLINK"], wire=("from_pid", "to_pid")):
     pass
 
 
-class NodeLink(Control, op=5):
+class NodeLink(Control, op=_WIRE_OPCODES["NODE_LINK"]):
     pass
 
 
-class RegSend(Control, op=6, wire=("from_pid", "_", "to_name"), payload="message"):
+class RegSend(Control, op=_WIRE_OPCODES["REG_SEND"], wire=("from_pid", "_", "to_name"), payload="message"):
     from_pid: Any
     to_name: Any
     message: Any
 
 
-class GroupLeader(_Between, op=7, wire=("from_pid", "to_pid")):
+class GroupLeader(_Between, op=_WIRE_OPCODES["GROUP_LEADER"], wire=("from_pid", "to_pid")):
     pass
 
 
-class Exit2(_Exit, op=8, wire=("from_pid", "to_pid", "reason")):
+class Exit2(_Exit, op=_WIRE_OPCODES["EXIT2"], wire=("from_pid", "to_pid", "reason")):
     pass
 
 
-class SendTT(Control, op=12, wire=("_", "to_pid", "trace_token"), payload="message"):
+class SendTT(Control, op=_WIRE_OPCODES["SEND_TT"], wire=("_", "to_pid", "trace_token"), payload="message"):
     to_pid: Any
     trace_token: Any
     message: Any
 
 
-class ExitTT(_ExitTT, op=13, wire=("from_pid", "to_pid", "trace_token", "reason")):
+class ExitTT(_ExitTT, op=_WIRE_OPCODES["EXIT_TT"], wire=("from_pid", "to_pid", "trace_token", "reason")):
     pass
 
 
-class RegSendTT(Control, op=16, wire=("from_pid", "_", "to_name", "trace_token"), payload="message"):
+class RegSendTT(Control, op=_WIRE_OPCODES["REG_SEND_TT"], wire=("from_pid", "_", "to_name", "trace_token"), payload="message"):
     from_pid: Any
     to_name: Any
     trace_token: Any
     message: Any
 
 
-class Exit2TT(_ExitTT, op=18, wire=("from_pid", "to_pid", "trace_token", "reason")):
+class Exit2TT(_ExitTT, op=_WIRE_OPCODES["EXIT2_TT"], wire=("from_pid", "to_pid", "trace_token", "reason")):
     pass
 
 
-class MonitorP(_Monitor, op=19, wire=("from_pid", "to_proc", "ref")):
+class MonitorP(_Monitor, op=_WIRE_OPCODES["MONITOR_P"], wire=("from_pid", "to_proc", "ref")):
     pass
 
 
-class DemonitorP(_Monitor, op=20, wire=("from_pid", "to_proc", "ref")):
+class DemonitorP(_Monitor, op=_WIRE_OPCODES["DEMONITOR_P"], wire=("from_pid", "to_proc", "ref")):
     pass
 
 
-class MonitorPExit(_MonitorExit, op=21, wire=("from_proc", "to_pid", "ref", "reason")):
+class MonitorPExit(_MonitorExit, op=_WIRE_OPCODES["MONITOR_P_EXIT"], wire=("from_proc", "to_pid", "ref", "reason")):
     pass
 
 
-class SendSender(_Between, op=22, wire=("from_pid", "to_pid"), payload="message"):
+class SendSender(_Between, op=_WIRE_OPCODES["SEND_SENDER"], wire=("from_pid", "to_pid"), payload="message"):
     message: Any
 
 
-class SendSenderTT(_Between, op=23, wire=("from_pid", "to_pid", "trace_token"), payload="message"):
+class SendSenderTT(_Between, op=_WIRE_OPCODES["SEND_SENDER_TT"], wire=("from_pid", "to_pid", "trace_token"), payload="message"):
     trace_token: Any
     message: Any
 
 
-class PayloadExit(_Exit, op=24, wire=("from_pid", "to_pid"), payload="reason"):
+class PayloadExit(_Exit, op=_WIRE_OPCODES["PAYLOAD_EXIT"], wire=("from_pid", "to_pid"), payload="reason"):
     pass
 
 
-class PayloadExitTT(_ExitTT, op=25, wire=("from_pid", "to_pid", "trace_token"), payload="reason"):
+class PayloadExitTT(_ExitTT, op=_WIRE_OPCODES["PAYLOAD_EXIT_TT"], wire=("from_pid", "to_pid", "trace_token"), payload="reason"):
     pass
 
 
-class PayloadExit2(_Exit, op=26, wire=("from_pid", "to_pid"), payload="reason"):
+class PayloadExit2(_Exit, op=_WIRE_OPCODES["PAYLOAD_EXIT2"], wire=("from_pid", "to_pid"), payload="reason"):
     pass
 
 
-class PayloadExit2TT(_ExitTT, op=27, wire=("from_pid", "to_pid", "trace_token"), payload="reason"):
+class PayloadExit2TT(_ExitTT, op=_WIRE_OPCODES["PAYLOAD_EXIT2_TT"], wire=("from_pid", "to_pid", "trace_token"), payload="reason"):
     pass
 
 
-class PayloadMonitorPExit(_MonitorExit, op=28, wire=("from_proc", "to_pid", "ref"), payload="reason"):
+class PayloadMonitorPExit(_MonitorExit, op=_WIRE_OPCODES["PAYLOAD_MONITOR_P_EXIT"], wire=("from_proc", "to_pid", "ref"), payload="reason"):
     pass
 
 
-class AliasSend(Control, op=33, wire=("from_pid", "alias"), payload="message"):
+class AliasSend(Control, op=_WIRE_OPCODES["ALIAS_SEND"], wire=("from_pid", "alias"), payload="message"):
     from_pid: Any
     alias: Any
     message: Any
 
 
-class AliasSendTT(Control, op=34, wire=("from_pid", "alias", "trace_token"), payload="message"):
+class AliasSendTT(Control, op=_WIRE_OPCODES["ALIAS_SEND_TT"], wire=("from_pid", "alias", "trace_token"), payload="message"):
     from_pid: Any
     alias: Any
     trace_token: Any
     message: Any
 
 
-class UnlinkId(_UnlinkIds, op=35, wire=("id", "from_pid", "to_pid")):
+class UnlinkId(_UnlinkIds, op=_WIRE_OPCODES["UNLINK_ID"], wire=("id", "from_pid", "to_pid")):
     pass
 
 
-class UnlinkIdAck(_UnlinkIds, op=36, wire=("id", "from_pid", "to_pid")):
+class UnlinkIdAck(_UnlinkIds, op=_WIRE_OPCODES["UNLINK_ID_ACK"], wire=("id", "from_pid", "to_pid")):
     pass
 
 

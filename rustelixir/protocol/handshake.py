@@ -121,6 +121,11 @@ _MAX_BODY = {
 }
 
 
+def _expect_length(body: bytes, length: int, what: str) -> None:
+    if len(body) != length:
+        raise HandshakeError(f"{what} of {len(body)} bytes (expected {length})")
+
+
 def digest(challenge: int, cookie: str) -> bytes:
     return hashlib.md5(cookie.encode() + str(challenge).encode()).digest()
 
@@ -276,8 +281,7 @@ class Handshake:
             self._recv_challenge(body)
             return None
         if state is _State.AWAIT_COMPLEMENT and kind == b"c":
-            if len(body) != 9:
-                raise HandshakeError(f"complement message of {len(body)} bytes (expected 9)")
+            _expect_length(body, 9, "complement message")
             flags_high, creation = struct.unpack_from(">II", body, 1)
             self._old_style = False  # the flags are whole now: check them
             self._check_peer_flags(self._peer_flags | (flags_high << 32), self.peer_name or "?")
@@ -288,8 +292,7 @@ class Handshake:
             self._recv_reply(body)
             return None
         if state is _State.AWAIT_ACK and kind == b"a":
-            if len(body) != 17:
-                raise HandshakeError(f"challenge ack of {len(body)} bytes (expected 17)")
+            _expect_length(body, 17, "challenge ack")
             if not hmac.compare_digest(body[1:], digest(self._our_challenge, self._cookie)):
                 raise AuthenticationError(f"{self.peer_name} answered our challenge wrongly: the cookies differ")
             self._state = _State.DONE
