@@ -50,6 +50,8 @@ struct Inbox {
 struct Outbox {
     chunks: VecDeque<Vec<u8>>,
     bytes: usize,
+    /// Bytes of the first chunk already sent (by a sender that wrote part of it at once).
+    front_sent: usize,
 }
 
 struct Shared {
@@ -118,9 +120,10 @@ impl Shared {
                     }
                     return Ok(());
                 }
-                data.drain(..sent);
+                // The rest is the writer's, from where the socket stopped taking it (no copy).
                 let mut out = lock(&self.outbox);
-                out.bytes += data.len();
+                out.bytes += data.len() - sent;
+                out.front_sent = sent;
                 out.chunks.push_front(std::mem::take(data));
                 self.outbox_changed.notify_all();
                 return Ok(());
@@ -411,19 +414,19 @@ fn write_loop(mut stream: TcpStream, shared: Arc<Shared>, interval: Duration, ti
             return;
         }
         let _writing = lock(&shared.write_lock);
-        let batch: Vec<Vec<u8>> = {
+        let (batch, front_sent): (Vec<Vec<u8>>, usize) = {
             let mut out = lock(&shared.outbox);
             out.bytes = 0;
             let batch = out.chunks.drain(..).collect();
             shared.outbox_changed.notify_all();
-            batch
+            (batch, std::mem::take(&mut out.front_sent))
         };
         if batch.is_empty() && last_write.elapsed() < interval {
             continue; // a sender wrote it all at once meanwhile
         }
         let batch = if batch.is_empty() { vec![TICK.to_vec()] } else { batch };
-        for chunk in &batch {
-            let mut written = 0;
+        for (i, chunk) in batch.iter().enumerate() {
+            let mut written = if i == 0 { front_sent } else { 0 };
             let mut stalled_since = Instant::now();
             while written < chunk.len() {
                 match stream.write(&chunk[written..]) {
