@@ -4,8 +4,9 @@ The call contract (request shapes, reserved requests, replies and errors, counte
 natives registry, calls in flight and their cancellation) is the Rust server's
 (`native/dist/src/server.rs`), and every connection's link answers callers itself. For a
 Python native it hands Python a job (native, argument terms, ticket) through one wake-up;
-Python runs it (a quick native on the event loop, a slow one on a thread pool, an async one
-as a task) and gives the value back by ticket: Rust encodes, frames and writes the reply.
+Python runs it (a quick native on the event loop, an async one as a task) and gives the value
+back by ticket: Rust encodes, frames and writes the reply. A slow Python native runs on the
+Rust server's worker pool, which takes the GIL for it: it never waits for the event loop.
 When the caller gives up, the job's token is set (and an async native's task cancelled);
 its reply is dropped.
 """
@@ -13,14 +14,12 @@ its reply is dropped.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
 import logging
 import os
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -97,7 +96,7 @@ class RustelixirServer:
             self.native.add_test_natives()
         self._natives: list[PythonNative] = []
         self._running: dict[int, tuple[CancelToken, asyncio.Task[Any] | None]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rustelixir-python")
+        self.native.set_python_runner(self._run_on_pool)
         node.register(SERVER_NAME, self._process)
         node.serve_natives(self.native)
         self.loop.add_reader(self._wake_r, self._jobs_ready)
@@ -114,8 +113,10 @@ class RustelixirServer:
         for value in vars(module).values():
             spec = native_spec(value)
             if spec is not None:
-                self.native.add_python(spec.name, spec.arity, len(self._natives))
-                self._natives.append(PythonNative(spec.name, spec.arity, value, slow=spec.slow))
+                native = PythonNative(spec.name, spec.arity, value, slow=spec.slow)
+                # An async native runs on the event loop whatever it says.
+                self.native.add_python(spec.name, spec.arity, len(self._natives), slow=native.slow and not native.is_async)
+                self._natives.append(native)
                 count += 1
         return count
 
@@ -133,7 +134,6 @@ class RustelixirServer:
         for _token, task in self._running.values():
             if task is not None:
                 task.cancel()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # --- Jobs ------------------------------------------------------------------------------
 
@@ -154,16 +154,15 @@ class RustelixirServer:
                 task = self.loop.create_task(self._run_async(native, args, token, caller))
                 self._running[ticket] = (token, task)
                 task.add_done_callback(functools.partial(self._done, ticket))
-            elif native.slow:
-                self._running[ticket] = (token, None)
-                context = contextvars.copy_context()
-                future = self.loop.run_in_executor(self._pool, context.run, self._run, native, args, token, caller)
-                future.add_done_callback(functools.partial(self._done, ticket))
             else:
                 self._finish(ticket, self._run(native, args, token, caller))
 
     def _done(self, ticket: int, future: asyncio.Future[Any]) -> None:
         self._finish(ticket, None if future.cancelled() else future.result())
+
+    def _run_on_pool(self, index: int, args: tuple[Any, ...], caller: Pid | None, token: CancelToken) -> Any:
+        """A slow native, on a thread of the Rust server's pool (which holds the GIL here)."""
+        return self._run(self._natives[index], args, token, caller)
 
     def _run(self, native: PythonNative, args: tuple[Any, ...], token: CancelToken, caller: Pid | None) -> Any:
         if token.cancelled:

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustelixir_dist::registry::{Native, Registry};
-use rustelixir_dist::server::JobEvent;
+use rustelixir_dist::server::{Job, JobEvent};
 use rustelixir_dist::{Server, ServerConfig};
 use rustelixir_nif::reply::{self, Reason};
 
@@ -81,9 +81,11 @@ impl NativeServer {
         self.inner.add_table(&crate::test_natives::TEST_NATIVES).map_err(value_error)
     }
 
-    /// Serves a Python native: its jobs come back with `index`.
-    fn add_python(&self, name: &str, arity: u32, index: u32) -> PyResult<()> {
-        self.inner.add_python(name, arity, index).map_err(value_error)
+    /// Serves a Python native: its jobs come back with `index` (a `slow` one's go to the
+    /// runner, on the pool).
+    #[pyo3(signature = (name, arity, index, slow = false))]
+    fn add_python(&self, name: &str, arity: u32, index: u32, slow: bool) -> PyResult<()> {
+        self.inner.add_python(name, arity, index, slow).map_err(value_error)
     }
 
     /// Every native served, [(name, arity)], sorted.
@@ -113,10 +115,7 @@ impl NativeServer {
     /// The job `ticket` returned `value`: its caller gets `{ok, value}`. EncodeError when the
     /// value is no term (nothing is sent then: answer with `fail` instead).
     fn finish(&self, ticket: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut out = Vec::with_capacity(64);
-        reply::write_ok_head(&mut out);
-        out.extend(crate::to_etf::encode_to_vec(value, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?);
-        self.inner.complete(ticket, Some(out));
+        self.inner.complete(ticket, Some(ok_reply(value)?));
         Ok(())
     }
 
@@ -124,26 +123,52 @@ impl NativeServer {
     /// contract's: `("badarg", index, message)`, `("exception", type, message)`,
     /// `("badresource", reference)`, `("overloaded",)`.
     fn fail(&self, ticket: u64, reason: &Bound<'_, PyTuple>) -> PyResult<()> {
-        let kind: String = reason.get_item(0)?.extract()?;
-        let mut out = Vec::with_capacity(64);
-        match kind.as_str() {
-            "badarg" => {
-                let (index, message): (usize, String) = (reason.get_item(1)?.extract()?, reason.get_item(2)?.extract()?);
-                reply::write_error(&mut out, Reason::BadArg { index, message: &message });
-            }
-            "exception" => {
-                let (kind, message): (String, String) = (reason.get_item(1)?.extract()?, reason.get_item(2)?.extract()?);
-                reply::write_error(&mut out, Reason::Exception { kind: &kind, message: &message });
-            }
-            "badresource" => {
-                let term = crate::to_etf::encode_to_vec(&reason.get_item(1)?, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?;
-                reply::write_error(&mut out, Reason::BadResource(&term));
-            }
-            "overloaded" => reply::write_error(&mut out, Reason::Overloaded),
-            other => return Err(PyValueError::new_err(format!("no such reason: {other:?}"))),
-        }
-        self.inner.complete(ticket, Some(out));
+        self.inner.complete(ticket, Some(error_reply(reason)?));
         Ok(())
+    }
+
+    /// Runs slow Python natives on the server's worker pool, with the GIL:
+    /// `runner(index, args, caller, token)` returns `(True, value)`, `(False, reason)` (as
+    /// `fail` takes it) or None (no reply: cancelled).
+    fn set_python_runner(&self, runner: Py<PyAny>) {
+        let run = move |job: &Job| -> Option<Vec<u8>> {
+            Python::attach(|py| {
+                let outcome = (|| -> PyResult<Option<Vec<u8>>> {
+                    let args = job.args.iter().map(|a| crate::from_etf::term_to_py(py, a)).collect::<PyResult<Vec<_>>>()?;
+                    let caller = job.caller.as_deref().map(|c| crate::from_etf::term_to_py(py, c)).transpose()?;
+                    let token = Py::new(py, CancelToken { flag: job.cancel.clone() })?;
+                    let outcome = runner.call1(py, (job.index, PyTuple::new(py, args)?, caller, token))?;
+                    let outcome = outcome.bind(py);
+                    if outcome.is_none() {
+                        return Ok(None);
+                    }
+                    let outcome = outcome.cast::<PyTuple>()?;
+                    let item = outcome.get_item(1)?;
+                    if outcome.get_item(0)?.is_truthy()? {
+                        match ok_reply(&item) {
+                            Ok(reply) => Ok(Some(reply)),
+                            Err(e) if e.is_instance_of::<crate::error::EncodeError>(py) => {
+                                let message = format!("the native's value is no term: {}", e.value(py));
+                                let mut out = Vec::new();
+                                reply::write_error(&mut out, Reason::Exception { kind: "EncodeError", message: &message });
+                                Ok(Some(out))
+                            }
+                            Err(e) => Err(e),
+                        }
+                    } else {
+                        Ok(Some(error_reply(item.cast::<PyTuple>()?)?))
+                    }
+                })();
+                outcome.unwrap_or_else(|e| {
+                    // A bug of the runner's: the caller still gets an answer.
+                    let mut out = Vec::new();
+                    let message = e.to_string();
+                    reply::write_error(&mut out, Reason::Exception { kind: "RuntimeError", message: &message });
+                    Some(out)
+                })
+            })
+        };
+        self.inner.set_python_runner(Arc::new(run));
     }
 
     /// The job `ticket` ends without a reply (it was cancelled).
@@ -200,6 +225,38 @@ impl NativeServer {
     fn close(&self) {
         self.inner.close();
     }
+}
+
+/// `{ok, Value}` for a Python value.
+fn ok_reply(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    reply::write_ok_head(&mut out);
+    out.extend(crate::to_etf::encode_to_vec(value, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?);
+    Ok(out)
+}
+
+/// `{error, Reason}` for a reason as Python names it: `("badarg", index, message)`,
+/// `("exception", type, message)`, `("badresource", reference)`, `("overloaded",)`.
+fn error_reply(reason: &Bound<'_, PyTuple>) -> PyResult<Vec<u8>> {
+    let kind: String = reason.get_item(0)?.extract()?;
+    let mut out = Vec::with_capacity(64);
+    match kind.as_str() {
+        "badarg" => {
+            let (index, message): (usize, String) = (reason.get_item(1)?.extract()?, reason.get_item(2)?.extract()?);
+            reply::write_error(&mut out, Reason::BadArg { index, message: &message });
+        }
+        "exception" => {
+            let (kind, message): (String, String) = (reason.get_item(1)?.extract()?, reason.get_item(2)?.extract()?);
+            reply::write_error(&mut out, Reason::Exception { kind: &kind, message: &message });
+        }
+        "badresource" => {
+            let term = crate::to_etf::encode_to_vec(&reason.get_item(1)?, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?;
+            reply::write_error(&mut out, Reason::BadResource(&term));
+        }
+        "overloaded" => reply::write_error(&mut out, Reason::Overloaded),
+        other => return Err(PyValueError::new_err(format!("no such reason: {other:?}"))),
+    }
+    Ok(out)
 }
 
 fn table_at(address: usize) -> PyResult<&'static rustelixir_nif::NativeTable> {

@@ -14,8 +14,11 @@ pub enum Native {
     Quick(&'static NativeEntry),
     /// Runs on the server's worker pool, from the call's bytes.
     Slow(&'static NativeEntry),
-    /// Runs in Python: the index Python gave it when it registered it.
+    /// Runs in Python, on its event loop (handed over as a job): the index Python gave it
+    /// when it registered it.
     Python(u32),
+    /// Runs in Python on the server's worker pool (with the GIL): a slow Python native.
+    PythonSlow(u32),
 }
 
 #[derive(Default)]
@@ -56,13 +59,13 @@ impl Registry {
         Ok(entries.iter().map(|e| (e.name().to_string(), e.arity, e.is_slow())).collect())
     }
 
-    /// Adds a Python native, known to Python by `index`.
-    pub fn add_python(&mut self, name: &str, arity: u32, index: u32) -> Result<(), String> {
+    /// Adds a Python native, known to Python by `index`; a `slow` one runs on the pool.
+    pub fn add_python(&mut self, name: &str, arity: u32, index: u32, slow: bool) -> Result<(), String> {
         if name.is_empty() || name.chars().count() > 255 {
             return Err(format!("native name {name:?}: an atom has 1 to 255 characters"));
         }
         self.check(name, arity)?;
-        self.insert(name, arity, Native::Python(index));
+        self.insert(name, arity, if slow { Native::PythonSlow(index) } else { Native::Python(index) });
         Ok(())
     }
 

@@ -96,6 +96,9 @@ pub enum JobEvent {
     Cancel(u64),
 }
 
+/// Runs a slow Python native's job on a pool thread: its reply, or None (cancelled).
+pub type PythonRunner = Arc<dyn Fn(&Job) -> Option<Vec<u8>> + Send + Sync>;
+
 /// Where a call's reply goes once it is ready.
 struct ReplyTo {
     peer: Arc<Peer>,
@@ -138,6 +141,7 @@ pub struct Server {
     pool: Pool,
     peers: RwLock<HashMap<Vec<u8>, Arc<Peer>>>,
     jobs: Mutex<Jobs>,
+    python_runner: RwLock<Option<PythonRunner>>,
     /// Wakes Python when jobs are queued.
     wake: Box<dyn Fn() + Send + Sync>,
 }
@@ -168,6 +172,7 @@ impl Server {
             calls: Mutex::default(),
             peers: RwLock::default(),
             jobs: Mutex::default(),
+            python_runner: RwLock::default(),
             wake,
         })
     }
@@ -178,8 +183,14 @@ impl Server {
         self.registry.write().unwrap().add_table(table)
     }
 
-    pub fn add_python(&self, name: &str, arity: u32, index: u32) -> Result<(), String> {
-        self.registry.write().unwrap().add_python(name, arity, index)
+    pub fn add_python(&self, name: &str, arity: u32, index: u32, slow: bool) -> Result<(), String> {
+        self.registry.write().unwrap().add_python(name, arity, index, slow)
+    }
+
+    /// Who runs slow Python natives on the pool: given the job, it returns the reply (or
+    /// None: no reply, the call was cancelled).
+    pub fn set_python_runner(&self, runner: PythonRunner) {
+        *self.python_runner.write().unwrap() = Some(runner);
     }
 
     pub fn listing(&self) -> Vec<(String, u32)> {
@@ -500,6 +511,8 @@ impl Server {
             if let Some(n) = &node {
                 calls.by_node.entry(n.clone()).or_default().insert(ticket);
             }
+            // Only the event loop's jobs hear of a cancellation (an async native's task is
+            // cancelled); the others see their flag.
             let python = matches!(native, Native::Python(_));
             calls.by_ticket.insert(ticket, InFlight { cancel: cancel.clone(), reply_to, node, monitor, caller: caller.clone(), python });
         }
@@ -513,6 +526,11 @@ impl Server {
                 let job = Job { ticket, index, args, caller: caller.map(|c| c.0), cancel };
                 self.push_job(JobEvent::Run(job));
             }
+            Native::PythonSlow(index) => {
+                let job = Job { ticket, index, args, caller: caller.map(|c| c.0), cancel };
+                let server = self.clone();
+                self.pool.run(move || server.run_python_slow(job));
+            }
             Native::Quick(_) => unreachable!("quick natives run inline"),
         }
     }
@@ -525,6 +543,15 @@ impl Server {
         let (reply, _) =
             resource::with_caller(caller.as_deref(), || rustelixir_nif::call_entry(entry, &slices, Some(&cancel)));
         self.complete(ticket, Some(reply));
+    }
+
+    fn run_python_slow(&self, job: Job) {
+        if job.cancel.load(Ordering::Relaxed) {
+            return self.complete(job.ticket, None); // its caller went away while it waited for a worker
+        }
+        let runner = self.python_runner.read().unwrap().clone();
+        let reply = runner.and_then(|run| run(&job));
+        self.complete(job.ticket, reply);
     }
 
     fn push_job(&self, event: JobEvent) {
