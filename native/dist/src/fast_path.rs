@@ -79,6 +79,8 @@ pub struct FastPath {
     skipping: usize,
     /// Messages over the size limit discarded on this connection.
     pub oversized: u64,
+    /// The memory of the last fragmented message answered here, for the next one.
+    spare: Vec<u8>,
     sequences: std::collections::HashMap<u64, Sequence>,
 }
 
@@ -92,8 +94,14 @@ impl FastPath {
             buffer: Vec::new(),
             skipping: 0,
             oversized: 0,
+            spare: Vec::new(),
             sequences: Default::default(),
         }
+    }
+
+    /// Lets go of the memory kept for the next fragmented message.
+    pub fn release_spare(&mut self) {
+        self.spare = Vec::new();
     }
 
     fn max_message_size(&self) -> usize {
@@ -172,9 +180,13 @@ impl FastPath {
             if len == 0 {
                 *ticks += 1;
             } else if is_fragment(body) {
-                if let Some(whole) = self.fragment(body, out)? {
+                if let Some(mut whole) = self.fragment(body, out)? {
                     if !to_python.is_empty() || !self.answer(&whole, out) {
                         to_python.push(whole);
+                    } else if whole.capacity() > self.spare.capacity() {
+                        // Answered: its memory serves the next fragmented message.
+                        whole.clear();
+                        self.spare = whole;
                     }
                 }
             } else if !to_python.is_empty() || !self.answer(body, out) {
@@ -206,7 +218,8 @@ impl FastPath {
             if body[18] != 0 {
                 return bad(format!("fragment header with {} atom-cache references (none negotiated)", body[18]));
             }
-            let mut whole = Vec::with_capacity(3 + content.len());
+            let mut whole = std::mem::take(&mut self.spare);
+            whole.reserve(3 + content.len());
             whole.extend_from_slice(&[VERSION, DIST_HEADER, 0]);
             if id == 1 {
                 whole.extend_from_slice(content);

@@ -28,8 +28,6 @@ use crate::server::{Peer, Server, Sink};
 
 /// The reader's buffer, as it starts and as it returns to a second after a burst.
 const READ_BUFFER: usize = 256 * 1024;
-/// The reader's output buffer is kept between messages up to this capacity.
-const KEPT_OUT_BUFFER: usize = 8 << 20;
 /// Frames queued for Python past which the reader stops reading.
 const INBOX_HIGH: usize = 64 << 20;
 
@@ -115,9 +113,6 @@ impl Shared {
                 let sent = self.send_now(data);
                 if sent == data.len() {
                     data.clear();
-                    if data.capacity() > KEPT_OUT_BUFFER {
-                        *data = Vec::new();
-                    }
                     return Ok(());
                 }
                 // The rest is the writer's, from where the socket stopped taking it (no copy).
@@ -346,6 +341,7 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
                     if last_read.elapsed() > ticktime {
                         break format!("no traffic for {} s (net_ticktime)", ticktime.as_secs());
                     }
+                    release_idle(&mut buf, &mut out, &mut fast, last_full);
                     continue;
                 }
                 Err(e) => break format!("connection error: {e}"),
@@ -360,6 +356,9 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
         pending = None;
         match fed {
             Ok(ticks) => {
+                if out.len() > READ_BUFFER {
+                    last_full = Instant::now(); // a large reply: its buffer stays warm a while
+                }
                 if !out.is_empty() && shared.send_buf(&mut out, true).is_err() {
                     return;
                 }
@@ -386,14 +385,28 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
             if n < 16 * 1024 * 1024 {
                 buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once
             }
-        } else if buf.len() > READ_BUFFER && last_full.elapsed() > Duration::from_secs(1) {
-            // No burst for a second: a connection does not keep megabytes it no longer
-            // needs (but one that sends large messages one after another keeps its buffer).
-            buf.truncate(READ_BUFFER);
-            buf.shrink_to_fit();
+        } else {
+            release_idle(&mut buf, &mut out, &mut fast, last_full);
         }
     };
     shared.close(reason);
+}
+
+/// No burst for a second: a connection does not keep the megabytes a large message needed
+/// (but one that sends large messages one after another keeps its buffers warm: fresh ones
+/// would fault in every page again).
+fn release_idle(buf: &mut Vec<u8>, out: &mut Vec<u8>, fast: &mut FastPath, last_full: Instant) {
+    if last_full.elapsed() <= Duration::from_secs(1) {
+        return;
+    }
+    if buf.len() > READ_BUFFER {
+        buf.truncate(READ_BUFFER);
+        buf.shrink_to_fit();
+    }
+    if out.capacity() > READ_BUFFER {
+        *out = Vec::new();
+    }
+    fast.release_spare();
 }
 
 fn write_loop(mut stream: TcpStream, shared: Arc<Shared>, interval: Duration, ticktime: Duration) {
