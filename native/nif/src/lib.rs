@@ -21,11 +21,13 @@
 //! exposes its address, and the node calls the natives without Python objects or the GIL.
 
 mod convert;
+pub mod host;
 pub mod reply;
 pub mod resource;
 
 pub use convert::{kind, ArgError, Decoder, Encoder};
-pub use resource::{Resource, ResourceArc};
+pub use host::{Found, Host, ResourceType};
+pub use resource::{Resource, ResourceArc, ResourceTable};
 pub use etf;
 pub use etf::{Atom, Pid, Reference, Term};
 
@@ -35,8 +37,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// "RUSTELIX": marks a [`NativeTable`] so the node can check an address it was given.
 pub const MAGIC: u64 = 0x5255_5354_454c_4958;
-/// Bumped when the layout of the C ABI types below changes.
-pub const ABI_VERSION: u32 = 1;
+/// Bumped when the layout of the C ABI types below (and `host`'s) changes. 2: the host
+/// table passed with every call (`CallFrame::host`).
+pub const ABI_VERSION: u32 = 2;
 /// [`NativeEntry::flags`]: the native may take long; run it on the worker pool.
 pub const FLAG_SLOW: u32 = 1;
 
@@ -64,8 +67,8 @@ impl Slice {
 }
 
 /// One call, as the node hands it to a native: the arguments (each one term in the
-/// External Term Format, without version byte), where to write the reply term, and the
-/// call's cancellation flag.
+/// External Term Format, without version byte), where to write the reply term, the call's
+/// cancellation flag, and the host through which the native calls back into the node.
 #[repr(C)]
 pub struct CallFrame {
     pub args: *const Slice,
@@ -74,6 +77,8 @@ pub struct CallFrame {
     pub write: extern "C" fn(out: *mut std::ffi::c_void, ptr: *const u8, len: usize),
     /// Null when the call cannot be cancelled (quick natives).
     pub cancelled: *const AtomicBool,
+    /// The node's side of the call: its resource table, the caller (`host::Host`).
+    pub host: *const Host,
 }
 
 #[repr(C)]
@@ -137,8 +142,9 @@ impl NativeTable {
     }
 }
 
-/// Calls a native with arguments given as ETF slices, returning the reply term's bytes.
-pub fn call_entry(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>) -> Vec<u8> {
+/// Calls a native with arguments given as ETF slices, through `host` (the node's: see
+/// `ResourceTable::with_host`), returning the reply term's bytes.
+pub fn call_entry(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>, host: &Host) -> Vec<u8> {
     extern "C" fn write(out: *mut std::ffi::c_void, ptr: *const u8, len: usize) {
         // SAFETY: `out` is the Vec below, `ptr`/`len` a slice the native owns for the call.
         unsafe { (*(out as *mut Vec<u8>)).extend_from_slice(std::slice::from_raw_parts(ptr, len)) }
@@ -151,6 +157,7 @@ pub fn call_entry(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&Atomic
         out: &mut out as *mut Vec<u8> as *mut std::ffi::c_void,
         write,
         cancelled: cancelled.map_or(std::ptr::null(), |c| c as *const AtomicBool),
+        host,
     };
     (entry.call)(&frame);
     out
@@ -304,13 +311,16 @@ pub unsafe fn run<F: NifFn<A>, A>(f: &F, frame: *const CallFrame) {
     let args: Vec<&[u8]> = (0..frame.nargs).map(|i| (*frame.args.add(i)).as_bytes()).collect();
     let mut out = Vec::with_capacity(64);
     let previous = CURRENT.with(|c| c.replace(frame.cancelled));
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        if args.len() != F::ARITY as usize {
-            write_badarg(&mut out, 0, "wrong number of arguments");
-        } else {
-            f.invoke(&args, &mut out);
-        }
-    }));
+    // This copy of the crate's current host: `ResourceArc` in the native goes through it.
+    let result = host::with_current(frame.host, || {
+        catch_unwind(AssertUnwindSafe(|| {
+            if args.len() != F::ARITY as usize {
+                write_badarg(&mut out, 0, "wrong number of arguments");
+            } else {
+                f.invoke(&args, &mut out);
+            }
+        }))
+    });
     CURRENT.with(|c| c.set(previous));
     if let Err(panic) = result {
         out.clear();
