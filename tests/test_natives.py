@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, calling, elixir_or_skip, served, unique_name
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, calling, elixir_or_skip, served, unique_name
 from conftest import runtime_or_skip
 from rustelixir import Atom
 
@@ -27,7 +27,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
     with served(
         tmp_path_factory.mktemp("natives-node"),
         cookie=COOKIE,
-        extra=["--module", "natives_fixture", "--test-natives", "--workers", "24"],
+        extra=["--module", "natives_fixture", "--module", TEST_NATIVES, "--workers", "24"],
     ) as node:
         yield node
 
@@ -197,7 +197,7 @@ def test_a_caller_that_dies_cancels_the_native(client: DistClient) -> None:
 @pytest.mark.parametrize("native", ["test_segfault", "test_abort"])
 def test_a_crashing_native_takes_down_only_the_node_process(tmp_path: Path, native: str) -> None:
     elixir = elixir_or_skip()
-    victim = ServedNode(tmp_path, cookie=COOKIE, extra=["--test-natives"])
+    victim = ServedNode(tmp_path, cookie=COOKIE, extra=["--module", TEST_NATIVES])
     script = f"""
     node = String.to_atom(System.fetch_env!("RUSTELIXIR_NODE"))
     {{:ok, 3}} = GenServer.call({{:rustelixir, node}}, {{:add, 1, 2}})

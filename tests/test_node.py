@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rustelixir import Atom, BitString, ImproperList, Pid, Reference
-from beamnodes import DistClient, ServedNode, epmd_port_of, pass_through_frame, raw_peer, unique_name
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, epmd_port_of, pass_through_frame, raw_peer, unique_name
 from conftest import runtime_or_skip
 
 pytestmark = pytest.mark.beam
@@ -26,7 +26,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
     served = ServedNode(
         tmp_path_factory.mktemp("node-logs"),
         cookie=COOKIE,
-        extra=["--module", "natives_fixture", "--max-in-flight", "40", "--test-natives"],
+        extra=["--module", "natives_fixture", "--max-in-flight", "40", "--module", TEST_NATIVES],
     )
     try:
         yield served

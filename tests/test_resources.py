@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, calling, served
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, calling, served
 from conftest import runtime_or_skip
 from rustelixir import Atom
 
@@ -24,7 +24,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
     with served(
         tmp_path_factory.mktemp("resources-node"),
         cookie=COOKIE,
-        extra=["--test-natives", "--module", "natives_fixture"],
+        extra=["--module", TEST_NATIVES, "--module", "natives_fixture"],
     ) as node:
         yield node
 
@@ -93,6 +93,58 @@ def test_creator_and_user_hold_it_the_last_one_gone_frees_it(client: DistClient)
         Atom("error"),
         (Atom("badresource"), client.eval("get(ref).")),
     )
+
+
+# A process that makes the calls it is told to, until it is told to stop.
+SPAWN_CALLER = (
+    "Loop = fun Loop() -> receive {call, From, Req} ->"
+    " From ! {self(), gen_server:call({rustelixir, Node}, Req)}, Loop(); stop -> ok end end,"
+    "Ask = fun(P, Req) -> P ! {call, self(), Req}, receive {P, R} -> R after 5000 -> timeout end end,"
+)
+
+
+def test_a_resource_of_a_crate_of_its_own_lives_in_the_nodes_table(client: DistClient) -> None:
+    # The test natives are a crate built as its own extension with its own copy of
+    # rustelixir-nif, as a user's crate is: its Probe goes into the node's one table through
+    # the host of each call, and is dropped by that crate once its last holder exits.
+    start_live, start_dropped = live(client, "probe"), dropped(client)
+    info_map, a, b = client.eval(
+        SPAWN_CALLER + "A = spawn(Loop), B = spawn(Loop),"
+        "{ok, Ref} = Ask(A, {test_probe_new}),"
+        "{ok, true} = Ask(A, {test_probe_use, Ref}),"  # its creator, in a later call
+        "{ok, ok} = gen_server:call({rustelixir, Node}, {share, Ref, B}),"
+        "{ok, true} = Ask(B, {test_probe_use, Ref}),"  # a process it was shared with
+        "{ok, Info} = gen_server:call({rustelixir, Node}, {resource_info, Ref}),"
+        "put(a, A), put(b, B), put(ref, Ref), {Info, A, B}."
+    )
+    assert info_map[Atom("type")] == Atom("probe")
+    assert sorted(map(repr, info_map[Atom("holders")])) == sorted(map(repr, [a, b]))
+    assert live(client, "probe") == start_live + 1
+    client.eval("get(a) ! stop, ok.")
+    time.sleep(0.5)
+    assert live(client, "probe") == start_live + 1  # B still holds it
+    assert dropped(client) == start_dropped
+    client.eval("get(b) ! stop, ok.")
+    assert wait_for(lambda: live(client, "probe") == start_live)
+    assert dropped(client) == start_dropped + 1  # the crate's Drop ran
+    assert client.eval("gen_server:call({rustelixir, Node}, {test_probe_use, get(ref)}).") == (
+        Atom("error"),
+        (Atom("badresource"), client.eval("get(ref).")),
+    )
+
+
+def test_types_of_two_crates_are_told_apart(client: DistClient) -> None:
+    # A probe (the test crate's) where a buffer (the node's built-in) is expected, and back.
+    probe_as_buffer, buffer_as_probe = client.eval(
+        "{ok, P} = gen_server:call({rustelixir, Node}, {test_probe_new}),"
+        "{ok, Buf} = gen_server:call({rustelixir, Node}, {buffer_new, 4}),"
+        "R = {gen_server:call({rustelixir, Node}, {buffer_size, P}),"
+        "     gen_server:call({rustelixir, Node}, {test_probe_use, Buf})},"
+        "gen_server:call({rustelixir, Node}, {release, P}),"
+        "gen_server:call({rustelixir, Node}, {release, Buf}), R."
+    )
+    assert probe_as_buffer == (Atom("error"), (Atom("badarg"), 1, b"expected a buffer resource, got a probe resource"))
+    assert buffer_as_probe == (Atom("error"), (Atom("badarg"), 1, b"expected a probe resource, got a buffer resource"))
 
 
 def test_resource_info_reports_type_holders_and_size(client: DistClient) -> None:

@@ -1,0 +1,112 @@
+//! Natives that exist only for the node's own tests of conversions, isolation,
+//! cancellation and resources. A crate of their own, built as its own Python extension
+//! exactly as a user's crate is (`make test-natives`), and served only when a test asks
+//! for it: `rustelixir serve --module rustelixir_test_natives`. It links its own copy of
+//! rustelixir-nif, so its `Probe` resource shows that a crate's `ResourceArc` lives in the
+//! node's table, through the host of each call.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+use rustelixir_nif::{natives, Atom, Pid, Reference, Resource, ResourceArc};
+
+fn test_panic(message: String) -> i64 {
+    panic!("{message}")
+}
+
+fn test_scalars(a: i64, b: f64, c: bool, d: String) -> (i64, f64, bool, String) {
+    (a, b, c, d)
+}
+
+fn test_containers(a: Vec<u8>, b: Vec<i64>, c: (i64, bool), d: Option<i64>) -> (Vec<u8>, Vec<i64>, (i64, bool), Option<i64>) {
+    (a, b, c, d)
+}
+
+fn test_terms(a: HashMap<String, i64>, b: Atom, c: Pid, d: Reference) -> (HashMap<String, i64>, Atom, Pid, Reference) {
+    (a, b, c, d)
+}
+
+fn test_small(a: u8, b: i32, c: u64) -> (u8, i32, u64) {
+    (a, b, c)
+}
+
+fn test_segfault() -> i64 {
+    // A native with a memory bug: the node process dies, the BEAM callers see nodedown.
+    unsafe { std::ptr::write_volatile(std::ptr::null_mut::<i64>(), 1) };
+    0
+}
+
+fn test_abort() -> i64 {
+    std::process::abort()
+}
+
+static CANCELLED_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Works (sleeps in 5 ms steps) for `ms`, stopping early when its caller gives up.
+fn test_wait_cancel(ms: u64) -> Atom {
+    let end = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < end {
+        if rustelixir_nif::cancelled() {
+            CANCELLED_SEEN.fetch_add(1, Ordering::Relaxed);
+            return Atom::new("cancelled");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Atom::new("finished")
+}
+
+/// How many test_wait_cancel calls saw their cancellation.
+fn test_cancel_seen() -> u64 {
+    CANCELLED_SEEN.load(Ordering::Relaxed)
+}
+
+/// A resource whose drop is counted, to observe when the table frees it.
+struct Probe;
+
+impl Resource for Probe {
+    const TYPE_NAME: &'static str = "probe";
+}
+
+static PROBES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        PROBES_DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn test_probe_new() -> Result<ResourceArc<Probe>, rustelixir_nif::resource::Overloaded> {
+    ResourceArc::try_new(Probe)
+}
+
+fn test_probe_use(probe: ResourceArc<Probe>) -> bool {
+    let _ = &*probe;
+    true
+}
+
+fn test_probes_dropped() -> u64 {
+    PROBES_DROPPED.load(Ordering::Relaxed)
+}
+
+natives!(TEST_NATIVES = [
+    quick test_probe_new,
+    quick test_probe_use,
+    quick test_probes_dropped,
+    quick test_panic,
+    quick test_scalars,
+    quick test_containers,
+    quick test_terms,
+    quick test_small,
+    quick test_segfault,
+    quick test_abort,
+    slow test_wait_cancel,
+    quick test_cancel_seen,
+]);
+
+#[pymodule]
+fn rustelixir_test_natives(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__rustelixir_natives__", &TEST_NATIVES as *const rustelixir_nif::NativeTable as usize)?;
+    Ok(())
+}
