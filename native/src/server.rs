@@ -229,8 +229,7 @@ impl NativeServer {
         object: Bound<'py, PyAny>,
         caller: Option<&crate::types::Pid>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let caller = caller.map(holder);
-        let (made, _) = self.inner.resources.with_host(caller.as_deref(), |_| {
+        let made = self.as_call(caller, || {
             rustelixir_nif::ResourceArc::try_new(PyObjectResource { object: Some(object.unbind()) })
         });
         match made {
@@ -251,8 +250,7 @@ impl NativeServer {
             return Err(crate::error::BadResource::new_err(reference.unbind()));
         };
         let term = etf::Term::from(r.get().to_etf());
-        let caller = caller.map(holder);
-        let (found, _) = self.inner.resources.with_host(caller.as_deref(), |_| {
+        let found = self.as_call(caller, || {
             <rustelixir_nif::ResourceArc<PyObjectResource> as rustelixir_nif::Decoder>::decode(&term)
         });
         match found {
@@ -260,6 +258,15 @@ impl NativeServer {
             Err(rustelixir_nif::ArgError::BadResource(_)) => Err(crate::error::BadResource::new_err(reference.unbind())),
             Err(rustelixir_nif::ArgError::BadArg(message)) => Err(pyo3::exceptions::PyTypeError::new_err(message)),
         }
+    }
+}
+
+impl NativeServer {
+    /// Runs `f` as a call from `caller` on the server's resource table: the node's own
+    /// `ResourceArc`s (Python objects) go through the same host as the natives' do.
+    fn as_call<R>(&self, caller: Option<&crate::types::Pid>, f: impl FnOnce() -> R) -> R {
+        let caller = caller.map(holder);
+        self.inner.resources.with_host(caller.as_deref(), |_| f()).0
     }
 }
 

@@ -46,18 +46,30 @@ pub struct Host {
     /// `object` (it calls `ty.release` once when it lets go); on `HOST_OVERLOADED` it took
     /// nothing.
     pub create: unsafe extern "C" fn(host: *const Host, ty: *const ResourceType, object: *const c_void, ids: *mut u32) -> i32,
-    /// The object behind the reference (`node`, `creation`, `nids` id words), if it is a live
-    /// `ty`: on `HOST_OK`, `found.object` is counted once more for the caller (who calls
-    /// `ty.release` when done) and the caller of the call holds the resource from then on.
-    pub lookup: unsafe extern "C" fn(
-        host: *const Host,
-        node: Slice,
-        creation: u32,
-        ids: *const u32,
-        nids: usize,
-        ty: *const ResourceType,
-        found: *mut Found,
-    ) -> i32,
+    /// The object behind `reference`, if it is a live `ty`: on `HOST_OK`, `found.object` is
+    /// counted once more for the caller (who calls `ty.release` when done) and the caller of
+    /// the call holds the resource from then on.
+    pub lookup: unsafe extern "C" fn(host: *const Host, reference: *const RefParts, ty: *const ResourceType, found: *mut Found) -> i32,
+}
+
+/// A reference as a native was passed it: node name, creation, id words.
+#[repr(C)]
+pub struct RefParts {
+    pub node: Slice,
+    pub creation: u32,
+    pub ids: *const u32,
+    pub nids: usize,
+}
+
+impl RefParts {
+    pub fn of(reference: &etf::Reference) -> Self {
+        RefParts {
+            node: Slice::new(reference.node.0.as_bytes()),
+            creation: reference.creation,
+            ids: reference.ids.as_ptr(),
+            nids: reference.ids.len(),
+        }
+    }
 }
 
 /// A resource type, as the crate that made its objects describes it to the node.
@@ -123,14 +135,15 @@ thread_local! {
     static HOST: Cell<*const Host> = const { Cell::new(std::ptr::null()) };
 }
 
-/// The host of the call running on this thread, if any.
-pub fn current_host<'a>() -> Option<&'a Host> {
+/// The host of the call running on this thread, if any (valid until that call returns: so
+/// never handed out of this crate).
+pub(crate) fn current_host<'a>() -> Option<&'a Host> {
     // SAFETY: set by `with_current` for the length of the call, from a live host.
     HOST.with(|h| unsafe { h.get().as_ref() })
 }
 
 /// Runs `f` with `host` as the current host on this thread.
-pub fn with_current<R>(host: *const Host, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_current<R>(host: *const Host, f: impl FnOnce() -> R) -> R {
     struct Restore(*const Host);
     impl Drop for Restore {
         fn drop(&mut self) {

@@ -26,7 +26,7 @@ pub mod reply;
 pub mod resource;
 
 pub use convert::{kind, ArgError, Decoder, Encoder};
-pub use host::{Found, Host, ResourceType};
+pub use host::{Found, Host, RefParts, ResourceType};
 pub use resource::{Resource, ResourceArc, ResourceTable};
 pub use etf;
 pub use etf::{Atom, Pid, Reference, Term};

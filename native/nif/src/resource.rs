@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use etf::{Atom, Pid, Reference, Term};
 
 use crate::convert::{kind, ArgError, Decoder, Encoder};
-use crate::host::{self, Found, Host, ResourceType, HOST_BADRESOURCE, HOST_OK, HOST_OVERLOADED, HOST_WRONG_TYPE};
+use crate::host::{self, Found, Host, RefParts, ResourceType, HOST_BADRESOURCE, HOST_OK, HOST_OVERLOADED, HOST_WRONG_TYPE};
 use crate::Slice;
 
 /// A native type that can live in the resource table.
@@ -555,19 +555,12 @@ unsafe extern "C" fn host_create(host: *const Host, ty: *const ResourceType, obj
     }
 }
 
-unsafe extern "C" fn host_lookup(
-    host: *const Host,
-    node: Slice,
-    creation: u32,
-    ids: *const u32,
-    nids: usize,
-    ty: *const ResourceType,
-    found: *mut Found,
-) -> i32 {
+unsafe extern "C" fn host_lookup(host: *const Host, reference: *const RefParts, ty: *const ResourceType, found: *mut Found) -> i32 {
     let state = &*((*host).context as *const CallState<'_>);
     let caller = state.caller();
-    let ids = if nids == 0 { &[][..] } else { std::slice::from_raw_parts(ids, nids) };
-    match state.table.key_of(node.as_bytes(), creation, ids) {
+    let r = &*reference;
+    let ids = if r.nids == 0 { &[][..] } else { std::slice::from_raw_parts(r.ids, r.nids) };
+    match state.table.key_of(r.node.as_bytes(), r.creation, ids) {
         Some(key) => state.table.lookup(&key, &*ty, caller, &mut *found),
         None => HOST_BADRESOURCE,
     }
@@ -654,15 +647,7 @@ impl<T: Resource> Decoder for ResourceArc<T> {
         let mut found = Found::default();
         // SAFETY: the host of the running call, with pointers alive for the call.
         let status = unsafe {
-            (host.lookup)(
-                host,
-                Slice::new(reference.node.0.as_bytes()),
-                reference.creation,
-                reference.ids.as_ptr(),
-                reference.ids.len(),
-                host::resource_type::<T>(),
-                &mut found,
-            )
+(host.lookup)(host, &RefParts::of(reference), host::resource_type::<T>(), &mut found)
         };
         match status {
             // SAFETY: counted once for us by the table.

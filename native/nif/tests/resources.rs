@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustelixir_nif::etf::{self, Atom, Pid, Term};
 use rustelixir_nif::resource::{holder_of, Limits, MonitorExit, ResourceTable};
-use rustelixir_nif::host::{self, Found, ResourceType, HOST_OK, HOST_WRONG_TYPE};
-use rustelixir_nif::{call_entry, natives, Resource, ResourceArc, Slice};
+use rustelixir_nif::host::{self, Found, RefParts, ResourceType, HOST_OK, HOST_WRONG_TYPE};
+use rustelixir_nif::{call_entry, natives, Resource, ResourceArc};
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -180,7 +180,7 @@ fn two_tables_are_two_and_types_are_told_apart_by_their_crate() {
         one.with_host(Some(&holder_of(&a)), |h| {
             let mut found = Found::default();
             let status = unsafe {
-                (h.lookup)(h, Slice::new(reference.node.0.as_bytes()), reference.creation, reference.ids.as_ptr(), 3, ty, &mut found)
+(h.lookup)(h, &RefParts::of(&reference), ty, &mut found)
             };
             if status == HOST_OK {
                 unsafe { (ty.release)(found.object) }; // the count it gave us
