@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
 NAME ?= py@127.0.0.1
 
-.PHONY: run test test-rust test-python test-elixir bench bench-codec bench-node bench-sorted-set bench-resources build venv beam clean
+.PHONY: run test test-rust test-python test-elixir test-natives bench bench-codec bench-node bench-sorted-set bench-resources build venv beam clean
 
 # The node, in the foreground (Ctrl-C stops it). Its cookie: $$RUSTELIXIR_COOKIE, else
 # ~/.erlang.cookie (created as erl would); the EPMD: a running one, else the system's epmd,
@@ -23,10 +23,10 @@ test: build beam test-rust test-python test-elixir
 test-rust:
 	cd native && cargo test -p rustelixir-etf -p rustelixir-nif -p rustelixir-dist -p rustelixir-collections --release
 
-test-python: build beam
+test-python: build beam test-natives
 	$(PY) -m pytest
 
-test-elixir: build beam
+test-elixir: build beam test-natives
 	cd elixir_client && MIX_ENV=test RUSTELIXIR_BIN=$(CURDIR)/$(VENV)/bin/rustelixir mix test
 
 bench: bench-codec bench-node bench-sorted-set bench-resources
@@ -64,6 +64,11 @@ $(VENV)/.deps: pyproject.toml
 # The extension, built in place (editable) with the release profile.
 build: venv
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release -q
+
+# The natives only the tests serve (`--module rustelixir_test_natives`): a crate built as its
+# own extension, as a user's is, installed into the virtualenv; never part of the node.
+test-natives: venv
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release -q -m native/testnatives/Cargo.toml
 
 clean:
 	rm -rf $(VENV) native/target elixir_client/_build

@@ -230,7 +230,10 @@ class InProcessNode:
         async def main() -> None:
             self.node = Node(self.name, COOKIE)
             await self.node.start()
-            self.server = RustelixirServer(self.node, test_natives=True)
+            self.server = RustelixirServer(self.node)
+            import rustelixir_test_natives
+
+            self.server.add_module(rustelixir_test_natives)
             self.stop = asyncio.Event()
             self.ready.set()
             await self.stop.wait()
@@ -284,7 +287,7 @@ def main() -> int:
         pid, port, node_name = os.getpid(), inproc.port, inproc.name
     else:
         env = dict(item.split("=", 1) for item in args.env)
-        served = ServedNode(Path(tempfile.mkdtemp(prefix="churn-")), cookie=COOKIE, extra=["--test-natives", *args.node_arg], env=env)
+        served = ServedNode(Path(tempfile.mkdtemp(prefix="churn-")), cookie=COOKIE, extra=["--module", "rustelixir_test_natives", *args.node_arg], env=env)
         pid, node_name = served.proc.pid, served.name
         port = int(served.banner.split(" on port ")[1].split(".")[0])
 
@@ -347,10 +350,9 @@ def main() -> int:
         cycle = done
         if inproc is not None and snap0 is not None and objects0 is not None:
             peers = inproc.on_loop(lambda: len(inproc.node.peers))
-            from rustelixir._native import resource_counts, resource_holder_count
-
+            table = inproc.server.native
             print(f"\nin-process node: {peers} peers left connected; resources (type, live, created, freed): "
-                  f"{resource_counts()}; holders: {resource_holder_count()}")
+                  f"{table.resource_counts()}; holders: {table.resource_holder_count()}")
             grown = live_objects() - objects0
             print("Python allocations grown most (tracemalloc):")
             for stat in tracemalloc.take_snapshot().compare_to(snap0, "lineno")[:12]:

@@ -101,9 +101,9 @@ def serve(args: argparse.Namespace) -> int:
     except Exception as e:
         print(f"rustelixir serve: {e}", file=sys.stderr)
         return 2
-    from rustelixir._native import set_resource_limits
+    from rustelixir._native import set_max_buffer_bytes
 
-    set_resource_limits(args.max_resources, args.max_holders, args.max_buffer_bytes)
+    set_max_buffer_bytes(args.max_buffer_bytes)
     modules = []
     for module_name in args.module:
         try:
@@ -142,7 +142,11 @@ def serve(args: argparse.Namespace) -> int:
             await node.close()
             return 1
         server = RustelixirServer(
-            node, workers=args.workers, max_in_flight=args.max_in_flight, test_natives=args.test_natives
+            node,
+            workers=args.workers,
+            max_in_flight=args.max_in_flight,
+            max_resources=args.max_resources,
+            max_holders=args.max_holders,
         )
         for module_name, module in modules:
             try:
@@ -257,7 +261,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--workers", type=int, default=32, help="worker threads for slow natives")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="slow calls in flight before :overloaded")
-    p.add_argument("--test-natives", action="store_true", help=argparse.SUPPRESS)  # natives for the node's own tests
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="count", default=0)
     p.set_defaults(handler=serve)

@@ -80,25 +80,27 @@ class CallContext:
       when it is not live, a badarg when it is not a `cls`.
     """
 
-    __slots__ = ("_token", "caller")
+    __slots__ = ("_token", "caller", "_server")
 
-    def __init__(self, token: Any, caller: Any = None) -> None:
+    def __init__(self, token: Any, caller: Any = None, server: Any = None) -> None:
         self._token = token
         self.caller = caller
+        self._server = server  # the NativeServer whose resource table the call uses
+
+    def _table(self) -> Any:
+        if self._server is None:
+            raise RuntimeError("no native call is running: resources live in the table of the server running it")
+        return self._server
 
     def cancelled(self) -> bool:
         return bool(self._token is not None and self._token.cancelled)
 
     def make_resource(self, obj: object) -> Any:
-        from rustelixir._native import make_python_resource
-
-        return make_python_resource(obj, self.caller)
+        return self._table().make_python_resource(obj, self.caller)
 
     def resource(self, reference: Any, cls: type[T] | None = None, *, index: int = 1) -> Any:
-        from rustelixir._native import python_resource
-
         try:
-            obj = python_resource(reference, self.caller)
+            obj = self._table().python_resource(reference, self.caller)
         except TypeError as e:
             raise BadArg(index, str(e)) from None
         if cls is not None and not isinstance(obj, cls):

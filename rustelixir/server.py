@@ -72,11 +72,18 @@ class _ServerProcess(Process):
 
 
 class RustelixirServer:
-    """Registers `rustelixir` on `node` and serves the built-in natives, the natives of
-    the modules added with `add_module`, and (`test_natives`) those of the node's own tests."""
+    """Registers `rustelixir` on `node` and serves the built-in natives and the natives of
+    the modules added with `add_module`. Its resource table (`max_resources` live, at most
+    `max_holders` holders each) is its own."""
 
     def __init__(
-        self, node: Node, *, workers: int = 32, max_in_flight: int = 10_000, test_natives: bool = False
+        self,
+        node: Node,
+        *,
+        workers: int = 32,
+        max_in_flight: int = 10_000,
+        max_resources: int = 1_000_000,
+        max_holders: int = 10_000,
     ) -> None:
         assert node.loop is not None, "start the node first"
         self.node = node
@@ -91,9 +98,9 @@ class RustelixirServer:
             notify_fd=wake_w,
             workers=workers,
             max_in_flight=max_in_flight,
+            max_resources=max_resources,
+            max_holders=max_holders,
         )
-        if test_natives:
-            self.native.add_test_natives()
         self._natives: list[PythonNative] = []
         self._running: dict[int, tuple[CancelToken, asyncio.Task[Any] | None]] = {}
         self.native.set_python_runner(self._run_on_pool)
@@ -167,7 +174,7 @@ class RustelixirServer:
     def _run(self, native: PythonNative, args: tuple[Any, ...], token: CancelToken, caller: Pid | None) -> Any:
         if token.cancelled:
             return None  # its caller went away while it waited for a worker
-        reset = _current.set(CallContext(token, caller))
+        reset = _current.set(CallContext(token, caller, self.native))
         try:
             return (True, native.function(*args))
         except Exception as e:
@@ -176,7 +183,7 @@ class RustelixirServer:
             _current.reset(reset)
 
     async def _run_async(self, native: PythonNative, args: tuple[Any, ...], token: CancelToken, caller: Pid | None) -> Any:
-        _current.set(CallContext(token, caller))
+        _current.set(CallContext(token, caller, self.native))
         try:
             return (True, await native.function(*args))
         except Exception as e:  # CancelledError is a BaseException: it goes through

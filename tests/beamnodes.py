@@ -21,6 +21,9 @@ import rustelixir
 from rustelixir import Atom
 
 TESTS = Path(__file__).parent
+# The natives only the tests serve (`--module TEST_NATIVES`): native/testnatives, a crate
+# built as its own extension as a user's is (`make test-natives` installs it).
+TEST_NATIVES = "rustelixir_test_natives"
 
 
 def unique_name(prefix: str) -> str:

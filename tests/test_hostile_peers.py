@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, node_fixture, pass_through_frame, raw_peer, unique_name, until_closed
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, node_fixture, pass_through_frame, raw_peer, unique_name, until_closed
 from conftest import runtime_or_skip
 from rustelixir import Atom, ImproperList, Pid, Reference
 from rustelixir._native import decode_dist
@@ -328,7 +328,7 @@ def test_reconnect_churn_leaves_no_calls_threads_descriptors_or_memory_behind(tm
     # callers are gone with their node, so the calls must be cancelled: before that, each
     # held an in-flight slot (and memory) for ten minutes, and 10,000 of them made every
     # slow call answer :overloaded.
-    node = ServedNode(tmp_path, cookie=COOKIE, extra=["--test-natives", "--workers", "4"])
+    node = ServedNode(tmp_path, cookie=COOKIE, extra=["--module", TEST_NATIVES, "--workers", "4"])
     try:
         pid, port = node.proc.pid, dist_port(node)
         fds0 = descriptors(pid)

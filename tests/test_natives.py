@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, client_fixture, elixir_or_skip, node_fixture, unique_name
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, client_fixture, elixir_or_skip, node_fixture, unique_name
 from rustelixir import Atom
 
 pytestmark = pytest.mark.beam
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.beam
 COOKIE = "rustelixir-natives-cookie"
 
 
-node = node_fixture("natives-node", cookie=COOKIE, extra=["--module", "natives_fixture", "--test-natives", "--workers", "24"])
+node = node_fixture("natives-node", cookie=COOKIE, extra=["--module", "natives_fixture", "--module", TEST_NATIVES, "--workers", "24"])
 client = client_fixture("natives-client")
 
 
@@ -183,7 +183,7 @@ def test_a_caller_that_dies_cancels_the_native(client: DistClient) -> None:
 @pytest.mark.parametrize("native", ["test_segfault", "test_abort"])
 def test_a_crashing_native_takes_down_only_the_node_process(tmp_path: Path, native: str) -> None:
     elixir = elixir_or_skip()
-    victim = ServedNode(tmp_path, cookie=COOKIE, extra=["--test-natives"])
+    victim = ServedNode(tmp_path, cookie=COOKIE, extra=["--module", TEST_NATIVES])
     script = f"""
     node = String.to_atom(System.fetch_env!("RUSTELIXIR_NODE"))
     {{:ok, 3}} = GenServer.call({{:rustelixir, node}}, {{:add, 1, 2}})

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rustelixir import Atom, BitString, ImproperList, Pid, Reference
-from beamnodes import DistClient, ServedNode, epmd_port_of, node_fixture, pass_through_frame, raw_peer, unique_name
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, epmd_port_of, node_fixture, pass_through_frame, raw_peer, unique_name
 from conftest import runtime_or_skip
 
 pytestmark = pytest.mark.beam
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.beam
 COOKIE = "rustelixir-test-cookie"
 
 
-node = node_fixture("node-logs", cookie=COOKIE, extra=["--module", "natives_fixture", "--max-in-flight", "40", "--test-natives"])
+node = node_fixture("node-logs", cookie=COOKIE, extra=["--module", "natives_fixture", "--max-in-flight", "40", "--module", TEST_NATIVES])
 
 
 @pytest.fixture(scope="module", params=["otp25", "otp28"])

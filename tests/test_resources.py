@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import DistClient, ServedNode, client_fixture, node_fixture
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, client_fixture, node_fixture
 from conftest import runtime_or_skip
 from rustelixir import Atom
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.beam
 COOKIE = "rustelixir-resources-cookie"
 
 
-node = node_fixture("resources-node", cookie=COOKIE, extra=["--test-natives", "--module", "natives_fixture"])
+node = node_fixture("resources-node", cookie=COOKIE, extra=["--module", TEST_NATIVES, "--module", "natives_fixture"])
 client = client_fixture("resources-client", ping=True)
 
 
@@ -69,10 +69,17 @@ def test_creator_and_user_hold_it_the_last_one_gone_frees_it(client: DistClient)
         "put(a, A), put(b, B), put(ref, Ref), ok."
     )
     assert live(client, "probe") == start_live + 1
+    a_then_b_exit_and_the_probe_is_freed(client, start_live, start_dropped)
+
+
+def a_then_b_exit_and_the_probe_is_freed(client: DistClient, start_live: int, start_dropped: int) -> None:
+    """`get(a)` exits: the probe `get(ref)` lives on, held by `get(b)`; B exits: it is
+    freed, its destructor ran (in the crate that made it), and its reference is dead."""
     client.eval("get(a) ! stop, ok.")
     time.sleep(0.5)
     assert live(client, "probe") == start_live + 1  # B still holds it
     assert client.eval("gen_server:call({rustelixir, Node}, {resource_info, get(ref)}).")[0] == Atom("ok")
+    assert dropped(client) == start_dropped
     client.eval("get(b) ! stop, ok.")
     assert wait_for(lambda: live(client, "probe") == start_live)
     assert dropped(client) == start_dropped + 1  # the destructor ran
@@ -80,6 +87,41 @@ def test_creator_and_user_hold_it_the_last_one_gone_frees_it(client: DistClient)
         Atom("error"),
         (Atom("badresource"), client.eval("get(ref).")),
     )
+
+
+def test_a_resource_of_a_crate_of_its_own_lives_in_the_nodes_table(client: DistClient) -> None:
+    # The test natives are a crate built as its own extension with its own copy of
+    # rustelixir-nif, as a user's crate is: its Probe goes into the node's one table through
+    # the host of each call, and is dropped by that crate once its last holder exits.
+    start_live, start_dropped = live(client, "probe"), dropped(client)
+    # A creates it and passes it back in a later call; it is shared with B, which uses it.
+    info_map, a, b = client.eval(
+        SPAWN_HOLDER + "Call = fun(Req) -> gen_server:call({rustelixir, Node}, Req) end,"
+        "A = Holder(fun() -> {ok, R} = Call({test_probe_new}), {ok, true} = Call({test_probe_use, R}), R end),"
+        "Ref = Result(A),"
+        "B = Holder(fun() -> receive go -> Call({test_probe_use, Ref}) end end),"
+        "{ok, ok} = Call({share, Ref, B}), B ! go, {ok, true} = Result(B),"
+        "{ok, Info} = Call({resource_info, Ref}),"
+        "put(a, A), put(b, B), put(ref, Ref), {Info, A, B}."
+    )
+    assert info_map[Atom("type")] == Atom("probe")
+    assert sorted(map(repr, info_map[Atom("holders")])) == sorted(map(repr, [a, b]))
+    assert live(client, "probe") == start_live + 1
+    a_then_b_exit_and_the_probe_is_freed(client, start_live, start_dropped)
+
+
+def test_types_of_two_crates_are_told_apart(client: DistClient) -> None:
+    # A probe (the test crate's) where a buffer (the node's built-in) is expected, and back.
+    probe_as_buffer, buffer_as_probe = client.eval(
+        "{ok, P} = gen_server:call({rustelixir, Node}, {test_probe_new}),"
+        "{ok, Buf} = gen_server:call({rustelixir, Node}, {buffer_new, 4}),"
+        "R = {gen_server:call({rustelixir, Node}, {buffer_size, P}),"
+        "     gen_server:call({rustelixir, Node}, {test_probe_use, Buf})},"
+        "gen_server:call({rustelixir, Node}, {release, P}),"
+        "gen_server:call({rustelixir, Node}, {release, Buf}), R."
+    )
+    assert probe_as_buffer == (Atom("error"), (Atom("badarg"), 1, b"expected a buffer resource, got a probe resource"))
+    assert buffer_as_probe == (Atom("error"), (Atom("badarg"), 1, b"expected a probe resource, got a buffer resource"))
 
 
 def test_resource_info_reports_type_holders_and_size(client: DistClient) -> None:

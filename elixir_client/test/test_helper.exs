@@ -16,8 +16,8 @@ support = Path.expand("support", __DIR__)
     [
       {RustElixir.Node,
        name: RustElixir.TestNode,
-       modules: ["client_test_natives"],
-       args: ["--test-natives", "--max-in-flight", "64"],
+       modules: ["client_test_natives", "rustelixir_test_natives"],
+       args: ["--max-in-flight", "64"],
        env: [{"PYTHONPATH", support}]}
     ],
     strategy: :one_for_one,

@@ -1,7 +1,8 @@
 //! `NativeServer`: Python's handle on the node's server (`rustelixir_dist::server`), which
 //! answers the call contract in Rust; Python takes the jobs of its Python natives from it
-//! and gives their results back by ticket. Also the resource API of Python natives and the
-//! registry that a crate's own tests call its natives through.
+//! and gives their results back by ticket. Also the resource API of Python natives (on the
+//! server's resource table) and the registry that a crate's own tests call its natives
+//! through.
 
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
@@ -53,13 +54,25 @@ impl NativeServer {
     /// write end of a pipe Python watches; a byte arrives there when jobs wait in
     /// `take_jobs`. The node's built-in natives are registered at once.
     #[new]
-    #[pyo3(signature = (*, node, creation, pid, notify_fd, workers = 32, max_in_flight = 10_000))]
-    fn new(node: String, creation: u32, pid: &crate::types::Pid, notify_fd: RawFd, workers: usize, max_in_flight: usize) -> PyResult<Self> {
+    /// `max_resources` live resources and `max_holders` holders of one resource: past them,
+    /// `:overloaded` (the server's own resource table).
+    #[pyo3(signature = (*, node, creation, pid, notify_fd, workers = 32, max_in_flight = 10_000, max_resources = 1_000_000, max_holders = 10_000))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        node: String,
+        creation: u32,
+        pid: &crate::types::Pid,
+        notify_fd: RawFd,
+        workers: usize,
+        max_in_flight: usize,
+        max_resources: usize,
+        max_holders: usize,
+    ) -> PyResult<Self> {
         // SAFETY: the caller hands over the descriptor.
         let notify = Mutex::new(unsafe { File::from_raw_fd(notify_fd) });
         let mut pid_bytes = Vec::new();
         etf::encode::put_pid(&mut pid_bytes, &pid.to_etf()).map_err(|e| PyErr::from(crate::error::Error::from(e)))?;
-        let config = ServerConfig { node, creation, pid: pid_bytes, max_in_flight, workers };
+        let config = ServerConfig { node, creation, pid: pid_bytes, max_in_flight, workers, max_resources, max_holders };
         let wake = Box::new(move || {
             let _ = notify.lock().unwrap_or_else(|e| e.into_inner()).write(&[1]);
         });
@@ -74,11 +87,6 @@ impl NativeServer {
     /// its module's `__rustelixir_natives__`. Returns [(name, arity, slow)].
     fn add_table(&self, address: usize) -> PyResult<Vec<(String, u32, bool)>> {
         self.inner.add_table(table_at(address)?).map_err(value_error)
-    }
-
-    /// Serves the natives that exist only for the node's own tests (`--test-natives`).
-    fn add_test_natives(&self) -> PyResult<Vec<(String, u32, bool)>> {
-        self.inner.add_table(&crate::test_natives::TEST_NATIVES).map_err(value_error)
     }
 
     /// Serves a Python native: its jobs come back with `index` (a `slow` one's go to the
@@ -201,7 +209,7 @@ impl NativeServer {
     fn monitor_exit(&self, reference: &crate::types::Reference, from_proc: &Bound<'_, PyAny>, peer_name: &str) -> &'static str {
         // FromProc may be a registered name (a monitor by name): never a holder.
         let from = from_proc.extract::<PyRef<'_, crate::types::Pid>>().map(|p| holder(&p)).unwrap_or_default();
-        match rustelixir_nif::resource::monitor_down(&reference.to_etf(), &from, peer_name.as_bytes()) {
+        match self.inner.resources.monitor_down(&reference.to_etf(), &from, peer_name.as_bytes()) {
             rustelixir_nif::resource::MonitorExit::Down => "down",
             rustelixir_nif::resource::MonitorExit::Forged => "forged",
             rustelixir_nif::resource::MonitorExit::Unknown => "unknown",
@@ -224,6 +232,66 @@ impl NativeServer {
     /// Cancels every call in flight and stops the worker pool.
     fn close(&self) {
         self.inner.close();
+    }
+
+    // --- The resource table ---------------------------------------------------------------
+
+    /// [(type, live, created, freed), ...]
+    fn resource_counts(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        self.inner.resources.counts()
+    }
+
+    /// How many holders the table tracks.
+    fn resource_holder_count(&self) -> usize {
+        self.inner.resources.holder_count()
+    }
+
+    /// Puts a Python object in the resource table, held by `caller`; returns its reference.
+    #[pyo3(signature = (object, caller = None))]
+    fn make_python_resource<'py>(
+        &self,
+        py: Python<'py>,
+        object: Bound<'py, PyAny>,
+        caller: Option<&crate::types::Pid>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let made = self.as_call(caller, || {
+            rustelixir_nif::ResourceArc::try_new(PyObjectResource { object: Some(object.unbind()) })
+        });
+        match made {
+            Ok(arc) => py_reference(py, arc.reference()),
+            Err(_) => Err(crate::error::Overloaded::new_err("the resource table is full")),
+        }
+    }
+
+    /// The Python object behind `reference`, now also held by `caller`.
+    #[pyo3(signature = (reference, caller = None))]
+    fn python_resource<'py>(
+        &self,
+        py: Python<'py>,
+        reference: Bound<'py, PyAny>,
+        caller: Option<&crate::types::Pid>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Ok(r) = reference.cast::<crate::types::Reference>() else {
+            return Err(crate::error::BadResource::new_err(reference.unbind()));
+        };
+        let term = etf::Term::from(r.get().to_etf());
+        let found = self.as_call(caller, || {
+            <rustelixir_nif::ResourceArc<PyObjectResource> as rustelixir_nif::Decoder>::decode(&term)
+        });
+        match found {
+            Ok(arc) => Ok(arc.object.as_ref().expect("live").clone_ref(py).into_bound(py)),
+            Err(rustelixir_nif::ArgError::BadResource(_)) => Err(crate::error::BadResource::new_err(reference.unbind())),
+            Err(rustelixir_nif::ArgError::BadArg(message)) => Err(pyo3::exceptions::PyTypeError::new_err(message)),
+        }
+    }
+}
+
+impl NativeServer {
+    /// Runs `f` as a call from `caller` on the server's resource table: the node's own
+    /// `ResourceArc`s (Python objects) go through the same host as the natives' do.
+    fn as_call<R>(&self, caller: Option<&crate::types::Pid>, f: impl FnOnce() -> R) -> R {
+        let caller = caller.map(holder);
+        self.inner.resources.with_host(caller.as_deref(), |_| f()).0
     }
 }
 
@@ -268,16 +336,25 @@ fn table_at(address: usize) -> PyResult<&'static rustelixir_nif::NativeTable> {
 // --- A crate's natives without a node ------------------------------------------------------
 
 /// The natives a crate's own tests call from Python (`register_native_table`,
-/// `call_native`), with no node and no server: only for testing a crate.
-fn test_registry() -> &'static Mutex<Registry> {
-    static REGISTRY: std::sync::OnceLock<Mutex<Registry>> = std::sync::OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
+/// `call_native`), with no node and no server, and the resource table they run on (of a
+/// node that is not there, `nonode@nohost`): only for testing a crate.
+struct TestRegistry {
+    natives: Mutex<Registry>,
+    resources: rustelixir_nif::ResourceTable,
+}
+
+fn test_registry() -> &'static TestRegistry {
+    static REGISTRY: std::sync::OnceLock<TestRegistry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| TestRegistry {
+        natives: Mutex::default(),
+        resources: rustelixir_nif::ResourceTable::new("nonode@nohost", 0, Default::default()),
+    })
 }
 
 /// Registers the natives of a crate built as its own extension, for `call_native`.
 #[pyfunction]
 pub fn register_native_table(address: usize) -> PyResult<Vec<(String, u32, bool)>> {
-    test_registry().lock().unwrap_or_else(|e| e.into_inner()).add_table(table_at(address)?).map_err(value_error)
+    test_registry().natives.lock().unwrap_or_else(|e| e.into_inner()).add_table(table_at(address)?).map_err(value_error)
 }
 
 /// Runs a native registered with `register_native_table` on Python arguments (encoded on
@@ -285,7 +362,7 @@ pub fn register_native_table(address: usize) -> PyResult<Vec<(String, u32, bool)
 /// `(:ok, value)` or `(:error, reason)`.
 #[pyfunction]
 pub fn call_native<'py>(py: Python<'py>, name: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
-    let native = test_registry().lock().unwrap_or_else(|e| e.into_inner()).find(name.as_bytes(), args.len());
+    let native = test_registry().natives.lock().unwrap_or_else(|e| e.into_inner()).find(name.as_bytes(), args.len());
     let entry = match native {
         Some(Native::Quick(e) | Native::Slow(e)) => e,
         _ => return Err(PyKeyError::new_err(format!("no native {name}/{}", args.len()))),
@@ -296,7 +373,7 @@ pub fn call_native<'py>(py: Python<'py>, name: &str, args: &Bound<'py, PyTuple>)
         .collect::<PyResult<Vec<Vec<u8>>>>()?;
     let reply = py.detach(|| {
         let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        rustelixir_nif::call_entry(entry, &slices, None)
+        test_registry().resources.with_host(None, |host| rustelixir_nif::call_entry(entry, &slices, None, host)).0
     });
     crate::from_etf::term_to_py(py, &reply)
 }
@@ -307,27 +384,11 @@ fn holder(pid: &crate::types::Pid) -> Vec<u8> {
     rustelixir_nif::resource::holder_of(&pid.to_etf())
 }
 
-/// [(type, live, created, freed), ...]
+/// The limit on bytes held by all buffers together (the built-in collections'); past it,
+/// `:overloaded`.
 #[pyfunction]
-pub fn resource_counts() -> Vec<(&'static str, u64, u64, u64)> {
-    rustelixir_nif::resource::counts()
-}
-
-/// How many holders the table tracks.
-#[pyfunction]
-pub fn resource_holder_count() -> usize {
-    rustelixir_nif::resource::holder_count()
-}
-
-/// Limits of the resource table: live resources, holders per resource, and bytes held by
-/// all buffers together; past them, `:overloaded`.
-#[pyfunction]
-#[pyo3(signature = (max_live, max_holders, max_buffer_bytes = None))]
-pub fn set_resource_limits(max_live: usize, max_holders: usize, max_buffer_bytes: Option<u64>) {
-    rustelixir_nif::resource::set_limits(max_live, max_holders);
-    if let Some(bytes) = max_buffer_bytes {
-        rustelixir_collections::set_max_total_buffer_bytes(bytes);
-    }
+pub fn set_max_buffer_bytes(max_buffer_bytes: u64) {
+    rustelixir_collections::set_max_total_buffer_bytes(max_buffer_bytes);
 }
 
 // --- Python objects as resources -----------------------------------------------------------
@@ -359,47 +420,6 @@ fn py_reference<'py>(py: Python<'py>, r: &etf::Reference) -> PyResult<Bound<'py,
     let mut bytes = Vec::new();
     etf::encode::put_reference(&mut bytes, r).map_err(|e| PyErr::from(crate::error::Error::from(e)))?;
     crate::from_etf::term_to_py(py, &bytes)
-}
-
-/// Puts a Python object in the resource table, held by `caller`; returns its reference.
-#[pyfunction]
-#[pyo3(signature = (object, caller = None))]
-pub fn make_python_resource<'py>(
-    py: Python<'py>,
-    object: Bound<'py, PyAny>,
-    caller: Option<&crate::types::Pid>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let caller = caller.map(holder);
-    let (made, _) = rustelixir_nif::resource::with_caller(caller.as_deref(), || {
-        rustelixir_nif::ResourceArc::try_new(PyObjectResource { object: Some(object.unbind()) })
-    });
-    match made {
-        Ok(arc) => py_reference(py, arc.reference()),
-        Err(_) => Err(crate::error::Overloaded::new_err("the resource table is full")),
-    }
-}
-
-/// The Python object behind `reference`, now also held by `caller`.
-#[pyfunction]
-#[pyo3(signature = (reference, caller = None))]
-pub fn python_resource<'py>(
-    py: Python<'py>,
-    reference: Bound<'py, PyAny>,
-    caller: Option<&crate::types::Pid>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let Ok(r) = reference.cast::<crate::types::Reference>() else {
-        return Err(crate::error::BadResource::new_err(reference.unbind()));
-    };
-    let term = etf::Term::from(r.get().to_etf());
-    let caller = caller.map(holder);
-    let (found, _) = rustelixir_nif::resource::with_caller(caller.as_deref(), || {
-        <rustelixir_nif::ResourceArc<PyObjectResource> as rustelixir_nif::Decoder>::decode(&term)
-    });
-    match found {
-        Ok(arc) => Ok(arc.object.as_ref().expect("live").clone_ref(py).into_bound(py)),
-        Err(rustelixir_nif::ArgError::BadResource(_)) => Err(crate::error::BadResource::new_err(reference.unbind())),
-        Err(rustelixir_nif::ArgError::BadArg(message)) => Err(pyo3::exceptions::PyTypeError::new_err(message)),
-    }
 }
 
 /// Python objects the table has let go of since the last call: call their `close()`.

@@ -25,7 +25,7 @@ fn the_maximum_buffer_size_can_be_lowered_and_raised() {
         call("buffer_read", &[big.clone(), int(1 << 30), int(1)]),
         ok(rustelixir_nif::etf::Term::Binary(vec![0]))
     );
-    assert!(rustelixir_nif::resource::free(match &big {
+    assert!(common::table().free(match &big {
         rustelixir_nif::etf::Term::Ref(r) => r,
         _ => unreachable!(),
     }));

@@ -158,7 +158,7 @@ fn run_natives(ops: &[Op]) -> Result<(), TestCaseError> {
         ok(list(model.0.clone()))
     );
     if let Term::Ref(r) = &set {
-        rustelixir_nif::resource::free(r);
+        common::table().free(r);
     }
     Ok(())
 }

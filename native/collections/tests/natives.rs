@@ -58,7 +58,7 @@ fn new_gives_a_reference_of_this_node() {
     let set = new_set();
     let r = reference(&set);
     assert_eq!(r.node, Atom::from("test@127.0.0.1"));
-    assert_eq!(rustelixir_nif::resource::type_of(&r), Some("sorted_set"));
+    assert_eq!(common::table().type_of(&r), Some("sorted_set"));
     assert_ne!(new_set(), set);
 }
 
@@ -357,12 +357,12 @@ fn wrong_unknown_and_released_resources() {
         badresource(&foreign)
     );
     // Released: gone.
-    assert!(rustelixir_nif::resource::free(&reference(&set)));
+    assert!(common::table().free(&reference(&set)));
     assert_eq!(
         call("sorted_set_add", &[set.clone(), int(1)]),
         badresource(&set)
     );
-    assert!(rustelixir_nif::resource::free(&reference(&buf)));
+    assert!(common::table().free(&reference(&buf)));
     assert_eq!(
         call("buffer_read", &[buf.clone(), int(0), int(1)]),
         badresource(&buf)

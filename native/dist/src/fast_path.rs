@@ -296,7 +296,7 @@ impl FastPath {
                 let etf::Term::Ref(reference) = &term else { return None };
                 // The server monitors nothing else: an exit naming no monitor of the table is
                 // dropped here too.
-                rustelixir_nif::resource::monitor_down(reference, from_proc, &self.peer.config.name);
+                server.resources.monitor_down(reference, from_proc, &self.peer.config.name);
                 if op == PAYLOAD_MONITOR_P_EXIT as i64 {
                     r.version(versioned)?;
                 }

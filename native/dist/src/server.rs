@@ -18,7 +18,8 @@ use std::time::Instant;
 use etf::encode::{put_atom, put_int, put_list_header, put_map_header, put_nil, put_tuple_header};
 use etf::Term;
 use rustelixir_nif::reply::{self, Reason};
-use rustelixir_nif::{resource, NativeEntry, NativeTable};
+use rustelixir_nif::resource::{self, Limits, ResourceTable};
+use rustelixir_nif::{NativeEntry, NativeTable};
 
 use crate::contract::{Message, Request};
 use crate::control;
@@ -66,6 +67,10 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// Threads of the worker pool.
     pub workers: usize,
+    /// Live resources, and holders of one resource, past which the resource table answers
+    /// `{error, overloaded}`.
+    pub max_resources: usize,
+    pub max_holders: usize,
 }
 
 /// The counters `:info` reports.
@@ -134,6 +139,8 @@ struct Jobs {
 pub struct Server {
     pub config: ServerConfig,
     pub stats: Stats,
+    /// The node's resource table: every native reaches it through the host of its call.
+    pub resources: ResourceTable,
     registry: RwLock<Registry>,
     started: Instant,
     next_ticket: AtomicU64,
@@ -161,8 +168,9 @@ struct From<'a> {
 
 impl Server {
     pub fn new(config: ServerConfig, wake: Box<dyn Fn() + Send + Sync>) -> Arc<Self> {
-        resource::set_identity(&config.node, config.creation);
+        let limits = Limits { max_live: config.max_resources, max_holders: config.max_holders };
         Arc::new(Server {
+            resources: ResourceTable::new(&config.node, config.creation, limits),
             pool: Pool::new(config.workers),
             config,
             stats: Stats::default(),
@@ -217,7 +225,7 @@ impl Server {
                 peers.remove(&peer.config.name);
             }
         }
-        resource::node_down(&String::from_utf8_lossy(&peer.config.name));
+        self.resources.node_down(&String::from_utf8_lossy(&peer.config.name));
         let tickets: Vec<u64> = lock(&self.calls).by_node.remove(&peer.config.name).into_iter().flatten().collect();
         for ticket in tickets {
             self.cancel(ticket);
@@ -326,7 +334,7 @@ impl Server {
             Request::Release(reference) => {
                 let holder = from.pid.and_then(|(pid, _)| resource::canonical_holder(pid));
                 let released = match (decode_reference(reference), holder) {
-                    (Some(r), Some(holder)) => resource::release(&r, &holder),
+                    (Some(r), Some(holder)) => self.resources.release(&r, &holder),
                     _ => false,
                 };
                 if released {
@@ -337,7 +345,7 @@ impl Server {
                 }
             }
             Request::Share(reference, pid) => self.share(from, reference, pid, reply, out),
-            Request::ResourceInfo(reference) => match decode_reference(reference).and_then(|r| resource::info(&r)) {
+            Request::ResourceInfo(reference) => match decode_reference(reference).and_then(|r| self.resources.info(&r)) {
                 Some((kind, holders, size)) => {
                     reply::write_ok_head(reply);
                     put_map_header(reply, 3).expect("a small map");
@@ -365,8 +373,8 @@ impl Server {
         let caller = from.pid.map(|(pid, _)| pid);
         let mark = out.len();
         let mut replied = false;
-        let ((), touched) = resource::with_caller(caller, || {
-            rustelixir_nif::call_entry_with(entry, args, None, &mut |reply| {
+        let ((), touched) = self.resources.with_host(caller, |host| {
+            rustelixir_nif::call_entry_with(entry, args, None, host, &mut |reply| {
                 if !std::mem::replace(&mut replied, true) {
                     self.answered(reply);
                     if let (Some(caller), Some((_, node))) = (from.caller, from.pid) {
@@ -421,7 +429,7 @@ impl Server {
 
     fn monitor(&self, via: &Arc<Peer>, pid: &[u8], node: &[u8], out: Option<&mut Vec<u8>>) {
         let Some(holder) = resource::canonical_holder(pid) else { return };
-        let Some(monitor) = resource::take_monitor_for(&holder) else { return };
+        let Some(monitor) = self.resources.take_monitor_for(&holder) else { return };
         let mut reference = Vec::with_capacity(32);
         etf::encode::put_reference(&mut reference, &monitor).expect("a reference of this node");
         let control = control::monitor_p(&self.config.pid, pid, &reference);
@@ -435,7 +443,7 @@ impl Server {
         } else if let Some(peer) = self.peer(node) {
             let _ = peer.send_message(&control, &[]);
         } else {
-            resource::node_down(&String::from_utf8_lossy(node));
+            self.resources.node_down(&String::from_utf8_lossy(node));
         }
     }
 
@@ -456,7 +464,7 @@ impl Server {
         let Some(holder) = resource::canonical_holder(pid) else {
             return reply::write_error(reply, Reason::BadArg { index: 2, message: "expected a pid" });
         };
-        match resource::share(&r, &holder) {
+        match self.resources.share(&r, &holder) {
             Ok(()) => {
                 if !ours {
                     self.monitor(from.peer, pid, node, Some(out));
@@ -540,8 +548,9 @@ impl Server {
             return self.complete(ticket, None); // its caller went away while it waited for a worker
         }
         let slices: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let (reply, _) =
-            resource::with_caller(caller.as_deref(), || rustelixir_nif::call_entry(entry, &slices, Some(&cancel)));
+        let (reply, _) = self
+            .resources
+            .with_host(caller.as_deref(), |host| rustelixir_nif::call_entry(entry, &slices, Some(&cancel), host));
         self.complete(ticket, Some(reply));
     }
 
@@ -599,7 +608,7 @@ impl Server {
             let via = call.reply_to.as_ref().map(|r| r.peer.clone()).or_else(|| self.peer(node));
             match via {
                 Some(via) => self.monitor(&via, pid, node, None),
-                None => resource::node_down(&String::from_utf8_lossy(node)),
+                None => self.resources.node_down(&String::from_utf8_lossy(node)),
             }
         }
         let Some(reply) = reply else { return };
@@ -646,7 +655,7 @@ impl Server {
 
     fn write_info(&self, out: &mut Vec<u8>) {
         let s = &self.stats;
-        let counts = resource::counts();
+        let counts = self.resources.counts();
         let (live, created, freed) =
             counts.iter().fold((0, 0, 0), |(l, c, f), (_, live, created, freed)| (l + live, c + created, f + freed));
         let int = |out: &mut Vec<u8>, key: &str, v: u64| {
@@ -687,8 +696,8 @@ impl Server {
             int(out, "created", *created);
             int(out, "freed", *freed);
         }
-        int(out, "holders", resource::holder_count() as u64);
-        int(out, "forged_exits", resource::forged_exits());
+        int(out, "holders", self.resources.holder_count() as u64);
+        int(out, "forged_exits", self.resources.forged_exits());
     }
 }
 

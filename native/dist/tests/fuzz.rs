@@ -131,6 +131,10 @@ impl Corpus {
                 pid: server_pid.expect("a LINK to the server in the corpus"),
                 max_in_flight: 64,
                 workers: 4,
+                // Small enough that what mutated calls create and keep (their holders never
+                // exit here) stays within the bound on live memory.
+                max_resources: 20_000,
+                max_holders: 100,
             },
             Box::new(|| {}),
         );
@@ -226,10 +230,10 @@ fn replay() {
     }
 }
 
-/// The collections' natives, under limits small enough that what mutated calls create and
-/// keep (their holders never exit here) stays within the bound on live memory.
+/// The collections' natives, under a buffer limit small enough that what mutated calls
+/// create and keep (their holders never exit here) stays within the bound on live memory
+/// (the resource limits are the server's: `max_resources`, `max_holders`).
 fn setup_collections() {
-    rustelixir_nif::resource::set_limits(20_000, 100);
     rustelixir_collections::set_max_total_buffer_bytes(8 << 20);
 }
 

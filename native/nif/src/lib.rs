@@ -21,11 +21,13 @@
 //! exposes its address, and the node calls the natives without Python objects or the GIL.
 
 mod convert;
+pub mod host;
 pub mod reply;
 pub mod resource;
 
 pub use convert::{kind, ArgError, Decoder, Encoder};
-pub use resource::{Resource, ResourceArc};
+pub use host::{Found, Host, RefParts, ResourceType};
+pub use resource::{Resource, ResourceArc, ResourceTable};
 pub use etf;
 pub use etf::{Atom, Pid, Reference, Term};
 
@@ -35,8 +37,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// "RUSTELIX": marks a [`NativeTable`] so the node can check an address it was given.
 pub const MAGIC: u64 = 0x5255_5354_454c_4958;
-/// Bumped when the layout of the C ABI types below changes.
-pub const ABI_VERSION: u32 = 1;
+/// Bumped when the layout of the C ABI types below (and `host`'s) changes. 2: the host
+/// table passed with every call (`CallFrame::host`).
+pub const ABI_VERSION: u32 = 2;
 /// [`NativeEntry::flags`]: the native may take long; run it on the worker pool.
 pub const FLAG_SLOW: u32 = 1;
 
@@ -64,8 +67,8 @@ impl Slice {
 }
 
 /// One call, as the node hands it to a native: the arguments (each one term in the
-/// External Term Format, without version byte), where to write the reply term, and the
-/// call's cancellation flag.
+/// External Term Format, without version byte), where to write the reply term, the call's
+/// cancellation flag, and the host through which the native calls back into the node.
 #[repr(C)]
 pub struct CallFrame {
     pub args: *const Slice,
@@ -74,6 +77,8 @@ pub struct CallFrame {
     pub write: extern "C" fn(out: *mut std::ffi::c_void, ptr: *const u8, len: usize),
     /// Null when the call cannot be cancelled (quick natives).
     pub cancelled: *const AtomicBool,
+    /// The node's side of the call: its resource table, the caller (`host::Host`).
+    pub host: *const Host,
 }
 
 #[repr(C)]
@@ -137,21 +142,28 @@ impl NativeTable {
     }
 }
 
-/// Calls a native with arguments given as ETF slices, returning the reply term's bytes.
-pub fn call_entry(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>) -> Vec<u8> {
+/// Calls a native with arguments given as ETF slices, through `host` (the node's: see
+/// `ResourceTable::with_host`), returning the reply term's bytes.
+pub fn call_entry(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>, host: &Host) -> Vec<u8> {
     let mut out = Vec::new();
-    call_entry_into(entry, args, cancelled, &mut out);
+    call_entry_into(entry, args, cancelled, host, &mut out);
     out
 }
 
 /// `call_entry`, the reply appended to `out`.
-pub fn call_entry_into(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>, out: &mut Vec<u8>) {
-    call_entry_with(entry, args, cancelled, &mut |reply| out.extend_from_slice(reply));
+pub fn call_entry_into(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>, host: &Host, out: &mut Vec<u8>) {
+    call_entry_with(entry, args, cancelled, host, &mut |reply| out.extend_from_slice(reply));
 }
 
 /// Calls a native, handing its reply term's bytes to `on_reply` straight from the native's
 /// own buffer (so that the caller can frame it without another copy).
-pub fn call_entry_with(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&AtomicBool>, on_reply: &mut dyn FnMut(&[u8])) {
+pub fn call_entry_with(
+    entry: &NativeEntry,
+    args: &[&[u8]],
+    cancelled: Option<&AtomicBool>,
+    host: &Host,
+    on_reply: &mut dyn FnMut(&[u8]),
+) {
     extern "C" fn write(out: *mut std::ffi::c_void, ptr: *const u8, len: usize) {
         // SAFETY: `out` is the `&mut dyn FnMut` below, `ptr`/`len` a slice the native owns
         // for the call.
@@ -168,6 +180,7 @@ pub fn call_entry_with(entry: &NativeEntry, args: &[&[u8]], cancelled: Option<&A
         out: &mut on_reply as *mut &mut dyn FnMut(&[u8]) as *mut std::ffi::c_void,
         write,
         cancelled: cancelled.map_or(std::ptr::null(), |c| c as *const AtomicBool),
+        host,
     };
     (entry.call)(&frame);
 }
@@ -337,13 +350,16 @@ pub unsafe fn run<F: NifFn<A>, A>(f: &F, frame: *const CallFrame) {
     let args: Vec<&[u8]> = (0..frame.nargs).map(|i| (*frame.args.add(i)).as_bytes()).collect();
     with_reply_buffer(|out| {
         let previous = CURRENT.with(|c| c.replace(frame.cancelled));
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            if args.len() != F::ARITY as usize {
-                write_badarg(out, 0, "wrong number of arguments");
-            } else {
-                f.invoke(&args, out);
-            }
-        }));
+        // This copy of the crate's current host: `ResourceArc` in the native goes through it.
+        let result = host::with_current(frame.host, || {
+            catch_unwind(AssertUnwindSafe(|| {
+                if args.len() != F::ARITY as usize {
+                    write_badarg(out, 0, "wrong number of arguments");
+                } else {
+                    f.invoke(&args, out);
+                }
+            }))
+        });
         CURRENT.with(|c| c.set(previous));
         if let Err(panic) = result {
             out.clear();

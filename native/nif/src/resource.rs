@@ -10,20 +10,27 @@
 //! and an exit counts only from the holder itself, over its own node's connection
 //! (`monitor_down`): a reference is as good as a capability, so neither can be forged.
 //!
+//! The table is a value, [`ResourceTable`], owned by the node's server (two servers, two
+//! tables). Natives reach it only through the host of their call (`crate::host`): a crate
+//! built as its own extension has its own copy of this code but never a table of its own.
+//! [`ResourceArc`] is the natives' side; [`ResourceTable`] the node's.
+//!
 //! Locking: the objects are spread over shards, each behind its own lock, so calls on
 //! different resources do not contend; an object's own state has its own lock inside it.
 
-use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::ffi::c_void;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use etf::{Atom, Pid, Reference, Term};
 
 use crate::convert::{kind, ArgError, Decoder, Encoder};
+use crate::host::{self, Found, Host, RefParts, ResourceType, HOST_BADRESOURCE, HOST_OK, HOST_OVERLOADED, HOST_WRONG_TYPE};
+use crate::Slice;
 
 /// A native type that can live in the resource table.
 pub trait Resource: Send + Sync + 'static {
@@ -42,11 +49,22 @@ pub type Holder = Vec<u8>;
 /// The resource's words (the reference's id words): the table's key.
 type Key = Vec<u32>;
 
+/// An object in the table: one count of it, and the functions of the crate that made it.
 struct Entry {
-    object: Arc<dyn Any + Send + Sync>,
-    type_name: &'static str,
-    size: fn(&(dyn Any + Send + Sync)) -> usize,
+    object: *const c_void,
+    ty: &'static ResourceType,
     holders: HashSet<Holder>,
+}
+
+// The object is a `Resource` (Send + Sync) behind a counted pointer.
+unsafe impl Send for Entry {}
+unsafe impl Sync for Entry {}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // SAFETY: the table's own count, given with the object to `create`.
+        unsafe { (self.ty.release)(self.object) }
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -57,9 +75,16 @@ pub struct TypeCounts {
 }
 
 /// Limits past which the table answers `:overloaded`.
+#[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_live: usize,
     pub max_holders: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_live: 1_000_000, max_holders: 10_000 }
+    }
 }
 
 struct HolderState {
@@ -70,10 +95,18 @@ struct HolderState {
     resources: HashSet<Key>,
 }
 
+impl HolderState {
+    fn new() -> Self {
+        HolderState { monitor: None, monitor_sent: false, resources: HashSet::new() }
+    }
+}
+
 const SHARDS: usize = 64;
 
-struct Table {
-    identity: RwLock<Option<(String, u32)>>,
+/// The resource table of one node: references of that node to objects and their holders.
+pub struct ResourceTable {
+    node: String,
+    creation: u32,
     live: AtomicUsize,
     forged_exits: AtomicU64,
     shards: Vec<RwLock<HashMap<Key, Entry>>>,
@@ -83,37 +116,16 @@ struct Table {
     limits: RwLock<Limits>,
 }
 
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| Table {
-        identity: RwLock::new(None),
-        forged_exits: AtomicU64::new(0),
-        live: AtomicUsize::new(0),
-        shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-        holders: Mutex::new(HashMap::new()),
-        monitors: Mutex::new(HashMap::new()),
-        counts: Mutex::new(HashMap::new()),
-        limits: RwLock::new(Limits { max_live: 1_000_000, max_holders: 10_000 }),
-    })
-}
-
-fn shard(key: &Key) -> &'static RwLock<HashMap<Key, Entry>> {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    &table().shards[h.finish() as usize % SHARDS]
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The node's name and creation: references to resources are made in them.
-pub fn set_identity(node: &str, creation: u32) {
-    *table().identity.write().unwrap() = Some((node.to_string(), creation));
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn set_limits(max_live: usize, max_holders: usize) {
-    *table().limits.write().unwrap() = Limits { max_live, max_holders };
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 // --- References -------------------------------------------------------------------------
@@ -161,36 +173,6 @@ fn random_ids() -> [u32; 3] {
 /// A new reference of this node, with random id words. Its callers check it against the
 /// keys in use and draw again on a collision (all but impossible at 82 bits, and still never
 /// allowed to replace an entry).
-fn new_ref() -> Option<Reference> {
-    let (node, creation) = table().identity.read().unwrap().clone()?;
-    Some(Reference { node: Atom(node), creation, ids: random_ids().to_vec() })
-}
-
-fn key(reference: &Reference) -> Option<Key> {
-    let identity = table().identity.read().unwrap();
-    let (node, creation) = identity.as_ref()?;
-    (reference.node.0 == *node && reference.creation == *creation).then(|| reference.ids.clone())
-}
-
-// --- The caller of the running call ------------------------------------------------------
-
-thread_local! {
-    static CALLER: RefCell<Option<Holder>> = const { RefCell::new(None) };
-    static TOUCHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f` as a call from `caller` (an encoded pid): resources it creates or is passed are
-/// held by that process from then on. The flag says whether the call made or used any
-/// resource (then the caller may need a monitor: `take_monitor_for`).
-pub fn with_caller<R>(caller: Option<&[u8]>, f: impl FnOnce() -> R) -> (R, bool) {
-    let previous = CALLER.with(|c| c.replace(caller.map(<[u8]>::to_vec)));
-    let touched_before = TOUCHED.with(|t| t.replace(false));
-    let result = f();
-    let touched = TOUCHED.with(|t| t.replace(touched_before));
-    CALLER.with(|c| *c.borrow_mut() = previous);
-    (result, touched)
-}
-
 /// A pid's encoding as the table's holder key (re-encoded: one key per pid).
 pub fn canonical_holder(raw_pid: &[u8]) -> Option<Holder> {
     decode_pid(raw_pid).map(|p| holder_of(&p))
@@ -203,99 +185,15 @@ fn decode_pid(bytes: &[u8]) -> Option<Pid> {
     }
 }
 
-/// The caller as a holder key: its pid re-encoded, so the same pid is always the same key
-/// whatever atom encoding its node name came in.
-fn current_caller() -> Option<Holder> {
-    TOUCHED.with(|t| t.set(true));
-    let raw = CALLER.with(|c| c.borrow().clone())?;
-    canonical_holder(&raw)
+fn holder_node(holder: &[u8]) -> Option<String> {
+    decode_pid(holder).map(|p| p.node.0)
 }
 
-// --- Holders ------------------------------------------------------------------------------
-
-/// Makes `holder` a holder of `key` (already in its shard's entry). False when the resource
-/// has as many holders as it may.
-fn add_holder_locked(entry: &mut Entry, key: &Key, holder: &Holder, max_holders: usize) -> bool {
-    if entry.holders.contains(holder) {
-        return true;
-    }
-    if entry.holders.len() >= max_holders {
-        return false;
-    }
-    entry.holders.insert(holder.clone());
-    lock(&table().holders)
-        .entry(holder.clone())
-        .or_insert_with(|| HolderState { monitor: None, monitor_sent: false, resources: HashSet::new() })
-        .resources
-        .insert(key.clone());
-    true
-}
-
-/// Removes `holder` from the resource `key`; drops the object if it was the last one.
-fn remove_holder(key: &Key, holder: &Holder) -> bool {
-    let dropped = {
-        let mut shard = shard(key).write().unwrap();
-        let Some(entry) = shard.get_mut(key) else { return false };
-        if !entry.holders.remove(holder) {
-            return false;
-        }
-        if entry.holders.is_empty() {
-            shard.remove(key)
-        } else {
-            None
-        }
-    };
-    if let Some(h) = lock(&table().holders).get_mut(holder) {
-        h.resources.remove(key);
-    }
-    if let Some(entry) = dropped {
-        freed(entry);
-    }
-    true
-}
-
-fn freed(entry: Entry) {
-    table().live.fetch_sub(1, Ordering::Relaxed);
-    let mut counts = lock(&table().counts);
-    let c = counts.entry(entry.type_name).or_default();
-    c.live -= 1;
-    c.freed += 1;
-    drop(counts);
-    drop(entry); // the object goes when the last ResourceArc in use lets go of it
-}
-
-/// A holder is gone (it exited, or the node stopped monitoring it): it lets go of everything.
-fn holder_gone(holder: &Holder) {
-    let state = lock(&table().holders).remove(holder);
-    if let Some(state) = state {
-        if let Some(m) = &state.monitor {
-            lock(&table().monitors).remove(m);
-        }
-        for key in state.resources {
-            remove_holder(&key, holder);
-        }
-    }
-}
-
-/// The monitor the node should send for `holder` now, if it has not yet: (monitor
-/// reference). Called after a call that may have made the caller a holder.
-pub fn take_monitor_for(holder: &[u8]) -> Option<Reference> {
-    let mut holders = lock(&table().holders);
-    let state = holders.get_mut(holder)?;
-    if state.monitor_sent || state.resources.is_empty() {
-        return None;
-    }
-    let mut monitors = lock(&table().monitors);
-    let reference = loop {
-        let reference = new_ref()?;
-        if !monitors.contains_key(&reference.ids) {
-            break reference;
-        }
-    };
-    state.monitor = Some(reference.ids.clone());
-    state.monitor_sent = true;
-    monitors.insert(reference.ids.clone(), holder.to_vec());
-    Some(reference)
+/// An encoded pid's bytes, as a holder key.
+pub fn holder_of(pid: &Pid) -> Holder {
+    let mut out = Vec::new();
+    etf::encode::put_pid(&mut out, pid).expect("a valid pid");
+    out
 }
 
 /// What the table made of a MONITOR_P_EXIT (`monitor_down`).
@@ -311,127 +209,364 @@ pub enum MonitorExit {
     Unknown,
 }
 
-/// A MONITOR_P_EXIT for `reference`, `from_proc` (the encoded FromProc: the process that
-/// exited) having come over the connection to `peer_node`. Only the holder the monitor was
-/// made for, and only its own node, can end it: a peer that could name any monitor
-/// reference and any pid could otherwise free every other process's resources.
-pub fn monitor_down(reference: &Reference, from_proc: &[u8], peer_node: &[u8]) -> MonitorExit {
-    let Some(k) = key(reference) else { return MonitorExit::Unknown };
-    let mut monitors = lock(&table().monitors);
-    let Some(holder) = monitors.get(&k) else { return MonitorExit::Unknown };
-    let from_holder = canonical_holder(from_proc).is_some_and(|exited| exited == *holder);
-    let from_its_node = holder_node(holder).is_some_and(|node| node.as_bytes() == peer_node);
-    if !(from_holder && from_its_node) {
-        drop(monitors);
-        table().forged_exits.fetch_add(1, Ordering::Relaxed);
-        return MonitorExit::Forged;
-    }
-    let holder = monitors.remove(&k).expect("looked up under the same lock");
-    drop(monitors);
-    holder_gone(&holder);
-    MonitorExit::Down
-}
-
-/// MONITOR_P_EXITs ignored as forged (`MonitorExit::Forged`) since the node started.
-pub fn forged_exits() -> u64 {
-    table().forged_exits.load(Ordering::Relaxed)
-}
-
-/// Every holder on `node` is gone (the node disconnected).
-pub fn node_down(node: &str) {
-    let gone: Vec<Holder> = lock(&table().holders)
-        .keys()
-        .filter(|h| holder_node(h).as_deref() == Some(node))
-        .cloned()
-        .collect();
-    for holder in gone {
-        holder_gone(&holder);
-    }
-}
-
-fn holder_node(holder: &[u8]) -> Option<String> {
-    decode_pid(holder).map(|p| p.node.0)
-}
-
-/// `{:release, ref}` from `holder`: it lets go. False when `reference` is not a live
-/// resource of this node (or `holder` did not hold it).
-pub fn release(reference: &Reference, holder: &[u8]) -> bool {
-    let Some(k) = key(reference) else { return false };
-    remove_holder(&k, &holder.to_vec())
-}
-
-/// `{:release, ref}` from the caller of the running call.
-pub fn release_by_caller(reference: &Reference) -> bool {
-    match current_caller() {
-        Some(holder) => release(reference, &holder),
-        None => false,
-    }
-}
-
-/// `{:share, ref, pid}`: `holder` holds the resource too. Err(true) when not live,
-/// Err(false) when it has as many holders as it may.
-pub fn share(reference: &Reference, holder: &[u8]) -> Result<(), bool> {
-    let Some(k) = key(reference) else { return Err(true) };
-    let max = table().limits.read().unwrap().max_holders;
-    let mut shard = shard(&k).write().unwrap();
-    let Some(entry) = shard.get_mut(&k) else { return Err(true) };
-    if add_holder_locked(entry, &k, &holder.to_vec(), max) {
-        Ok(())
-    } else {
-        Err(false)
-    }
-}
-
-/// Drops the resource whatever its holders (the node's own use: tests, shutdown).
-pub fn free(reference: &Reference) -> bool {
-    let Some(k) = key(reference) else { return false };
-    let entry = shard(&k).write().unwrap().remove(&k);
-    match entry {
-        Some(entry) => {
-            let holders: Vec<Holder> = entry.holders.iter().cloned().collect();
-            let mut all = lock(&table().holders);
-            for h in holders {
-                if let Some(state) = all.get_mut(&h) {
-                    state.resources.remove(&k);
-                }
-            }
-            drop(all);
-            freed(entry);
-            true
+impl ResourceTable {
+    /// The table of node `node` (with `creation`): its references are made in them.
+    pub fn new(node: &str, creation: u32, limits: Limits) -> Self {
+        ResourceTable {
+            node: node.to_string(),
+            creation,
+            live: AtomicUsize::new(0),
+            forged_exits: AtomicU64::new(0),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            holders: Mutex::new(HashMap::new()),
+            monitors: Mutex::new(HashMap::new()),
+            counts: Mutex::new(HashMap::new()),
+            limits: RwLock::new(limits),
         }
-        None => false,
+    }
+
+    pub fn set_limits(&self, limits: Limits) {
+        *write(&self.limits) = limits;
+    }
+
+    pub fn limits(&self) -> Limits {
+        *read(&self.limits)
+    }
+
+    fn shard(&self, key: &Key) -> &RwLock<HashMap<Key, Entry>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.shards[h.finish() as usize % SHARDS]
+    }
+
+    /// A new reference of this node, with random id words. Its callers check it against the
+    /// keys in use and draw again on a collision (all but impossible at 82 bits, and still
+    /// never allowed to replace an entry).
+    fn new_ref(&self) -> Reference {
+        Reference { node: Atom(self.node.clone()), creation: self.creation, ids: random_ids().to_vec() }
+    }
+
+    /// The key of a reference, if it is one of this node.
+    fn key_of(&self, node: &[u8], creation: u32, ids: &[u32]) -> Option<Key> {
+        (node == self.node.as_bytes() && creation == self.creation).then(|| ids.to_vec())
+    }
+
+    fn key(&self, reference: &Reference) -> Option<Key> {
+        self.key_of(reference.node.0.as_bytes(), reference.creation, &reference.ids)
+    }
+
+    // --- Calls ------------------------------------------------------------------------------
+
+    /// Runs `f` with the host of a call from `caller` (an encoded pid) on this table: what
+    /// `f` passes it to (`call_entry`), and the current host of this thread meanwhile (so
+    /// `ResourceArc` works in the node's own code too). Resources the call creates or is
+    /// passed are held by `caller` from then on. The flag says whether the call made or used
+    /// any resource (then the caller may need a monitor: `take_monitor_for`).
+    pub fn with_host<R>(&self, caller: Option<&[u8]>, f: impl FnOnce(&Host) -> R) -> (R, bool) {
+        let state = CallState { table: self, caller: OnceCell::new(), raw_caller: caller, touched: Cell::new(false) };
+        let host = Host {
+            context: &state as *const CallState<'_> as *const c_void,
+            caller: Slice::new(caller.unwrap_or(&[])),
+            node: Slice::new(self.node.as_bytes()),
+            creation: self.creation,
+            create: host_create,
+            lookup: host_lookup,
+        };
+        let result = host::with_current(&host, || f(&host));
+        (result, state.touched.get())
+    }
+
+    /// Puts `object` of type `ty` in the table, held by `caller`: its reference's id words.
+    /// None past `max_live` (the object is then not taken).
+    fn insert(&self, ty: &'static ResourceType, object: *const c_void, caller: Option<&Holder>) -> Option<Reference> {
+        let max_live = read(&self.limits).max_live;
+        if self.live.fetch_add(1, Ordering::Relaxed) >= max_live {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        // SAFETY: the crate that described the type stays loaded.
+        let type_name = unsafe { ty.name() };
+        // Drawn again until the reference is free in its shard, checked and taken under
+        // that shard's lock: a live resource is never replaced.
+        let reference = loop {
+            let reference = self.new_ref();
+            let mut shard = write(self.shard(&reference.ids));
+            if shard.contains_key(&reference.ids) {
+                continue;
+            }
+            let mut holders = HashSet::new();
+            if let Some(caller) = caller {
+                holders.insert(caller.clone());
+                lock(&self.holders).entry(caller.clone()).or_insert_with(HolderState::new).resources.insert(reference.ids.clone());
+            }
+            shard.insert(reference.ids.clone(), Entry { object, ty, holders });
+            break reference;
+        };
+        let mut counts = lock(&self.counts);
+        let c = counts.entry(type_name).or_default();
+        c.live += 1;
+        c.created += 1;
+        Some(reference)
+    }
+
+    /// The object behind `key` if it is a `ty`, counted once more for the caller, who holds
+    /// the resource from then on.
+    fn lookup(&self, key: &Key, ty: &ResourceType, caller: Option<&Holder>, found: &mut Found) -> i32 {
+        let max_holders = read(&self.limits).max_holders;
+        let mut shard = write(self.shard(key));
+        let Some(entry) = shard.get_mut(key) else { return HOST_BADRESOURCE };
+        if !entry.ty.same(ty) {
+            found.type_name = entry.ty.name;
+            return HOST_WRONG_TYPE;
+        }
+        // Whoever passes the reference in a call holds the resource from then on.
+        if let Some(caller) = caller {
+            if !self.add_holder_locked(entry, key, caller, max_holders) {
+                found.max_holders = max_holders;
+                return HOST_OVERLOADED;
+            }
+        }
+        // SAFETY: the entry holds a count of the object, under the shard's lock.
+        unsafe { (entry.ty.retain)(entry.object) };
+        found.object = entry.object;
+        HOST_OK
+    }
+
+    // --- Holders ----------------------------------------------------------------------------
+
+    /// Makes `holder` a holder of `key` (already in its shard's entry). False when the
+    /// resource has as many holders as it may.
+    fn add_holder_locked(&self, entry: &mut Entry, key: &Key, holder: &Holder, max_holders: usize) -> bool {
+        if entry.holders.contains(holder) {
+            return true;
+        }
+        if entry.holders.len() >= max_holders {
+            return false;
+        }
+        entry.holders.insert(holder.clone());
+        lock(&self.holders).entry(holder.clone()).or_insert_with(HolderState::new).resources.insert(key.clone());
+        true
+    }
+
+    /// Removes `holder` from the resource `key`; drops the object if it was the last one.
+    fn remove_holder(&self, key: &Key, holder: &Holder) -> bool {
+        let dropped = {
+            let mut shard = write(self.shard(key));
+            let Some(entry) = shard.get_mut(key) else { return false };
+            if !entry.holders.remove(holder) {
+                return false;
+            }
+            if entry.holders.is_empty() {
+                shard.remove(key)
+            } else {
+                None
+            }
+        };
+        if let Some(h) = lock(&self.holders).get_mut(holder) {
+            h.resources.remove(key);
+        }
+        if let Some(entry) = dropped {
+            self.freed(entry);
+        }
+        true
+    }
+
+    fn freed(&self, entry: Entry) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        let mut counts = lock(&self.counts);
+        // SAFETY: the crate that described the type stays loaded.
+        let c = counts.entry(unsafe { entry.ty.name() }).or_default();
+        c.live -= 1;
+        c.freed += 1;
+        drop(counts);
+        drop(entry); // the object goes when the last ResourceArc in use lets go of it
+    }
+
+    /// A holder is gone (it exited, or the node stopped monitoring it): it lets go of
+    /// everything.
+    fn holder_gone(&self, holder: &Holder) {
+        let state = lock(&self.holders).remove(holder);
+        if let Some(state) = state {
+            if let Some(m) = &state.monitor {
+                lock(&self.monitors).remove(m);
+            }
+            for key in state.resources {
+                self.remove_holder(&key, holder);
+            }
+        }
+    }
+
+    /// The monitor the node should send for `holder` now, if it has not yet: (monitor
+    /// reference). Called after a call that may have made the caller a holder.
+    pub fn take_monitor_for(&self, holder: &[u8]) -> Option<Reference> {
+        let mut holders = lock(&self.holders);
+        let state = holders.get_mut(holder)?;
+        if state.monitor_sent || state.resources.is_empty() {
+            return None;
+        }
+        let mut monitors = lock(&self.monitors);
+        let reference = loop {
+            let reference = self.new_ref();
+            if !monitors.contains_key(&reference.ids) {
+                break reference;
+            }
+        };
+        state.monitor = Some(reference.ids.clone());
+        state.monitor_sent = true;
+        monitors.insert(reference.ids.clone(), holder.to_vec());
+        Some(reference)
+    }
+
+    /// A MONITOR_P_EXIT for `reference`, `from_proc` (the encoded FromProc: the process that
+    /// exited) having come over the connection to `peer_node`. Only the holder the monitor
+    /// was made for, and only its own node, can end it: a peer that could name any monitor
+    /// reference and any pid could otherwise free every other process's resources.
+    pub fn monitor_down(&self, reference: &Reference, from_proc: &[u8], peer_node: &[u8]) -> MonitorExit {
+        let Some(k) = self.key(reference) else { return MonitorExit::Unknown };
+        let mut monitors = lock(&self.monitors);
+        let Some(holder) = monitors.get(&k) else { return MonitorExit::Unknown };
+        let from_holder = canonical_holder(from_proc).is_some_and(|exited| exited == *holder);
+        let from_its_node = holder_node(holder).is_some_and(|node| node.as_bytes() == peer_node);
+        if !(from_holder && from_its_node) {
+            drop(monitors);
+            self.forged_exits.fetch_add(1, Ordering::Relaxed);
+            return MonitorExit::Forged;
+        }
+        let holder = monitors.remove(&k).expect("looked up under the same lock");
+        drop(monitors);
+        self.holder_gone(&holder);
+        MonitorExit::Down
+    }
+
+    /// MONITOR_P_EXITs ignored as forged (`MonitorExit::Forged`) since the table was made.
+    pub fn forged_exits(&self) -> u64 {
+        self.forged_exits.load(Ordering::Relaxed)
+    }
+
+    /// Every holder on `node` is gone (the node disconnected).
+    pub fn node_down(&self, node: &str) {
+        let gone: Vec<Holder> =
+            lock(&self.holders).keys().filter(|h| holder_node(h).as_deref() == Some(node)).cloned().collect();
+        for holder in gone {
+            self.holder_gone(&holder);
+        }
+    }
+
+    /// `{:release, ref}` from `holder`: it lets go. False when `reference` is not a live
+    /// resource of this node (or `holder` did not hold it).
+    pub fn release(&self, reference: &Reference, holder: &[u8]) -> bool {
+        let Some(k) = self.key(reference) else { return false };
+        self.remove_holder(&k, &holder.to_vec())
+    }
+
+    /// `{:share, ref, pid}`: `holder` holds the resource too. Err(true) when not live,
+    /// Err(false) when it has as many holders as it may.
+    pub fn share(&self, reference: &Reference, holder: &[u8]) -> Result<(), bool> {
+        let Some(k) = self.key(reference) else { return Err(true) };
+        let max = read(&self.limits).max_holders;
+        let mut shard = write(self.shard(&k));
+        let Some(entry) = shard.get_mut(&k) else { return Err(true) };
+        if self.add_holder_locked(entry, &k, &holder.to_vec(), max) {
+            Ok(())
+        } else {
+            Err(false)
+        }
+    }
+
+    /// Drops the resource whatever its holders (the node's own use: tests, shutdown).
+    pub fn free(&self, reference: &Reference) -> bool {
+        let Some(k) = self.key(reference) else { return false };
+        let entry = write(self.shard(&k)).remove(&k);
+        match entry {
+            Some(entry) => {
+                let mut all = lock(&self.holders);
+                for h in &entry.holders {
+                    if let Some(state) = all.get_mut(h) {
+                        state.resources.remove(&k);
+                    }
+                }
+                drop(all);
+                self.freed(entry);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// (type, holders as encoded pids, size in bytes) of a live resource.
+    pub fn info(&self, reference: &Reference) -> Option<(&'static str, Vec<Holder>, usize)> {
+        let k = self.key(reference)?;
+        let shard = read(self.shard(&k));
+        let entry = shard.get(&k)?;
+        let mut holders: Vec<Holder> = entry.holders.iter().cloned().collect();
+        holders.sort();
+        // SAFETY: the entry's count keeps the object alive; its crate stays loaded.
+        Some(unsafe { (entry.ty.name(), holders, (entry.ty.size)(entry.object)) })
+    }
+
+    /// The type of a live resource.
+    pub fn type_of(&self, reference: &Reference) -> Option<&'static str> {
+        self.info(reference).map(|(t, _, _)| t)
+    }
+
+    /// (type, live, created, freed) per resource type.
+    pub fn counts(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        let counts = lock(&self.counts);
+        let mut all: Vec<_> = counts.iter().map(|(t, c)| (*t, c.live, c.created, c.freed)).collect();
+        all.sort();
+        all
+    }
+
+    /// Holders the table tracks (for leak checks).
+    pub fn holder_count(&self) -> usize {
+        lock(&self.holders).len()
     }
 }
 
-/// (type, holders as encoded pids, size in bytes) of a live resource.
-pub fn info(reference: &Reference) -> Option<(&'static str, Vec<Holder>, usize)> {
-    let k = key(reference)?;
-    let shard = shard(&k).read().unwrap();
-    let entry = shard.get(&k)?;
-    let mut holders: Vec<Holder> = entry.holders.iter().cloned().collect();
-    holders.sort();
-    Some((entry.type_name, holders, (entry.size)(&*entry.object)))
+// --- The node's side of the host -----------------------------------------------------------
+
+/// What `Host::context` points to: the table, and the call's caller and use of resources.
+struct CallState<'a> {
+    table: &'a ResourceTable,
+    raw_caller: Option<&'a [u8]>,
+    /// The caller as a holder key: its pid re-encoded, so the same pid is always the same
+    /// key whatever atom encoding its node name came in (made once per call, when needed).
+    caller: OnceCell<Option<Holder>>,
+    touched: Cell<bool>,
 }
 
-/// The type of a live resource.
-pub fn type_of(reference: &Reference) -> Option<&'static str> {
-    info(reference).map(|(t, _, _)| t)
+impl CallState<'_> {
+    fn caller(&self) -> Option<&Holder> {
+        self.touched.set(true);
+        self.caller.get_or_init(|| self.raw_caller.and_then(canonical_holder)).as_ref()
+    }
 }
 
-/// (type, live, created, freed) per resource type.
-pub fn counts() -> Vec<(&'static str, u64, u64, u64)> {
-    let counts = lock(&table().counts);
-    let mut all: Vec<_> = counts.iter().map(|(t, c)| (*t, c.live, c.created, c.freed)).collect();
-    all.sort();
-    all
+unsafe extern "C" fn host_create(host: *const Host, ty: *const ResourceType, object: *const c_void, ids: *mut u32) -> i32 {
+    let state = &*((*host).context as *const CallState<'_>);
+    // SAFETY: a type description lives as long as its crate (`host::resource_type`).
+    let ty: &'static ResourceType = &*ty;
+    match state.table.insert(ty, object, state.caller()) {
+        Some(reference) => {
+            std::ptr::copy_nonoverlapping(reference.ids.as_ptr(), ids, 3);
+            HOST_OK
+        }
+        None => HOST_OVERLOADED,
+    }
 }
 
-/// Holders the table tracks (for leak checks).
-pub fn holder_count() -> usize {
-    lock(&table().holders).len()
+unsafe extern "C" fn host_lookup(host: *const Host, reference: *const RefParts, ty: *const ResourceType, found: *mut Found) -> i32 {
+    let state = &*((*host).context as *const CallState<'_>);
+    let caller = state.caller();
+    let r = &*reference;
+    let ids = if r.nids == 0 { &[][..] } else { std::slice::from_raw_parts(r.ids, r.nids) };
+    match state.table.key_of(r.node.as_bytes(), r.creation, ids) {
+        Some(key) => state.table.lookup(&key, &*ty, caller, &mut *found),
+        None => HOST_BADRESOURCE,
+    }
 }
 
-// --- ResourceArc --------------------------------------------------------------------------
+// --- ResourceArc: the natives' side ----------------------------------------------------------
 
 /// A counted handle to a resource object.
 pub struct ResourceArc<T: Resource> {
@@ -450,54 +585,32 @@ impl Encoder for Overloaded {
     }
 }
 
-fn size_of<T: Resource>(object: &(dyn Any + Send + Sync)) -> usize {
-    object.downcast_ref::<T>().map_or(0, Resource::size)
+fn running_host<'a>() -> &'a Host {
+    host::current_host().expect(
+        "ResourceArc::new outside a native's call: a resource lives in the table of the node that runs the native",
+    )
 }
 
 impl<T: Resource> ResourceArc<T> {
-    /// Puts `value` in the table under a new reference of this node, held by the caller of
-    /// the running call. Past the table's limit: `Err(Overloaded)`.
+    /// Puts `value` in the resource table of the node running this native, under a new
+    /// reference of that node, held by the call's caller. Past the table's limit:
+    /// `Err(Overloaded)`. Panics outside a native's call (there is no table then).
     pub fn try_new(value: T) -> Result<Self, Overloaded> {
-        let t = table();
-        let max_live = t.limits.read().unwrap().max_live;
-        if t.live.fetch_add(1, Ordering::Relaxed) >= max_live {
-            t.live.fetch_sub(1, Ordering::Relaxed);
+        let host = running_host();
+        let object = Arc::new(value);
+        let raw = Arc::into_raw(object.clone()) as *const c_void;
+        let mut ids = [0u32; 3];
+        // SAFETY: the host of the running call; `raw` is one count of the object, which the
+        // table takes on success.
+        let status = unsafe { (host.create)(host, host::resource_type::<T>(), raw, ids.as_mut_ptr()) };
+        if status != HOST_OK {
+            // SAFETY: not taken: the count is still ours.
+            drop(unsafe { Arc::from_raw(raw as *const T) });
             return Err(Overloaded);
         }
-        let object = Arc::new(value);
-        let caller = current_caller();
-        // Drawn again until the reference is free in its shard, checked and taken under
-        // that shard's lock: a live resource is never replaced.
-        let reference = loop {
-            let reference = new_ref()
-                .expect("the resource table has no node identity (resources live in natives built into the node)");
-            let mut shard = shard(&reference.ids).write().unwrap();
-            if shard.contains_key(&reference.ids) {
-                continue;
-            }
-            let mut holders = HashSet::new();
-            if let Some(caller) = &caller {
-                holders.insert(caller.clone());
-                lock(&t.holders)
-                    .entry(caller.clone())
-                    .or_insert_with(|| HolderState { monitor: None, monitor_sent: false, resources: HashSet::new() })
-                    .resources
-                    .insert(reference.ids.clone());
-            }
-            let entry = Entry {
-                object: object.clone() as Arc<dyn Any + Send + Sync>,
-                type_name: T::TYPE_NAME,
-                size: size_of::<T>,
-                holders,
-            };
-            shard.insert(reference.ids.clone(), entry);
-            break reference;
-        };
-        let mut counts = lock(&t.counts);
-        let c = counts.entry(T::TYPE_NAME).or_default();
-        c.live += 1;
-        c.created += 1;
-        Ok(ResourceArc { object, reference })
+        // SAFETY: the host's node name is UTF-8, alive for the call.
+        let node = unsafe { String::from_utf8_lossy(host.node.as_bytes()).into_owned() };
+        Ok(ResourceArc { object, reference: Reference { node: Atom(node), creation: host.creation, ids: ids.to_vec() } })
     }
 
     /// `try_new`, for natives that do not expect the table to fill up (a full table is then
@@ -529,30 +642,28 @@ impl<T: Resource> Decoder for ResourceArc<T> {
         let Some(reference) = term.as_reference() else {
             return Err(ArgError::BadArg(format!("expected a {} resource, got {}", T::TYPE_NAME, kind(term))));
         };
-        let Some(k) = key(reference) else { return Err(ArgError::BadResource(reference.clone())) };
-        let max_holders = table().limits.read().unwrap().max_holders;
-        let caller = current_caller();
-        let mut shard = shard(&k).write().unwrap();
-        let Some(entry) = shard.get_mut(&k) else { return Err(ArgError::BadResource(reference.clone())) };
-        let object = match entry.object.clone().downcast::<T>() {
-            Ok(object) => object,
-            Err(_) => {
-                return Err(ArgError::BadArg(format!(
-                    "expected a {} resource, got a {} resource",
-                    T::TYPE_NAME,
-                    entry.type_name
-                )))
-            }
+        // Outside a call there is no table: nothing is live.
+        let Some(host) = host::current_host() else { return Err(ArgError::BadResource(reference.clone())) };
+        let mut found = Found::default();
+        // SAFETY: the host of the running call, with pointers alive for the call.
+        let status = unsafe {
+(host.lookup)(host, &RefParts::of(reference), host::resource_type::<T>(), &mut found)
         };
-        // Whoever passes the reference in a call holds the resource from then on.
-        if let Some(caller) = caller {
-            if !add_holder_locked(entry, &k, &caller, max_holders) {
-                return Err(ArgError::BadArg(format!(
-                    "the resource already has {max_holders} holders (the limit)"
-                )));
-            }
+        match status {
+            // SAFETY: counted once for us by the table.
+            HOST_OK => Ok(ResourceArc { object: unsafe { Arc::from_raw(found.object as *const T) }, reference: reference.clone() }),
+            HOST_WRONG_TYPE => Err(ArgError::BadArg(format!(
+                "expected a {} resource, got a {} resource",
+                T::TYPE_NAME,
+                // SAFETY: a type name, static in its crate.
+                String::from_utf8_lossy(unsafe { found.type_name.as_bytes() })
+            ))),
+            HOST_OVERLOADED => Err(ArgError::BadArg(format!(
+                "the resource already has {} holders (the limit)",
+                found.max_holders
+            ))),
+            _ => Err(ArgError::BadResource(reference.clone())),
         }
-        Ok(ResourceArc { object, reference: reference.clone() })
     }
 }
 
@@ -560,11 +671,4 @@ impl<T: Resource> Encoder for ResourceArc<T> {
     fn encode(&self, out: &mut Vec<u8>) {
         self.reference.encode(out);
     }
-}
-
-/// An encoded pid's bytes, as a holder key.
-pub fn holder_of(pid: &Pid) -> Holder {
-    let mut out = Vec::new();
-    etf::encode::put_pid(&mut out, pid).expect("a valid pid");
-    out
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
 use rustelixir_nif::etf::{self, Term};
+use rustelixir_nif::resource::{Limits, ResourceTable};
 use rustelixir_nif::{call_entry, natives, Atom, NativeTable};
 
 fn add(a: i64, b: i64) -> i64 {
@@ -61,7 +62,8 @@ fn call_with(name: &str, args: &[Term], cancelled: Option<&AtomicBool>) -> Term 
     let entry = table.entries().iter().find(|e| e.name() == name && e.arity as usize == args.len()).expect("native");
     let encoded: Vec<Vec<u8>> = args.iter().map(enc).collect();
     let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
-    let reply = call_entry(entry, &slices, cancelled);
+    let resources = ResourceTable::new("test@127.0.0.1", 1, Limits::default());
+    let (reply, _) = resources.with_host(None, |host| call_entry(entry, &slices, cancelled, host));
     etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0
 }
 
@@ -86,6 +88,10 @@ fn table_lists_names_arities_and_kinds() {
     assert_eq!(listed[7], ("long_work".into(), 0, true));
     assert!(unsafe { NativeTable::from_address(&NATIVES as *const NativeTable as usize) }.is_ok());
     assert!(unsafe { NativeTable::from_address(0) }.is_err());
+    // A table built for ABI 1 (no host in its frames) is refused with what to do.
+    let old = NativeTable { abi_version: 1, ..NativeTable { ..copy_table(&NATIVES) } };
+    let refused = unsafe { NativeTable::from_address(&old as *const NativeTable as usize) }.err().expect("refused");
+    assert!(refused.contains("ABI 1") && refused.contains("rebuild the crate"), "{refused}");
 }
 
 #[test]
@@ -132,4 +138,8 @@ fn cancellation_flag_reaches_the_native() {
     flag.store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(call_with("long_work", &[], Some(&flag)), ok(Term::atom("true")));
     assert_eq!(call_with("long_work", &[], None), ok(Term::atom("false")));
+}
+
+fn copy_table(t: &NativeTable) -> NativeTable {
+    NativeTable { magic: t.magic, abi_version: t.abi_version, count: t.count, entries: t.entries }
 }

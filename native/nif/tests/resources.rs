@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustelixir_nif::etf::{self, Atom, Pid, Term};
-use rustelixir_nif::resource::{self, holder_of, MonitorExit};
+use rustelixir_nif::resource::{holder_of, Limits, MonitorExit, ResourceTable};
+use rustelixir_nif::host::{self, Found, RefParts, ResourceType, HOST_OK, HOST_WRONG_TYPE};
 use rustelixir_nif::{call_entry, natives, Resource, ResourceArc};
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -29,13 +30,28 @@ fn probe_use(_p: ResourceArc<Probe>) -> bool {
     true
 }
 
-natives!(NATIVES = [quick probe_new, quick probe_use]);
+/// The other test's type (the tests run at once: each counts only its own).
+struct Tag;
+
+impl Resource for Tag {
+    const TYPE_NAME: &'static str = "tag";
+}
+
+fn tag_new() -> ResourceArc<Tag> {
+    ResourceArc::new(Tag)
+}
+
+fn tag_use(_t: ResourceArc<Tag>) -> bool {
+    true
+}
+
+natives!(NATIVES = [quick probe_new, quick probe_use, quick tag_new, quick tag_use]);
 
 fn pid(node: &str, id: u32) -> Pid {
     Pid { node: Atom::new(node), id, serial: 0, creation: 1 }
 }
 
-fn call(name: &str, args: &[Term], caller: &Pid) -> Term {
+fn call(table: &ResourceTable, name: &str, args: &[Term], caller: &Pid) -> Term {
     let entry = NATIVES.entries().iter().find(|e| e.name() == name).unwrap();
     let encoded: Vec<Vec<u8>> = args
         .iter()
@@ -47,7 +63,7 @@ fn call(name: &str, args: &[Term], caller: &Pid) -> Term {
         .collect();
     let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
     let holder = holder_of(caller);
-    let (reply, _) = resource::with_caller(Some(&holder), || call_entry(entry, &slices, None));
+    let (reply, _) = table.with_host(Some(&holder), |host| call_entry(entry, &slices, None, host));
     etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0
 }
 
@@ -65,74 +81,116 @@ fn reference(t: &Term) -> etf::Reference {
     }
 }
 
-fn live_probes() -> u64 {
-    resource::counts().iter().find(|c| c.0 == "probe").map_or(0, |c| c.1)
+fn live_probes(table: &ResourceTable) -> u64 {
+    table.counts().iter().find(|c| c.0 == "probe").map_or(0, |c| c.1)
 }
 
-// One test: the table is global to the process.
 #[test]
 fn holders_monitors_exits_and_no_leaks() {
-    resource::set_identity("py@127.0.0.1", 3);
+    let table = ResourceTable::new("py@127.0.0.1", 3, Limits::default());
     let a = pid("app@127.0.0.1", 1);
     let b = pid("app@127.0.0.1", 2);
     let c = pid("other@127.0.0.1", 3);
 
     // A creates, B uses: both hold it; each needs one monitor, the second ask gives none.
-    let r = ok_value(call("probe_new", &[], &a));
-    assert_eq!(ok_value(call("probe_use", &[r.clone()], &b)), Term::atom("true"));
-    let (_, holders, _) = resource::info(&reference(&r)).unwrap();
+    let r = ok_value(call(&table, "probe_new", &[], &a));
+    assert_eq!(ok_value(call(&table, "probe_use", &[r.clone()], &b)), Term::atom("true"));
+    let (_, holders, _) = table.info(&reference(&r)).unwrap();
     assert_eq!(holders, { let mut h = vec![holder_of(&a), holder_of(&b)]; h.sort(); h });
-    let monitor_a = resource::take_monitor_for(&holder_of(&a)).expect("a monitor for A");
-    let monitor_b = resource::take_monitor_for(&holder_of(&b)).expect("a monitor for B");
-    assert!(resource::take_monitor_for(&holder_of(&a)).is_none());
+    let monitor_a = table.take_monitor_for(&holder_of(&a)).expect("a monitor for A");
+    let monitor_b = table.take_monitor_for(&holder_of(&b)).expect("a monitor for B");
+    assert!(table.take_monitor_for(&holder_of(&a)).is_none());
 
     // A exits: alive; B exits: freed, destructor run, holders forgotten.
     let app = b"app@127.0.0.1";
-    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&a), app), MonitorExit::Down);
-    assert_eq!(live_probes(), 1);
-    assert_eq!(resource::monitor_down(&monitor_b, &holder_of(&b), app), MonitorExit::Down);
-    assert_eq!(live_probes(), 0);
+    assert_eq!(table.monitor_down(&monitor_a, &holder_of(&a), app), MonitorExit::Down);
+    assert_eq!(live_probes(&table), 1);
+    assert_eq!(table.monitor_down(&monitor_b, &holder_of(&b), app), MonitorExit::Down);
+    assert_eq!(live_probes(&table), 0);
     assert_eq!(DROPPED.load(Ordering::SeqCst), 1);
-    assert_eq!(resource::monitor_down(&monitor_b, &holder_of(&b), app), MonitorExit::Unknown); // not ours any more
-    assert_eq!(resource::holder_count(), 0);
-    let gone = call("probe_use", &[r.clone()], &b);
+    assert_eq!(table.monitor_down(&monitor_b, &holder_of(&b), app), MonitorExit::Unknown); // not ours any more
+    assert_eq!(table.holder_count(), 0);
+    let gone = call(&table, "probe_use", &[r.clone()], &b);
     assert_eq!(gone, Term::Tuple(vec![Term::atom("error"), Term::Tuple(vec![Term::atom("badresource"), r.clone()])]));
 
     // Shared with a process on another node, released by its creator, freed when that node
     // disconnects.
-    let r2 = ok_value(call("probe_new", &[], &a));
-    assert!(resource::share(&reference(&r2), &holder_of(&c)).is_ok());
-    assert!(resource::release(&reference(&r2), &holder_of(&a)));
-    assert!(!resource::release(&reference(&r2), &holder_of(&a))); // A holds it no more
-    assert_eq!(live_probes(), 1);
-    resource::node_down("other@127.0.0.1");
-    assert_eq!(live_probes(), 0);
+    let r2 = ok_value(call(&table, "probe_new", &[], &a));
+    assert!(table.share(&reference(&r2), &holder_of(&c)).is_ok());
+    assert!(table.release(&reference(&r2), &holder_of(&a)));
+    assert!(!table.release(&reference(&r2), &holder_of(&a))); // A holds it no more
+    assert_eq!(live_probes(&table), 1);
+    table.node_down("other@127.0.0.1");
+    assert_eq!(live_probes(&table), 0);
     assert_eq!(DROPPED.load(Ordering::SeqCst), 2);
 
     // Many creations by many callers, all released: nothing stays.
     for i in 0..1000 {
         let p = pid("app@127.0.0.1", 100 + i % 50);
-        let r = ok_value(call("probe_new", &[], &p));
-        assert!(resource::release(&reference(&r), &holder_of(&p)));
+        let r = ok_value(call(&table, "probe_new", &[], &p));
+        assert!(table.release(&reference(&r), &holder_of(&p)));
     }
     for i in 0..50 {
-        let _ = resource::take_monitor_for(&holder_of(&pid("app@127.0.0.1", 100 + i)));
+        let _ = table.take_monitor_for(&holder_of(&pid("app@127.0.0.1", 100 + i)));
     }
-    resource::node_down("app@127.0.0.1");
-    assert_eq!(live_probes(), 0);
+    table.node_down("app@127.0.0.1");
+    assert_eq!(live_probes(&table), 0);
     assert_eq!(DROPPED.load(Ordering::SeqCst), 1002);
-    assert_eq!(resource::holder_count(), 0);
+    assert_eq!(table.holder_count(), 0);
 
     // Limits: past max_live, :overloaded.
-    resource::set_limits(1, 10);
-    let first = ok_value(call("probe_new", &[], &a));
+    table.set_limits(Limits { max_live: 1, max_holders: 10 });
+    let first = ok_value(call(&table, "probe_new", &[], &a));
     assert_eq!(
-        call("probe_new", &[], &a),
+        call(&table, "probe_new", &[], &a),
         Term::Tuple(vec![
             Term::atom("error"),
             Term::Tuple(vec![Term::atom("panic"), Term::Binary(b"the resource table is full (max live resources reached)".to_vec())])
         ])
     );
-    assert!(resource::release(&reference(&first), &holder_of(&a)));
-    resource::set_limits(1_000_000, 10_000);
+    assert!(table.release(&reference(&first), &holder_of(&a)));
+    table.set_limits(Limits::default());
+}
+
+#[test]
+fn two_tables_are_two_and_types_are_told_apart_by_their_crate() {
+    let one = ResourceTable::new("one@127.0.0.1", 1, Limits::default());
+    let twin = ResourceTable::new("one@127.0.0.1", 1, Limits::default());
+    let a = pid("app@127.0.0.1", 1);
+    let r = ok_value(call(&one, "tag_new", &[], &a));
+    // Another table, even of a node with the same name and creation, has no such resource.
+    let badresource = Term::Tuple(vec![Term::atom("error"), Term::Tuple(vec![Term::atom("badresource"), r.clone()])]);
+    assert_eq!(call(&twin, "tag_use", &[r.clone()], &a), badresource);
+    assert!(twin.counts().is_empty() && twin.holder_count() == 0);
+    assert_eq!(ok_value(call(&one, "tag_use", &[r.clone()], &a)), Term::atom("true"));
+
+    // A type of the same name from another crate (another copy of rustelixir-nif): the
+    // node tells it from ours and says what the resource is.
+    let ours = host::resource_type::<Tag>();
+    let theirs = ResourceType {
+        crate_id: ours.crate_id + 1,
+        key: ours.key,
+        name: ours.name,
+        retain: ours.retain,
+        release: ours.release,
+        size: ours.size,
+    };
+    let reference = reference(&r);
+    let lookup = |ty: &ResourceType| {
+        one.with_host(Some(&holder_of(&a)), |h| {
+            let mut found = Found::default();
+            let status = unsafe {
+(h.lookup)(h, &RefParts::of(&reference), ty, &mut found)
+            };
+            if status == HOST_OK {
+                unsafe { (ty.release)(found.object) }; // the count it gave us
+            }
+            (status, unsafe { String::from_utf8_lossy(found.type_name.as_bytes()).into_owned() })
+        })
+        .0
+    };
+    assert_eq!(lookup(&theirs), (HOST_WRONG_TYPE, "tag".to_string()));
+    assert_eq!(lookup(ours).0, HOST_OK);
+    assert!(one.release(&reference, &holder_of(&a)));
+    assert!(one.info(&reference).is_none());
 }

@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 
 use rustelixir_nif::etf::{self, Atom, Pid, Term};
-use rustelixir_nif::resource::{self, holder_of, MonitorExit};
+use rustelixir_nif::resource::{holder_of, Limits, MonitorExit, ResourceTable};
 use rustelixir_nif::{call_entry, natives, Resource, ResourceArc};
 
-// One type per test (they run at once, on one table), so each counts only its own.
+// One type per test, as each counts only its own (each test has a table of its own).
 struct Token;
 struct Secret;
 
@@ -37,10 +37,10 @@ fn pid(node: &str, id: u32) -> Pid {
 }
 
 /// `native` (`token_new` or `secret_new`) called by `caller`: the new resource's reference.
-fn create(native: &str, caller: &Pid) -> etf::Reference {
+fn create(table: &ResourceTable, native: &str, caller: &Pid) -> etf::Reference {
     let entry = NATIVES.entries().iter().find(|e| e.name() == native).unwrap();
     let holder = holder_of(caller);
-    let (reply, _) = resource::with_caller(Some(&holder), || call_entry(entry, &[], None));
+    let (reply, _) = table.with_host(Some(&holder), |host| call_entry(entry, &[], None, host));
     let (term, _) = etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap();
     match &term {
         Term::Tuple(items) if items.len() == 2 => match &items[1] {
@@ -51,8 +51,8 @@ fn create(native: &str, caller: &Pid) -> etf::Reference {
     }
 }
 
-fn live_secrets() -> u64 {
-    resource::counts().iter().find(|c| c.0 == "secret").map_or(0, |c| c.1)
+fn live_secrets(table: &ResourceTable) -> u64 {
+    table.counts().iter().find(|c| c.0 == "secret").map_or(0, |c| c.1)
 }
 
 /// Checks that `words` (each reference's three id words, in the order they were made) look
@@ -83,9 +83,9 @@ fn ids(reference: &etf::Reference) -> [u32; 3] {
 
 #[test]
 fn references_of_resources_and_monitors_are_random() {
-    resource::set_identity(NODE, 5);
+    let table = ResourceTable::new(NODE, 5, Limits::default());
     let creator = pid("app@127.0.0.1", 1);
-    let made: Vec<etf::Reference> = (0..100_000).map(|_| create("token_new", &creator)).collect();
+    let made: Vec<etf::Reference> = (0..100_000).map(|_| create(&table, "token_new", &creator)).collect();
     assert!(made.iter().all(|r| r.node.0 == NODE && r.creation == 5));
     let resource_words: Vec<[u32; 3]> = made.iter().map(ids).collect();
     assert_random(&resource_words);
@@ -95,8 +95,8 @@ fn references_of_resources_and_monitors_are_random() {
     let monitor_words: Vec<[u32; 3]> = (0..20_000)
         .map(|i| {
             let holder = pid("many@127.0.0.1", i);
-            create("token_new", &holder);
-            ids(&resource::take_monitor_for(&holder_of(&holder)).expect("a monitor"))
+            create(&table, "token_new", &holder);
+            ids(&table.take_monitor_for(&holder_of(&holder)).expect("a monitor"))
         })
         .collect();
     let resource_set: HashSet<_> = resource_words.iter().collect();
@@ -108,57 +108,57 @@ fn references_of_resources_and_monitors_are_random() {
     }
 
     for r in &made {
-        assert!(resource::release(r, &holder_of(&creator)));
+        assert!(table.release(r, &holder_of(&creator)));
     }
-    resource::node_down("many@127.0.0.1");
+    table.node_down("many@127.0.0.1");
 }
 
 #[test]
 fn a_monitor_exit_counts_only_from_its_holder_on_its_node() {
-    resource::set_identity(NODE, 5);
+    let table = ResourceTable::new(NODE, 5, Limits::default());
     let a = pid("alpha@127.0.0.1", 1);
     let b = pid("alpha@127.0.0.1", 2);
     let c = pid("gamma@127.0.0.1", 1);
-    let ref_a = create("secret_new", &a);
-    let ref_b = create("secret_new", &b);
-    let ref_c = create("secret_new", &c);
-    let monitor_a = resource::take_monitor_for(&holder_of(&a)).unwrap();
-    let monitor_c = resource::take_monitor_for(&holder_of(&c)).unwrap();
+    let ref_a = create(&table, "secret_new", &a);
+    let ref_b = create(&table, "secret_new", &b);
+    let ref_c = create(&table, "secret_new", &c);
+    let monitor_a = table.take_monitor_for(&holder_of(&a)).unwrap();
+    let monitor_c = table.take_monitor_for(&holder_of(&c)).unwrap();
     let alpha: &[u8] = b"alpha@127.0.0.1";
     let gamma: &[u8] = b"gamma@127.0.0.1";
-    let forged_before = resource::forged_exits();
+    let forged_before = table.forged_exits();
 
     // A's monitor, said to be B's exit (B's own node), A's exit sent over gamma's
     // connection, or C's exit over alpha's; a pid that is no pid; a reference of another
     // node; a reference next to A's monitor: nothing is freed.
-    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&b), alpha), MonitorExit::Forged);
-    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&a), gamma), MonitorExit::Forged);
-    assert_eq!(resource::monitor_down(&monitor_c, &holder_of(&c), alpha), MonitorExit::Forged);
-    assert_eq!(resource::monitor_down(&monitor_c, &holder_of(&a), alpha), MonitorExit::Forged);
-    assert_eq!(resource::monitor_down(&monitor_a, b"\x64\x00\x01x", alpha), MonitorExit::Forged);
-    assert_eq!(resource::monitor_down(&monitor_a, b"", alpha), MonitorExit::Forged);
+    assert_eq!(table.monitor_down(&monitor_a, &holder_of(&b), alpha), MonitorExit::Forged);
+    assert_eq!(table.monitor_down(&monitor_a, &holder_of(&a), gamma), MonitorExit::Forged);
+    assert_eq!(table.monitor_down(&monitor_c, &holder_of(&c), alpha), MonitorExit::Forged);
+    assert_eq!(table.monitor_down(&monitor_c, &holder_of(&a), alpha), MonitorExit::Forged);
+    assert_eq!(table.monitor_down(&monitor_a, b"\x64\x00\x01x", alpha), MonitorExit::Forged);
+    assert_eq!(table.monitor_down(&monitor_a, b"", alpha), MonitorExit::Forged);
     let elsewhere = etf::Reference { node: Atom::new("other@127.0.0.1"), ..monitor_a.clone() };
-    assert_eq!(resource::monitor_down(&elsewhere, &holder_of(&a), alpha), MonitorExit::Unknown);
+    assert_eq!(table.monitor_down(&elsewhere, &holder_of(&a), alpha), MonitorExit::Unknown);
     let mut next_to_it = monitor_a.clone();
     next_to_it.ids[0] ^= 1;
-    assert_eq!(resource::monitor_down(&next_to_it, &holder_of(&a), alpha), MonitorExit::Unknown);
+    assert_eq!(table.monitor_down(&next_to_it, &holder_of(&a), alpha), MonitorExit::Unknown);
     // B has no monitor yet: its resource's reference is not one.
-    assert_eq!(resource::monitor_down(&ref_b, &holder_of(&b), alpha), MonitorExit::Unknown);
-    assert_eq!(resource::forged_exits(), forged_before + 6);
+    assert_eq!(table.monitor_down(&ref_b, &holder_of(&b), alpha), MonitorExit::Unknown);
+    assert_eq!(table.forged_exits(), forged_before + 6);
     for (r, holder) in [(&ref_a, &a), (&ref_b, &b), (&ref_c, &c)] {
-        let (_, holders, _) = resource::info(r).expect("still live");
+        let (_, holders, _) = table.info(r).expect("still live");
         assert_eq!(holders, vec![holder_of(holder)]);
     }
-    assert_eq!(live_secrets(), 3);
+    assert_eq!(live_secrets(&table), 3);
 
     // The holder's own exit, over its node's connection, ends its hold: its resource goes.
-    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&a), alpha), MonitorExit::Down);
-    assert!(resource::info(&ref_a).is_none());
-    assert_eq!(resource::monitor_down(&monitor_a, &holder_of(&a), alpha), MonitorExit::Unknown);
-    assert_eq!(resource::monitor_down(&monitor_c, &holder_of(&c), gamma), MonitorExit::Down);
-    assert!(resource::info(&ref_c).is_none());
-    assert!(resource::info(&ref_b).is_some());
-    assert!(resource::release(&ref_b, &holder_of(&b)));
-    assert_eq!(live_secrets(), 0);
-    resource::node_down("alpha@127.0.0.1");
+    assert_eq!(table.monitor_down(&monitor_a, &holder_of(&a), alpha), MonitorExit::Down);
+    assert!(table.info(&ref_a).is_none());
+    assert_eq!(table.monitor_down(&monitor_a, &holder_of(&a), alpha), MonitorExit::Unknown);
+    assert_eq!(table.monitor_down(&monitor_c, &holder_of(&c), gamma), MonitorExit::Down);
+    assert!(table.info(&ref_c).is_none());
+    assert!(table.info(&ref_b).is_some());
+    assert!(table.release(&ref_b, &holder_of(&b)));
+    assert_eq!(live_secrets(&table), 0);
+    table.node_down("alpha@127.0.0.1");
 }

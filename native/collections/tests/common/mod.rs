@@ -4,10 +4,17 @@
 
 use rustelixir_collections::COLLECTIONS;
 use rustelixir_nif::etf::{self, Term};
+use rustelixir_nif::resource::{Limits, ResourceTable};
 use rustelixir_nif::{call_entry, NativeEntry};
 
+/// The resource table the natives are called on here (a node's, as the server owns one).
+pub fn table() -> &'static ResourceTable {
+    static TABLE: std::sync::OnceLock<ResourceTable> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| ResourceTable::new("test@127.0.0.1", 1, Limits::default()))
+}
+
 pub fn setup() {
-    rustelixir_nif::resource::set_identity("test@127.0.0.1", 1);
+    table();
 }
 
 pub fn enc(t: &Term) -> Vec<u8> {
@@ -27,7 +34,7 @@ pub fn entry(name: &str, arity: usize) -> &'static NativeEntry {
 pub fn call(name: &str, args: &[Term]) -> Term {
     let encoded: Vec<Vec<u8>> = args.iter().map(enc).collect();
     let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
-    let reply = call_entry(entry(name, args.len()), &slices, None);
+    let (reply, _) = table().with_host(None, |host| call_entry(entry(name, args.len()), &slices, None, host));
     etf::decode::decode_at_with(
         &reply,
         0,

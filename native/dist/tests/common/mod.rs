@@ -82,6 +82,8 @@ pub fn server_with(tables: &[&'static rustelixir_nif::NativeTable]) -> Arc<Serve
         pid: bytes(&Term::from(server_pid())),
         max_in_flight: 10_000,
         workers: 8,
+        max_resources: 1_000_000,
+        max_holders: 10_000,
     };
     let server = Server::new(config, Box::new(|| {}));
     for table in [&builtins::BUILTINS, &builtins::SLOW_BUILTINS].into_iter().chain(tables.iter().copied()) {

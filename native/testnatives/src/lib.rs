@@ -1,10 +1,15 @@
-//! Natives that exist only for the node's own tests of conversions, isolation and
-//! cancellation: registered with `rustelixir serve --test-natives`, never otherwise.
+//! Natives that exist only for the node's own tests of conversions, isolation,
+//! cancellation and resources. A crate of their own, built as its own Python extension
+//! exactly as a user's crate is (`make test-natives`), and served only when a test asks
+//! for it: `rustelixir serve --module rustelixir_test_natives`. It links its own copy of
+//! rustelixir-nif, so its `Probe` resource shows that a crate's `ResourceArc` lives in the
+//! node's table, through the host of each call.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use pyo3::prelude::*;
 use rustelixir_nif::{natives, Atom, Pid, Reference, Resource, ResourceArc};
 
 fn test_panic(message: String) -> i64 {
@@ -99,3 +104,9 @@ natives!(TEST_NATIVES = [
     slow test_wait_cancel,
     quick test_cancel_seen,
 ]);
+
+#[pymodule]
+fn rustelixir_test_natives(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__rustelixir_natives__", &TEST_NATIVES as *const rustelixir_nif::NativeTable as usize)?;
+    Ok(())
+}
