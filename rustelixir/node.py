@@ -252,7 +252,6 @@ class Node:
         self._closed = asyncio.Event()
         self._started = False
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.peer_down_hooks: list[Callable[[DistProtocol], None]] = []
 
     # --- Lifecycle -----------------------------------------------------------------------
 
@@ -513,8 +512,6 @@ class Node:
             if node_name == proto.peer_name:
                 del self._our_monitors[ref]
                 on_down((Atom("nodedown"), Atom(node_name)))
-        for hook in self.peer_down_hooks:
-            hook(proto)
 
     def _check_open(self) -> None:
         if not self._started or self._closed.is_set():
