@@ -56,19 +56,79 @@ pub fn write_message(peer: &PeerConfig, control: &[u8], payload: &[u8], out: &mu
     write_message_parts(peer, control, &[payload], out)
 }
 
+/// Where frames are written: every byte into one buffer (`Vec<u8>`), or the small heads into
+/// a buffer and the message's own bytes borrowed, for one vectored write (`Slices`).
+pub trait FrameOut<'a> {
+    fn head(&mut self, bytes: &[u8]);
+    fn body(&mut self, bytes: &'a [u8]);
+    fn reserve(&mut self, _additional: usize) {}
+}
+
+impl<'a> FrameOut<'a> for Vec<u8> {
+    fn head(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn body(&mut self, bytes: &'a [u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+}
+
+/// Frames as slices to write in order, without copying the message's bytes.
+#[derive(Default)]
+pub struct Slices<'a> {
+    heads: Vec<u8>,
+    segments: Vec<Segment<'a>>,
+}
+
+enum Segment<'a> {
+    Head(usize, usize),
+    Body(&'a [u8]),
+}
+
+impl<'a> FrameOut<'a> for Slices<'a> {
+    fn head(&mut self, bytes: &[u8]) {
+        let start = self.heads.len();
+        self.heads.extend_from_slice(bytes);
+        match self.segments.last_mut() {
+            Some(Segment::Head(_, end)) if *end == start => *end = self.heads.len(),
+            _ => self.segments.push(Segment::Head(start, self.heads.len())),
+        }
+    }
+    fn body(&mut self, bytes: &'a [u8]) {
+        if !bytes.is_empty() {
+            self.segments.push(Segment::Body(bytes));
+        }
+    }
+}
+
+impl<'a> Slices<'a> {
+    pub fn slices(&self) -> Vec<&[u8]> {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Head(start, end) => &self.heads[*start..*end],
+                Segment::Body(bytes) => *bytes,
+            })
+            .collect()
+    }
+}
+
 /// `write_message` with the payload given as consecutive parts (so a reply is framed
 /// without first being copied whole into one buffer).
-pub fn write_message_parts(peer: &PeerConfig, control: &[u8], payload: &[&[u8]], out: &mut Vec<u8>) {
+pub fn write_message_parts<'a>(peer: &PeerConfig, control: &'a [u8], payload: &[&'a [u8]], out: &mut impl FrameOut<'a>) {
     let payload_len: usize = payload.iter().map(|p| p.len()).sum();
     if !peer.header {
         let len = 1 + 1 + control.len() + if payload_len == 0 { 0 } else { 1 + payload_len };
         out.reserve(4 + len);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
-        out.extend_from_slice(&[PASS_THROUGH, VERSION]);
-        out.extend_from_slice(control);
+        out.head(&(len as u32).to_be_bytes());
+        out.head(&[PASS_THROUGH, VERSION]);
+        out.body(control);
         if payload_len > 0 {
-            out.push(VERSION);
-            payload.iter().for_each(|p| out.extend_from_slice(p));
+            out.head(&[VERSION]);
+            payload.iter().for_each(|p| out.body(p));
         }
         return;
     }
@@ -76,28 +136,27 @@ pub fn write_message_parts(peer: &PeerConfig, control: &[u8], payload: &[&[u8]],
     let fragment_size = peer.fragment_size.max(1);
     if size <= fragment_size {
         out.reserve(7 + size);
-        out.extend_from_slice(&((3 + size) as u32).to_be_bytes());
-        out.extend_from_slice(&[VERSION, DIST_HEADER, 0]);
-        out.extend_from_slice(control);
-        payload.iter().for_each(|p| out.extend_from_slice(p));
+        out.head(&((3 + size) as u32).to_be_bytes());
+        out.head(&[VERSION, DIST_HEADER, 0]);
+        out.body(control);
+        payload.iter().for_each(|p| out.body(p));
         return;
     }
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let count = size.div_ceil(fragment_size);
     out.reserve(size + count * 22);
     let mut parts = std::iter::once(control).chain(payload.iter().copied()).filter(|p| !p.is_empty());
-    let mut current: &[u8] = parts.next().unwrap_or(&[]);
+    let mut current: &'a [u8] = parts.next().unwrap_or(&[]);
     for index in 0..count {
         let fragment = (count - index) as u64;
         let chunk = fragment_size.min(size - index * fragment_size);
         let header_len = if index == 0 { 19 } else { 18 };
-        out.extend_from_slice(&((header_len + chunk) as u32).to_be_bytes());
-        out.push(VERSION);
-        out.push(if index == 0 { DIST_FRAG_HEADER } else { DIST_FRAG_CONT });
-        out.extend_from_slice(&sequence.to_be_bytes());
-        out.extend_from_slice(&fragment.to_be_bytes());
+        out.head(&((header_len + chunk) as u32).to_be_bytes());
+        out.head(&[VERSION, if index == 0 { DIST_FRAG_HEADER } else { DIST_FRAG_CONT }]);
+        out.head(&sequence.to_be_bytes());
+        out.head(&fragment.to_be_bytes());
         if index == 0 {
-            out.push(0);
+            out.head(&[0]);
         }
         let mut left = chunk;
         while left > 0 {
@@ -105,7 +164,7 @@ pub fn write_message_parts(peer: &PeerConfig, control: &[u8], payload: &[&[u8]],
                 current = parts.next().expect("the parts hold `size` bytes");
             }
             let take = left.min(current.len());
-            out.extend_from_slice(&current[..take]);
+            out.body(&current[..take]);
             current = &current[take..];
             left -= take;
         }
@@ -123,8 +182,21 @@ pub struct Caller<'a> {
 
 /// `{Tag, Reply}` from `server_pid` to a caller on `peer`: by ALIAS_SEND when the peer
 /// offered ALIAS and the tag carries one, else SEND_SENDER or SEND to its pid.
-pub fn write_reply(peer: &PeerConfig, server_pid: &[u8], caller: Caller<'_>, reply: &[u8], out: &mut Vec<u8>) {
-    let mut head = Vec::with_capacity(64);
+pub fn write_reply<'a>(
+    peer: &PeerConfig,
+    head: &'a mut Vec<u8>,
+    server_pid: &[u8],
+    caller: Caller<'a>,
+    reply: &'a [u8],
+    out: &mut impl FrameOut<'a>,
+) {
+    reply_control(peer, server_pid, caller, head);
+    write_message_parts(peer, head, &[&[SMALL_TUPLE_EXT, 2], caller.tag, reply], out);
+}
+
+/// The control message of a reply (see `write_reply`), into `head`.
+fn reply_control(peer: &PeerConfig, server_pid: &[u8], caller: Caller<'_>, head: &mut Vec<u8>) {
+    head.clear();
     match (peer.alias, caller.alias) {
         (true, Some(alias)) => {
             head.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, control::ALIAS_SEND]);
@@ -138,9 +210,47 @@ pub fn write_reply(peer: &PeerConfig, server_pid: &[u8], caller: Caller<'_>, rep
         }
         _ => {
             head.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, control::SEND]);
-            etf::encode::put_atom(&mut head, "").expect("empty atom");
+            etf::encode::put_atom(head, "").expect("empty atom");
             head.extend_from_slice(caller.pid);
         }
     }
-    write_message_parts(peer, &head, &[&[SMALL_TUPLE_EXT, 2], caller.tag, reply], out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slices of a vectored write are the bytes of the buffered one, for every framing.
+    #[test]
+    fn slices_hold_the_same_frames_as_a_buffer() {
+        let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        for header in [false, true] {
+            for fragment_size in [1, 7, 1000, 65_536, 1 << 20] {
+                let peer = PeerConfig {
+                    name: b"a@b".to_vec(),
+                    alias: true,
+                    send_sender: true,
+                    header,
+                    max_message_size: 1 << 30,
+                    fragment_size,
+                };
+                for (control, parts) in [(&b"ctl"[..], vec![&payload[..10], &payload[10..]]), (&b"c"[..], vec![]), (&b"xy"[..], vec![&payload[..5]])] {
+                    let before = SEQUENCE.load(Ordering::Relaxed);
+                    let mut buffered = Vec::new();
+                    write_message_parts(&peer, control, &parts, &mut buffered);
+                    let mut slices = Slices::default();
+                    write_message_parts(&peer, control, &parts, &mut slices);
+                    let vectored = slices.slices().concat();
+                    // Fragmented messages take a sequence each: compare all but its 8 bytes.
+                    if SEQUENCE.load(Ordering::Relaxed) == before {
+                        assert_eq!(vectored, buffered);
+                    } else {
+                        assert_eq!(vectored.len(), buffered.len());
+                        let differ = vectored.iter().zip(&buffered).filter(|(a, b)| a != b).count();
+                        assert!(differ <= 8 * buffered.len().div_ceil(fragment_size + 18), "{differ} bytes differ");
+                    }
+                }
+            }
+        }
+    }
 }

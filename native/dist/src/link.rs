@@ -127,6 +127,83 @@ impl Shared {
         self.push_outbox(std::mem::take(data), wait)
     }
 
+    /// `send` of frames given as slices, for the connection's reader: written from where
+    /// they lie when nobody else is writing and nothing waits (the rest, if the socket takes
+    /// only part, copied for the writer), else copied and queued (waiting, as the reader's
+    /// own replies do, while the queue is over its bound).
+    fn send_slices(&self, slices: &[&[u8]]) -> Result<(), String> {
+        if let Ok(_writing) = self.write_lock.try_lock() {
+            if lock(&self.outbox).chunks.is_empty() {
+                let total: usize = slices.iter().map(|s| s.len()).sum();
+                let sent = self.send_vectored_now(slices);
+                if sent == total {
+                    return Ok(());
+                }
+                let mut rest = Vec::with_capacity(total - sent);
+                let mut skip = sent;
+                for slice in slices {
+                    let from = skip.min(slice.len());
+                    skip -= from;
+                    rest.extend_from_slice(&slice[from..]);
+                }
+                let mut out = lock(&self.outbox);
+                out.bytes += rest.len();
+                out.front_sent = 0;
+                out.chunks.push_front(rest);
+                self.outbox_changed.notify_all();
+                return Ok(());
+            }
+        }
+        self.push_outbox(slices.concat(), true)
+    }
+
+    /// Non-blocking vectored sends until the socket takes no more; how many bytes went.
+    fn send_vectored_now(&self, slices: &[&[u8]]) -> usize {
+        const IOV_MAX: usize = 1024;
+        let fd = self.stream.as_raw_fd();
+        let mut sent = 0;
+        let mut first = 0; // the first slice not wholly sent
+        let mut offset = 0; // bytes of it sent
+        while first < slices.len() {
+            let iov: Vec<libc::iovec> = slices[first..]
+                .iter()
+                .take(IOV_MAX)
+                .enumerate()
+                .map(|(i, s)| {
+                    let s = if i == 0 { &s[offset..] } else { s };
+                    libc::iovec { iov_base: s.as_ptr() as *mut libc::c_void, iov_len: s.len() }
+                })
+                .collect();
+            // SAFETY: a zeroed msghdr is valid; it points at `iov`, alive for the call.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+            msg.msg_iovlen = iov.len() as _;
+            // SAFETY: a valid socket and live buffers; MSG_DONTWAIT never blocks.
+            let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+            if n <= 0 {
+                break; // full, interrupted or failed: the writer thread takes over (and sees errors)
+            }
+            let mut n = n as usize;
+            sent += n;
+            while n > 0 && first < slices.len() {
+                let left = slices[first].len() - offset;
+                if n >= left {
+                    n -= left;
+                    first += 1;
+                    offset = 0;
+                } else {
+                    offset += n;
+                    n = 0;
+                }
+            }
+            while first < slices.len() && slices[first].len() == offset {
+                first += 1;
+                offset = 0;
+            }
+        }
+        sent
+    }
+
     /// One non-blocking send; how many bytes went.
     fn send_now(&self, data: &[u8]) -> usize {
         let fd = self.stream.as_raw_fd();
@@ -189,6 +266,13 @@ impl Sink for LinkSink {
             return Err("connection closed".into());
         }
         self.0.send(frames, false)
+    }
+
+    fn send_vectored(&self, slices: &[&[u8]]) -> Result<(), String> {
+        if self.0.closing.load(Ordering::Relaxed) {
+            return Err("connection closed".into());
+        }
+        self.0.send_slices(slices)
     }
 }
 

@@ -31,12 +31,21 @@ use crate::registry::{Native, Registry};
 pub trait Sink: Send + Sync {
     /// Queues whole frames; never blocks. An error: the connection is gone or not reading.
     fn send(&self, frames: Vec<u8>) -> Result<(), String>;
+
+    /// Whole frames given as consecutive slices: written from there when the connection is
+    /// idle, what the socket does not take at once copied and queued.
+    fn send_vectored(&self, slices: &[&[u8]]) -> Result<(), String> {
+        self.send(slices.concat())
+    }
 }
+
+/// Replies from this size on are written from the native's buffer in one vectored write.
+const IN_PLACE: usize = 256 * 1024;
 
 /// One connected peer, as the server sees it: what it takes, and how to reach it.
 pub struct Peer {
     pub config: PeerConfig,
-    sink: Box<dyn Sink>,
+    pub(crate) sink: Box<dyn Sink>,
 }
 
 impl Peer {
@@ -378,7 +387,13 @@ impl Server {
                 if !std::mem::replace(&mut replied, true) {
                     self.answered(reply);
                     if let (Some(caller), Some((_, node))) = (from.caller, from.pid) {
-                        self.reply_to(from.peer, node, caller, reply, Some(out));
+                        // Nothing of this connection's waits in `out` (it would go out
+                        // after): a large reply is written from the native's own buffer.
+                        if reply.len() >= IN_PLACE && out.is_empty() && node == from.peer.config.name.as_slice() {
+                            self.reply_in_place(from.peer, caller, reply);
+                        } else {
+                            self.reply_to(from.peer, node, caller, reply, Some(out));
+                        }
                     }
                 }
             })
@@ -403,20 +418,30 @@ impl Server {
     /// is gone with it).
     pub(crate) fn reply_to(&self, via: &Arc<Peer>, node: &[u8], caller: Caller<'_>, reply: &[u8], out: Option<&mut Vec<u8>>) {
         let pid = &self.config.pid;
+        let mut head = Vec::with_capacity(64);
         if node == via.config.name.as_slice() {
             match out {
-                Some(out) => frame::write_reply(&via.config, pid, caller, reply, out),
+                Some(out) => frame::write_reply(&via.config, &mut head, pid, caller, reply, out),
                 None => {
                     let mut frames = Vec::with_capacity(reply.len() + 128);
-                    frame::write_reply(&via.config, pid, caller, reply, &mut frames);
+                    frame::write_reply(&via.config, &mut head, pid, caller, reply, &mut frames);
                     let _ = via.send_frames(frames);
                 }
             }
         } else if let Some(peer) = self.peer(node) {
             let mut frames = Vec::with_capacity(reply.len() + 128);
-            frame::write_reply(&peer.config, pid, caller, reply, &mut frames);
+            frame::write_reply(&peer.config, &mut head, pid, caller, reply, &mut frames);
             let _ = peer.send_frames(frames);
         }
+    }
+
+    /// A large reply to a caller on `via`, written from where it lies (one vectored write;
+    /// only what the socket does not take at once is copied).
+    fn reply_in_place(&self, via: &Arc<Peer>, caller: Caller<'_>, reply: &[u8]) {
+        let mut head = Vec::with_capacity(64);
+        let mut slices = frame::Slices::default();
+        frame::write_reply(&via.config, &mut head, &self.config.pid, caller, reply, &mut slices);
+        let _ = via.sink.send_vectored(&slices.slices());
     }
 
     /// After a call that may have made the caller a holder: the MONITOR_P the node owes it,
