@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from rustelixir._native import SERVER_NAME, CancelToken, NativeServer, take_released_python_objects
-from rustelixir.errors import BadResource, EncodeError, Overloaded
+from rustelixir.errors import BadResource, Overloaded
 from rustelixir.natives import BadArg, CallContext, _current, native_spec
 from rustelixir.node import Node, Process
 from rustelixir.terms import Pid, Reference
@@ -197,8 +197,8 @@ class RustelixirServer:
         elif outcome[0] is True:
             try:
                 self.native.finish(ticket, outcome[1])
-            except EncodeError as e:
-                self.native.fail(ticket, ("exception", "EncodeError", f"the native's value is no term: {e}"))
+            except Exception as e:  # no term (EncodeError), or its conversion raised
+                self.native.fail(ticket, ("exception", type(e).__name__, f"the native's value is no term: {e}"))
         else:
             self.native.fail(ticket, outcome[1])
 

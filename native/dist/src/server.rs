@@ -270,17 +270,17 @@ impl Server {
     /// Replies to callers on `peer` are appended to `out`, in order; others go out through
     /// their own connection.
     pub fn handle(self: &Arc<Self>, peer: &Arc<Peer>, sender: Option<&[u8]>, message: Message<'_>, out: &mut Vec<u8>) {
-        let sender_pid = sender.and_then(|s| {
-            let limits = etf::Limits::default();
-            let mut r = crate::reader::Reader::new(s, 0, &limits);
-            r.pid()
-        });
         match message {
             Message::Call { caller, node, request } => {
                 let from = From { peer, pid: Some((caller.pid, node)), caller: Some(caller) };
                 self.request(from, request, out);
             }
-            Message::Cast(request) => self.request(From { peer, pid: sender_pid, caller: None }, request, out),
+            Message::Cast(request) => {
+                // A cast has no reply, but its sender (REG_SEND carries it) holds what it makes.
+                let limits = etf::Limits::default();
+                let sender = sender.and_then(|s| crate::reader::Reader::new(s, 0, &limits).pid());
+                self.request(From { peer, pid: sender, caller: None }, request, out)
+            }
             Message::Other => {}
         }
     }
