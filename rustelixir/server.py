@@ -20,7 +20,7 @@ import logging
 import os
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -41,10 +41,11 @@ class PythonNative:
     arity: int
     function: Callable[..., Any]
     slow: bool = False
+    is_async: bool = field(init=False)
 
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.function)
+    def __post_init__(self) -> None:
+        # Asked on every call: found out once.
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.function))
 
 
 class _ServerProcess(Process):
@@ -162,7 +163,7 @@ class RustelixirServer:
                 self._running[ticket] = (token, task)
                 task.add_done_callback(functools.partial(self._done, ticket))
             else:
-                self._finish(ticket, self._run(native, args, token, caller))
+                self._reply(ticket, self._run(native, args, token, caller))
 
     def _done(self, ticket: int, future: asyncio.Future[Any]) -> None:
         self._finish(ticket, None if future.cancelled() else future.result())
@@ -190,8 +191,11 @@ class RustelixirServer:
             return _reason_for(native, e)
 
     def _finish(self, ticket: int, outcome: Any) -> None:
-        """`outcome`: (True, value), (False, reason) or None (no reply: cancelled)."""
+        """An async native's `outcome`: (True, value), (False, reason) or None (cancelled)."""
         self._running.pop(ticket, None)
+        self._reply(ticket, outcome)
+
+    def _reply(self, ticket: int, outcome: Any) -> None:
         if outcome is None:
             self.native.drop_job(ticket)
         elif outcome[0] is True:
