@@ -196,15 +196,8 @@ class RustelixirServer:
         self._reply(ticket, outcome)
 
     def _reply(self, ticket: int, outcome: Any) -> None:
-        if outcome is None:
-            self.native.drop_job(ticket)
-        elif outcome[0] is True:
-            try:
-                self.native.finish(ticket, outcome[1])
-            except Exception as e:  # no term (EncodeError), or its conversion raised
-                self.native.fail(ticket, ("exception", type(e).__name__, f"the native's value is no term: {e}"))
-        else:
-            self.native.fail(ticket, outcome[1])
+        """`outcome`: (True, value), (False, reason) or None (no reply: cancelled)."""
+        self.native.answer(ticket, outcome)
 
     def _close_released(self) -> None:
         """Calls `close()` on the Python objects the resource table has let go of."""

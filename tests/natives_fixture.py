@@ -114,3 +114,14 @@ def counter_incr(ref: object) -> int:
 @rustelixir.native
 def counters_closed() -> int:
     return Counter.closed
+
+
+@rustelixir.native
+def no_term() -> object:
+    """Returns what no term can stand for."""
+    return object()
+
+
+@rustelixir.native(slow=True)
+def slow_no_term() -> object:
+    return object()

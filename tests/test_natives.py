@@ -122,6 +122,15 @@ def test_python_natives(client: DistClient) -> None:
     assert call(client, "{greet, 1, 2}") == (Atom("error"), (Atom("undef"), Atom("greet"), 2))
 
 
+def test_a_python_value_that_is_no_term_is_answered_as_an_exception(client: DistClient) -> None:
+    # On the event loop and on the worker pool alike; the node serves on.
+    for native in ("no_term", "slow_no_term"):
+        reply = call(client, native)
+        assert reply[0] == Atom("error") and reply[1][:2] == (Atom("exception"), b"EncodeError"), reply
+        assert reply[1][2].startswith(b"the native's value is no term: ")
+    assert ok(client, "{greet, <<\"x\">>}") == b"hello x"
+
+
 # --- Concurrency and cancellation --------------------------------------------------------------
 
 

@@ -120,24 +120,18 @@ impl NativeServer {
         Ok(list)
     }
 
-    /// The job `ticket` returned `value`: its caller gets `{ok, value}`. EncodeError when the
-    /// value is no term (nothing is sent then: answer with `fail` instead).
-    fn finish(&self, ticket: u64, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.complete(ticket, Some(ok_reply(value)?));
-        Ok(())
-    }
-
-    /// The job `ticket` failed: its caller gets `{error, Reason}`, the reason one of the
-    /// contract's: `("badarg", index, message)`, `("exception", type, message)`,
-    /// `("badresource", reference)`, `("overloaded",)`.
-    fn fail(&self, ticket: u64, reason: &Bound<'_, PyTuple>) -> PyResult<()> {
-        self.inner.complete(ticket, Some(error_reply(reason)?));
+    /// The job `ticket` ended with `outcome`: `(True, value)` (its caller gets `{ok, value}`),
+    /// `(False, reason)` (`{error, Reason}`, the reason one of the contract's:
+    /// `("badarg", index, message)`, `("exception", type, message)`, `("badresource",
+    /// reference)`, `("overloaded",)`), or None (no reply: it was cancelled).
+    fn answer(&self, ticket: u64, outcome: &Bound<'_, PyAny>) -> PyResult<()> {
+        let reply = outcome_reply(outcome)?;
+        self.inner.complete(ticket, reply);
         Ok(())
     }
 
     /// Runs slow Python natives on the server's worker pool, with the GIL:
-    /// `runner(index, args, caller, token)` returns `(True, value)`, `(False, reason)` (as
-    /// `fail` takes it) or None (no reply: cancelled).
+    /// `runner(index, args, caller, token)` returns an outcome as `answer` takes it.
     fn set_python_runner(&self, runner: Py<PyAny>) {
         let run = move |job: &Job| -> Option<Vec<u8>> {
             Python::attach(|py| {
@@ -146,26 +140,7 @@ impl NativeServer {
                     let caller = job.caller.as_deref().map(|c| crate::from_etf::term_to_py(py, c)).transpose()?;
                     let token = Py::new(py, CancelToken { flag: job.cancel.clone() })?;
                     let outcome = runner.call1(py, (job.index, PyTuple::new(py, args)?, caller, token))?;
-                    let outcome = outcome.bind(py);
-                    if outcome.is_none() {
-                        return Ok(None);
-                    }
-                    let outcome = outcome.cast::<PyTuple>()?;
-                    let item = outcome.get_item(1)?;
-                    if outcome.get_item(0)?.is_truthy()? {
-                        match ok_reply(&item) {
-                            Ok(reply) => Ok(Some(reply)),
-                            Err(e) if e.is_instance_of::<crate::error::EncodeError>(py) => {
-                                let message = format!("the native's value is no term: {}", e.value(py));
-                                let mut out = Vec::new();
-                                reply::write_error(&mut out, Reason::Exception { kind: "EncodeError", message: &message });
-                                Ok(Some(out))
-                            }
-                            Err(e) => Err(e),
-                        }
-                    } else {
-                        Ok(Some(error_reply(item.cast::<PyTuple>()?)?))
-                    }
+                    outcome_reply(outcome.bind(py))
                 })();
                 outcome.unwrap_or_else(|e| {
                     // A bug of the runner's: the caller still gets an answer.
@@ -177,11 +152,6 @@ impl NativeServer {
             })
         };
         self.inner.set_python_runner(Arc::new(run));
-    }
-
-    /// The job `ticket` ends without a reply (it was cancelled).
-    fn drop_job(&self, ticket: u64) {
-        self.inner.complete(ticket, None);
     }
 
     /// A message to the server that Python decoded (it came to the server's pid, or in an
@@ -295,12 +265,30 @@ impl NativeServer {
     }
 }
 
-/// `{ok, Value}` for a Python value.
-fn ok_reply(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+/// The reply for a Python native's outcome (see `NativeServer.answer`); a value that is no
+/// term (or whose conversion raised) is answered as that exception.
+fn outcome_reply(outcome: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
+    if outcome.is_none() {
+        return Ok(None);
+    }
+    let outcome = outcome.cast::<PyTuple>()?;
+    let item = outcome.get_item(1)?;
+    if !outcome.get_item(0)?.is_truthy()? {
+        return error_reply(item.cast::<PyTuple>()?).map(Some);
+    }
     let mut out = Vec::with_capacity(64);
     reply::write_ok_head(&mut out);
-    out.extend(crate::to_etf::encode_to_vec(value, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?);
-    Ok(out)
+    match crate::to_etf::encode_to_vec(&item, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from) {
+        Ok(value) => out.extend(value),
+        Err(e) => {
+            let py = outcome.py();
+            let kind = e.get_type(py).name()?.to_string();
+            let message = format!("the native's value is no term: {}", e.value(py));
+            out.clear();
+            reply::write_error(&mut out, Reason::Exception { kind: &kind, message: &message });
+        }
+    }
+    Ok(Some(out))
 }
 
 /// `{error, Reason}` for a reason as Python names it: `("badarg", index, message)`,

@@ -302,20 +302,8 @@ impl Server {
     }
 
     fn request(self: &Arc<Self>, from: From<'_>, request: Request<'_>, out: &mut Vec<u8>) {
-        // The reply is built in the thread's reply buffer: a native's own buffer is another
-        // (it is copied from there), so the two never meet.
-        std::thread_local! {
-            static REPLY: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-        }
-        let mut reply = REPLY.with(std::cell::Cell::take);
-        reply.clear();
-        self.request_into(from, request, &mut reply, out);
-        if reply.capacity() <= 8 << 20 {
-            REPLY.with(|r| r.set(reply));
-        }
-    }
-
-    fn request_into(self: &Arc<Self>, from: From<'_>, request: Request<'_>, reply: &mut Vec<u8>, out: &mut Vec<u8>) {
+        let mut reply = Vec::with_capacity(64);
+        let reply = &mut reply;
         match request {
             Request::Native { name, args } => match self.find(name, args.len()) {
                 None => reply::write_error(
@@ -323,7 +311,12 @@ impl Server {
                     Reason::Undef { name: &String::from_utf8_lossy(name), arity: args.len() },
                 ),
                 Some(Native::Quick(entry)) => return self.quick(from, entry, &args, out),
-                Some(native) => return self.start(from, native, &args, out),
+                Some(native) => {
+                    if self.start(from, native, &args) {
+                        return;
+                    }
+                    reply::write_error(reply, Reason::Overloaded);
+                }
             },
             Request::Functions => {
                 let listing = self.listing();
@@ -417,21 +410,16 @@ impl Server {
     /// else sent through its own node's connection (dropped when there is none: the caller
     /// is gone with it).
     pub(crate) fn reply_to(&self, via: &Arc<Peer>, node: &[u8], caller: Caller<'_>, reply: &[u8], out: Option<&mut Vec<u8>>) {
-        let pid = &self.config.pid;
         let mut head = Vec::with_capacity(64);
-        if node == via.config.name.as_slice() {
-            match out {
-                Some(out) => frame::write_reply(&via.config, &mut head, pid, caller, reply, out),
-                None => {
-                    let mut frames = Vec::with_capacity(reply.len() + 128);
-                    frame::write_reply(&via.config, &mut head, pid, caller, reply, &mut frames);
-                    let _ = via.send_frames(frames);
-                }
+        let pid = &self.config.pid;
+        match (node == via.config.name.as_slice(), out) {
+            (true, Some(out)) => frame::write_reply(&via.config, &mut head, pid, caller, reply, out),
+            (same, _) => {
+                let Some(peer) = (if same { Some(via.clone()) } else { self.peer(node) }) else { return };
+                let mut frames = Vec::with_capacity(reply.len() + 128);
+                frame::write_reply(&peer.config, &mut head, pid, caller, reply, &mut frames);
+                let _ = peer.send_frames(frames);
             }
-        } else if let Some(peer) = self.peer(node) {
-            let mut frames = Vec::with_capacity(reply.len() + 128);
-            frame::write_reply(&peer.config, &mut head, pid, caller, reply, &mut frames);
-            let _ = peer.send_frames(frames);
         }
     }
 
@@ -504,8 +492,9 @@ impl Server {
 
     // --- Calls in flight --------------------------------------------------------------------
 
-    /// Starts a slow Rust native on the pool, or hands a Python native to Python.
-    fn start(self: &Arc<Self>, from: From<'_>, native: Native, args: &[&[u8]], out: &mut Vec<u8>) {
+    /// Starts a slow Rust native on the pool, or hands a Python native to Python; false when
+    /// the calls in flight are as many as they may be.
+    fn start(self: &Arc<Self>, from: From<'_>, native: Native, args: &[&[u8]]) -> bool {
         let cancel = Arc::new(AtomicBool::new(false));
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         let reply_to = from.caller.map(|c| ReplyTo {
@@ -529,14 +518,7 @@ impl Server {
         {
             let mut calls = lock(&self.calls);
             if calls.by_ticket.len() >= self.config.max_in_flight {
-                drop(calls);
-                let mut reply = Vec::with_capacity(24);
-                reply::write_error(&mut reply, Reason::Overloaded);
-                self.answered(&reply);
-                if let (Some(caller), Some((_, node))) = (from.caller, from.pid) {
-                    self.reply_to(from.peer, node, caller, &reply, Some(out));
-                }
-                return;
+                return false;
             }
             if let Some(m) = &monitor {
                 calls.by_monitor.insert(m.clone(), ticket);
@@ -566,6 +548,7 @@ impl Server {
             }
             Native::Quick(_) => unreachable!("quick natives run inline"),
         }
+        true
     }
 
     fn run_slow(&self, ticket: u64, entry: &'static NativeEntry, args: Vec<Vec<u8>>, caller: Option<Vec<u8>>, cancel: Arc<AtomicBool>) {
