@@ -110,17 +110,13 @@ impl Shared {
         if let Ok(_writing) = self.write_lock.try_lock() {
             let idle = lock(&self.outbox).chunks.is_empty();
             if idle {
-                let sent = self.send_now(data);
+                let sent = self.send_vectored_now(&[data]);
                 if sent == data.len() {
                     data.clear();
-                    return Ok(());
+                } else {
+                    // The rest is the writer's, from where the socket stopped taking it (no copy).
+                    self.queue_first(std::mem::take(data), sent);
                 }
-                // The rest is the writer's, from where the socket stopped taking it (no copy).
-                let mut out = lock(&self.outbox);
-                out.bytes += data.len() - sent;
-                out.front_sent = sent;
-                out.chunks.push_front(std::mem::take(data));
-                self.outbox_changed.notify_all();
                 return Ok(());
             }
         }
@@ -146,11 +142,7 @@ impl Shared {
                     skip -= from;
                     rest.extend_from_slice(&slice[from..]);
                 }
-                let mut out = lock(&self.outbox);
-                out.bytes += rest.len();
-                out.front_sent = 0;
-                out.chunks.push_front(rest);
-                self.outbox_changed.notify_all();
+                self.queue_first(rest, 0);
                 return Ok(());
             }
         }
@@ -204,26 +196,14 @@ impl Shared {
         sent
     }
 
-    /// One non-blocking send; how many bytes went.
-    fn send_now(&self, data: &[u8]) -> usize {
-        let fd = self.stream.as_raw_fd();
-        let mut sent = 0;
-        while sent < data.len() {
-            // SAFETY: a valid socket and a live buffer; MSG_DONTWAIT never blocks.
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    data[sent..].as_ptr() as *const libc::c_void,
-                    data.len() - sent,
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if n <= 0 {
-                break; // full, interrupted or failed: the writer thread takes over (and sees errors)
-            }
-            sent += n as usize;
-        }
-        sent
+    /// Hands the writer the rest of a message a sender began writing (the outbox was empty
+    /// and the sender held the write lock): `chunk` from its byte `sent` on.
+    fn queue_first(&self, chunk: Vec<u8>, sent: usize) {
+        let mut out = lock(&self.outbox);
+        out.bytes += chunk.len() - sent;
+        out.front_sent = sent;
+        out.chunks.push_front(chunk);
+        self.outbox_changed.notify_all();
     }
 
     fn push_outbox(&self, data: Vec<u8>, wait: bool) -> Result<(), String> {
