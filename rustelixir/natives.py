@@ -78,14 +78,19 @@ class CallContext:
     - `resource(ref, cls=None)` is the object behind a reference the caller passed (the
       caller holds it from then on); `BadResource` (answered `{:error, {:badresource, ref}}`)
       when it is not live, a badarg when it is not a `cls`.
+    - `send(pid, term)` sends a message from the node's server process (also after the
+      native returned: keep the context); `emit(item)` streams an item to the caller,
+      `{:rustelixir_stream, tag, item}` (`RustElixir.stream/4` consumes them). Both return
+      False when the destination's node is not connected (the message is dropped).
     """
 
-    __slots__ = ("_token", "caller", "_server")
+    __slots__ = ("_token", "caller", "_server", "_tag")
 
-    def __init__(self, token: Any, caller: Any = None, server: Any = None) -> None:
+    def __init__(self, token: Any, caller: Any = None, server: Any = None, tag: bytes | None = None) -> None:
         self._token = token
         self.caller = caller
         self._server = server  # the NativeServer whose resource table the call uses
+        self._tag = tag  # the call's reply tag, encoded (None for a cast)
 
     def _table(self) -> Any:
         if self._server is None:
@@ -94,6 +99,14 @@ class CallContext:
 
     def cancelled(self) -> bool:
         return bool(self._token is not None and self._token.cancelled)
+
+    def send(self, pid: Any, term: Any) -> bool:
+        return bool(self._table().send(pid, term))
+
+    def emit(self, item: Any) -> bool:
+        if self.caller is None or self._tag is None:
+            raise RuntimeError("the call has no caller to stream to (a cast)")
+        return bool(self._table().emit(self.caller, self._tag, item))
 
     def make_resource(self, obj: object) -> Any:
         return self._table().make_python_resource(obj, self.caller)

@@ -156,26 +156,27 @@ class RustelixirServer:
                 if running is not None and running[1] is not None:
                     running[1].cancel()
                 continue
-            ticket, index, args, caller, token = job
+            ticket, index, args, caller, tag, token = job
             native = self._natives[index]
+            call = CallContext(token, caller, self.native, tag)
             if native.is_async:
-                task = self.loop.create_task(self._run_async(native, args, token, caller))
+                task = self.loop.create_task(self._run_async(native, args, call))
                 self._running[ticket] = (token, task)
                 task.add_done_callback(functools.partial(self._done, ticket))
             else:
-                self._reply(ticket, self._run(native, args, token, caller))
+                self._reply(ticket, self._run(native, args, call))
 
     def _done(self, ticket: int, future: asyncio.Future[Any]) -> None:
         self._finish(ticket, None if future.cancelled() else future.result())
 
-    def _run_on_pool(self, index: int, args: tuple[Any, ...], caller: Pid | None, token: CancelToken) -> Any:
+    def _run_on_pool(self, index: int, args: tuple[Any, ...], caller: Pid | None, tag: bytes | None, token: CancelToken) -> Any:
         """A slow native, on a thread of the Rust server's pool (which holds the GIL here)."""
-        return self._run(self._natives[index], args, token, caller)
+        return self._run(self._natives[index], args, CallContext(token, caller, self.native, tag))
 
-    def _run(self, native: PythonNative, args: tuple[Any, ...], token: CancelToken, caller: Pid | None) -> Any:
-        if token.cancelled:
+    def _run(self, native: PythonNative, args: tuple[Any, ...], call: CallContext) -> Any:
+        if call.cancelled():
             return None  # its caller went away while it waited for a worker
-        reset = _current.set(CallContext(token, caller, self.native))
+        reset = _current.set(call)
         try:
             return (True, native.function(*args))
         except Exception as e:
@@ -183,8 +184,8 @@ class RustelixirServer:
         finally:
             _current.reset(reset)
 
-    async def _run_async(self, native: PythonNative, args: tuple[Any, ...], token: CancelToken, caller: Pid | None) -> Any:
-        _current.set(CallContext(token, caller, self.native))
+    async def _run_async(self, native: PythonNative, args: tuple[Any, ...], call: CallContext) -> Any:
+        _current.set(call)
         try:
             return (True, await native.function(*args))
         except Exception as e:  # CancelledError is a BaseException: it goes through

@@ -125,3 +125,45 @@ def no_term() -> object:
 @rustelixir.native(slow=True)
 def slow_no_term() -> object:
     return object()
+
+
+@rustelixir.native
+def py_emit(n: int) -> int:
+    """Streams 1..n to its caller, then answers n."""
+    call = rustelixir.current_call()
+    for i in range(1, n + 1):
+        call.emit(i)
+    return n
+
+
+@rustelixir.native(slow=True)
+def py_emit_slow(n: int) -> int:
+    call = rustelixir.current_call()
+    for i in range(1, n + 1):
+        call.emit(i)
+    return n
+
+
+@rustelixir.native
+def py_send(to: object, message: object) -> bool:
+    return rustelixir.current_call().send(to, message)
+
+
+@rustelixir.native
+async def py_send_later(milliseconds: int, message: object) -> rustelixir.Atom:
+    """Answers at once; a task sends `message` to the caller `milliseconds` later."""
+    import asyncio
+
+    call = rustelixir.current_call()
+
+    async def later() -> None:
+        await asyncio.sleep(milliseconds / 1000)
+        call.send(call.caller, message)
+
+    task = asyncio.get_running_loop().create_task(later())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return rustelixir.Atom("started")
+
+
+_tasks: set[object] = set()

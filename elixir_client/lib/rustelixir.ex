@@ -33,6 +33,9 @@ defmodule RustElixir do
 
   @server :rustelixir
   @default_timeout 5_000
+  # The first element of a native's stream items, {:rustelixir_stream, tag, item}: the
+  # node's `rustelixir_nif::reply::STREAM_TAG`.
+  @stream_tag :rustelixir_stream
 
   @typedoc "The name of a node running `rustelixir serve`, e.g. `:\"py@127.0.0.1\"`."
   @type rustelixir_node :: node()
@@ -89,6 +92,80 @@ defmodule RustElixir do
     case call(node, fun, args, opts) do
       {:ok, value} -> value
       {:error, error} -> raise error
+    end
+  end
+
+  @doc """
+  Calls native `fun` with `args` on `node` as a stream of the items it emits while it runs
+  (`rustelixir_nif::emit` in Rust, `current_call().emit` in Python): progress, partial
+  results, rows. Lazy: the call is made when the stream is run, and the stream ends when
+  the native returns.
+
+      node |> RustElixir.stream(:count_to, [3]) |> Enum.to_list()
+      #=> [1, 2, 3]
+
+  A stream stopped early (`Enum.take/2`, an exception) tells the node the caller gave up,
+  so a slow native is cancelled, and items still on their way are dropped by this VM, not
+  left in the caller's mailbox. A failure raises `RustElixir.Error`: the native's
+  `{:error, reason}`, or the call's (`{:nodedown, node}`, `{:timeout, ms}`).
+
+  ## Options
+
+    * `:timeout` - milliseconds to wait for each item and for the reply (default 5000),
+      or `:infinity`.
+    * `:result` - when true, the native's value ends the stream as `{:result, value}`
+      (default false: it is dropped).
+  """
+  @spec stream(rustelixir_node(), atom(), [term()], [option() | {:result, boolean()}]) :: Enumerable.t()
+  def stream(node, fun, args, opts \\ []) when is_atom(node) and is_atom(fun) and is_list(args) do
+    timeout = timeout(opts)
+    result? = Keyword.get(opts, :result, false)
+    request = request(fun, args)
+
+    Stream.resource(
+      fn -> start_stream(node, request) end,
+      fn
+        :done -> {:halt, :done}
+        mref -> next_item(mref, node, timeout, result?)
+      end,
+      fn
+        :done -> :ok
+        mref -> Process.demonitor(mref, [:flush])
+      end
+    )
+  end
+
+  # As gen_server:call does it: a monitor that is also the alias the reply comes to, so
+  # that once it is gone nothing more of this call reaches the caller.
+  defp start_stream(node, request) do
+    mref = :erlang.monitor(:process, server(node), [{:alias, :demonitor}])
+    send(server(node), {:"$gen_call", {self(), [:alias | mref]}, request})
+    mref
+  end
+
+  defp next_item(mref, node, timeout, result?) do
+    tag = [:alias | mref]
+
+    receive do
+      {@stream_tag, ^tag, item} ->
+        {[item], mref}
+
+      {^tag, reply} ->
+        Process.demonitor(mref, [:flush])
+
+        case reply do
+          {:ok, value} when result? -> {[{:result, value}], :done}
+          {:ok, _value} -> {:halt, :done}
+          {:error, reason} -> raise %Error{reason: reason, node: node}
+          other -> raise %Error{reason: {:badreply, other}, node: node}
+        end
+
+      {:DOWN, ^mref, _, _, reason} ->
+        raise %Error{reason: exit_reason(reason, node, timeout), node: node}
+    after
+      timeout ->
+        Process.demonitor(mref, [:flush])
+        raise %Error{reason: {:timeout, timeout}, node: node}
     end
   end
 

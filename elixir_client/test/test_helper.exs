@@ -1,6 +1,22 @@
 # The suite runs against a real rustelixir node: this VM becomes a distributed node (the
 # node is reached over the Erlang distribution), then RustElixir.Node starts
 # `$RUSTELIXIR_BIN serve` under a supervisor of its own, registered as RustElixir.TestNode.
+
+# Compiled before this VM becomes a distributed node (the compiler's processes would be
+# reached under the old node name after).
+defmodule RustElixir.TestHelpers do
+  @moduledoc false
+
+  @doc "Whether `fun` turns true within `tries` looks, 20 ms apart."
+  def eventually(fun, tries \\ 50) do
+    cond do
+      fun.() -> true
+      tries == 0 -> false
+      true -> Process.sleep(20) && eventually(fun, tries - 1)
+    end
+  end
+end
+
 Logger.configure(level: :warning)
 {_, 0} = System.cmd("epmd", ["-daemon"])
 {:ok, _} = :net_kernel.start([:"test@127.0.0.1", :longnames])

@@ -6,7 +6,7 @@
 
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{FromRawFd, RawFd};
@@ -17,6 +17,8 @@ use rustelixir_dist::registry::{Native, Registry};
 use rustelixir_dist::server::{Job, JobEvent};
 use rustelixir_dist::{Server, ServerConfig};
 use rustelixir_nif::reply::{self, Reason};
+use rustelixir_nif::host::HOST_OK;
+use rustelixir_nif::CallInfo;
 
 /// A call's cancellation flag, shared with the native running it.
 #[pyclass(module = "rustelixir._native", frozen)]
@@ -101,8 +103,9 @@ impl NativeServer {
         self.inner.listing()
     }
 
-    /// What Python is to do, in order: `(ticket, index, args, caller, token)` for a job to run
-    /// (`caller` a Pid or None), `(ticket,)` for a job whose caller gave up.
+    /// What Python is to do, in order: `(ticket, index, args, caller, tag, token)` for a job
+    /// to run (`caller` a Pid or None, `tag` the call's reply tag encoded, or None for a
+    /// cast), `(ticket,)` for a job whose caller gave up.
     fn take_jobs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let events = self.inner.take_jobs();
         let list = PyList::empty(py);
@@ -111,8 +114,9 @@ impl NativeServer {
                 JobEvent::Run(job) => {
                     let args = job.args.iter().map(|a| crate::from_etf::term_to_py(py, a)).collect::<PyResult<Vec<_>>>()?;
                     let caller = job.caller.as_deref().map(|c| crate::from_etf::term_to_py(py, c)).transpose()?;
+                    let tag = job.tag.as_deref().map(|t| PyBytes::new(py, t));
                     let token = CancelToken { flag: job.cancel };
-                    list.append((job.ticket, job.index, PyTuple::new(py, args)?, caller, token))?;
+                    list.append((job.ticket, job.index, PyTuple::new(py, args)?, caller, tag, token))?;
                 }
                 JobEvent::Cancel(ticket) => list.append((ticket,))?,
             }
@@ -131,15 +135,16 @@ impl NativeServer {
     }
 
     /// Runs slow Python natives on the server's worker pool, with the GIL:
-    /// `runner(index, args, caller, token)` returns an outcome as `answer` takes it.
+    /// `runner(index, args, caller, tag, token)` returns an outcome as `answer` takes it.
     fn set_python_runner(&self, runner: Py<PyAny>) {
         let run = move |job: &Job| -> Option<Vec<u8>> {
             Python::attach(|py| {
                 let outcome = (|| -> PyResult<Option<Vec<u8>>> {
                     let args = job.args.iter().map(|a| crate::from_etf::term_to_py(py, a)).collect::<PyResult<Vec<_>>>()?;
                     let caller = job.caller.as_deref().map(|c| crate::from_etf::term_to_py(py, c)).transpose()?;
+                    let tag = job.tag.as_deref().map(|t| PyBytes::new(py, t));
                     let token = Py::new(py, CancelToken { flag: job.cancel.clone() })?;
-                    let outcome = runner.call1(py, (job.index, PyTuple::new(py, args)?, caller, token))?;
+                    let outcome = runner.call1(py, (job.index, PyTuple::new(py, args)?, caller, tag, token))?;
                     outcome_reply(outcome.bind(py))
                 })();
                 outcome.unwrap_or_else(|e| {
@@ -216,6 +221,23 @@ impl NativeServer {
         self.inner.resources.holder_count()
     }
 
+    /// Sends `message` (any term) to the process `to` from the server's pid, as a native's
+    /// message. False when `to`'s node is not connected (the message is dropped); ValueError
+    /// when `message` is no term.
+    fn send(&self, to: &crate::types::Pid, message: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let message = crate::to_etf::encode_to_vec(message, crate::to_etf::DEFAULT_MAX_DEPTH)?;
+        Ok(self.send_encoded(to, &message))
+    }
+
+    /// Streams `item` (any term) to the caller of a call with reply tag `tag` (as a job
+    /// carries it): `{rustelixir_stream, Tag, Item}`. False when the caller's node is gone.
+    fn emit(&self, caller: &crate::types::Pid, tag: &[u8], item: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let mut message = Vec::with_capacity(64 + tag.len());
+        reply::write_stream_head(&mut message, tag);
+        message.extend_from_slice(&crate::to_etf::encode_to_vec(item, crate::to_etf::DEFAULT_MAX_DEPTH)?);
+        Ok(self.send_encoded(caller, &message))
+    }
+
     /// Puts a Python object in the resource table, held by `caller`; returns its reference.
     #[pyo3(signature = (object, caller = None))]
     fn make_python_resource<'py>(
@@ -257,11 +279,16 @@ impl NativeServer {
 }
 
 impl NativeServer {
+    fn send_encoded(&self, to: &crate::types::Pid, message: &[u8]) -> bool {
+        let mut pid = Vec::with_capacity(32);
+        etf::encode::put_pid(&mut pid, &to.to_etf()).is_ok() && self.inner.send_to(&pid, message) == HOST_OK
+    }
+
     /// Runs `f` as a call from `caller` on the server's resource table: the node's own
     /// `ResourceArc`s (Python objects) go through the same host as the natives' do.
     fn as_call<R>(&self, caller: Option<&crate::types::Pid>, f: impl FnOnce() -> R) -> R {
         let caller = caller.map(holder);
-        self.inner.resources.with_host(caller.as_deref(), |_| f()).0
+        self.inner.resources.with_host(&CallInfo::from_caller(caller.as_deref()), |_| f()).0
     }
 }
 
@@ -361,7 +388,7 @@ pub fn call_native<'py>(py: Python<'py>, name: &str, args: &Bound<'py, PyTuple>)
         .collect::<PyResult<Vec<Vec<u8>>>>()?;
     let reply = py.detach(|| {
         let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        test_registry().resources.with_host(None, |host| rustelixir_nif::call_entry(entry, &slices, None, host)).0
+        test_registry().resources.with_host(&CallInfo::default(), |host| rustelixir_nif::call_entry(entry, &slices, None, host)).0
     });
     crate::from_etf::term_to_py(py, &reply)
 }

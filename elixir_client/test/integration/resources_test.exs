@@ -1,6 +1,8 @@
 defmodule RustElixir.ResourcesTest do
   use ExUnit.Case, async: false
 
+  import RustElixir.TestHelpers
+
   alias RustElixir.Error
 
   @moduletag :integration
@@ -12,14 +14,6 @@ defmodule RustElixir.ResourcesTest do
   defp live(node, type) do
     {:ok, %{resources: %{by_type: by_type}}} = RustElixir.info(node)
     get_in(by_type, [type, :live]) || 0
-  end
-
-  defp eventually(fun, tries \\ 50) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(20) && eventually(fun, tries - 1)
-    end
   end
 
   # A process that creates a resource with `create`, reports it and waits to be told to go.

@@ -14,3 +14,10 @@ def log_warning(message: bytes) -> bool:
 
     logging.getLogger("client_test_natives").warning("%s", message.decode())
     return True
+
+
+@rustelixir.native
+def py_count(n: int) -> int:
+    """Streams 1..n to its caller (`RustElixir.stream/4`), then answers n."""
+    sent = [rustelixir.current_call().emit(i) for i in range(1, n + 1)]
+    return len(sent)

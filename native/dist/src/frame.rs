@@ -203,17 +203,21 @@ fn reply_control(peer: &PeerConfig, server_pid: &[u8], caller: Caller<'_>, head:
             head.extend_from_slice(server_pid);
             head.extend_from_slice(alias);
         }
-        _ if peer.send_sender => {
-            head.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, control::SEND_SENDER]);
-            head.extend_from_slice(server_pid);
-            head.extend_from_slice(caller.pid);
-        }
-        _ => {
-            head.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, control::SEND]);
-            etf::encode::put_atom(head, "").expect("empty atom");
-            head.extend_from_slice(caller.pid);
-        }
+        _ => send_control(peer, server_pid, caller.pid, head),
     }
+}
+
+/// The control message of a message from `from` to the pid `to` (both encoded), appended to
+/// `head`: SEND_SENDER when the peer offered it, else SEND.
+pub fn send_control(peer: &PeerConfig, from: &[u8], to: &[u8], head: &mut Vec<u8>) {
+    if peer.send_sender {
+        head.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, control::SEND_SENDER]);
+        head.extend_from_slice(from);
+    } else {
+        head.extend_from_slice(&[SMALL_TUPLE_EXT, 3, SMALL_INTEGER_EXT, control::SEND]);
+        etf::encode::put_atom(head, "").expect("empty atom");
+    }
+    head.extend_from_slice(to);
 }
 
 #[cfg(test)]

@@ -12,14 +12,15 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Instant;
 
 use etf::encode::{put_atom, put_int, put_list_header, put_map_header, put_nil, put_tuple_header};
 use etf::Term;
 use rustelixir_nif::reply::{self, Reason};
 use rustelixir_nif::resource::{self, Limits, ResourceTable};
-use rustelixir_nif::{NativeEntry, NativeTable};
+use rustelixir_nif::host::{Messenger, HOST_BADARG, HOST_NOCONNECTION, HOST_OK};
+use rustelixir_nif::{CallInfo, NativeEntry, NativeTable};
 
 use crate::contract::{Message, Request};
 use crate::control;
@@ -101,6 +102,8 @@ pub struct Job {
     pub args: Vec<Vec<u8>>,
     /// The caller (or a cast's sender), encoded: it holds the resources the native uses.
     pub caller: Option<Vec<u8>>,
+    /// The call's reply tag, encoded (none for a cast): what the native's stream items carry.
+    pub tag: Option<Vec<u8>>,
     pub cancel: Arc<AtomicBool>,
 }
 
@@ -160,6 +163,17 @@ pub struct Server {
     python_runner: RwLock<Option<PythonRunner>>,
     /// Wakes Python when jobs are queued.
     wake: Box<dyn Fn() + Send + Sync>,
+    /// How natives' messages reach `send_to` (holds the server weakly: a sender a native
+    /// keeps after the node stopped sends nothing).
+    messenger: Arc<dyn Messenger>,
+}
+
+struct ServerMessenger(Weak<Server>);
+
+impl Messenger for ServerMessenger {
+    fn send(&self, to: &[u8], message: &[u8]) -> i32 {
+        self.0.upgrade().map_or(HOST_NOCONNECTION, |server| server.send_to(to, message))
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -178,7 +192,8 @@ struct From<'a> {
 impl Server {
     pub fn new(config: ServerConfig, wake: Box<dyn Fn() + Send + Sync>) -> Arc<Self> {
         let limits = Limits { max_live: config.max_resources, max_holders: config.max_holders };
-        Arc::new(Server {
+        Arc::new_cyclic(|me| Server {
+            messenger: Arc::new(ServerMessenger(me.clone())),
             resources: ResourceTable::new(&config.node, config.creation, limits),
             pool: Pool::new(config.workers),
             config,
@@ -192,6 +207,32 @@ impl Server {
             python_runner: RwLock::default(),
             wake,
         })
+    }
+
+    /// Sends `message` to the process `to` (both encoded, no version byte) from the server's
+    /// pid, over the connection to `to`'s node: a `HOST_*` status. The message is checked to
+    /// be one whole term first (a malformed one would make the peer drop the connection).
+    pub fn send_to(&self, to: &[u8], message: &[u8]) -> i32 {
+        let limits = etf::Limits::default();
+        let mut pid = crate::reader::Reader::new(to, 0, &limits);
+        let Some((_, node)) = pid.pid().filter(|_| pid.at_end()) else { return HOST_BADARG };
+        let mut term = crate::reader::Reader::new(message, 0, &limits);
+        if term.term().is_none() || !term.at_end() {
+            return HOST_BADARG;
+        }
+        let Some(peer) = self.peer(node) else { return HOST_NOCONNECTION };
+        let mut control = Vec::with_capacity(64);
+        frame::send_control(&peer.config, &self.config.pid, to, &mut control);
+        match peer.send_message(&control, message) {
+            Ok(()) => HOST_OK,
+            Err(_) => HOST_NOCONNECTION,
+        }
+    }
+
+    /// What a native's call on this server knows of it: its caller, its reply tag, where its
+    /// messages go.
+    fn call_info<'a>(&'a self, caller: Option<&'a [u8]>, tag: Option<&'a [u8]>) -> CallInfo<'a> {
+        CallInfo { caller, tag, messenger: Some(&self.messenger) }
     }
 
     // --- Natives ----------------------------------------------------------------------------
@@ -375,7 +416,8 @@ impl Server {
         let caller = from.pid.map(|(pid, _)| pid);
         let mark = out.len();
         let mut replied = false;
-        let ((), touched) = self.resources.with_host(caller, |host| {
+        let tag = from.caller.map(|c| c.tag);
+        let ((), touched) = self.resources.with_host(&self.call_info(caller, tag), |host| {
             rustelixir_nif::call_entry_with(entry, args, None, host, &mut |reply| {
                 if !std::mem::replace(&mut replied, true) {
                     self.answered(reply);
@@ -532,17 +574,19 @@ impl Server {
             calls.by_ticket.insert(ticket, InFlight { cancel: cancel.clone(), reply_to, node, monitor, caller: caller.clone(), python });
         }
         let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+        let tag = from.caller.map(|c| c.tag.to_vec());
         match native {
             Native::Slow(entry) => {
                 let server = self.clone();
-                self.pool.run(move || server.run_slow(ticket, entry, args, caller.map(|c| c.0), cancel));
+                let caller = caller.map(|c| c.0);
+                self.pool.run(move || server.run_slow(ticket, entry, args, caller, tag, cancel));
             }
             Native::Python(index) => {
-                let job = Job { ticket, index, args, caller: caller.map(|c| c.0), cancel };
+                let job = Job { ticket, index, args, caller: caller.map(|c| c.0), tag, cancel };
                 self.push_job(JobEvent::Run(job));
             }
             Native::PythonSlow(index) => {
-                let job = Job { ticket, index, args, caller: caller.map(|c| c.0), cancel };
+                let job = Job { ticket, index, args, caller: caller.map(|c| c.0), tag, cancel };
                 let server = self.clone();
                 self.pool.run(move || server.run_python_slow(job));
             }
@@ -551,14 +595,24 @@ impl Server {
         true
     }
 
-    fn run_slow(&self, ticket: u64, entry: &'static NativeEntry, args: Vec<Vec<u8>>, caller: Option<Vec<u8>>, cancel: Arc<AtomicBool>) {
+    fn run_slow(
+        &self,
+        ticket: u64,
+        entry: &'static NativeEntry,
+        args: Vec<Vec<u8>>,
+        caller: Option<Vec<u8>>,
+        tag: Option<Vec<u8>>,
+        cancel: Arc<AtomicBool>,
+    ) {
         if cancel.load(Ordering::Relaxed) {
             return self.complete(ticket, None); // its caller went away while it waited for a worker
         }
         let slices: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let (reply, _) = self
             .resources
-            .with_host(caller.as_deref(), |host| rustelixir_nif::call_entry(entry, &slices, Some(&cancel), host));
+            .with_host(&self.call_info(caller.as_deref(), tag.as_deref()), |host| {
+                rustelixir_nif::call_entry(entry, &slices, Some(&cancel), host)
+            });
         self.complete(ticket, Some(reply));
     }
 

@@ -28,6 +28,11 @@ pub const HOST_WRONG_TYPE: i32 = 2;
 /// A limit was hit: the table is full (create), or the resource has as many holders as it
 /// may (lookup; [`Found::max_holders`] says how many).
 pub const HOST_OVERLOADED: i32 = 3;
+/// `send`: the destination is not a pid, or the message is not one whole term.
+pub const HOST_BADARG: i32 = 4;
+/// `send`: the destination's node is not connected to this one (the message is dropped, as
+/// one to a process that is gone).
+pub const HOST_NOCONNECTION: i32 = 5;
 
 /// What the node lends a native for one call.
 #[repr(C)]
@@ -50,6 +55,53 @@ pub struct Host {
     /// counted once more for the caller (who calls `ty.release` when done) and the caller of
     /// the call holds the resource from then on.
     pub lookup: unsafe extern "C" fn(host: *const Host, reference: *const RefParts, ty: *const ResourceType, found: *mut Found) -> i32,
+    /// The call's reply tag in the External Term Format (no version byte): what the caller
+    /// matches its reply by, and what `emit` tags stream items with. Empty for a cast.
+    pub tag: Slice,
+    /// Sends `message` to the process `to` (both terms in the External Term Format, no
+    /// version byte), from the node's server process: `HOST_OK`, `HOST_BADARG` or
+    /// `HOST_NOCONNECTION`.
+    pub send: unsafe extern "C" fn(host: *const Host, to: Slice, message: Slice) -> i32,
+    /// A sender for after the call (any thread, any time): an opaque handle for
+    /// `sender_send` and `sender_drop`, or null when the node gives none.
+    pub sender: unsafe extern "C" fn(host: *const Host) -> *const c_void,
+    /// `send` through a sender.
+    pub sender_send: unsafe extern "C" fn(sender: *const c_void, to: Slice, message: Slice) -> i32,
+    /// Lets go of a sender (once).
+    pub sender_drop: unsafe extern "C" fn(sender: *const c_void),
+}
+
+/// The node's side of messages from natives: sends `message` to the process `to` (both
+/// terms in the External Term Format, no version byte) from the node's server; returns a
+/// `HOST_*` status. The node passes one with every call (`ResourceTable::with_host`).
+pub trait Messenger: Send + Sync {
+    fn send(&self, to: &[u8], message: &[u8]) -> i32;
+}
+
+/// A node that sends nothing (a table used on its own, in tests): every send is
+/// `HOST_NOCONNECTION`.
+pub struct NoMessenger;
+
+impl Messenger for NoMessenger {
+    fn send(&self, _to: &[u8], _message: &[u8]) -> i32 {
+        HOST_NOCONNECTION
+    }
+}
+
+/// The `Host` functions for messages, over the node's `Arc<dyn Messenger>` (what
+/// `Host::context` leads to is the node's business: it passes `messenger` to find it).
+pub(crate) unsafe extern "C" fn sender_send(sender: *const c_void, to: Slice, message: Slice) -> i32 {
+    let messenger = &*(sender as *const std::sync::Arc<dyn Messenger>);
+    catch_unwind(AssertUnwindSafe(|| messenger.send(to.as_bytes(), message.as_bytes()))).unwrap_or(HOST_BADARG)
+}
+
+pub(crate) unsafe extern "C" fn sender_drop(sender: *const c_void) {
+    drop(Box::from_raw(sender as *mut std::sync::Arc<dyn Messenger>));
+}
+
+/// A boxed clone of `messenger`, as a sender handle.
+pub(crate) fn new_sender(messenger: &std::sync::Arc<dyn Messenger>) -> *const c_void {
+    Box::into_raw(Box::new(messenger.clone())) as *const c_void
 }
 
 /// A reference as a native was passed it: node name, creation, id words.

@@ -22,12 +22,14 @@
 
 mod convert;
 pub mod host;
+mod message;
 pub mod reply;
 pub mod resource;
 
 pub use convert::{kind, ArgError, Decoder, Encoder};
-pub use host::{Found, Host, RefParts, ResourceType};
-pub use resource::{Resource, ResourceArc, ResourceTable};
+pub use host::{Found, Host, Messenger, RefParts, ResourceType};
+pub use message::{caller, emit, make_ref, send, sender, spawn, SendError, Sender, STREAM_TAG};
+pub use resource::{CallInfo, Resource, ResourceArc, ResourceTable};
 pub use etf;
 pub use etf::{Atom, Pid, Reference, Term};
 
@@ -38,8 +40,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// "RUSTELIX": marks a [`NativeTable`] so the node can check an address it was given.
 pub const MAGIC: u64 = 0x5255_5354_454c_4958;
 /// Bumped when the layout of the C ABI types below (and `host`'s) changes. 2: the host
-/// table passed with every call (`CallFrame::host`).
-pub const ABI_VERSION: u32 = 2;
+/// table passed with every call (`CallFrame::host`); 3: messages from natives (the host's
+/// `tag`, `send` and senders).
+pub const ABI_VERSION: u32 = 3;
 /// [`NativeEntry::flags`]: the native may take long; run it on the worker pool.
 pub const FLAG_SLOW: u32 = 1;
 
@@ -380,18 +383,30 @@ macro_rules! __native_flags {
     };
 }
 
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __native_name {
+    ($name:ident) => {
+        stringify!($name)
+    };
+    ($name:ident $erlang:literal) => {
+        $erlang
+    };
+}
+
 /// Declares the native table `NAME`: `natives!(NATIVES = [quick add, slow crunch]);`
-/// Each function is named as it will be called (`{:add, 1, 2}`); its arity is its number
-/// of parameters.
+/// Each function is called by its own name (`{:add, 1, 2}`) unless `as "name"` gives
+/// another (`quick is_valid as "valid?"`: `{:"valid?", x}`); its arity is its number of
+/// parameters.
 #[macro_export]
 macro_rules! natives {
-    ($table:ident = [ $( $kind:ident $name:ident ),* $(,)? ]) => {
+    ($table:ident = [ $( $kind:ident $name:ident $(as $erlang:literal)? ),* $(,)? ]) => {
         pub static $table: $crate::NativeTable = {
             const ENTRIES: &[$crate::NativeEntry] = &[
                 $(
                     $crate::NativeEntry {
-                        name: stringify!($name).as_ptr(),
-                        name_len: stringify!($name).len(),
+                        name: $crate::__native_name!($name $($erlang)?).as_ptr(),
+                        name_len: $crate::__native_name!($name $($erlang)?).len(),
                         arity: $crate::arity_of(&$name),
                         flags: $crate::__native_flags!($kind),
                         call: {

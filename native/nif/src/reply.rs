@@ -83,6 +83,17 @@ pub fn write_error(out: &mut Vec<u8>, reason: Reason<'_>) {
     write_reason(out, reason);
 }
 
+/// The first element of the messages a native streams to its caller while the call runs:
+/// `{rustelixir_stream, Tag, Item}`, `Tag` the call's reply tag (so a caller tells one call's
+/// items from another's, and a gen_server call never takes one for its reply).
+pub const STREAM_TAG: &str = "rustelixir_stream";
+
+/// `{rustelixir_stream, Tag, ` : the item's bytes follow (`tag` encoded, no version byte).
+pub fn write_stream_head(out: &mut Vec<u8>, tag: &[u8]) {
+    tuple(out, 3, STREAM_TAG);
+    out.extend_from_slice(tag);
+}
+
 /// Whether a reply (`{ok, _}` or `{error, _}`, as written here) is an error: for the
 /// node's counters.
 pub fn is_error(reply: &[u8]) -> bool {

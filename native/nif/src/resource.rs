@@ -23,13 +23,17 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::c_void;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use etf::{Atom, Pid, Reference, Term};
 
 use crate::convert::{kind, ArgError, Decoder, Encoder};
-use crate::host::{self, Found, Host, RefParts, ResourceType, HOST_BADRESOURCE, HOST_OK, HOST_OVERLOADED, HOST_WRONG_TYPE};
+use crate::host::{
+    self, Found, Host, Messenger, RefParts, ResourceType, HOST_BADARG, HOST_BADRESOURCE, HOST_NOCONNECTION, HOST_OK,
+    HOST_OVERLOADED, HOST_WRONG_TYPE,
+};
 use crate::Slice;
 
 /// A native type that can live in the resource table.
@@ -151,7 +155,7 @@ thread_local! {
 }
 
 /// Three random id words for a reference: 18 + 32 + 32 bits.
-fn random_ids() -> [u32; 3] {
+pub(crate) fn random_ids() -> [u32; 3] {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         if pool.used + 3 > POOL_WORDS {
@@ -257,20 +261,31 @@ impl ResourceTable {
 
     // --- Calls ------------------------------------------------------------------------------
 
-    /// Runs `f` with the host of a call from `caller` (an encoded pid) on this table: what
-    /// `f` passes it to (`call_entry`), and the current host of this thread meanwhile (so
-    /// `ResourceArc` works in the node's own code too). Resources the call creates or is
-    /// passed are held by `caller` from then on. The flag says whether the call made or used
-    /// any resource (then the caller may need a monitor: `take_monitor_for`).
-    pub fn with_host<R>(&self, caller: Option<&[u8]>, f: impl FnOnce(&Host) -> R) -> (R, bool) {
-        let state = CallState { table: self, caller: OnceCell::new(), raw_caller: caller, touched: Cell::new(false) };
+    /// Runs `f` with the host of `call` on this table: what `f` passes it to (`call_entry`),
+    /// and the current host of this thread meanwhile (so `ResourceArc` works in the node's
+    /// own code too). Resources the call creates or is passed are held by its caller from
+    /// then on. The flag says whether the call made or used any resource (then the caller
+    /// may need a monitor: `take_monitor_for`).
+    pub fn with_host<R>(&self, call: &CallInfo<'_>, f: impl FnOnce(&Host) -> R) -> (R, bool) {
+        let state = CallState {
+            table: self,
+            caller: OnceCell::new(),
+            raw_caller: call.caller,
+            touched: Cell::new(false),
+            messenger: call.messenger,
+        };
         let host = Host {
             context: &state as *const CallState<'_> as *const c_void,
-            caller: Slice::new(caller.unwrap_or(&[])),
+            caller: Slice::new(call.caller.unwrap_or(&[])),
             node: Slice::new(self.node.as_bytes()),
             creation: self.creation,
             create: host_create,
             lookup: host_lookup,
+            tag: Slice::new(call.tag.unwrap_or(&[])),
+            send: host_send,
+            sender: host_sender,
+            sender_send: host::sender_send,
+            sender_drop: host::sender_drop,
         };
         let result = host::with_current(&host, || f(&host));
         (result, state.touched.get())
@@ -525,8 +540,27 @@ impl ResourceTable {
 
 // --- The node's side of the host -----------------------------------------------------------
 
+/// Who a call is from and how its native reaches the node, for `ResourceTable::with_host`.
+#[derive(Clone, Copy, Default)]
+pub struct CallInfo<'a> {
+    /// The caller's pid (or a cast's sender's), encoded without version byte.
+    pub caller: Option<&'a [u8]>,
+    /// The call's reply tag, encoded without version byte (none for a cast).
+    pub tag: Option<&'a [u8]>,
+    /// Where the native's messages go (none: nowhere, `HOST_NOCONNECTION`).
+    pub messenger: Option<&'a Arc<dyn Messenger>>,
+}
+
+impl<'a> CallInfo<'a> {
+    /// A call from `caller`, with no tag and no messages.
+    pub fn from_caller(caller: Option<&'a [u8]>) -> Self {
+        CallInfo { caller, ..CallInfo::default() }
+    }
+}
+
 /// What `Host::context` points to: the table, and the call's caller and use of resources.
 struct CallState<'a> {
+    messenger: Option<&'a Arc<dyn Messenger>>,
     table: &'a ResourceTable,
     raw_caller: Option<&'a [u8]>,
     /// The caller as a holder key: its pid re-encoded, so the same pid is always the same
@@ -564,6 +598,19 @@ unsafe extern "C" fn host_lookup(host: *const Host, reference: *const RefParts, 
         Some(key) => state.table.lookup(&key, &*ty, caller, &mut *found),
         None => HOST_BADRESOURCE,
     }
+}
+
+unsafe extern "C" fn host_send(host: *const Host, to: Slice, message: Slice) -> i32 {
+    let state = &*((*host).context as *const CallState<'_>);
+    match state.messenger {
+        Some(m) => catch_unwind(AssertUnwindSafe(|| m.send(to.as_bytes(), message.as_bytes()))).unwrap_or(HOST_BADARG),
+        None => HOST_NOCONNECTION,
+    }
+}
+
+unsafe extern "C" fn host_sender(host: *const Host) -> *const c_void {
+    let state = &*((*host).context as *const CallState<'_>);
+    state.messenger.map_or(std::ptr::null(), host::new_sender)
 }
 
 // --- ResourceArc: the natives' side ----------------------------------------------------------

@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use rustelixir_nif::etf::{self, Term};
 use rustelixir_nif::resource::{Limits, ResourceTable};
+use rustelixir_nif::CallInfo;
 use rustelixir_nif::{call_entry, natives, Atom, NativeTable};
 
 fn add(a: i64, b: i64) -> i64 {
@@ -63,7 +64,7 @@ fn call_with(name: &str, args: &[Term], cancelled: Option<&AtomicBool>) -> Term 
     let encoded: Vec<Vec<u8>> = args.iter().map(enc).collect();
     let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
     let resources = ResourceTable::new("test@127.0.0.1", 1, Limits::default());
-    let (reply, _) = resources.with_host(None, |host| call_entry(entry, &slices, cancelled, host));
+    let (reply, _) = resources.with_host(&CallInfo::default(), |host| call_entry(entry, &slices, cancelled, host));
     etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustelixir_nif::etf::{self, Atom, Pid, Term};
 use rustelixir_nif::resource::{holder_of, Limits, MonitorExit, ResourceTable};
 use rustelixir_nif::host::{self, Found, RefParts, ResourceType, HOST_OK, HOST_WRONG_TYPE};
-use rustelixir_nif::{call_entry, natives, Resource, ResourceArc};
+use rustelixir_nif::{call_entry, natives, CallInfo, Resource, ResourceArc};
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -63,7 +63,7 @@ fn call(table: &ResourceTable, name: &str, args: &[Term], caller: &Pid) -> Term 
         .collect();
     let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
     let holder = holder_of(caller);
-    let (reply, _) = table.with_host(Some(&holder), |host| call_entry(entry, &slices, None, host));
+    let (reply, _) = table.with_host(&CallInfo::from_caller(Some(&holder)), |host| call_entry(entry, &slices, None, host));
     etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0
 }
 
@@ -177,7 +177,7 @@ fn two_tables_are_two_and_types_are_told_apart_by_their_crate() {
     };
     let reference = reference(&r);
     let lookup = |ty: &ResourceType| {
-        one.with_host(Some(&holder_of(&a)), |h| {
+        one.with_host(&CallInfo::from_caller(Some(&holder_of(&a))), |h| {
             let mut found = Found::default();
             let status = unsafe {
 (h.lookup)(h, &RefParts::of(&reference), ty, &mut found)

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use rustelixir_nif::etf::{self, Atom, Pid, Term};
 use rustelixir_nif::resource::{holder_of, Limits, MonitorExit, ResourceTable};
+use rustelixir_nif::CallInfo;
 use rustelixir_nif::{call_entry, natives, Resource, ResourceArc};
 
 // One type per test, as each counts only its own (each test has a table of its own).
@@ -40,7 +41,7 @@ fn pid(node: &str, id: u32) -> Pid {
 fn create(table: &ResourceTable, native: &str, caller: &Pid) -> etf::Reference {
     let entry = NATIVES.entries().iter().find(|e| e.name() == native).unwrap();
     let holder = holder_of(caller);
-    let (reply, _) = table.with_host(Some(&holder), |host| call_entry(entry, &[], None, host));
+    let (reply, _) = table.with_host(&CallInfo::from_caller(Some(&holder)), |host| call_entry(entry, &[], None, host));
     let (term, _) = etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap();
     match &term {
         Term::Tuple(items) if items.len() == 2 => match &items[1] {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use rustelixir_nif::{natives, Atom, Pid, Reference, Resource, ResourceArc};
+use rustelixir_nif::{natives, Atom, Pid, Reference, Resource, ResourceArc, Term};
 
 fn test_panic(message: String) -> i64 {
     panic!("{message}")
@@ -90,7 +90,63 @@ fn test_probes_dropped() -> u64 {
     PROBES_DROPPED.load(Ordering::Relaxed)
 }
 
+/// Streams 1..=n to its caller, then answers n.
+fn test_emit(n: u64) -> Result<u64, rustelixir_nif::SendError> {
+    for i in 1..=n {
+        rustelixir_nif::emit(&i)?;
+    }
+    Ok(n)
+}
+
+/// Streams 1, 2, ... every `every_ms` on the worker pool until its caller gives up or `n`
+/// went; how many went.
+fn test_emit_slow(n: u64, every_ms: u64) -> u64 {
+    for i in 1..=n {
+        if rustelixir_nif::cancelled() {
+            CANCELLED_SEEN.fetch_add(1, Ordering::Relaxed);
+            return i - 1;
+        }
+        let _ = rustelixir_nif::emit(&i);
+        std::thread::sleep(Duration::from_millis(every_ms));
+    }
+    n
+}
+
+/// Sends `message` to `to`; what `send` said.
+fn test_send(to: Pid, message: Term) -> Result<Atom, rustelixir_nif::SendError> {
+    rustelixir_nif::send(&to, &message).map(|()| Atom::new("sent"))
+}
+
+/// Answers at once; a thread of its own sends `{done, Value}` to the caller `ms` later
+/// (or a panic's error when `value` is the atom `panic`).
+fn test_spawn(ms: u64, value: Term) -> Atom {
+    rustelixir_nif::spawn(move || {
+        std::thread::sleep(Duration::from_millis(ms));
+        if value == Term::Atom(Atom::new("panic")) {
+            panic!("the thread panicked");
+        }
+        (Atom::new("done"), value)
+    });
+    Atom::new("started")
+}
+
+/// The caller, a fresh reference of the node, and a sender's caller (the same pid).
+fn test_caller() -> (Option<Pid>, Reference, Option<Pid>) {
+    (rustelixir_nif::caller(), rustelixir_nif::make_ref(), rustelixir_nif::sender().caller())
+}
+
+/// Named apart from its Rust function: `{:"test_even?", n}`.
+fn test_is_even(n: i64) -> bool {
+    n % 2 == 0
+}
+
 natives!(TEST_NATIVES = [
+    quick test_emit,
+    slow test_emit_slow,
+    quick test_send,
+    quick test_spawn,
+    quick test_caller,
+    quick test_is_even as "test_even?",
     quick test_probe_new,
     quick test_probe_use,
     quick test_probes_dropped,

@@ -34,7 +34,7 @@ pub fn entry(name: &str, arity: usize) -> &'static NativeEntry {
 pub fn call(name: &str, args: &[Term]) -> Term {
     let encoded: Vec<Vec<u8>> = args.iter().map(enc).collect();
     let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
-    let (reply, _) = table().with_host(None, |host| call_entry(entry(name, args.len()), &slices, None, host));
+    let (reply, _) = table().with_host(&rustelixir_nif::CallInfo::default(), |host| call_entry(entry(name, args.len()), &slices, None, host));
     etf::decode::decode_at_with(
         &reply,
         0,
