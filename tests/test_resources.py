@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import TEST_NATIVES, DistClient, ServedNode, client_fixture, node_fixture
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, calling, client_fixture, node_fixture
 from conftest import runtime_or_skip
 from rustelixir import Atom
 
@@ -296,3 +296,65 @@ def test_a_cast_that_makes_a_resource_makes_its_sender_the_holder(client: DistCl
     assert wait_for(lambda: live(client, "probe") == start + 1)
     client.eval("get(caster) ! stop, ok.")
     assert wait_for(lambda: live(client, "probe") == start)
+
+
+# --- Resources that monitor processes (ResourceArc::monitor and Resource::down) -------------
+
+# A process that waits to be told to stop; a watcher resource of the test crate (its `down`
+# sends {down, Pid, Monitor} to whoever made it), held by this client's process.
+WATCH = (
+    "Waiter = fun() -> spawn(fun() -> receive stop -> ok end end) end,"
+    "Call = fun(Req) -> gen_server:call({rustelixir, Node}, Req) end,"
+    "Downs = fun D(Acc) -> receive {down, _, _} = M -> D([M | Acc]) after 300 -> lists:reverse(Acc) end end,"
+)
+
+
+def test_a_resource_hears_of_the_exit_of_a_process_it_monitors(client: DistClient) -> None:
+    got = client.eval(
+        WATCH + "{ok, W} = Call({test_watcher_new, self()}),"
+        "P = Waiter(), {ok, M} = Call({test_watch, W, P}),"
+        "[] = Downs([]),"  # nothing before it exits
+        "P ! stop, Got = Downs([]), Call({release, W}), {P, M, Got}."
+    )
+    pid, monitor, downs = got
+    assert downs == [(Atom("down"), pid, monitor)]
+
+
+def test_a_process_already_gone_is_down_at_once_and_a_removed_monitor_never_fires(client: DistClient) -> None:
+    got = client.eval(
+        WATCH + "{ok, W} = Call({test_watcher_new, self()}),"
+        "Dead = Waiter(), Dead ! stop, timer:sleep(50),"
+        "{ok, M1} = Call({test_watch, W, Dead}), First = Downs([]),"
+        "P = Waiter(), {ok, M2} = Call({test_watch, W, P}),"
+        "{ok, true} = Call({test_unwatch, W, M2}), {ok, false} = Call({test_unwatch, W, M2}),"
+        "P ! stop, Second = Downs([]), Call({release, W}), {Dead, M1, First, Second}."
+    )
+    dead, m1, first, second = got
+    assert first == [(Atom("down"), dead, m1)]
+    assert second == []
+
+
+def test_a_freed_resource_hears_of_nothing(client: DistClient) -> None:
+    # The watcher is made and held by H alone; H exits (the watcher is freed), then the
+    # watched process exits: no down, and the monitor is gone.
+    got = client.eval(
+        WATCH + SPAWN_HOLDER + "Me = self(), P = Waiter(),"
+        "H = Holder(fun() -> {ok, W} = Call({test_watcher_new, Me}), {ok, M} = Call({test_watch, W, P}), {W, M} end),"
+        "{W, M} = Result(H), H ! stop, timer:sleep(200),"
+        "P ! stop, {Downs([]), Call({test_unwatch, W, M})}."
+    )
+    downs, unwatch = got
+    assert downs == []
+    assert unwatch[0] == Atom("error") and unwatch[1][0] == Atom("badresource")
+
+
+def test_a_monitored_process_on_a_node_that_disconnects_is_down(client: DistClient, node: ServedNode, tmp_path: Path) -> None:
+    with calling(runtime_or_skip("otp25"), tmp_path, node, ping=True) as other:
+        far = other.eval("self().")
+        client.set("Far", far)
+        client.eval(WATCH + "{ok, W} = Call({test_watcher_new, self()}), put(w, W), {ok, M} = Call({test_watch, W, Far}), put(m, M), ok.")
+    downs = client.eval(WATCH + "R = Downs([]), timer:sleep(0), R.", timeout=30)
+    if not downs:  # the node's disconnect can take a moment to be seen
+        downs = client.eval(WATCH + "receive {down, _, _} = D -> [D] after 5000 -> [] end.")
+    assert downs == [(Atom("down"), far, client.eval("get(m)."))]
+    client.eval("gen_server:call({rustelixir, Node}, {release, get(w)}).")

@@ -181,10 +181,18 @@ impl NativeServer {
     /// that exited, over the connection to `peer_name`: "down" (a resource holder is gone),
     /// "forged" (a monitor of the table, but not that process's or not from its node:
     /// ignored, and counted) or "unknown" (no monitor of the table).
-    fn monitor_exit(&self, reference: &crate::types::Reference, from_proc: &Bound<'_, PyAny>, peer_name: &str) -> &'static str {
+    fn monitor_exit(
+        &self,
+        py: Python<'_>,
+        reference: &crate::types::Reference,
+        from_proc: &Bound<'_, PyAny>,
+        peer_name: &str,
+    ) -> &'static str {
         // FromProc may be a registered name (a monitor by name): never a holder.
         let from = from_proc.extract::<PyRef<'_, crate::types::Pid>>().map(|p| holder(&p)).unwrap_or_default();
-        match self.inner.resources.monitor_down(&reference.to_etf(), &from, peer_name.as_bytes()) {
+        let reference = reference.to_etf();
+        // Without the GIL: a resource's `down` may run here.
+        match py.detach(|| self.inner.resources.monitor_down(&reference, &from, peer_name.as_bytes())) {
             rustelixir_nif::resource::MonitorExit::Down => "down",
             rustelixir_nif::resource::MonitorExit::Forged => "forged",
             rustelixir_nif::resource::MonitorExit::Unknown => "unknown",

@@ -61,8 +61,17 @@ pub const OPCODES: &[(&str, u8)] = &[
 
 /// `{MONITOR_P, FromPid, ToProc, Ref}`, each part already encoded (no version bytes).
 pub fn monitor_p(from_pid: &[u8], to_proc: &[u8], reference: &[u8]) -> Vec<u8> {
+    monitor_control(MONITOR_P, from_pid, to_proc, reference)
+}
+
+/// `{DEMONITOR_P, FromPid, ToProc, Ref}`, as `monitor_p`.
+pub fn demonitor_p(from_pid: &[u8], to_proc: &[u8], reference: &[u8]) -> Vec<u8> {
+    monitor_control(DEMONITOR_P, from_pid, to_proc, reference)
+}
+
+fn monitor_control(op: u8, from_pid: &[u8], to_proc: &[u8], reference: &[u8]) -> Vec<u8> {
     let mut control = Vec::with_capacity(4 + from_pid.len() + to_proc.len() + reference.len());
-    control.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 4, etf::tags::SMALL_INTEGER_EXT, MONITOR_P]);
+    control.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 4, etf::tags::SMALL_INTEGER_EXT, op]);
     control.extend_from_slice(from_pid);
     control.extend_from_slice(to_proc);
     control.extend_from_slice(reference);

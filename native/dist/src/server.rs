@@ -174,6 +174,12 @@ impl Messenger for ServerMessenger {
     fn send(&self, to: &[u8], message: &[u8]) -> i32 {
         self.0.upgrade().map_or(HOST_NOCONNECTION, |server| server.send_to(to, message))
     }
+    fn monitor(&self, pid: &[u8], reference: &[u8]) -> i32 {
+        self.0.upgrade().map_or(HOST_NOCONNECTION, |server| server.control_to(pid, reference, control::monitor_p))
+    }
+    fn demonitor(&self, pid: &[u8], reference: &[u8]) -> i32 {
+        self.0.upgrade().map_or(HOST_NOCONNECTION, |server| server.control_to(pid, reference, control::demonitor_p))
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -224,6 +230,17 @@ impl Server {
         let mut control = Vec::with_capacity(64);
         frame::send_control(&peer.config, &self.config.pid, to, &mut control);
         match peer.send_message(&control, message) {
+            Ok(()) => HOST_OK,
+            Err(_) => HOST_NOCONNECTION,
+        }
+    }
+
+    /// A MONITOR_P or DEMONITOR_P (`make(from, to, reference)`) from the server's pid to the
+    /// process `pid`, over the connection to its node: a `HOST_*` status.
+    fn control_to(&self, pid: &[u8], reference: &[u8], make: fn(&[u8], &[u8], &[u8]) -> Vec<u8>) -> i32 {
+        let Some(node) = pid_node(pid) else { return HOST_BADARG };
+        let Some(peer) = self.peer(&node) else { return HOST_NOCONNECTION };
+        match peer.send_message(&make(&self.config.pid, pid, reference), &[]) {
             Ok(()) => HOST_OK,
             Err(_) => HOST_NOCONNECTION,
         }

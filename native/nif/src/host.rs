@@ -69,6 +69,15 @@ pub struct Host {
     pub sender_send: unsafe extern "C" fn(sender: *const c_void, to: Slice, message: Slice) -> i32,
     /// Lets go of a sender (once).
     pub sender_drop: unsafe extern "C" fn(sender: *const c_void),
+    /// Makes the resource `resource` monitor the process `pid` (encoded, no version byte):
+    /// its type's `down` runs once when that process exits or its node disconnects, unless
+    /// the resource is freed first or the monitor removed. Writes the monitor reference's id
+    /// words (of this node) to `ids`: `HOST_OK`, `HOST_BADRESOURCE`, `HOST_BADARG` (not a
+    /// pid) or `HOST_NOCONNECTION`.
+    pub monitor: unsafe extern "C" fn(host: *const Host, resource: *const RefParts, pid: Slice, ids: *mut u32) -> i32,
+    /// Removes a monitor `monitor` made: `HOST_OK`, or `HOST_BADRESOURCE` when there is no
+    /// such monitor (any more).
+    pub demonitor: unsafe extern "C" fn(host: *const Host, monitor: *const RefParts) -> i32,
 }
 
 /// The node's side of messages from natives: sends `message` to the process `to` (both
@@ -76,6 +85,11 @@ pub struct Host {
 /// `HOST_*` status. The node passes one with every call (`ResourceTable::with_host`).
 pub trait Messenger: Send + Sync {
     fn send(&self, to: &[u8], message: &[u8]) -> i32;
+    /// Monitors the process `pid` (MONITOR_P from the node's server) under `reference`
+    /// (both encoded): its exit comes back as a MONITOR_P_EXIT for the resource table.
+    fn monitor(&self, pid: &[u8], reference: &[u8]) -> i32;
+    /// Removes the monitor `reference` of `pid` (DEMONITOR_P).
+    fn demonitor(&self, pid: &[u8], reference: &[u8]) -> i32;
 }
 
 /// A node that sends nothing (a table used on its own, in tests): every send is
@@ -84,6 +98,12 @@ pub struct NoMessenger;
 
 impl Messenger for NoMessenger {
     fn send(&self, _to: &[u8], _message: &[u8]) -> i32 {
+        HOST_NOCONNECTION
+    }
+    fn monitor(&self, _pid: &[u8], _reference: &[u8]) -> i32 {
+        HOST_NOCONNECTION
+    }
+    fn demonitor(&self, _pid: &[u8], _reference: &[u8]) -> i32 {
         HOST_NOCONNECTION
     }
 }
@@ -122,6 +142,30 @@ impl RefParts {
             nids: reference.ids.len(),
         }
     }
+
+    /// The id words.
+    ///
+    /// # Safety
+    /// `ids` points to `nids` words alive for the lifetime chosen.
+    pub unsafe fn id_words<'a>(&self) -> &'a [u32] {
+        if self.nids == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(self.ids, self.nids)
+        }
+    }
+
+    /// The reference, owned.
+    ///
+    /// # Safety
+    /// As `id_words`, and `node` is readable for the call.
+    pub unsafe fn to_reference(&self) -> etf::Reference {
+        etf::Reference {
+            node: etf::Atom(String::from_utf8_lossy(self.node.as_bytes()).into_owned()),
+            creation: self.creation,
+            ids: self.id_words().to_vec(),
+        }
+    }
 }
 
 /// A resource type, as the crate that made its objects describes it to the node.
@@ -140,6 +184,10 @@ pub struct ResourceType {
     pub release: unsafe extern "C" fn(object: *const c_void),
     /// The object's `Resource::size`.
     pub size: unsafe extern "C" fn(object: *const c_void) -> usize,
+    /// The object's `Resource::down`: a process it monitors (`pid`, encoded) exited, or its
+    /// node disconnected; `monitor` is the monitor's reference. Runs with `host` as the
+    /// crate's current host (messages and resources work inside it), never unwinding.
+    pub down: unsafe extern "C" fn(object: *const c_void, host: *const Host, pid: Slice, monitor: *const RefParts),
 }
 
 // Immutable once made, and leaked: lives as long as the crate's code.
@@ -223,6 +271,16 @@ unsafe extern "C" fn size<T: Resource>(object: *const c_void) -> usize {
     catch_unwind(AssertUnwindSafe(|| (*(object as *const T)).size())).unwrap_or(0)
 }
 
+// A panicking `down` is the crate's bug; the node goes on.
+unsafe extern "C" fn down<T: Resource>(object: *const c_void, host: *const Host, pid: Slice, monitor: *const RefParts) {
+    with_current(host, || {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let Some(pid) = crate::message::decode_pid(pid.as_bytes()) else { return };
+            (*(object as *const T)).down(pid, (*monitor).to_reference());
+        }));
+    });
+}
+
 /// The description of `T`, made once per type by this copy of the crate (and leaked: the
 /// node's table points at it for as long as one of its objects lives).
 pub fn resource_type<T: Resource>() -> &'static ResourceType {
@@ -242,6 +300,7 @@ pub fn resource_type<T: Resource>() -> &'static ResourceType {
             retain: retain::<T>,
             release: release::<T>,
             size: size::<T>,
+            down: down::<T>,
         }))
     });
     CACHE.with(|c| c.borrow_mut().insert(id, ty));

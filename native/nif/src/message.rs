@@ -89,7 +89,7 @@ fn stream_item(tag: &[u8], item: &(impl Encoder + ?Sized)) -> Result<Vec<u8>, Se
     Ok(out)
 }
 
-fn decode_pid(bytes: &[u8]) -> Option<Pid> {
+pub(crate) fn decode_pid(bytes: &[u8]) -> Option<Pid> {
     Term::decode_bytes(bytes).ok().and_then(|t| t.as_pid().cloned())
 }
 

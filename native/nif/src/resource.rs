@@ -45,6 +45,12 @@ pub trait Resource: Send + Sync + 'static {
     fn size(&self) -> usize {
         0
     }
+
+    /// A process this object monitors (`ResourceArc::monitor`) exited, or its node
+    /// disconnected: called once per monitor, on a thread of the node that reads that
+    /// node's connection (so keep it short), with a host (so `send` and resources work).
+    /// Not called once the object is freed.
+    fn down(&self, _pid: Pid, _monitor: Reference) {}
 }
 
 /// A holder: a BEAM pid, by its encoding (no version byte).
@@ -58,6 +64,16 @@ struct Entry {
     object: *const c_void,
     ty: &'static ResourceType,
     holders: HashSet<Holder>,
+    /// The monitors it made (`watches` keys).
+    monitors: Vec<Key>,
+}
+
+/// A process a resource monitors (`ResourceArc::monitor`), under a monitor reference.
+struct Watch {
+    resource: Key,
+    pid: Holder,
+    /// How the `down` of the resource sends (the node's, from the call that made it).
+    messenger: Arc<dyn Messenger>,
 }
 
 // The object is a `Resource` (Send + Sync) behind a counted pointer.
@@ -116,6 +132,8 @@ pub struct ResourceTable {
     shards: Vec<RwLock<HashMap<Key, Entry>>>,
     holders: Mutex<HashMap<Holder, HolderState>>,
     monitors: Mutex<HashMap<Key, Holder>>,
+    /// Processes resources monitor, by monitor reference.
+    watches: Mutex<HashMap<Key, Watch>>,
     counts: Mutex<HashMap<&'static str, TypeCounts>>,
     limits: RwLock<Limits>,
 }
@@ -224,6 +242,7 @@ impl ResourceTable {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             holders: Mutex::new(HashMap::new()),
             monitors: Mutex::new(HashMap::new()),
+            watches: Mutex::new(HashMap::new()),
             counts: Mutex::new(HashMap::new()),
             limits: RwLock::new(limits),
         }
@@ -286,6 +305,8 @@ impl ResourceTable {
             sender: host_sender,
             sender_send: host::sender_send,
             sender_drop: host::sender_drop,
+            monitor: host_monitor,
+            demonitor: host_demonitor,
         };
         let result = host::with_current(&host, || f(&host));
         (result, state.touched.get())
@@ -314,7 +335,7 @@ impl ResourceTable {
                 holders.insert(caller.clone());
                 lock(&self.holders).entry(caller.clone()).or_insert_with(HolderState::new).resources.insert(reference.ids.clone());
             }
-            shard.insert(reference.ids.clone(), Entry { object, ty, holders });
+            shard.insert(reference.ids.clone(), Entry { object, ty, holders, monitors: Vec::new() });
             break reference;
         };
         let mut counts = lock(&self.counts);
@@ -388,6 +409,13 @@ impl ResourceTable {
 
     fn freed(&self, entry: Entry) {
         self.live.fetch_sub(1, Ordering::Relaxed);
+        if !entry.monitors.is_empty() {
+            // Its monitors end with it (a late exit is then no monitor of the table's).
+            let mut watches = lock(&self.watches);
+            for m in &entry.monitors {
+                watches.remove(m);
+            }
+        }
         let mut counts = lock(&self.counts);
         // SAFETY: the crate that described the type stays loaded.
         let c = counts.entry(unsafe { entry.ty.name() }).or_default();
@@ -439,7 +467,10 @@ impl ResourceTable {
     pub fn monitor_down(&self, reference: &Reference, from_proc: &[u8], peer_node: &[u8]) -> MonitorExit {
         let Some(k) = self.key(reference) else { return MonitorExit::Unknown };
         let mut monitors = lock(&self.monitors);
-        let Some(holder) = monitors.get(&k) else { return MonitorExit::Unknown };
+        let Some(holder) = monitors.get(&k) else {
+            drop(monitors);
+            return self.watch_down(&k, reference, from_proc, peer_node);
+        };
         let from_holder = canonical_holder(from_proc).is_some_and(|exited| exited == *holder);
         let from_its_node = holder_node(holder).is_some_and(|node| node.as_bytes() == peer_node);
         if !(from_holder && from_its_node) {
@@ -453,17 +484,92 @@ impl ResourceTable {
         MonitorExit::Down
     }
 
+    /// A MONITOR_P_EXIT for a resource's monitor `k` (see `monitor_down`): only the watched
+    /// process, over its own node's connection, ends it.
+    fn watch_down(&self, k: &Key, reference: &Reference, from_proc: &[u8], peer_node: &[u8]) -> MonitorExit {
+        let genuine = {
+            let watches = lock(&self.watches);
+            let Some(watch) = watches.get(k) else { return MonitorExit::Unknown };
+            canonical_holder(from_proc).is_some_and(|exited| exited == watch.pid)
+                && holder_node(&watch.pid).is_some_and(|node| node.as_bytes() == peer_node)
+        };
+        if !genuine {
+            self.forged_exits.fetch_add(1, Ordering::Relaxed);
+            return MonitorExit::Forged;
+        }
+        if let Some(watch) = self.unwatch(k) {
+            self.fire_down(&watch, reference);
+        }
+        MonitorExit::Down
+    }
+
+    /// Makes the resource `resource` monitor `pid` (as its `messenger` sends): the monitor's
+    /// reference, or the `HOST_*` why not.
+    fn watch(&self, resource: &Key, pid: &Holder, messenger: &Arc<dyn Messenger>) -> Result<Reference, i32> {
+        let mut shard = write(self.shard(resource));
+        let entry = shard.get_mut(resource).ok_or(HOST_BADRESOURCE)?;
+        let mut watches = lock(&self.watches);
+        let reference = loop {
+            let reference = self.new_ref();
+            if !watches.contains_key(&reference.ids) && !lock(&self.monitors).contains_key(&reference.ids) {
+                break reference;
+            }
+        };
+        let watch = Watch { resource: resource.clone(), pid: pid.clone(), messenger: messenger.clone() };
+        watches.insert(reference.ids.clone(), watch);
+        entry.monitors.push(reference.ids.clone());
+        Ok(reference)
+    }
+
+    /// Removes the monitor `k`: what it watched, if it was one.
+    fn unwatch(&self, k: &Key) -> Option<Watch> {
+        let watch = lock(&self.watches).remove(k)?;
+        if let Some(entry) = write(self.shard(&watch.resource)).get_mut(&watch.resource) {
+            entry.monitors.retain(|m| m != k);
+        }
+        Some(watch)
+    }
+
+    /// Runs the `down` of the resource `watch` was for (if it still lives), outside the
+    /// table's locks, with a host of its own.
+    fn fire_down(&self, watch: &Watch, monitor: &Reference) {
+        let (ty, object) = {
+            let shard = read(self.shard(&watch.resource));
+            let Some(entry) = shard.get(&watch.resource) else { return };
+            // SAFETY: the entry holds a count of the object, under the shard's lock.
+            unsafe { (entry.ty.retain)(entry.object) };
+            (entry.ty, entry.object)
+        };
+        let call = CallInfo { caller: None, tag: None, messenger: Some(&watch.messenger) };
+        self.with_host(&call, |host| {
+            // SAFETY: our count of the object; the type's crate stays loaded.
+            unsafe {
+                (ty.down)(object, host, Slice::new(&watch.pid), &RefParts::of(monitor));
+                (ty.release)(object);
+            }
+        });
+    }
+
     /// MONITOR_P_EXITs ignored as forged (`MonitorExit::Forged`) since the table was made.
     pub fn forged_exits(&self) -> u64 {
         self.forged_exits.load(Ordering::Relaxed)
     }
 
-    /// Every holder on `node` is gone (the node disconnected).
+    /// Every holder on `node` is gone (the node disconnected), and every process there that
+    /// a resource monitors is down.
     pub fn node_down(&self, node: &str) {
         let gone: Vec<Holder> =
             lock(&self.holders).keys().filter(|h| holder_node(h).as_deref() == Some(node)).cloned().collect();
         for holder in gone {
             self.holder_gone(&holder);
+        }
+        let watched: Vec<Key> =
+            lock(&self.watches).iter().filter(|(_, w)| holder_node(&w.pid).as_deref() == Some(node)).map(|(k, _)| k.clone()).collect();
+        for k in watched {
+            if let Some(watch) = self.unwatch(&k) {
+                let monitor = Reference { node: Atom(self.node.clone()), creation: self.creation, ids: k };
+                self.fire_down(&watch, &monitor);
+            }
         }
     }
 
@@ -593,8 +699,7 @@ unsafe extern "C" fn host_lookup(host: *const Host, reference: *const RefParts, 
     let state = &*((*host).context as *const CallState<'_>);
     let caller = state.caller();
     let r = &*reference;
-    let ids = if r.nids == 0 { &[][..] } else { std::slice::from_raw_parts(r.ids, r.nids) };
-    match state.table.key_of(r.node.as_bytes(), r.creation, ids) {
+    match state.table.key_of(r.node.as_bytes(), r.creation, r.id_words()) {
         Some(key) => state.table.lookup(&key, &*ty, caller, &mut *found),
         None => HOST_BADRESOURCE,
     }
@@ -606,6 +711,38 @@ unsafe extern "C" fn host_send(host: *const Host, to: Slice, message: Slice) -> 
         Some(m) => catch_unwind(AssertUnwindSafe(|| m.send(to.as_bytes(), message.as_bytes()))).unwrap_or(HOST_BADARG),
         None => HOST_NOCONNECTION,
     }
+}
+
+unsafe extern "C" fn host_monitor(host: *const Host, resource: *const RefParts, pid: Slice, ids: *mut u32) -> i32 {
+    let state = &*((*host).context as *const CallState<'_>);
+    let r = &*resource;
+    let Some(key) = state.table.key_of(r.node.as_bytes(), r.creation, r.id_words()) else { return HOST_BADRESOURCE };
+    let Some(pid) = canonical_holder(pid.as_bytes()) else { return HOST_BADARG };
+    let Some(messenger) = state.messenger else { return HOST_NOCONNECTION };
+    let reference = match state.table.watch(&key, &pid, messenger) {
+        Ok(reference) => reference,
+        Err(status) => return status,
+    };
+    let mut encoded = Vec::with_capacity(32);
+    etf::encode::put_reference(&mut encoded, &reference).expect("a reference of this node");
+    let status = catch_unwind(AssertUnwindSafe(|| messenger.monitor(&pid, &encoded))).unwrap_or(HOST_BADARG);
+    if status != HOST_OK {
+        state.table.unwatch(&reference.ids);
+        return status;
+    }
+    std::ptr::copy_nonoverlapping(reference.ids.as_ptr(), ids, 3);
+    HOST_OK
+}
+
+unsafe extern "C" fn host_demonitor(host: *const Host, monitor: *const RefParts) -> i32 {
+    let state = &*((*host).context as *const CallState<'_>);
+    let m = &*monitor;
+    let Some(key) = state.table.key_of(m.node.as_bytes(), m.creation, m.id_words()) else { return HOST_BADRESOURCE };
+    let Some(watch) = state.table.unwatch(&key) else { return HOST_BADRESOURCE };
+    let mut encoded = Vec::with_capacity(32);
+    etf::encode::put_reference(&mut encoded, &m.to_reference()).expect("a reference of this node");
+    let _ = catch_unwind(AssertUnwindSafe(|| watch.messenger.demonitor(&watch.pid, &encoded)));
+    HOST_OK
 }
 
 unsafe extern "C" fn host_sender(host: *const Host) -> *const c_void {
@@ -668,6 +805,29 @@ impl<T: Resource> ResourceArc<T> {
 
     pub fn reference(&self) -> &Reference {
         &self.reference
+    }
+
+    /// Makes this resource monitor the process `pid`: `T::down(pid, monitor)` runs once when
+    /// it exits (at once if it already has) or its node disconnects, unless the resource is
+    /// freed first or `demonitor` is called (Rustler's `monitor`). The monitor's reference;
+    /// None outside a native's call, when `pid`'s node is not connected, or when the
+    /// resource is no longer live.
+    pub fn monitor(&self, pid: &Pid) -> Option<Reference> {
+        let host = host::current_host()?;
+        let mut encoded = Vec::with_capacity(32);
+        etf::encode::put_pid(&mut encoded, pid).ok()?;
+        let mut ids = [0u32; 3];
+        // SAFETY: the host of the running call, pointers alive for the call.
+        let status = unsafe { (host.monitor)(host, &RefParts::of(&self.reference), Slice::new(&encoded), ids.as_mut_ptr()) };
+        (status == HOST_OK).then(|| Reference { node: self.reference.node.clone(), creation: self.reference.creation, ids: ids.to_vec() })
+    }
+
+    /// Removes a monitor `monitor` made; false when there is none (it fired, was removed, or
+    /// the resource was freed) or outside a native's call.
+    pub fn demonitor(&self, monitor: &Reference) -> bool {
+        let Some(host) = host::current_host() else { return false };
+        // SAFETY: as in `monitor`.
+        unsafe { (host.demonitor)(host, &RefParts::of(monitor)) == HOST_OK }
     }
 }
 

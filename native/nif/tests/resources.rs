@@ -2,11 +2,12 @@
 //! exits, disconnects, release and share, and that nothing stays behind (a leak check).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use rustelixir_nif::etf::{self, Atom, Pid, Term};
+use rustelixir_nif::etf::{self, Atom, Pid, Reference, Term};
 use rustelixir_nif::resource::{holder_of, Limits, MonitorExit, ResourceTable};
 use rustelixir_nif::host::{self, Found, RefParts, ResourceType, HOST_OK, HOST_WRONG_TYPE};
-use rustelixir_nif::{call_entry, natives, CallInfo, Resource, ResourceArc};
+use rustelixir_nif::{call_entry, natives, CallInfo, Messenger, Resource, ResourceArc};
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -45,13 +46,54 @@ fn tag_use(_t: ResourceArc<Tag>) -> bool {
     true
 }
 
-natives!(NATIVES = [quick probe_new, quick probe_use, quick tag_new, quick tag_use]);
+/// A type that monitors processes; its `down`s are recorded (the monitors test's own type).
+struct Watcher;
+
+static DOWNS: Mutex<Vec<(Pid, Reference)>> = Mutex::new(Vec::new());
+
+impl Resource for Watcher {
+    const TYPE_NAME: &'static str = "watcher";
+    fn down(&self, pid: Pid, monitor: Reference) {
+        DOWNS.lock().unwrap().push((pid, monitor));
+    }
+}
+
+fn watcher_new() -> ResourceArc<Watcher> {
+    ResourceArc::new(Watcher)
+}
+
+fn watch(w: ResourceArc<Watcher>, pid: Pid) -> Option<Reference> {
+    w.monitor(&pid)
+}
+
+natives!(NATIVES = [quick probe_new, quick probe_use, quick tag_new, quick tag_use, quick watcher_new, quick watch]);
+
+/// A node whose monitors always go out: it records them.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Vec<u8>>>);
+
+impl Messenger for Recorder {
+    fn send(&self, _to: &[u8], _message: &[u8]) -> i32 {
+        HOST_OK
+    }
+    fn monitor(&self, pid: &[u8], _reference: &[u8]) -> i32 {
+        self.0.lock().unwrap().push(pid.to_vec());
+        HOST_OK
+    }
+    fn demonitor(&self, _pid: &[u8], _reference: &[u8]) -> i32 {
+        HOST_OK
+    }
+}
 
 fn pid(node: &str, id: u32) -> Pid {
     Pid { node: Atom::new(node), id, serial: 0, creation: 1 }
 }
 
 fn call(table: &ResourceTable, name: &str, args: &[Term], caller: &Pid) -> Term {
+    call_with(table, name, args, caller, None)
+}
+
+fn call_with(table: &ResourceTable, name: &str, args: &[Term], caller: &Pid, messenger: Option<&Arc<dyn Messenger>>) -> Term {
     let entry = NATIVES.entries().iter().find(|e| e.name() == name).unwrap();
     let encoded: Vec<Vec<u8>> = args
         .iter()
@@ -63,7 +105,8 @@ fn call(table: &ResourceTable, name: &str, args: &[Term], caller: &Pid) -> Term 
         .collect();
     let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
     let holder = holder_of(caller);
-    let (reply, _) = table.with_host(&CallInfo::from_caller(Some(&holder)), |host| call_entry(entry, &slices, None, host));
+    let info = CallInfo { caller: Some(&holder), tag: None, messenger };
+    let (reply, _) = table.with_host(&info, |host| call_entry(entry, &slices, None, host));
     etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0
 }
 
@@ -174,6 +217,7 @@ fn two_tables_are_two_and_types_are_told_apart_by_their_crate() {
         retain: ours.retain,
         release: ours.release,
         size: ours.size,
+        down: ours.down,
     };
     let reference = reference(&r);
     let lookup = |ty: &ResourceType| {
@@ -193,4 +237,36 @@ fn two_tables_are_two_and_types_are_told_apart_by_their_crate() {
     assert_eq!(lookup(ours).0, HOST_OK);
     assert!(one.release(&reference, &holder_of(&a)));
     assert!(one.info(&reference).is_none());
+}
+
+#[test]
+fn a_resource_hears_only_of_genuine_exits_of_the_processes_it_monitors() {
+    let table = ResourceTable::new("node@h", 7, Limits::default());
+    let recorder = Arc::new(Recorder::default());
+    let messenger: Arc<dyn Messenger> = recorder.clone();
+    let (owner, a, b) = (pid("c@h", 1), pid("a@h", 2), pid("b@h", 3));
+    let w = ok_value(call_with(&table, "watcher_new", &[], &owner, Some(&messenger)));
+    let watch = |p: &Pid| {
+        let monitor = ok_value(call_with(&table, "watch", &[w.clone(), Term::Pid(Box::new(p.clone()))], &owner, Some(&messenger)));
+        monitor.as_reference().cloned().expect("a monitor")
+    };
+    let (on_a, on_b) = (watch(&a), watch(&b));
+    assert_eq!(*recorder.0.lock().unwrap(), vec![holder_of(&a), holder_of(&b)]); // MONITOR_P sent for each
+    // Without a node to send the MONITOR_P, there is no monitor.
+    assert_eq!(ok_value(call(&table, "watch", &[w.clone(), Term::Pid(Box::new(a.clone()))], &owner)), Term::atom("nil"));
+    let downs = || DOWNS.lock().unwrap().iter().filter(|(_, m)| m == &on_a || m == &on_b).count();
+
+    // Forged: another process than the one watched, or the right one over another connection.
+    assert_eq!(table.monitor_down(&on_a, &holder_of(&b), b"a@h"), MonitorExit::Forged);
+    assert_eq!(table.monitor_down(&on_a, &holder_of(&a), b"b@h"), MonitorExit::Forged);
+    assert_eq!(downs(), 0);
+    // Genuine: once.
+    assert_eq!(table.monitor_down(&on_a, &holder_of(&a), b"a@h"), MonitorExit::Down);
+    assert_eq!(DOWNS.lock().unwrap().iter().filter(|(p, m)| p == &a && m == &on_a).count(), 1);
+    assert_eq!(table.monitor_down(&on_a, &holder_of(&a), b"a@h"), MonitorExit::Unknown);
+    // b's node disconnects: b is down.
+    table.node_down("b@h");
+    assert_eq!(DOWNS.lock().unwrap().iter().filter(|(p, m)| p == &b && m == &on_b).count(), 1);
+    assert_eq!(downs(), 2);
+    assert_eq!(table.forged_exits(), 2);
 }

@@ -140,7 +140,35 @@ fn test_is_even(n: i64) -> bool {
     n % 2 == 0
 }
 
+/// A resource that monitors processes and reports each one's exit to `report_to`.
+struct Watcher {
+    report_to: Pid,
+}
+
+impl Resource for Watcher {
+    const TYPE_NAME: &'static str = "watcher";
+
+    fn down(&self, pid: Pid, monitor: Reference) {
+        let _ = rustelixir_nif::send(&self.report_to, &(Atom::new("down"), pid, monitor));
+    }
+}
+
+fn test_watcher_new(report_to: Pid) -> ResourceArc<Watcher> {
+    ResourceArc::new(Watcher { report_to })
+}
+
+fn test_watch(watcher: ResourceArc<Watcher>, pid: Pid) -> Option<Reference> {
+    watcher.monitor(&pid)
+}
+
+fn test_unwatch(watcher: ResourceArc<Watcher>, monitor: Reference) -> bool {
+    watcher.demonitor(&monitor)
+}
+
 natives!(TEST_NATIVES = [
+    quick test_watcher_new,
+    quick test_watch,
+    quick test_unwatch,
     quick test_emit,
     slow test_emit_slow,
     quick test_send,
