@@ -55,24 +55,48 @@ LIB_RS = """\
 //! Natives served by rustelixir: `rustelixir serve --name py@127.0.0.1 --module {name}`,
 //! then from iex: `GenServer.call({{:rustelixir, :"py@127.0.0.1"}}, {{:hello, "world"}})`.
 
-use pyo3::prelude::*;
-use rustelixir_nif::natives;
+use std::sync::atomic::{{AtomicI64, Ordering}};
+
+use rustelixir_nif::{{natives, Resource, ResourceArc}};
 
 /// `{{:hello, name}}` -> `{{:ok, "hello, " <> name}}`
 fn hello(name: String) -> String {{
     format!("hello, {{name}}")
 }}
 
+/// A counter that lives in the node between calls (a resource): the caller gets a
+/// reference, passes it back in later calls, and it is dropped when no process holds it.
+struct Counter(AtomicI64);
+
+impl Resource for Counter {{
+    const TYPE_NAME: &'static str = "counter";
+}}
+
+/// `{{:counter_new, start}}` -> `{{:ok, counter}}`
+fn counter_new(start: i64) -> ResourceArc<Counter> {{
+    ResourceArc::new(Counter(AtomicI64::new(start)))
+}}
+
+/// `{{:counter_add, counter, n}}` -> `{{:ok, new value}}`
+fn counter_add(counter: ResourceArc<Counter>, n: i64) -> i64 {{
+    counter.0.fetch_add(n, Ordering::Relaxed) + n
+}}
+
+/// `{{:count_to, n}}` -> `{{:ok, n}}`, streaming 1..n to the caller first (progress:
+/// `RustElixir.stream(node, :count_to, [n])` in Elixir).
+fn count_to(n: u64) -> u64 {{
+    for i in 1..=n {{
+        let _ = rustelixir_nif::emit(&i);
+    }}
+    n
+}}
+
 // One line registers every native: `quick` ones run inline on the connection's thread,
 // `slow` ones on the worker pool (check `rustelixir_nif::cancelled()` in long loops).
-natives!(NATIVES = [quick hello]);
+natives!(NATIVES = [quick hello, quick counter_new, quick counter_add, slow count_to]);
 
-#[pymodule]
-fn {name}(m: &Bound<'_, PyModule>) -> PyResult<()> {{
-    // The node finds the natives through this address (a C ABI table; no Python on calls).
-    m.add("__rustelixir_natives__", &NATIVES as *const rustelixir_nif::NativeTable as usize)?;
-    Ok(())
-}}
+// The Python module `rustelixir serve --module {name}` imports to find the natives.
+rustelixir_nif::python_module!({name}, NATIVES);
 """
 
 TEST_PY = """\
@@ -83,13 +107,17 @@ from rustelixir import Atom
 from rustelixir._native import call_native, register_native_table
 
 
-def test_hello() -> None:
+def test_natives() -> None:
     assert ("hello", 1, False) in register_native_table({name}.__rustelixir_natives__)
     assert call_native("hello", (b"world",)) == (Atom("ok"), b"hello, world")
     assert call_native("hello", (42,)) == (
         Atom("error"),
         (Atom("badarg"), 1, b"expected a binary, got an integer"),
     )
+    ok, counter = call_native("counter_new", (10,))
+    assert ok == Atom("ok")
+    assert call_native("counter_add", (counter, 5)) == (Atom("ok"), 15)
+    assert call_native("count_to", (3,)) == (Atom("ok"), 3)
 """
 
 README_MD = """\
@@ -109,7 +137,9 @@ iex> GenServer.call({{:rustelixir, :"py@127.0.0.1"}}, {{:hello, "world"}})
 
 Add a native: write a typed function (arguments and results convert through
 `rustelixir_nif::Decoder` / `Encoder`; return `T` or `Result<T, E>`) and name it in the
-`natives!` line. `python -m pytest tests` checks the crate from Python.
+`natives!` line. `Counter` shows a resource (native data the caller holds by reference),
+`count_to` a native streaming progress to its caller. `python -m pytest tests` checks the
+crate from Python.
 """
 
 

@@ -8,12 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from beamnodes import ServedNode, unique_name
+from beamnodes import TEST_NATIVES, ServedNode, unique_name
 from conftest import IN_CI
 
 pytestmark = [pytest.mark.beam, pytest.mark.slow]
@@ -75,37 +76,61 @@ def elixir_calls(node: ServedNode, script: str) -> list[str]:
     return result.stdout.strip().splitlines()
 
 
-@pytest.fixture()
-def served_crate(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServedNode, Path]]:
-    crate, module = request.param
-    if crate == "scaffold":
-        created = subprocess.run(
-            [sys.executable, "-m", "rustelixir", "new", module, "--directory", str(tmp_path)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert "created" in created.stdout
-        crate_dir = tmp_path / module
-    else:
-        crate_dir = tmp_path / "crate"
-        shutil.copytree(ROOT / crate, crate_dir)
-        cargo = crate_dir / "Cargo.toml"
-        cargo.write_text(cargo.read_text().replace("../../native/nif", str(ROOT / "native" / "nif")))
-    site = tmp_path / "site"
-    build(crate_dir, site)
-    run_crate_tests(crate_dir, site)
-    node = ServedNode(tmp_path / "logs", cookie=COOKIE, extra=["--module", module],
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Path]:
+    """Builds a crate once for the module (`rustelixir new MODULE` for "scaffold", else a
+    copy of the repository's `crate`), runs its own tests, and installs it into a site
+    directory shared by the module's crates: `built(crate, module)` is that directory."""
+    site = tmp_path_factory.mktemp("site") / "site"
+    done: set[str] = set()
+
+    def get(crate: str, module: str) -> Path:
+        if module in done:
+            return site
+        tmp = tmp_path_factory.mktemp(module)
+        if crate == "scaffold":
+            created = subprocess.run(
+                [sys.executable, "-m", "rustelixir", "new", module, "--directory", str(tmp)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert "created" in created.stdout
+            crate_dir = tmp / module
+        else:
+            crate_dir = tmp / "crate"
+            shutil.copytree(ROOT / crate, crate_dir)
+            cargo = crate_dir / "Cargo.toml"
+            cargo.write_text(cargo.read_text().replace("../../native/nif", str(ROOT / "native" / "nif")))
+        build(crate_dir, site)
+        run_crate_tests(crate_dir, site)
+        done.add(module)
+        return site
+
+    return get
+
+
+@contextmanager
+def serving(site: Path, logs: Path, *modules: str, extra: tuple[str, ...] = ()) -> Iterator[ServedNode]:
+    args = [arg for module in modules for arg in ("--module", module)]
+    node = ServedNode(logs, cookie=COOKIE, extra=[*args, *extra],
                       env={"PYTHONPATH": os.pathsep.join([str(site), str(ROOT / "tests")])})  # fmt: skip
     try:
-        yield node, crate_dir
+        yield node
     finally:
         node.stop()
 
 
+@pytest.fixture()
+def served_crate(request: pytest.FixtureRequest, built: Callable[[str, str], Path], tmp_path: Path) -> Iterator[ServedNode]:
+    crate, module = request.param
+    with serving(built(crate, module), tmp_path / "logs", module) as node:
+        yield node
+
+
 @pytest.mark.parametrize("served_crate", [("scaffold", "hello_natives")], indirect=True)
-def test_scaffolded_crate_is_served_to_elixir(served_crate: tuple[ServedNode, Path]) -> None:
-    node, _ = served_crate
+def test_scaffolded_crate_is_served_to_elixir(served_crate: ServedNode) -> None:
+    node = served_crate
     assert elixir_calls(
         node,
         """
@@ -113,13 +138,26 @@ def test_scaffolded_crate_is_served_to_elixir(served_crate: tuple[ServedNode, Pa
         IO.inspect(GenServer.call({:rustelixir, node}, {:hello, 42}))
         {:ok, functions} = GenServer.call({:rustelixir, node}, :functions)
         IO.inspect(Keyword.get(functions, :hello))
+        {:ok, counter} = GenServer.call({:rustelixir, node}, {:counter_new, 40})
+        IO.inspect(GenServer.call({:rustelixir, node}, {:counter_add, counter, 2}))
+        IO.inspect(GenServer.call({:rustelixir, node}, {:resource_info, counter}) |> elem(1) |> Map.get(:type))
+        tag = make_ref()
+        send({:rustelixir, node}, {:"$gen_call", {self(), tag}, {:count_to, 3}})
+        IO.inspect(for _ <- 1..4, do: receive(do: ({:rustelixir_stream, ^tag, i} -> i; {^tag, reply} -> reply)))
         """,
-    ) == ['{:ok, "hello, world"}', '{:error, {:badarg, 1, "expected a binary, got an integer"}}', "1"]
+    ) == [
+        '{:ok, "hello, world"}',
+        '{:error, {:badarg, 1, "expected a binary, got an integer"}}',
+        "1",
+        "{:ok, 42}",
+        ":counter",
+        "[1, 2, 3, {:ok, 3}]",
+    ]
 
 
 @pytest.mark.parametrize("served_crate", [("examples/rust_natives", "text_natives")], indirect=True)
-def test_example_crate_is_served_to_elixir(served_crate: tuple[ServedNode, Path]) -> None:
-    node, _ = served_crate
+def test_example_crate_is_served_to_elixir(served_crate: ServedNode) -> None:
+    node = served_crate
     assert elixir_calls(
         node,
         """
@@ -138,3 +176,44 @@ def test_example_crate_is_served_to_elixir(served_crate: tuple[ServedNode, Path]
         "{:ok, 1.5}",
         "{:ok, nil}",
     ]
+
+
+def test_two_crates_resources_live_in_one_node_each_dropped_by_its_own_code(
+    built: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    """The example crate's WordIndex and the test crate's Probe (each crate built as its own
+    extension, with its own copy of rustelixir-nif) in one node's table: counted by type,
+    held by the process that made them, each dropped by its own crate's code when that
+    process exits; the table's limit answers :overloaded to a crate's native."""
+    site = built("examples/rust_natives", "text_natives")
+    with serving(site, tmp_path / "logs", "text_natives", TEST_NATIVES, extra=("--max-resources", "20")) as node:
+        assert elixir_calls(
+            node,
+            """
+            call = fn req -> GenServer.call({:rustelixir, node}, req) end
+            parent = self()
+            holder = spawn(fn ->
+              {:ok, probe} = call.({:test_probe_new})
+              {:ok, index} = call.({:index_new})
+              {:ok, 2} = call.({:index_add, index, "a b"})
+              send(parent, {:made, probe, index})
+              receive do: (:stop -> :ok)
+            end)
+            {probe, index} = receive do: ({:made, p, i} -> {p, i})
+            live = fn -> {:ok, info} = call.(:info); t = info.resources.by_type; {t[:probe][:live], t[:word_index][:live]} end
+            IO.inspect(live.())
+            {:ok, %{type: type}} = call.({:resource_info, index})
+            IO.inspect(type)
+            {:ok, probes} = call.({:test_probes_dropped})
+            {:ok, indexes} = call.({:indexes_dropped})
+            send(holder, :stop)
+            Process.sleep(500)
+            {:ok, probes_after} = call.({:test_probes_dropped})
+            {:ok, indexes_after} = call.({:indexes_dropped})
+            IO.inspect({probes_after - probes, indexes_after - indexes, live.()})
+            IO.inspect(call.({:index_count, index, "a"}) == {:error, {:badresource, index}})
+            IO.inspect(call.({:test_probe_use, probe}) == {:error, {:badresource, probe}})
+            made = for _ <- 1..25, do: call.({:index_new})
+            IO.inspect({Enum.count(made, &match?({:ok, _}, &1)), Enum.count(made, &(&1 == {:error, :overloaded}))})
+            """,
+        ) == ["{1, 1}", ":word_index", "{1, 1, {0, 0}}", "true", "true", "{20, 5}"]

@@ -3,17 +3,81 @@
 //! the table's address. Serve with `rustelixir serve --name py@127.0.0.1 --module text_natives`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use pyo3::prelude::*;
-use rustelixir_nif::{natives, Atom, BadArg};
+use rustelixir_nif::resource::Overloaded;
+use rustelixir_nif::{natives, Atom, BadArg, Resource, ResourceArc};
 
-/// `{:word_count, text}` -> `{:ok, %{"word" => count}}` (words: runs of letters, lowercased).
+/// The words of `text`: runs of letters, lowercased.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).map(str::to_lowercase)
+}
+
+/// `{:word_count, text}` -> `{:ok, %{"word" => count}}`.
 fn word_count(text: String) -> HashMap<String, u64> {
     let mut counts = HashMap::new();
-    for word in text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()) {
-        *counts.entry(word.to_lowercase()).or_insert(0) += 1;
+    for word in words(&text) {
+        *counts.entry(word).or_insert(0) += 1;
     }
     counts
+}
+
+/// A word index kept in the node between calls: a resource. Its caller gets a reference,
+/// passes it back in later calls, and the index is dropped (here, by this crate's code) when
+/// no process holds it any more.
+struct WordIndex {
+    counts: Mutex<HashMap<String, u64>>,
+}
+
+impl Resource for WordIndex {
+    const TYPE_NAME: &'static str = "word_index";
+
+    /// Roughly what it holds, for `{:resource_info, index}`.
+    fn size(&self) -> usize {
+        self.counts.lock().unwrap().keys().map(|w| w.len() + 32).sum()
+    }
+}
+
+static INDEXES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for WordIndex {
+    fn drop(&mut self) {
+        INDEXES_DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `{:index_new}` -> `{:ok, index}`, or `{:error, :overloaded}` when the node's resource
+/// table is full.
+fn index_new() -> Result<ResourceArc<WordIndex>, Overloaded> {
+    ResourceArc::try_new(WordIndex { counts: Mutex::new(HashMap::new()) })
+}
+
+/// `{:index_add, index, text}` -> `{:ok, words added}`.
+fn index_add(index: ResourceArc<WordIndex>, text: String) -> u64 {
+    let mut counts = index.counts.lock().unwrap();
+    words(&text).map(|w| *counts.entry(w).or_insert(0) += 1).count() as u64
+}
+
+/// `{:index_add_all, index, texts}` -> `{:ok, words added}`, on the worker pool; after each
+/// text the running total goes to the caller as a stream item (`RustElixir.stream/4`).
+fn index_add_all(index: ResourceArc<WordIndex>, texts: Vec<String>) -> u64 {
+    let mut total = 0;
+    for text in texts {
+        total += index_add(index.clone(), text);
+        let _ = rustelixir_nif::emit(&total);
+    }
+    total
+}
+
+/// `{:index_count, index, word}` -> `{:ok, count}`.
+fn index_count(index: ResourceArc<WordIndex>, word: String) -> u64 {
+    index.counts.lock().unwrap().get(&word.to_lowercase()).copied().unwrap_or(0)
+}
+
+/// `{:indexes_dropped}` -> `{:ok, n}`: indexes freed so far.
+fn indexes_dropped() -> u64 {
+    INDEXES_DROPPED.load(Ordering::Relaxed)
 }
 
 /// `{:fib, n}` -> `{:ok, F(n)}` for n <= 93 (F(93) is the last that fits a u64).
@@ -58,10 +122,16 @@ fn mean(numbers: Vec<f64>) -> Option<f64> {
     (!numbers.is_empty()).then(|| numbers.iter().sum::<f64>() / numbers.len() as f64)
 }
 
-natives!(NATIVES = [quick word_count, quick fib, slow primes_below, quick mean]);
+natives!(NATIVES = [
+    quick word_count,
+    quick fib,
+    slow primes_below,
+    quick mean,
+    quick index_new,
+    quick index_add,
+    slow index_add_all,
+    quick index_count,
+    quick indexes_dropped,
+]);
 
-#[pymodule]
-fn text_natives(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("__rustelixir_natives__", &NATIVES as *const rustelixir_nif::NativeTable as usize)?;
-    Ok(())
-}
+rustelixir_nif::python_module!(text_natives, NATIVES);

@@ -14,3 +14,8 @@ def test_natives() -> None:
     assert call_native("word_count", (b"a b A",)) == (Atom("ok"), {b"a": 2, b"b": 1})
     assert call_native("primes_below", (20,)) == (Atom("ok"), [2, 3, 5, 7, 11, 13, 17, 19])
     assert call_native("mean", ([],)) == (Atom("ok"), None)
+    ok, index = call_native("index_new", ())
+    assert ok == Atom("ok")
+    assert call_native("index_add", (index, b"The cat, the hat")) == (Atom("ok"), 4)
+    assert call_native("index_count", (index, b"the")) == (Atom("ok"), 2)
+    assert call_native("index_count", (b"nope", b"the"))[1][0] == Atom("badarg")

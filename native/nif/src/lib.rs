@@ -428,3 +428,25 @@ macro_rules! natives {
         };
     };
 }
+
+/// The `#[pymodule]` of a crate of natives built as its own Python extension: a module
+/// `$module` exposing the table's address as `__rustelixir_natives__` (what
+/// `rustelixir serve --module` looks for). The crate depends on `pyo3`.
+///
+/// ```ignore
+/// natives!(NATIVES = [quick add]);
+/// python_module!(my_natives, NATIVES);
+/// ```
+#[macro_export]
+macro_rules! python_module {
+    ($module:ident, $table:ident) => {
+        #[pyo3::pymodule]
+        fn $module(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+            use pyo3::types::PyModuleMethods;
+            // The node finds the natives through this address (a C ABI table: no Python,
+            // no GIL on calls).
+            m.add("__rustelixir_natives__", &$table as *const $crate::NativeTable as usize)?;
+            Ok(())
+        }
+    };
+}

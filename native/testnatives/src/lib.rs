@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use pyo3::prelude::*;
 use rustelixir_nif::{natives, Atom, Pid, Reference, Resource, ResourceArc, Term};
 
 fn test_panic(message: String) -> i64 {
@@ -189,8 +188,4 @@ natives!(TEST_NATIVES = [
     quick test_cancel_seen,
 ]);
 
-#[pymodule]
-fn rustelixir_test_natives(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("__rustelixir_natives__", &TEST_NATIVES as *const rustelixir_nif::NativeTable as usize)?;
-    Ok(())
-}
+rustelixir_nif::python_module!(rustelixir_test_natives, TEST_NATIVES);
