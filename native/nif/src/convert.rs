@@ -1,7 +1,10 @@
 //! Conversions between terms and Rust values, as shared/DESIGN.md section 3 maps them.
 //!
 //! `Vec<u8>` is a binary (and decodes from a list of bytes too); every other `Vec<T>` is a
-//! list. `Option<T>` is `nil` or a `T`. `()` encodes as `:ok`. `String` is a UTF-8 binary.
+//! proper list. `Option<T>` is `nil` or a `T`. `()` encodes as `:ok`. `String` is a UTF-8
+//! binary. `f64` takes integers too (as Rustler's does). [`IoData`] is a binary or an
+//! iolist, flattened; [`ListIterator`] and [`MapIterator`] take a list's items or a map's
+//! pairs one at a time, each decoded when the native asks for it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
@@ -23,7 +26,8 @@ pub fn kind(term: &Term) -> &'static str {
         Term::Ref(_) => "a reference",
         Term::Fun(_) | Term::Export(_) => "a fun",
         Term::Tuple(_) => "a tuple",
-        Term::List(_) | Term::ImproperList(..) => "a list",
+        Term::List(_) => "a list",
+        Term::ImproperList(..) => "an improper list",
         Term::Map(_) => "a map",
     }
 }
@@ -169,6 +173,33 @@ macro_rules! integer_type {
 
 integer_type!(i8, i16, i32, i64, i128, u16, u32, u64, isize, usize);
 
+/// Past i128: the non-negative integers up to 2^128 - 1.
+impl Decoder for u128 {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
+        let out_of_range = || ArgError::BadArg("integer out of range for u128 (0..=2^128-1)".into());
+        match term {
+            Term::BigInt(b) if !b.negative => {
+                if b.magnitude.len() > 16 {
+                    return Err(out_of_range());
+                }
+                let mut bytes = [0u8; 16];
+                bytes[..b.magnitude.len()].copy_from_slice(&b.magnitude);
+                Ok(u128::from_le_bytes(bytes))
+            }
+            other => u128::try_from(integer(other)?).map_err(|_| out_of_range()),
+        }
+    }
+}
+
+impl Encoder for u128 {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match i128::try_from(*self) {
+            Ok(v) => put_i128(out, v),
+            Err(_) => encode::put_big(out, false, BigInt::trimmed(&self.to_le_bytes())),
+        }
+    }
+}
+
 impl Decoder for u8 {
     fn decode(term: &Term) -> Result<Self, ArgError> {
         let v = integer(term)?;
@@ -198,7 +229,17 @@ impl Decoder for f64 {
     fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
             Term::Float(v) => Ok(*v),
-            other => Err(expected("a float", other)),
+            Term::Int(v) => Ok(*v as f64),
+            Term::BigInt(b) => {
+                // The nearest float (magnitude little-endian, summed from the top digit down).
+                let magnitude = b.magnitude.iter().rev().fold(0f64, |acc, &digit| acc * 256.0 + digit as f64);
+                if magnitude.is_finite() {
+                    Ok(if b.negative { -magnitude } else { magnitude })
+                } else {
+                    Err("integer too large for a float".into())
+                }
+            }
+            other => Err(expected("a number", other)),
         }
     }
 }
@@ -396,3 +437,133 @@ tuple_type!(3; A 0, B 1, C 2);
 tuple_type!(4; A 0, B 1, C 2, D 3);
 tuple_type!(5; A 0, B 1, C 2, D 3, E 4);
 tuple_type!(6; A 0, B 1, C 2, D 3, E 4, F 5);
+
+// --- iodata and one-at-a-time iteration ------------------------------------------------------
+
+/// A binary or an iolist (a list of bytes, binaries and iolists, whose tail may be a
+/// binary), flattened into one run of bytes, as `IO.iodata_to_binary/1` makes it. Encodes as
+/// a binary.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IoData(pub Vec<u8>);
+
+impl Decoder for IoData {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
+        /// What is left to flatten, last first (no recursion: an iolist may be deep).
+        enum Part<'a> {
+            Item(&'a Term),
+            Tail(&'a Term),
+        }
+        fn expand<'a>(list: &'a Term, stack: &mut Vec<Part<'a>>) {
+            match list {
+                Term::List(items) => stack.extend(items.iter().rev().map(Part::Item)),
+                Term::ImproperList(items, tail) => {
+                    stack.push(Part::Tail(tail));
+                    stack.extend(items.iter().rev().map(Part::Item));
+                }
+                _ => unreachable!("only lists are expanded"),
+            }
+        }
+        let mut out = Vec::new();
+        let mut stack = Vec::new();
+        match term {
+            Term::Binary(b) => return Ok(IoData(b.clone())),
+            Term::List(_) | Term::ImproperList(..) => expand(term, &mut stack),
+            other => return Err(expected("iodata (a binary or an iolist)", other)),
+        }
+        while let Some(part) = stack.pop() {
+            match part {
+                Part::Item(Term::Int(v)) => {
+                    out.push(u8::try_from(*v).map_err(|_| ArgError::BadArg(format!("iolist byte {v} out of range (0..=255)")))?)
+                }
+                Part::Item(Term::Binary(b)) | Part::Tail(Term::Binary(b)) => out.extend_from_slice(b),
+                Part::Item(list @ (Term::List(_) | Term::ImproperList(..))) => expand(list, &mut stack),
+                Part::Item(other) => return Err(expected("a byte, a binary or an iolist in an iolist", other)),
+                Part::Tail(other) => return Err(expected("a binary as an iolist's tail", other)),
+            }
+        }
+        Ok(IoData(out))
+    }
+}
+
+impl Encoder for IoData {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode::put_binary(out, &self.0).expect("binary under 4 GiB");
+    }
+}
+
+/// A proper list's items, one at a time: `next_as::<T>()` decodes the next when the native
+/// asks for it (a native can stop early, or decode items of different types).
+#[derive(Debug)]
+pub struct ListIterator {
+    items: std::vec::IntoIter<Term>,
+}
+
+impl ListIterator {
+    /// The next item as a `T`: None at the end.
+    pub fn next_as<T: Decoder>(&mut self) -> Option<Result<T, ArgError>> {
+        self.items.next().map(|t| T::decode(&t))
+    }
+
+    /// Items left.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.len() == 0
+    }
+}
+
+impl Iterator for ListIterator {
+    type Item = Term;
+    fn next(&mut self) -> Option<Term> {
+        self.items.next()
+    }
+}
+
+impl Decoder for ListIterator {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
+        match term {
+            Term::List(items) => Ok(ListIterator { items: items.clone().into_iter() }),
+            other => Err(expected("a list", other)),
+        }
+    }
+}
+
+/// A map's pairs, one at a time (in the order they came): `next_as::<K, V>()` decodes the
+/// next pair when the native asks for it.
+#[derive(Debug)]
+pub struct MapIterator {
+    pairs: std::vec::IntoIter<(Term, Term)>,
+}
+
+impl MapIterator {
+    pub fn next_as<K: Decoder, V: Decoder>(&mut self) -> Option<Result<(K, V), ArgError>> {
+        self.pairs.next().map(|(k, v)| Ok((K::decode(&k)?, V::decode(&v)?)))
+    }
+
+    /// Pairs left.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.len() == 0
+    }
+}
+
+impl Iterator for MapIterator {
+    type Item = (Term, Term);
+    fn next(&mut self) -> Option<(Term, Term)> {
+        self.pairs.next()
+    }
+}
+
+impl Decoder for MapIterator {
+    fn decode(term: &Term) -> Result<Self, ArgError> {
+        match term {
+            Term::Map(pairs) => Ok(MapIterator { pairs: pairs.clone().into_iter() }),
+            other => Err(expected("a map", other)),
+        }
+    }
+}

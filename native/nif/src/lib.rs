@@ -26,7 +26,7 @@ mod message;
 pub mod reply;
 pub mod resource;
 
-pub use convert::{kind, ArgError, Decoder, Encoder};
+pub use convert::{kind, ArgError, Decoder, Encoder, IoData, ListIterator, MapIterator};
 pub use host::{Found, Host, Messenger, RefParts, ResourceType};
 pub use message::{caller, emit, make_ref, send, sender, spawn, SendError, Sender, STREAM_TAG};
 pub use resource::{CallInfo, Resource, ResourceArc, ResourceTable};
