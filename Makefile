@@ -21,7 +21,7 @@ run: build
 test: build beam test-rust test-python test-elixir
 
 test-rust:
-	cd native && cargo test -p rustelixir-etf -p rustelixir-nif -p rustelixir-dist -p rustelixir-collections --release
+	cd native && cargo test -p rustelixir-etf -p rustelixir-nif -p rustelixir-derive -p rustelixir-dist -p rustelixir-collections --release
 
 test-python: build beam test-natives
 	$(PY) -m pytest

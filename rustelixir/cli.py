@@ -199,6 +199,30 @@ def new(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe(args: argparse.Namespace) -> int:
+    from rustelixir.codec import encode
+    from rustelixir.describe import describe_module, to_term
+
+    described = []
+    for module in args.modules:
+        try:
+            described.extend(describe_module(module))
+        except Exception as e:  # an import error, a table of another ABI: say which module
+            print(f"rustelixir describe: cannot describe module {module!r}: {e}", file=sys.stderr)
+            return 2
+    if args.format == "etf":
+        sys.stdout.buffer.write(encode(to_term(described)))
+        sys.stdout.buffer.flush()
+        return 0
+    for d in described:
+        signature = ", ".join(f"{name}: {ty}" if ty else name for name, ty in d.args)
+        returns = f" -> {d.returns}" if d.returns else ""
+        print(f"{d.name}/{d.arity} ({d.language}{', slow' if d.slow else ''}): {d.name}({signature}){returns}")
+        for line in d.doc.splitlines():
+            print(f"    {line}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rustelixir", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"rustelixir {rustelixir.__version__}")
@@ -211,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     n.add_argument("--directory", default=".", help="where to create it (default: here)")
     n.add_argument("--nif-path", help="the rustelixir-nif crate (native/nif of a rustelixir checkout)")
     n.set_defaults(handler=new)
+    d = commands.add_parser("describe", help="what a module's natives say of themselves (no node needed)")
+    d.add_argument("modules", nargs="+", metavar="MODULE", help="a module as --module takes it")
+    d.add_argument("--format", choices=["text", "etf"], default="text", help="etf: one term, for mix rustelixir.gen.natives")
+    d.set_defaults(handler=describe)
     p = commands.add_parser("serve", help="run the node: a hidden Erlang node serving natives")
     names = p.add_mutually_exclusive_group(required=True)
     names.add_argument("--name", help="long node name, e.g. py@127.0.0.1")

@@ -57,11 +57,24 @@ LIB_RS = """\
 
 use std::sync::atomic::{{AtomicI64, Ordering}};
 
-use rustelixir_nif::{{natives, Resource, ResourceArc}};
+use rustelixir_nif::{{natives, NifMap, Resource, ResourceArc}};
 
 /// `{{:hello, name}}` -> `{{:ok, "hello, " <> name}}`
 fn hello(name: String) -> String {{
     format!("hello, {{name}}")
+}}
+
+/// `{{:greet, %{{name: "Jo", excited: true}}}}` -> `{{:ok, "Hello, Jo!"}}`: the map is decoded
+/// into a Rust struct by a derive (also: NifStruct for Elixir structs, NifTuple, NifRecord,
+/// NifUnitEnum, NifTaggedEnum, NifUntaggedEnum, NifException).
+#[derive(NifMap)]
+struct Greeting {{
+    name: String,
+    excited: bool,
+}}
+
+fn greet(greeting: Greeting) -> String {{
+    format!("Hello, {{}}{{}}", greeting.name, if greeting.excited {{ "!" }} else {{ "." }})
 }}
 
 /// A counter that lives in the node between calls (a resource): the caller gets a
@@ -93,7 +106,7 @@ fn count_to(n: u64) -> u64 {{
 
 // One line registers every native: `quick` ones run inline on the connection's thread,
 // `slow` ones on the worker pool (check `rustelixir_nif::cancelled()` in long loops).
-natives!(NATIVES = [quick hello, quick counter_new, quick counter_add, slow count_to]);
+natives!(NATIVES = [quick hello, quick greet, quick counter_new, quick counter_add, slow count_to]);
 
 // The Python module `rustelixir serve --module {name}` imports to find the natives.
 rustelixir_nif::python_module!({name}, NATIVES);
@@ -118,6 +131,7 @@ def test_natives() -> None:
     assert ok == Atom("ok")
     assert call_native("counter_add", (counter, 5)) == (Atom("ok"), 15)
     assert call_native("count_to", (3,)) == (Atom("ok"), 3)
+    assert call_native("greet", ({{Atom("name"): b"Jo", Atom("excited"): True}},)) == (Atom("ok"), b"Hello, Jo!")
 """
 
 README_MD = """\
@@ -137,8 +151,9 @@ iex> GenServer.call({{:rustelixir, :"py@127.0.0.1"}}, {{:hello, "world"}})
 
 Add a native: write a typed function (arguments and results convert through
 `rustelixir_nif::Decoder` / `Encoder`; return `T` or `Result<T, E>`) and name it in the
-`natives!` line. `Counter` shows a resource (native data the caller holds by reference),
-`count_to` a native streaming progress to its caller. `python -m pytest tests` checks the
+`natives!` line. `Greeting` shows a derive (a map decoded into a struct), `Counter` a
+resource (native data the caller holds by reference), `count_to` a native streaming
+progress to its caller. `python -m pytest tests` checks the
 crate from Python.
 """
 

@@ -140,6 +140,7 @@ def test_scaffolded_crate_is_served_to_elixir(served_crate: ServedNode) -> None:
         IO.inspect(Keyword.get(functions, :hello))
         {:ok, counter} = GenServer.call({:rustelixir, node}, {:counter_new, 40})
         IO.inspect(GenServer.call({:rustelixir, node}, {:counter_add, counter, 2}))
+        IO.inspect(GenServer.call({:rustelixir, node}, {:greet, %{name: "Jo", excited: false}}))
         IO.inspect(GenServer.call({:rustelixir, node}, {:resource_info, counter}) |> elem(1) |> Map.get(:type))
         tag = make_ref()
         send({:rustelixir, node}, {:"$gen_call", {self(), tag}, {:count_to, 3}})
@@ -150,6 +151,7 @@ def test_scaffolded_crate_is_served_to_elixir(served_crate: ServedNode) -> None:
         '{:error, {:badarg, 1, "expected a binary, got an integer"}}',
         "1",
         "{:ok, 42}",
+        '{:ok, "Hello, Jo."}',
         ":counter",
         "[1, 2, 3, {:ok, 3}]",
     ]

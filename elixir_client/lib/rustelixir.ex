@@ -116,7 +116,8 @@ defmodule RustElixir do
     * `:result` - when true, the native's value ends the stream as `{:result, value}`
       (default false: it is dropped).
   """
-  @spec stream(rustelixir_node(), atom(), [term()], [option() | {:result, boolean()}]) :: Enumerable.t()
+  @spec stream(rustelixir_node(), atom(), [term()], [option() | {:result, boolean()}]) ::
+          Enumerable.t()
   def stream(node, fun, args, opts \\ []) when is_atom(node) and is_atom(fun) and is_list(args) do
     timeout = timeout(opts)
     result? = Keyword.get(opts, :result, false)

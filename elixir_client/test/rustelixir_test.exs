@@ -1,6 +1,7 @@
 defmodule RustElixirTest do
   use ExUnit.Case, async: true
   doctest RustElixir
+  doctest RustElixir.Natives.Spec
 
   alias RustElixir.Error
 

@@ -194,6 +194,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(roundtrip_term, m)?)?;
     m.add_function(wrap_pyfunction!(sort_encoded, m)?)?;
     m.add_function(wrap_pyfunction!(server::register_native_table, m)?)?;
+    m.add_function(wrap_pyfunction!(server::describe_native_table, m)?)?;
     m.add_function(wrap_pyfunction!(server::call_native, m)?)?;
     m.add_function(wrap_pyfunction!(server::set_max_buffer_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(server::take_released_python_objects, m)?)?;

@@ -356,6 +356,21 @@ fn table_at(address: usize) -> PyResult<&'static rustelixir_nif::NativeTable> {
     unsafe { rustelixir_nif::NativeTable::from_address(address) }.map_err(value_error)
 }
 
+/// What each native of the table at `address` says of itself: `(name, arity, slow,
+/// description)`, the description `(doc, returns, [(argument, type), ...])` with Rust types
+/// as written, or None for a native not declared with `#[native]`.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn describe_native_table(
+    address: usize,
+) -> PyResult<Vec<(String, u32, bool, Option<(String, String, Vec<(String, String)>)>)>> {
+    Ok(table_at(address)?
+        .entries()
+        .iter()
+        .map(|e| (e.name().to_string(), e.arity, e.is_slow(), e.describe().map(|d| (d.doc, d.returns, d.args))))
+        .collect())
+}
+
 // --- A crate's natives without a node ------------------------------------------------------
 
 /// The natives a crate's own tests call from Python (`register_native_table`,

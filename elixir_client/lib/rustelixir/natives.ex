@@ -20,8 +20,10 @@ defmodule RustElixir.Natives do
     * `:node` (required) - the node to call: a node name (atom), or a way to find it
       when each call is made: `{module, function, args}` or a zero-arity function, e.g.
       the supervised node's name as above
-    * `:functions` (required) - `[name: arity]`, or `[name: [arg_name, ...]]` to name the
-      arguments in the docs and specs
+    * `:functions` (required) - `[name: arity]`, `[name: [arg_name, ...]]` to name the
+      arguments in the docs and specs, or `[name: [args: [arg_name: type, ...], returns:
+      type, doc: "..."]]` for typed specs and a doc of its own (what `mix
+      rustelixir.gen.natives --from-module` writes from the natives' own declarations)
     * `:timeout` - the calls' timeout in milliseconds (default 5000)
   """
 
@@ -39,8 +41,8 @@ defmodule RustElixir.Natives do
     end
 
     definitions =
-      Enum.map(functions, fn {fun, arity_or_names} ->
-        define(fun, arg_names(fun, arity_or_names), timeout)
+      Enum.map(functions, fn {fun, description} ->
+        define(fun, describe(fun, description), timeout)
       end)
 
     quote do
@@ -52,15 +54,45 @@ defmodule RustElixir.Natives do
     end
   end
 
-  defp arg_names(fun, _) when fun in @reserved do
+  # {[{arg_name, type}], result type, doc or nil}
+  defp describe(fun, _) when fun in @reserved do
     raise ArgumentError,
           "use RustElixir.Natives: #{inspect(fun)} is a reserved request name, not a native"
   end
 
-  defp arg_names(_fun, arity) when is_integer(arity) and arity >= 0,
-    do: for(i <- 1..arity//1, do: :"arg#{i}")
+  defp describe(fun, arity) when is_integer(arity) and arity >= 0,
+    do: describe(fun, for(i <- 1..arity//1, do: :"arg#{i}"))
 
-  defp arg_names(fun, names) when is_list(names) do
+  defp describe(fun, description) when is_list(description) and description != [] do
+    if Keyword.keyword?(description),
+      do: typed(fun, description),
+      else: describe_names(fun, description)
+  end
+
+  defp describe(fun, names) when is_list(names), do: describe_names(fun, names)
+
+  defp describe(fun, other) do
+    raise ArgumentError,
+          "use RustElixir.Natives: expected an arity, argument names or a description for #{fun}, got: #{inspect(other)}"
+  end
+
+  defp typed(fun, description) do
+    args = Keyword.get(description, :args, [])
+
+    unless Keyword.keyword?(args) do
+      raise ArgumentError,
+            "use RustElixir.Natives: expected :args of #{fun} to be [name: type, ...], got: #{Macro.to_string(args)}"
+    end
+
+    unique_names!(fun, Keyword.keys(args))
+    {args, Keyword.get(description, :returns, quote(do: term())), Keyword.get(description, :doc)}
+  end
+
+  defp describe_names(fun, names) do
+    {Enum.map(unique_names!(fun, names), &{&1, quote(do: term())}), quote(do: term()), nil}
+  end
+
+  defp unique_names!(fun, names) do
     if Enum.all?(names, &is_atom/1) and length(Enum.uniq(names)) == length(names),
       do: names,
       else:
@@ -70,31 +102,32 @@ defmodule RustElixir.Natives do
         )
   end
 
-  defp arg_names(fun, other) do
-    raise ArgumentError,
-          "use RustElixir.Natives: expected an arity or argument names for #{fun}, got: #{inspect(other)}"
-  end
+  defp define(fun, {args, returns, own_doc}, timeout) do
+    arity = length(args)
+    vars = Enum.map(args, fn {name, _type} -> Macro.var(name, __MODULE__) end)
 
-  defp define(fun, names, timeout) do
-    arity = length(names)
-    vars = Enum.map(names, &Macro.var(&1, __MODULE__))
-    types = Enum.map(names, fn name -> quote(do: unquote(Macro.var(name, nil)) :: term()) end)
+    types =
+      Enum.map(args, fn {name, type} ->
+        quote(do: unquote(Macro.var(name, nil)) :: unquote(type))
+      end)
+
     bang = :"#{fun}!"
+    own_doc = if own_doc in [nil, ""], do: "", else: String.trim_trailing(own_doc) <> "\n\n"
 
     doc = """
-    Calls native `#{fun}/#{arity}` on the rustelixir node: `{:ok, value}` or
+    #{own_doc}Calls native `#{fun}/#{arity}` on the rustelixir node: `{:ok, value}` or
     `{:error, %RustElixir.Error{}}` (see `RustElixir.call/4`).
     """
 
     bang_doc = """
-    Calls native `#{fun}/#{arity}` on the rustelixir node and returns its value; raises
+    #{own_doc}Calls native `#{fun}/#{arity}` on the rustelixir node and returns its value; raises
     `RustElixir.Error` on failure.
     """
 
     quote do
       @doc unquote(doc)
       @spec unquote(fun)(unquote_splicing(types)) ::
-              {:ok, term()} | {:error, RustElixir.Error.t()}
+              {:ok, unquote(returns)} | {:error, RustElixir.Error.t()}
       def unquote(fun)(unquote_splicing(vars)) do
         RustElixir.call(__rustelixir_node__(), unquote(fun), unquote(vars),
           timeout: unquote(timeout)
@@ -102,7 +135,7 @@ defmodule RustElixir.Natives do
       end
 
       @doc unquote(bang_doc)
-      @spec unquote(bang)(unquote_splicing(types)) :: term()
+      @spec unquote(bang)(unquote_splicing(types)) :: unquote(returns)
       def unquote(bang)(unquote_splicing(vars)) do
         RustElixir.call!(__rustelixir_node__(), unquote(fun), unquote(vars),
           timeout: unquote(timeout)

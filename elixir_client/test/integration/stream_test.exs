@@ -18,16 +18,29 @@ defmodule RustElixir.StreamTest do
 
   test "a Rust native's items, in order, and then its value when asked", %{node: node} do
     assert node |> RustElixir.stream(:test_emit, [5]) |> Enum.to_list() == [1, 2, 3, 4, 5]
-    assert node |> RustElixir.stream(:test_emit, [2], result: true) |> Enum.to_list() == [1, 2, {:result, 2}]
+
+    assert node |> RustElixir.stream(:test_emit, [2], result: true) |> Enum.to_list() == [
+             1,
+             2,
+             {:result, 2}
+           ]
+
     assert node |> RustElixir.stream(:test_emit, [0]) |> Enum.to_list() == []
     refute_received _
   end
 
   test "a Python native's items", %{node: node} do
-    assert node |> RustElixir.stream(:py_count, [3], result: true) |> Enum.to_list() == [1, 2, 3, {:result, 3}]
+    assert node |> RustElixir.stream(:py_count, [3], result: true) |> Enum.to_list() == [
+             1,
+             2,
+             3,
+             {:result, 3}
+           ]
   end
 
-  test "each run of a stream is a call of its own, and items of concurrent calls never mix", %{node: node} do
+  test "each run of a stream is a call of its own, and items of concurrent calls never mix", %{
+    node: node
+  } do
     stream = RustElixir.stream(node, :test_emit, [50])
 
     results =
@@ -48,7 +61,9 @@ defmodule RustElixir.StreamTest do
   end
 
   test "a failing native raises its error", %{node: node} do
-    error = assert_raise Error, fn -> node |> RustElixir.stream(:test_emit, [-1]) |> Enum.to_list() end
+    error =
+      assert_raise Error, fn -> node |> RustElixir.stream(:test_emit, [-1]) |> Enum.to_list() end
+
     assert {:badarg, 1, _message} = error.reason
   end
 
@@ -62,7 +77,11 @@ defmodule RustElixir.StreamTest do
   end
 
   test "a node that is not there raises nodedown" do
-    error = assert_raise Error, fn -> :"nobody@127.0.0.1" |> RustElixir.stream(:test_emit, [1]) |> Enum.to_list() end
+    error =
+      assert_raise Error, fn ->
+        :"nobody@127.0.0.1" |> RustElixir.stream(:test_emit, [1]) |> Enum.to_list()
+      end
+
     assert error.reason == {:nodedown, :"nobody@127.0.0.1"}
   end
 end

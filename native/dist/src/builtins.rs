@@ -52,6 +52,7 @@ macro_rules! raw_entry {
                 }
                 entry
             },
+            meta: std::ptr::null(),
         }
     };
 }

@@ -491,19 +491,14 @@ impl Encoder for IoData {
     }
 }
 
-/// A proper list's items, one at a time: `next_as::<T>()` decodes the next when the native
-/// asks for it (a native can stop early, or decode items of different types).
+/// Items of a list or pairs of a map, one at a time (in the order they came), decoded when
+/// the native asks for them: [`ListIterator`] and [`MapIterator`].
 #[derive(Debug)]
-pub struct ListIterator {
-    items: std::vec::IntoIter<Term>,
+pub struct Items<T> {
+    items: std::vec::IntoIter<T>,
 }
 
-impl ListIterator {
-    /// The next item as a `T`: None at the end.
-    pub fn next_as<T: Decoder>(&mut self) -> Option<Result<T, ArgError>> {
-        self.items.next().map(|t| T::decode(&t))
-    }
-
+impl<T> Items<T> {
     /// Items left.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -514,55 +509,47 @@ impl ListIterator {
     }
 }
 
-impl Iterator for ListIterator {
-    type Item = Term;
-    fn next(&mut self) -> Option<Term> {
+impl<T> Iterator for Items<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
         self.items.next()
+    }
+}
+
+/// A proper list's items: `next_as::<T>()` decodes the next (a native can stop early, or
+/// decode items of different types).
+pub type ListIterator = Items<Term>;
+
+/// A map's pairs: `next_as::<K, V>()` decodes the next pair.
+pub type MapIterator = Items<(Term, Term)>;
+
+impl ListIterator {
+    /// The next item as a `T`: None at the end.
+    pub fn next_as<T: Decoder>(&mut self) -> Option<Result<T, ArgError>> {
+        self.items.next().map(|t| T::decode(&t))
+    }
+}
+
+impl MapIterator {
+    /// The next pair as a `(K, V)`: None at the end.
+    pub fn next_as<K: Decoder, V: Decoder>(&mut self) -> Option<Result<(K, V), ArgError>> {
+        self.items.next().map(|(k, v)| Ok((K::decode(&k)?, V::decode(&v)?)))
     }
 }
 
 impl Decoder for ListIterator {
     fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
-            Term::List(items) => Ok(ListIterator { items: items.clone().into_iter() }),
+            Term::List(items) => Ok(Items { items: items.clone().into_iter() }),
             other => Err(expected("a list", other)),
         }
-    }
-}
-
-/// A map's pairs, one at a time (in the order they came): `next_as::<K, V>()` decodes the
-/// next pair when the native asks for it.
-#[derive(Debug)]
-pub struct MapIterator {
-    pairs: std::vec::IntoIter<(Term, Term)>,
-}
-
-impl MapIterator {
-    pub fn next_as<K: Decoder, V: Decoder>(&mut self) -> Option<Result<(K, V), ArgError>> {
-        self.pairs.next().map(|(k, v)| Ok((K::decode(&k)?, V::decode(&v)?)))
-    }
-
-    /// Pairs left.
-    pub fn len(&self) -> usize {
-        self.pairs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pairs.len() == 0
-    }
-}
-
-impl Iterator for MapIterator {
-    type Item = (Term, Term);
-    fn next(&mut self) -> Option<(Term, Term)> {
-        self.pairs.next()
     }
 }
 
 impl Decoder for MapIterator {
     fn decode(term: &Term) -> Result<Self, ArgError> {
         match term {
-            Term::Map(pairs) => Ok(MapIterator { pairs: pairs.clone().into_iter() }),
+            Term::Map(pairs) => Ok(Items { items: pairs.clone().into_iter() }),
             other => Err(expected("a map", other)),
         }
     }

@@ -26,7 +26,17 @@ mod message;
 pub mod reply;
 pub mod resource;
 
-pub use convert::{kind, ArgError, Decoder, Encoder, IoData, ListIterator, MapIterator};
+pub use convert::{kind, ArgError, Decoder, Encoder, IoData, Items, ListIterator, MapIterator};
+pub use rustelixir_derive::{
+    native, NifException, NifMap, NifRecord, NifStruct, NifTaggedEnum, NifTuple, NifUnitEnum, NifUntaggedEnum,
+};
+
+// The derives' code names this crate `::rustelixir_nif`, in this crate too.
+extern crate self as rustelixir_nif;
+
+/// What the derives' generated code calls (not an API of its own).
+#[doc(hidden)]
+pub mod derive_support;
 pub use host::{Found, Host, Messenger, RefParts, ResourceType};
 pub use message::{caller, emit, make_ref, send, sender, spawn, SendError, Sender, STREAM_TAG};
 pub use resource::{CallInfo, Resource, ResourceArc, ResourceTable};
@@ -41,8 +51,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const MAGIC: u64 = 0x5255_5354_454c_4958;
 /// Bumped when the layout of the C ABI types below (and `host`'s) changes. 2: the host
 /// table passed with every call (`CallFrame::host`); 3: messages from natives (the host's
-/// `tag`, `send` and senders).
-pub const ABI_VERSION: u32 = 3;
+/// `tag`, `send` and senders) and resource monitors; 4: what a native says of itself
+/// (`NativeEntry::meta`).
+pub const ABI_VERSION: u32 = 4;
 /// [`NativeEntry::flags`]: the native may take long; run it on the worker pool.
 pub const FLAG_SLOW: u32 = 1;
 
@@ -57,6 +68,10 @@ pub struct Slice {
 impl Slice {
     pub fn new(bytes: &[u8]) -> Self {
         Slice { ptr: bytes.as_ptr(), len: bytes.len() }
+    }
+    /// A static string's bytes (for the tables' constant metadata).
+    pub const fn of_str(s: &'static str) -> Self {
+        Slice { ptr: s.as_ptr(), len: s.len() }
     }
     /// # Safety
     /// `ptr` must point to `len` readable bytes for the lifetime chosen.
@@ -93,6 +108,38 @@ pub struct NativeEntry {
     /// Writes the whole reply term (`{ok, V}` or `{error, R}`) through the frame; never
     /// unwinds.
     pub call: extern "C" fn(frame: *const CallFrame),
+    /// What the native says of itself (a `#[native]` function), or null.
+    pub meta: *const NativeMeta,
+}
+
+/// A native's description, from its Rust signature and doc comment (static strings).
+#[repr(C)]
+pub struct NativeMeta {
+    pub doc: Slice,
+    /// The Rust result type, as written (`Result<u64,BadArg>`).
+    pub returns: Slice,
+    pub args: *const ArgMeta,
+    pub nargs: usize,
+}
+
+/// An argument: its name and its Rust type, as written (`Vec<u8>`).
+#[repr(C)]
+pub struct ArgMeta {
+    pub name: Slice,
+    pub ty: Slice,
+}
+
+// Immutable statics made by `#[native]`.
+unsafe impl Sync for NativeMeta {}
+unsafe impl Sync for ArgMeta {}
+
+/// A native's description as owned strings (`NativeEntry::describe`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    pub doc: String,
+    pub returns: String,
+    /// (name, Rust type) of each argument.
+    pub args: Vec<(String, String)>,
 }
 
 impl NativeEntry {
@@ -102,6 +149,19 @@ impl NativeEntry {
     }
     pub fn is_slow(&self) -> bool {
         self.flags & FLAG_SLOW != 0
+    }
+
+    /// What the native says of itself, if it was declared with `#[native]`.
+    pub fn describe(&self) -> Option<Description> {
+        // SAFETY: `meta` is null or points at a `#[native]`'s static description.
+        let meta = unsafe { self.meta.as_ref()? };
+        let text = |s: &Slice| unsafe { String::from_utf8_lossy(s.as_bytes()).into_owned() };
+        let args = if meta.nargs == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(meta.args, meta.nargs) } };
+        Some(Description {
+            doc: text(&meta.doc),
+            returns: text(&meta.returns),
+            args: args.iter().map(|a| (text(&a.name), text(&a.ty))).collect(),
+        })
     }
 }
 
@@ -374,50 +434,56 @@ pub unsafe fn run<F: NifFn<A>, A>(f: &F, frame: *const CallFrame) {
 
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __native_flags {
-    (quick) => {
-        0
+macro_rules! __native_entry {
+    (quick $name:ident $($erlang:literal)?) => {
+        $crate::__native_entry!(@entry 0, $name $($erlang)?)
     };
-    (slow) => {
-        $crate::FLAG_SLOW
+    (slow $name:ident $($erlang:literal)?) => {
+        $crate::__native_entry!(@entry $crate::FLAG_SLOW, $name $($erlang)?)
     };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __native_name {
+    // A `#[native]` function: its entry is made by the attribute.
     ($name:ident) => {
+        $name::ENTRY
+    };
+    (@entry $flags:expr, $name:ident $($erlang:literal)?) => {
+        $crate::NativeEntry {
+            name: $crate::__native_entry!(@name $name $($erlang)?).as_ptr(),
+            name_len: $crate::__native_entry!(@name $name $($erlang)?).len(),
+            arity: $crate::arity_of(&$name),
+            flags: $flags,
+            call: {
+                extern "C" fn entry(frame: *const $crate::CallFrame) {
+                    // SAFETY: the node calls with a valid frame.
+                    unsafe { $crate::run(&$name, frame) }
+                }
+                entry
+            },
+            meta: ::core::ptr::null(),
+        }
+    };
+    (@name $name:ident) => {
         stringify!($name)
     };
-    ($name:ident $erlang:literal) => {
+    (@name $name:ident $erlang:literal) => {
         $erlang
     };
 }
 
-/// Declares the native table `NAME`: `natives!(NATIVES = [quick add, slow crunch]);`
-/// Each function is called by its own name (`{:add, 1, 2}`) unless `as "name"` gives
-/// another (`quick is_valid as "valid?"`: `{:"valid?", x}`); its arity is its number of
-/// parameters.
+/// Declares the native table `NAME`. Each native is listed as `quick f` (run inline on the
+/// connection's thread) or `slow f` (on the worker pool), called by its own name (`{:f,
+/// ...}`) unless `as "name"` gives another (`quick is_valid as "valid?"`), or by name alone
+/// when it was declared with `#[native]` (which also records its argument names, types and
+/// docs for wrapper generators):
+///
+/// ```ignore
+/// natives!(NATIVES = [quick add, slow crunch, quick is_valid as "valid?", described]);
+/// ```
 #[macro_export]
 macro_rules! natives {
-    ($table:ident = [ $( $kind:ident $name:ident $(as $erlang:literal)? ),* $(,)? ]) => {
+    ($table:ident = [ $( $first:ident $($second:ident)? $(as $erlang:literal)? ),* $(,)? ]) => {
         pub static $table: $crate::NativeTable = {
             const ENTRIES: &[$crate::NativeEntry] = &[
-                $(
-                    $crate::NativeEntry {
-                        name: $crate::__native_name!($name $($erlang)?).as_ptr(),
-                        name_len: $crate::__native_name!($name $($erlang)?).len(),
-                        arity: $crate::arity_of(&$name),
-                        flags: $crate::__native_flags!($kind),
-                        call: {
-                            extern "C" fn entry(frame: *const $crate::CallFrame) {
-                                // SAFETY: the node calls with a valid frame.
-                                unsafe { $crate::run(&$name, frame) }
-                            }
-                            entry
-                        },
-                    }
-                ),*
+                $( $crate::__native_entry!($first $($second)? $($erlang)?) ),*
             ];
             $crate::NativeTable {
                 magic: $crate::MAGIC,

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use rustelixir_nif::etf::{self, Term};
 use rustelixir_nif::resource::{Limits, ResourceTable};
 use rustelixir_nif::CallInfo;
-use rustelixir_nif::{call_entry, natives, Atom, NativeTable};
+use rustelixir_nif::{call_entry, native, natives, Atom, NativeTable};
 
 fn add(a: i64, b: i64) -> i64 {
     a + b
@@ -145,4 +145,37 @@ fn cancellation_flag_reaches_the_native() {
 
 fn copy_table(t: &NativeTable) -> NativeTable {
     NativeTable { magic: t.magic, abi_version: t.abi_version, count: t.count, entries: t.entries }
+}
+
+/// Adds two integers.
+///
+/// Overflow is an error.
+#[native]
+fn described_add(first: i64, _second: i64) -> Result<i64, String> {
+    first.checked_add(_second).ok_or_else(|| "overflow".to_string())
+}
+
+#[native(slow, name = "described?")]
+fn described_flag(items: Vec<Option<u8>>) -> bool {
+    !items.is_empty()
+}
+
+natives!(DESCRIBED = [described_add, described_flag, quick add]);
+
+#[test]
+fn a_native_attribute_records_its_signature_and_docs() {
+    let entries = DESCRIBED.entries();
+    let summary: Vec<(&str, u32, bool)> = entries.iter().map(|e| (e.name(), e.arity, e.is_slow())).collect();
+    assert_eq!(summary, [("described_add", 2, false), ("described?", 1, true), ("add", 2, false)]);
+    let add = entries[0].describe().unwrap();
+    assert_eq!(add.doc, "Adds two integers.\n\nOverflow is an error.");
+    assert_eq!(add.args, [("first".to_string(), "i64".to_string()), ("second".to_string(), "i64".to_string())]);
+    assert_eq!(add.returns, "Result<i64,String>");
+    let flag = entries[1].describe().unwrap();
+    assert_eq!((flag.doc.as_str(), flag.args[0].1.as_str(), flag.returns.as_str()), ("", "Vec<Option<u8>>", "bool"));
+    assert!(entries[2].describe().is_none());
+    // And they are natives like the others.
+    let table = ResourceTable::new("n@h", 1, Limits::default());
+    let reply = table.with_host(&CallInfo::default(), |host| call_entry(&entries[0], &[&enc(&Term::Int(2)), &enc(&Term::Int(3))], None, host)).0;
+    assert_eq!(etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0, ok(Term::Int(5)));
 }

@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rustelixir_nif::{natives, Atom, Pid, Reference, Resource, ResourceArc, Term};
+use rustelixir_nif::{
+    native, natives, Atom, NifException, NifMap, NifRecord, NifStruct, NifTaggedEnum, NifTuple, NifUnitEnum, NifUntaggedEnum, Pid,
+    Reference, Resource, ResourceArc, Term,
+};
 
 fn test_panic(message: String) -> i64 {
     panic!("{message}")
@@ -164,7 +167,91 @@ fn test_unwatch(watcher: ResourceArc<Watcher>, monitor: Reference) -> bool {
     watcher.demonitor(&monitor)
 }
 
+/// Every derive form, for Elixir callers (elixir_client/test/integration/derives_test.exs).
+#[derive(NifStruct)]
+#[module = "RustElixir.TestPoint"]
+struct TestPoint {
+    x: i64,
+    y: i64,
+}
+
+#[derive(NifTaggedEnum)]
+enum TestShape {
+    Empty,
+    Circle(f64),
+    Labeled { label: String, sides: u32 },
+}
+
+#[derive(NifUnitEnum)]
+enum TestColor {
+    Red,
+    DarkBlue,
+}
+
+#[derive(NifRecord)]
+#[tag = "user"]
+struct TestUser {
+    name: String,
+    age: u8,
+}
+
+#[derive(NifMap)]
+struct TestSettings {
+    name: String,
+    #[rustelixir(rename = "maxSize")]
+    max_size: u32,
+}
+
+#[derive(NifTuple)]
+struct TestPair(i64, String);
+
+#[derive(NifUntaggedEnum)]
+enum TestNum {
+    Int(i64),
+    Text(String),
+}
+
+#[derive(NifException)]
+#[module = "RustElixir.TestError"]
+struct TestError {
+    message: String,
+}
+
+/// Swaps a point's coordinates.
+#[native]
+fn test_point_flip(p: TestPoint) -> TestPoint {
+    TestPoint { x: p.y, y: p.x }
+}
+
+/// Each argument back, through its derived Decoder and Encoder.
+fn test_derived_echo(
+    shape: TestShape,
+    color: TestColor,
+    user: TestUser,
+    settings: TestSettings,
+    pair: TestPair,
+    num: TestNum,
+) -> (TestShape, TestColor, TestUser, TestSettings, TestPair, TestNum) {
+    (shape, color, user, settings, pair, num)
+}
+
+fn test_raise(message: String) -> Result<(), TestError> {
+    Err(TestError { message })
+}
+
+/// Adds two integers, checked.
+///
+/// An overflow is a badarg.
+#[native(name = "test_checked_add")]
+fn checked_add(first: i64, second: i64) -> Result<i64, rustelixir_nif::BadArg> {
+    first.checked_add(second).ok_or_else(|| rustelixir_nif::BadArg::new(2, "the sum overflows"))
+}
+
 natives!(TEST_NATIVES = [
+    test_point_flip,
+    checked_add,
+    quick test_derived_echo,
+    quick test_raise,
     quick test_watcher_new,
     quick test_watch,
     quick test_unwatch,

@@ -1,15 +1,26 @@
 defmodule Mix.Tasks.Rustelixir.Gen.Natives do
-  @shortdoc "Generates a `use RustElixir.Natives` module from a running node's natives"
+  @shortdoc "Generates a `use RustElixir.Natives` module from a running node's natives, or from built modules"
 
   @moduledoc """
-  Asks a running rustelixir node for its natives (`:functions`) and writes a module with
-  one function per native (see `RustElixir.Natives`).
+  Writes a module with one function per native (see `RustElixir.Natives`), from a running
+  rustelixir node's list (`:functions`), or, with no node running, from the modules of
+  natives themselves (`rustelixir describe`): a built crate's `#[native]` functions carry
+  their argument names, types and doc comments, a Python module's natives their signatures
+  and docstrings, and the generated functions get `@spec`s from those types and `@doc`s
+  from those docs.
 
       mix rustelixir.gen.natives --node py@127.0.0.1 --module MyApp.Natives
+      mix rustelixir.gen.natives --from-module my_natives --module MyApp.Natives \\
+        --node-expr "{RustElixir.Node, :node_name, [MyApp.Rust]}"
 
   ## Options
 
-    * `--node` (required) - the node to ask
+    * `--node` - the node to ask (required without `--from-module`; else the `:node` the
+      module calls, unless `--node-expr` gives it)
+    * `--from-module` - a module of natives, as `rustelixir serve --module` takes it
+      (repeatable): described by `rustelixir describe` (the `--bin` executable, else
+      `$RUSTELIXIR_BIN`, else `rustelixir` on `PATH`; it imports the module, so
+      `PYTHONPATH` must find it as it would for `serve`)
     * `--module` (required) - the module to generate
     * `--output` - the file to write (default: `lib/` + the module's path, e.g.
       `lib/my_app/natives.ex`)
@@ -30,15 +41,15 @@ defmodule Mix.Tasks.Rustelixir.Gen.Natives do
     node_expr: :string,
     cookie: :string,
     name: :string,
-    force: :boolean
+    force: :boolean,
+    from_module: :keep,
+    bin: :string
   ]
 
   @impl Mix.Task
   def run(argv) do
     {opts, _args} = OptionParser.parse!(argv, strict: @switches)
-
-    node =
-      String.to_atom(opts[:node] || Mix.raise("--node is required, e.g. --node py@127.0.0.1"))
+    from_modules = Keyword.get_values(opts, :from_module)
 
     module =
       Module.concat([
@@ -47,29 +58,87 @@ defmodule Mix.Tasks.Rustelixir.Gen.Natives do
 
     output = opts[:output] || Path.join("lib", Macro.underscore(module) <> ".ex")
 
+    {node_expr, functions, origin} =
+      case {from_modules, opts[:node]} do
+        {[], nil} ->
+          Mix.raise("--node or --from-module is required, e.g. --node py@127.0.0.1")
+
+        {[], node} ->
+          node = String.to_atom(node)
+          {opts[:node_expr] || inspect(node), from_node(node, opts), "natives of #{node}"}
+
+        {modules, node} ->
+          node_expr =
+            opts[:node_expr] || (node && inspect(String.to_atom(node))) ||
+              Mix.raise("--node or --node-expr is required: the node the module calls")
+
+          {node_expr, from_modules(modules, opts), "natives of #{Enum.join(modules, ", ")}"}
+      end
+
+    source = source(module, node_expr, functions)
+
+    if Mix.Generator.create_file(output, source, force: Keyword.get(opts, :force, false)) do
+      Mix.shell().info("#{inspect(module)}: #{length(functions)} #{origin}")
+    end
+  end
+
+  defp from_node(node, opts) do
     start_distribution(opts)
     if cookie = opts[:cookie], do: Node.set_cookie(node, String.to_atom(cookie))
 
-    functions =
-      case RustElixir.functions(node) do
-        {:ok, functions} ->
-          functions
+    case RustElixir.functions(node) do
+      {:ok, functions} ->
+        functions
 
-        {:error, error} ->
-          Mix.raise("cannot list the natives of #{node}: #{Exception.message(error)}")
-      end
+      {:error, error} ->
+        Mix.raise("cannot list the natives of #{node}: #{Exception.message(error)}")
+    end
+  end
 
-    source = source(module, opts[:node_expr] || inspect(node), functions)
+  # [{name, arity}] for natives that say nothing of themselves, [{name, {args, returns,
+  # doc}}] (types as typespecs) for the others.
+  defp from_modules(modules, opts) do
+    bin =
+      opts[:bin] || System.get_env("RUSTELIXIR_BIN") || System.find_executable("rustelixir") ||
+        Mix.raise("cannot find the rustelixir executable: pass --bin or set RUSTELIXIR_BIN")
 
-    if Mix.Generator.create_file(output, source, force: Keyword.get(opts, :force, false)) do
-      Mix.shell().info("#{inspect(module)}: #{length(functions)} natives of #{node}")
+    case System.cmd(bin, ["describe" | modules] ++ ["--format", "etf"], stderr_to_stdout: false) do
+      {etf, 0} ->
+        # Our own executable's output: the natives' names are atoms to be.
+        etf |> :erlang.binary_to_term() |> Enum.map(&function_of/1)
+
+      {_, status} ->
+        Mix.raise("#{bin} describe #{Enum.join(modules, " ")} failed (exit status #{status})")
+    end
+  end
+
+  defp function_of(%{
+         name: name,
+         arity: arity,
+         language: language,
+         args: args,
+         returns: returns,
+         doc: doc
+       }) do
+    described? = Enum.any?(args, fn {_, type} -> type != "" end) or returns != "" or doc != ""
+
+    if described? do
+      args =
+        for {arg, type} <- args, do: {arg, RustElixir.Natives.Spec.to_spec(language, type, :arg)}
+
+      {name, {args, RustElixir.Natives.Spec.to_spec(language, returns, :return), doc}}
+    else
+      {name, arity}
     end
   end
 
   @doc false
-  @spec source(module(), String.t(), [{atom(), non_neg_integer()}]) :: String.t()
+  @spec source(module(), String.t(), [
+          {atom(), non_neg_integer() | {list(), Macro.t(), String.t()}}
+        ]) ::
+          String.t()
   def source(module, node_expr, functions) do
-    entries = Enum.map_join(functions, ",\n", fn {name, arity} -> "      #{name}: #{arity}" end)
+    entries = Enum.map_join(functions, ",\n", &entry/1)
 
     Code.format_string!("""
     defmodule #{inspect(module)} do
@@ -86,6 +155,14 @@ defmodule Mix.Tasks.Rustelixir.Gen.Natives do
     """)
     |> IO.iodata_to_binary()
     |> Kernel.<>("\n")
+  end
+
+  defp entry({name, arity}) when is_integer(arity), do: "      #{name}: #{arity}"
+
+  defp entry({name, {args, returns, doc}}) do
+    args = Enum.map_join(args, ", ", fn {arg, spec} -> "#{arg}: #{Macro.to_string(spec)}" end)
+    doc = if doc == "", do: "", else: ", doc: #{inspect(doc)}"
+    "      #{name}: [args: [#{args}], returns: #{Macro.to_string(returns)}#{doc}]"
   end
 
   defp start_distribution(opts) do
