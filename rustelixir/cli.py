@@ -223,6 +223,39 @@ def describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def reload(args: argparse.Namespace) -> int:
+    """`{:reload, Module}` to a running node, from a hidden node of our own."""
+    import secrets
+
+    from rustelixir._native import SERVER_NAME
+    from rustelixir.errors import CallError
+    from rustelixir.node import Node, default_cookie
+
+    async def run() -> int:
+        host = args.node.split("@", 1)[1] if "@" in args.node else "127.0.0.1"
+        node = Node(f"rustelixir_reload_{secrets.token_hex(3)}@{host}", args.cookie or default_cookie())
+        await node.start()
+        try:
+            reply = await node.call((SERVER_NAME, args.node), (Atom("reload"), Atom(args.module)), timeout=args.timeout)
+        except CallError as e:
+            print(f"rustelixir reload: cannot call {args.node}: {e}", file=sys.stderr)
+            return 1
+        finally:
+            await node.close()
+        match reply:
+            case (Atom(name="ok"), natives):
+                listed = ", ".join(f"{name.name}/{arity}" for name, arity in natives)
+                print(f"reloaded {args.module} on {args.node}: {listed}")
+                return 0
+            case (Atom(name="error"), reason):
+                print(f"rustelixir reload: {args.module} on {args.node}: {reason!r}", file=sys.stderr)
+                return 1
+        print(f"rustelixir reload: unexpected reply {reply!r}", file=sys.stderr)
+        return 1
+
+    return asyncio.run(run())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rustelixir", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"rustelixir {rustelixir.__version__}")
@@ -239,6 +272,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("modules", nargs="+", metavar="MODULE", help="a module as --module takes it")
     d.add_argument("--format", choices=["text", "etf"], default="text", help="etf: one term, for mix rustelixir.gen.natives")
     d.set_defaults(handler=describe)
+    r = commands.add_parser("reload", help="load a served module's new build into a running node")
+    r.add_argument("module", help="the module, as --module named it when the node started")
+    r.add_argument("--node", required=True, help="the running node, e.g. py@127.0.0.1")
+    r.add_argument("--cookie", help="the cookie (else $RUSTELIXIR_COOKIE, else ~/.erlang.cookie)")
+    r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the reload (default 60)")
+    r.set_defaults(handler=reload)
     p = commands.add_parser("serve", help="run the node: a hidden Erlang node serving natives")
     names = p.add_mutually_exclusive_group(required=True)
     names.add_argument("--name", help="long node name, e.g. py@127.0.0.1")

@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.machinery
+import importlib.util
 import inspect
 import logging
 import os
+import shutil
+import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +33,7 @@ from rustelixir._native import SERVER_NAME, CancelToken, NativeServer, take_rele
 from rustelixir.errors import BadResource, Overloaded
 from rustelixir.natives import BadArg, CallContext, _current, native_spec
 from rustelixir.node import Node, Process
-from rustelixir.terms import Pid, Reference
+from rustelixir.terms import Atom, Pid, Reference
 
 __all__ = ["RustelixirServer", "PythonNative", "SERVER_NAME"]
 
@@ -103,8 +108,11 @@ class RustelixirServer:
             max_holders=max_holders,
         )
         self._natives: list[PythonNative] = []
+        self._modules: dict[str, ModuleType] = {}
         self._running: dict[int, tuple[CancelToken, asyncio.Task[Any] | None]] = {}
         self.native.set_python_runner(self._run_on_pool)
+        self._natives.append(PythonNative("reload", 1, self._reload_request, slow=True))
+        self.native.set_reloader(len(self._natives) - 1)
         node.register(SERVER_NAME, self._process)
         node.serve_natives(self.native)
         self.loop.add_reader(self._wake_r, self._jobs_ready)
@@ -113,20 +121,52 @@ class RustelixirServer:
     def add_module(self, module: ModuleType) -> int:
         """Serves the natives of `module`: its `@rustelixir.native` functions, and when it is
         a Rust extension built with rustelixir-nif, the table its `__rustelixir_natives__`
-        attribute gives the address of. Returns how many."""
-        count = 0
+        attribute gives the address of. Returns how many. `{:reload, module}` loads its new
+        build later (see `reload`)."""
+        served = self._serve(module.__name__, module)
+        self._modules[module.__name__] = module
+        return len(served)
+
+    def _serve(self, name: str, module: ModuleType) -> list[tuple[str, int, bool]]:
+        """`module`'s natives, served as module `name`'s in place of what it served."""
         address = getattr(module, "__rustelixir_natives__", None)
-        if isinstance(address, int):
-            count += len(self.native.add_table(address))
+        python = []
         for value in vars(module).values():
             spec = native_spec(value)
             if spec is not None:
                 native = PythonNative(spec.name, spec.arity, value, slow=spec.slow)
                 # An async native runs on the event loop whatever it says.
-                self.native.add_python(spec.name, spec.arity, len(self._natives), slow=native.slow and not native.is_async)
+                python.append((spec.name, spec.arity, len(self._natives), native.slow and not native.is_async))
                 self._natives.append(native)
-                count += 1
-        return count
+        return self.native.set_module(name, address if isinstance(address, int) else None, python)
+
+    def reload(self, name: str) -> list[tuple[Atom, int]]:
+        """Loads the new build of served module `name` (a rebuilt crate's extension file, or
+        a Python file) and serves its natives in place of the old build's: new calls go to
+        the new code; calls in flight finish on the old, which stays loaded (a resource the
+        old build made is still dropped by it). On any error the old build serves on.
+        Returns the module's natives, [(name, arity)]."""
+        module = self._modules.get(name)
+        if module is None:
+            raise BadArg(1, f"{name} is not a module this node serves")
+        before = {key: value for key, value in sys.modules.items() if key == name or key.startswith(name + ".")}
+        try:
+            fresh = load_fresh(module)
+            served = self._serve(name, fresh)
+        except BaseException:
+            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+                del sys.modules[key]
+            sys.modules.update(before)
+            raise
+        self._modules[name] = sys.modules[name] = fresh
+        log.info("reloaded module %s: %d natives", name, len(served))
+        return sorted((Atom(n), arity) for n, arity, _slow in served)
+
+    def _reload_request(self, module: Any) -> list[tuple[Atom, int]]:
+        """`{:reload, Module}`, on the worker pool."""
+        if not isinstance(module, Atom):
+            raise BadArg(1, "expected a module name (an atom)")
+        return self.reload(module.name)
 
     def functions(self) -> list[tuple[str, int]]:
         return [(name, arity) for name, arity in self.native.functions()]
@@ -223,3 +263,55 @@ def _reason_for(native: PythonNative, e: Exception) -> tuple[bool, tuple[Any, ..
         return (False, ("overloaded",))
     log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
     return (False, ("exception", type(e).__name__, str(e)))
+
+
+def load_fresh(module: ModuleType) -> ModuleType:
+    """A new module object from what `module`'s files hold now (its new build), leaving
+    `module` as it is. A plain module is run again from its file; a package (maturin's
+    layout: an `__init__.py` that imports the extension beside it) gets its extensions
+    loaded anew first, then its `__init__.py` run against them. On an error `sys.modules`
+    is as it was."""
+    name, path = module.__name__, getattr(module, "__file__", None)
+    if path is None:
+        raise ImportError(f"{name} has no file to load again")
+    if path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+        return _load_extension_copy(name, path)
+    package = getattr(module, "__path__", None)
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=list(package) if package else None)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {name} from {path}")
+    fresh = importlib.util.module_from_spec(spec)
+    saved = {key: sys.modules.get(key) for key in [name]}
+    try:
+        for directory in package or []:
+            for entry in sorted(os.listdir(directory)):
+                if entry.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+                    short = entry.split(".", 1)[0]
+                    saved.setdefault(f"{name}.{short}", sys.modules.get(f"{name}.{short}"))
+                    sub = sys.modules[f"{name}.{short}"] = _load_extension_copy(f"{name}.{short}", os.path.join(directory, entry))
+                    setattr(fresh, short, sub)  # what importing it would have bound in the package
+        sys.modules[name] = fresh  # relative imports in __init__.py resolve against the new package
+        spec.loader.exec_module(fresh)
+    except BaseException:
+        for key, old in saved.items():
+            if old is None:
+                sys.modules.pop(key, None)
+            else:
+                sys.modules[key] = old
+        raise
+    return fresh
+
+
+def _load_extension_copy(name: str, path: str) -> ModuleType:
+    """The extension at `path` loaded as module `name` from a copy of the file: the dynamic
+    loader hands out the library it already loaded for a path it has seen, and the old
+    build must stay loaded for its calls in flight and its resources."""
+    with tempfile.TemporaryDirectory(prefix="rustelixir-reload-") as tmp:
+        copy = os.path.join(tmp, os.path.basename(path))
+        shutil.copyfile(path, copy)
+        loader = importlib.machinery.ExtensionFileLoader(name, copy)
+        spec = importlib.util.spec_from_file_location(name, copy, loader=loader)
+        assert spec is not None
+        fresh = importlib.util.module_from_spec(spec)
+        loader.exec_module(fresh)
+        return fresh  # mapped into the process: the copy's file is no longer needed

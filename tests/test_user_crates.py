@@ -39,7 +39,7 @@ def build(crate: Path, site: Path) -> None:
     wheels = list(dist.glob("*.whl"))
     assert len(wheels) == 1, wheels
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheels[0])],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--upgrade", "--target", str(site), str(wheels[0])],
         check=True,
         timeout=300,
     )
@@ -219,3 +219,62 @@ def test_two_crates_resources_live_in_one_node_each_dropped_by_its_own_code(
             IO.inspect({Enum.count(made, &match?({:ok, _}, &1)), Enum.count(made, &(&1 == {:error, :overloaded}))})
             """,
         ) == ["{1, 1}", ":word_index", "{1, 1, {0, 0}}", "true", "true", "{20, 5}"]
+
+
+# A slow native that says which build answered (added to a scaffolded crate).
+NAP = """
+const BUILD: &str = "one";
+
+/// Sleeps `ms`, then says which build it is.
+fn nap(ms: u64) -> &'static str {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    BUILD
+}
+"""
+
+
+def test_a_rebuilt_crate_is_reloaded_into_the_running_node(tmp_path: Path) -> None:
+    """`rustelixir reload` after a rebuild: new calls go to the new build, a call in flight
+    finishes on the old, a resource of the old build stays live (and is told apart), and a
+    build that fails to load leaves the new-old build serving."""
+    created = subprocess.run([sys.executable, "-m", "rustelixir", "new", "reload_natives", "--directory", str(tmp_path)],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    assert "created" in created.stdout
+    crate = tmp_path / "reload_natives"
+    lib = crate / "src" / "lib.rs"
+    lib.write_text(lib.read_text().replace("natives!(NATIVES = [", "natives!(NATIVES = [slow nap, ") + NAP)
+    site = tmp_path / "site"
+    build(crate, site)
+    from beamnodes import calling
+    from conftest import runtime_or_skip
+    from rustelixir import Atom
+
+    with serving(site, tmp_path / "logs", "reload_natives") as node, calling(runtime_or_skip("otp25"), tmp_path / "erl", node, ping=True) as erl:
+        call = lambda request: erl.eval(f"gen_server:call({{rustelixir, Node}}, {request}, 60000).")  # noqa: E731
+        assert call('{hello, <<"x">>}') == (Atom("ok"), b"hello, x")
+        _, counter = call("{counter_new, 1}")
+        erl.set("Counter", counter)
+        lib.write_text(lib.read_text().replace('"one"', '"two"').replace('format!("hello, {name}")', 'format!("hi, {name}")'))
+        build(crate, site)
+        # A call in flight on the old build while it is reloaded (the reload is done first).
+        erl.eval("Self = self(), spawn(fun() -> Self ! {nap, gen_server:call({rustelixir, Node}, {nap, 3000}, 60000)} end), timer:sleep(200).")
+        env = {**os.environ, "RUSTELIXIR_COOKIE": COOKIE}
+        reloaded = subprocess.run([sys.executable, "-m", "rustelixir", "reload", "reload_natives", "--node", node.name],
+                                  capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert "reloaded reload_natives" in reloaded.stdout and "nap/1" in reloaded.stdout
+        assert erl.eval("receive {nap, _} -> done after 0 -> in_flight end.") == Atom("in_flight")
+        assert call('{hello, <<"x">>}') == (Atom("ok"), b"hi, x")
+        assert call("{nap, 0}") == (Atom("ok"), b"two")
+        assert erl.eval("receive {nap, R} -> R after 30000 -> timeout end.") == (Atom("ok"), b"one")
+        # The old build's counter is live, and the new build's natives say whose it is.
+        assert call("{resource_info, Counter}")[0] == Atom("ok")
+        refused = call("{counter_add, Counter, 1}")
+        assert refused[0] == Atom("error") and b"made by another build" in refused[1][2]
+        # A build that cannot load: the error, and the last good build serves on.
+        extension = next((site / "reload_natives").glob("reload_natives*.so"))
+        extension.write_bytes(b"not a library")
+        broken = call("{reload, reload_natives}")
+        assert broken[0] == Atom("error") and broken[1][0] == Atom("exception"), broken
+        assert call('{hello, <<"x">>}') == (Atom("ok"), b"hi, x")
+        assert call("{reload, no_such_module}") == (Atom("error"), (Atom("badarg"), 1, b"no_such_module is not a module this node serves"))

@@ -203,6 +203,17 @@ defmodule RustElixir do
   end
 
   @doc """
+  Loads the new build of `module` (a module the node serves, as `rustelixir serve --module`
+  named it) into the running node: `{:ok, [{name, arity}, ...]}`, the module's natives now.
+  New calls go to the new code; calls in flight finish on the old, which stays loaded while
+  resources it made live. A build that fails to load is `{:error, %RustElixir.Error{reason:
+  {:exception, type, message}}}` and the old build serves on.
+  """
+  @spec reload(rustelixir_node(), atom(), [option()]) :: result([{atom(), non_neg_integer()}])
+  def reload(node, module, opts \\ []) when is_atom(node) and is_atom(module),
+    do: do_call(node, {:reload, module}, timeout(opts))
+
+  @doc """
   The natives `node` serves: `{:ok, [{name, arity}, ...]}`, sorted.
   """
   @spec functions(rustelixir_node(), [option()]) :: result([{atom(), non_neg_integer()}])

@@ -85,17 +85,21 @@ impl NativeServer {
         Ok(NativeServer { inner })
     }
 
-    /// Serves the natives of a crate built as its own extension: `address` is the value of
-    /// its module's `__rustelixir_natives__`. Returns [(name, arity, slow)].
-    fn add_table(&self, address: usize) -> PyResult<Vec<(String, u32, bool)>> {
-        self.inner.add_table(table_at(address)?).map_err(value_error)
+    /// Serves the natives of module `name` in place of what it served before (at start-up,
+    /// and when it is reloaded), all at once or not at all: `address` is its
+    /// `__rustelixir_natives__` (a crate built as its own extension), `python` its Python
+    /// natives as `(name, arity, index, slow)` (their jobs come back with `index`; a slow
+    /// one's go to the runner, on the pool). Returns [(name, arity, slow)].
+    #[pyo3(signature = (name, address, python))]
+    fn set_module(&self, name: &str, address: Option<usize>, python: Vec<(String, u32, u32, bool)>) -> PyResult<Vec<(String, u32, bool)>> {
+        let tables = address.map(table_at).transpose()?;
+        self.inner.set_module(name, tables.as_slice(), &python).map_err(value_error)
     }
 
-    /// Serves a Python native: its jobs come back with `index` (a `slow` one's go to the
-    /// runner, on the pool).
-    #[pyo3(signature = (name, arity, index, slow = false))]
-    fn add_python(&self, name: &str, arity: u32, index: u32, slow: bool) -> PyResult<()> {
-        self.inner.add_python(name, arity, index, slow).map_err(value_error)
+    /// The Python native (registered by `index`, run on the pool) that answers `{reload,
+    /// Module}`.
+    fn set_reloader(&self, index: u32) {
+        self.inner.set_reloader(index);
     }
 
     /// Every native served, [(name, arity)], sorted.

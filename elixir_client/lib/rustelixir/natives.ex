@@ -27,7 +27,7 @@ defmodule RustElixir.Natives do
     * `:timeout` - the calls' timeout in milliseconds (default 5000)
   """
 
-  @reserved [:functions, :info, :release, :share, :resource_info]
+  @reserved [:functions, :info, :release, :share, :resource_info, :reload]
 
   @doc false
   defmacro __using__(opts) do

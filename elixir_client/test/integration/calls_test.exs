@@ -99,6 +99,15 @@ defmodule RustElixir.CallsTest do
                RustElixir.call(node, :buffer_size, [ref])
     end
 
+    test "reload: a served module's code loaded again, and a module not served", %{node: node} do
+      assert {:ok, natives} = RustElixir.reload(node, :client_test_natives)
+      assert {:py_count, 1} in natives and {:boom, 1} in natives
+      assert RustElixir.call(node, :py_count, [2]) == {:ok, 2}
+
+      assert {:error, %Error{reason: {:badarg, 1, "nope is not a module this node serves"}}} =
+               RustElixir.reload(node, :nope)
+    end
+
     test "badrequest", %{node: node} do
       assert {:error, %Error{reason: {:badrequest, message}}} =
                RustElixir.call(node, :functions, [1])

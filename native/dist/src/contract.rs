@@ -11,7 +11,7 @@ use crate::reader::Reader;
 pub const SERVER_NAME: &str = "rustelixir";
 
 /// Names the call contract keeps for itself: no native may take them.
-pub const RESERVED: &[&str] = &["functions", "info", "release", "share", "resource_info"];
+pub const RESERVED: &[&str] = &["functions", "info", "release", "share", "resource_info", "reload"];
 
 /// One request of the contract; every term is its bytes (no version byte).
 #[derive(Debug)]
@@ -23,6 +23,8 @@ pub enum Request<'a> {
     Release(&'a [u8]),
     Share(&'a [u8], &'a [u8]),
     ResourceInfo(&'a [u8]),
+    /// `{reload, Module}`: load the served module's new build (its term's bytes).
+    Reload(&'a [u8]),
     /// None of the shapes: `{badrequest, Message}`.
     Bad(String),
 }
@@ -139,6 +141,7 @@ fn request<'a>(r: &mut Reader<'a, '_>) -> Option<Request<'a>> {
         b"release" => reserved(1).unwrap_or_else(|| Request::Release(args[0])),
         b"share" => reserved(2).unwrap_or_else(|| Request::Share(args[0], args[1])),
         b"resource_info" => reserved(1).unwrap_or_else(|| Request::ResourceInfo(args[0])),
+        b"reload" => reserved(1).unwrap_or_else(|| Request::Reload(args[0])),
         _ => Request::Native { name, args },
     })
 }

@@ -25,17 +25,72 @@ pub enum Native {
 pub struct Registry {
     // arity -> name -> native, so a lookup borrows the name from the call's bytes.
     by_arity: HashMap<u32, HashMap<Box<[u8]>, Native>>,
+    /// The natives each served module gave, by (name, arity): what a reload replaces.
+    modules: HashMap<String, Vec<(String, u32)>>,
 }
+
+/// A Python native of a module: (name, arity, the index Python knows it by, slow).
+pub type PythonNative = (String, u32, u32, bool);
 
 impl Registry {
     fn check(&self, name: &str, arity: u32) -> Result<(), String> {
+        self.check_beside(name, arity, &[])
+    }
+
+    /// `check`, a native of `replaced` not counting as taken.
+    fn check_beside(&self, name: &str, arity: u32, replaced: &[(String, u32)]) -> Result<(), String> {
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(format!("native name {name:?}: an atom has 1 to 255 characters"));
+        }
         if RESERVED.contains(&name) {
             return Err(format!("native {name}/{arity}: the name is reserved by the call contract"));
         }
-        if self.find(name.as_bytes(), arity as usize).is_some() {
+        let mine = replaced.iter().any(|(n, a)| n == name && *a == arity);
+        if !mine && self.find(name.as_bytes(), arity as usize).is_some() {
             return Err(format!("native {name}/{arity} is defined twice"));
         }
         Ok(())
+    }
+
+    /// Serves `module`'s natives (the tables of its Rust crate, its Python natives) in place
+    /// of what it served before, if anything, all at once: on an error (a reserved name, a
+    /// native another module serves, one defined twice) nothing changes. Returns [(name,
+    /// arity, slow)].
+    pub fn set_module(
+        &mut self,
+        module: &str,
+        tables: &[&'static NativeTable],
+        python: &[PythonNative],
+    ) -> Result<Vec<(String, u32, bool)>, String> {
+        let mut natives: Vec<(String, u32, Native)> = Vec::new();
+        for table in tables {
+            for e in table.entries() {
+                natives.push((e.name().to_string(), e.arity, if e.is_slow() { Native::Slow(e) } else { Native::Quick(e) }));
+            }
+        }
+        for (name, arity, index, slow) in python {
+            natives.push((name.clone(), *arity, if *slow { Native::PythonSlow(*index) } else { Native::Python(*index) }));
+        }
+        let replaced = self.modules.get(module).cloned().unwrap_or_default();
+        for (i, (name, arity, _)) in natives.iter().enumerate() {
+            self.check_beside(name, *arity, &replaced)?;
+            if natives[..i].iter().any(|(n, a, _)| n == name && a == arity) {
+                return Err(format!("native {name}/{arity} is defined twice"));
+            }
+        }
+        for (name, arity) in &replaced {
+            if let Some(names) = self.by_arity.get_mut(arity) {
+                names.remove(name.as_bytes());
+            }
+        }
+        for (name, arity, native) in &natives {
+            self.insert(name, *arity, *native);
+        }
+        self.modules.insert(module.to_string(), natives.iter().map(|(n, a, _)| (n.clone(), *a)).collect());
+        Ok(natives
+            .iter()
+            .map(|(n, a, native)| (n.clone(), *a, matches!(native, Native::Slow(_) | Native::PythonSlow(_))))
+            .collect())
     }
 
     fn insert(&mut self, name: &str, arity: u32, native: Native) {
@@ -57,16 +112,6 @@ impl Registry {
             self.insert(e.name(), e.arity, native);
         }
         Ok(entries.iter().map(|e| (e.name().to_string(), e.arity, e.is_slow())).collect())
-    }
-
-    /// Adds a Python native, known to Python by `index`; a `slow` one runs on the pool.
-    pub fn add_python(&mut self, name: &str, arity: u32, index: u32, slow: bool) -> Result<(), String> {
-        if name.is_empty() || name.chars().count() > 255 {
-            return Err(format!("native name {name:?}: an atom has 1 to 255 characters"));
-        }
-        self.check(name, arity)?;
-        self.insert(name, arity, if slow { Native::PythonSlow(index) } else { Native::Python(index) });
-        Ok(())
     }
 
     pub fn find(&self, name: &[u8], arity: usize) -> Option<Native> {

@@ -26,7 +26,7 @@ use crate::contract::{Message, Request};
 use crate::control;
 use crate::frame::{self, Caller, PeerConfig};
 use crate::pool::Pool;
-use crate::registry::{Native, Registry};
+use crate::registry::{Native, PythonNative, Registry};
 
 /// Where a connection's frames go out.
 pub trait Sink: Send + Sync {
@@ -161,6 +161,7 @@ pub struct Server {
     peers: RwLock<HashMap<Vec<u8>, Arc<Peer>>>,
     jobs: Mutex<Jobs>,
     python_runner: RwLock<Option<PythonRunner>>,
+    reloader: RwLock<Option<u32>>,
     /// Wakes Python when jobs are queued.
     wake: Box<dyn Fn() + Send + Sync>,
     /// How natives' messages reach `send_to` (holds the server weakly: a sender a native
@@ -211,6 +212,7 @@ impl Server {
             peers: RwLock::default(),
             jobs: Mutex::default(),
             python_runner: RwLock::default(),
+            reloader: RwLock::default(),
             wake,
         })
     }
@@ -258,8 +260,21 @@ impl Server {
         self.registry.write().unwrap().add_table(table)
     }
 
-    pub fn add_python(&self, name: &str, arity: u32, index: u32, slow: bool) -> Result<(), String> {
-        self.registry.write().unwrap().add_python(name, arity, index, slow)
+    /// Serves `module`'s natives in place of what it served before (see
+    /// `Registry::set_module`): at start-up, and when the module is reloaded.
+    pub fn set_module(
+        &self,
+        module: &str,
+        tables: &[&'static NativeTable],
+        python: &[PythonNative],
+    ) -> Result<Vec<(String, u32, bool)>, String> {
+        self.registry.write().unwrap().set_module(module, tables, python)
+    }
+
+    /// The Python native (by the index Python knows it by) that answers `{reload, Module}`
+    /// on the worker pool: it loads the module's new build and calls `set_module`.
+    pub fn set_reloader(&self, index: u32) {
+        *self.reloader.write().unwrap() = Some(index);
     }
 
     /// Who runs slow Python natives on the pool: given the job, it returns the reply (or
@@ -419,6 +434,15 @@ impl Server {
                     put_int(reply, size as i64);
                 }
                 None => reply::write_error(reply, Reason::BadResource(reference)),
+            },
+            Request::Reload(module) => match *self.reloader.read().unwrap() {
+                Some(index) => {
+                    if self.start(from, Native::PythonSlow(index), &[module]) {
+                        return;
+                    }
+                    reply::write_error(reply, Reason::Overloaded);
+                }
+                None => reply::write_error(reply, Reason::BadRequest("this server reloads no modules")),
             },
             Request::Bad(message) => reply::write_error(reply, Reason::BadRequest(&message)),
         }

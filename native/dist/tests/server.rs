@@ -8,6 +8,7 @@ use common::*;
 use std::time::{Duration, Instant};
 
 use etf::Term;
+use rustelixir_dist::registry::Native;
 use rustelixir_dist::server::JobEvent;
 
 fn tuple(items: Vec<Term>) -> Term {
@@ -117,8 +118,9 @@ fn a_disconnected_peer_abandons_its_calls() {
 fn a_python_native_is_a_job_answered_by_ticket() {
     let (mut fast, sent) = fast_path_with(1 << 20, &[]);
     let server = fast.server.clone().unwrap();
-    server.add_python("greet", 1, 0, false).unwrap();
-    assert!(server.add_python("info", 0, 1, false).is_err(), "a reserved name is refused");
+    server.set_module("greetings", &[], &[("greet".into(), 1, 0, false)]).unwrap();
+    assert!(server.set_module("other", &[], &[("info".into(), 0, 1, false)]).is_err(), "a reserved name is refused");
+    assert!(server.set_module("other", &[], &[("greet".into(), 1, 1, false)]).is_err(), "another module's native is refused");
     let (out, _) = feed_in_pieces(&mut fast, &call_frame(&tuple(vec![atom("greet"), Term::Int(5)]), 20), 1 << 20);
     assert!(replies(&out).is_empty());
     let mut jobs = server.take_jobs();
@@ -168,4 +170,22 @@ fn past_its_calls_in_flight_the_server_answers_overloaded() {
     }
     assert_eq!(answered, vec![(vec![32, 7, 9], overloaded())]);
     server.peer_down(&peer);
+}
+
+#[test]
+fn a_module_set_again_serves_its_new_natives_in_place_of_its_old_ones_or_keeps_them() {
+    let (fast, _) = fast_path_with(1 << 20, &[]);
+    let server = fast.server.clone().unwrap();
+    server.set_module("m", &[], &[("old".into(), 1, 0, false), ("kept".into(), 0, 1, true)]).unwrap();
+    server.set_module("n", &[], &[("theirs".into(), 0, 2, false)]).unwrap();
+    // Reloaded: `old` is gone, `kept` is the new build's, `new` is there.
+    let listed = server.set_module("m", &[], &[("kept".into(), 0, 3, false), ("new".into(), 2, 4, false)]).unwrap();
+    assert_eq!(listed, vec![("kept".to_string(), 0, false), ("new".to_string(), 2, false)]);
+    assert!(server.find(b"old", 1).is_none());
+    assert!(matches!(server.find(b"kept", 0), Some(Native::Python(3))));
+    // A build that would take another module's native, or a reserved name, changes nothing.
+    assert!(server.set_module("m", &[], &[("theirs".into(), 0, 5, false)]).is_err());
+    assert!(server.set_module("m", &[], &[("fresh".into(), 0, 5, false), ("reload".into(), 1, 6, false)]).is_err());
+    assert!(matches!(server.find(b"new", 2), Some(Native::Python(4))));
+    assert!(server.find(b"fresh", 0).is_none());
 }

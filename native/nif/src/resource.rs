@@ -859,12 +859,17 @@ impl<T: Resource> Decoder for ResourceArc<T> {
         match status {
             // SAFETY: counted once for us by the table.
             HOST_OK => Ok(ResourceArc { object: unsafe { Arc::from_raw(found.object as *const T) }, reference: reference.clone() }),
-            HOST_WRONG_TYPE => Err(ArgError::BadArg(format!(
-                "expected a {} resource, got a {} resource",
-                T::TYPE_NAME,
+            HOST_WRONG_TYPE => {
                 // SAFETY: a type name, static in its crate.
-                String::from_utf8_lossy(unsafe { found.type_name.as_bytes() })
-            ))),
+                let got = String::from_utf8_lossy(unsafe { found.type_name.as_bytes() });
+                Err(ArgError::BadArg(if got == T::TYPE_NAME {
+                    // The same name from another copy of the code: another crate's type, or
+                    // this crate's from before it was reloaded.
+                    format!("expected a {got} resource of this build of its crate, got one made by another build (or another crate)")
+                } else {
+                    format!("expected a {} resource, got a {got} resource", T::TYPE_NAME)
+                }))
+            }
             HOST_OVERLOADED => Err(ArgError::BadArg(format!(
                 "the resource already has {} holders (the limit)",
                 found.max_holders
