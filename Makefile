@@ -34,7 +34,7 @@ bench: bench-codec bench-node bench-sorted-set bench-resources
 bench-codec: build
 	$(PY) bench/codec_bench.py
 
-bench-node: build beam
+bench-node: build beam test-natives
 	$(PY) bench/node_bench.py
 
 bench-sorted-set: build beam

@@ -18,6 +18,9 @@ What each side is asked (rustelixir | BEAM gen_server):
   CPU us/call x64         the rustelixir serve process's utime+stime over the 64-caller
                           {add, 1, 2} run, per call | the same for the BEAM server node
   echo 1 MiB / 64 MiB p50 {echo, Binary}        | {echo, Binary}
+  crate p50, calls/s x64  {test_checked_add, 1, 2} | {add, 1, 2}   (a quick Rust native of a
+                          crate built as its own extension, rustelixir_test_natives: also
+                          printed against the built-in add of the same node, same run)
 
 Targets (issue 11): fast path p50 <= 0.9x; calls/s at 64 callers >= 1.3x; Python native
 p50 <= 1.5x and its calls/s at 16 callers >= 0.7x; slow Rust native p50 <= 1.5x; slow
@@ -43,6 +46,7 @@ LATENCIES = (
     ("py p50", "{py_add, 1, 2}", "{add, 1, 2}"),
     ("slow Rust p50", "{sleep, 0}", "{sleep, 0}"),
     ("slow py p50", "{py_slow_add, 1, 2}", "{add, 1, 2}"),
+    ("crate p50", "{test_checked_add, 1, 2}", "{add, 1, 2}"),
 )
 # (metric, callers, rustelixir's request, the BEAM server's request) for the throughputs.
 THROUGHPUTS = (
@@ -50,6 +54,7 @@ THROUGHPUTS = (
     ("calls/s x16", 16, "{add, 1, 2}", "{add, 1, 2}"),
     ("calls/s x64", 64, "{add, 1, 2}", "{add, 1, 2}"),
     ("py calls/s x16", 16, "{py_add, 1, 2}", "{add, 1, 2}"),
+    ("crate calls/s x64", 64, "{test_checked_add, 1, 2}", "{add, 1, 2}"),
 )
 CPU_METRIC = "calls/s x64"  # the run whose CPU time per call is measured on both servers
 
@@ -107,7 +112,8 @@ def main() -> int:
     settings = QUICK if args.quick else FULL
 
     pythonpath = os.pathsep.join(filter(None, [str(ROOT / "bench"), str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
-    with bench_nodes("node_bench", "benchcli", ["--module", "bench_natives"], env={"PYTHONPATH": pythonpath}) as (
+    served_modules = ["--module", "bench_natives", "--module", "rustelixir_test_natives"]
+    with bench_nodes("node_bench", "benchcli", served_modules, env={"PYTHONPATH": pythonpath}) as (
         served,
         client,
         build,
@@ -180,6 +186,8 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
         row("slow py p50", "us", False, 2.0),
         row("echo 1 MiB p50", "us", False, 1.0),
         row("echo 64 MiB p50", "us", False, 1.0),
+        row("crate p50", "us", False, None),
+        row("crate calls/s x64", "/s", True, None),
     ]
     print(f"\n{'metric':<18}{'BEAM gen_server':>18}{'rustelixir':>14}{'ratio':>9}  target")
     for r in rows:
@@ -188,6 +196,11 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
             f"{r.metric:<18}{r.baseline:>14{precision}} {r.unit:<3}{r.ours:>10{precision}} {r.unit:<3}"
             f"{r.ratio:>8.2f}x  {r.verdict()}"
         )
+    ours = {metric: statistics.median(samples[(metric, "Ours")]) for metric in ("p50", "crate p50", "calls/s x64", "crate calls/s x64")}
+    print(
+        f"\nuser crate / built-in, both rustelixir (issue 12: as fast): p50 {ours['crate p50'] / ours['p50']:.2f}x, "
+        f"calls/s x64 {ours['crate calls/s x64'] / ours['calls/s x64']:.2f}x"
+    )
     print(
         f"\n{settings.rounds} rounds, medians; latency over {settings.latency_calls} sequential calls; "
         f"throughput over {settings.throughput_ms} ms per run; ratio = rustelixir / baseline. "
