@@ -411,11 +411,24 @@ fn native_entry(args: Tokens, function: &syn::ItemFn) -> Result<Tokens> {
     });
     syn::parse::Parser::parse2(parser, args)?;
     let ident = &function.sig.ident;
-    if !function.sig.generics.params.is_empty() || function.sig.asyncness.is_some() {
-        return Err(Error::new_spanned(&function.sig, "a native is a plain function: no generics, not async"));
+    if !function.sig.generics.params.is_empty() {
+        return Err(Error::new_spanned(&function.sig, "a native is a plain function: no generics"));
+    }
+    let asynchronous = function.sig.asyncness.is_some();
+    if asynchronous && slow {
+        return Err(Error::new_spanned(&function.sig, "an async native is neither quick nor slow: it runs on the node's runtime"));
     }
     let name = name.unwrap_or_else(|| ident.to_string());
-    let flags = if slow { quote!(#krate::FLAG_SLOW) } else { quote!(0) };
+    let flags = match (slow, asynchronous) {
+        (_, true) => quote!(#krate::FLAG_ASYNC),
+        (true, _) => quote!(#krate::FLAG_SLOW),
+        _ => quote!(0),
+    };
+    let (arity, run) = if asynchronous {
+        (quote!(#krate::async_arity_of(&super::#ident)), quote!(#krate::run_async(&super::#ident, frame)))
+    } else {
+        (quote!(#krate::arity_of(&super::#ident)), quote!(#krate::run(&super::#ident, frame)))
+    };
     // `Vec < u8 >` as written, `Vec<u8>`; a space stays only between two words (`&'a str`).
     let compact = |tokens: Tokens| {
         let text = tokens.to_string();
@@ -468,12 +481,12 @@ fn native_entry(args: Tokens, function: &syn::ItemFn) -> Result<Tokens> {
             pub const ENTRY: #krate::NativeEntry = #krate::NativeEntry {
                 name: #name.as_ptr(),
                 name_len: #name.len(),
-                arity: #krate::arity_of(&super::#ident),
+                arity: #arity,
                 flags: #flags,
                 call: {
                     extern "C" fn entry(frame: *const #krate::CallFrame) {
                         // SAFETY: the node calls with a valid frame.
-                        unsafe { #krate::run(&super::#ident, frame) }
+                        unsafe { #run }
                     }
                     entry
                 },

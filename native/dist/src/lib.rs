@@ -2,7 +2,7 @@
 //! (and fuzzes it): the connection's threads (`link`), the frames it reads (`fast_path`) and
 //! writes (`frame`), the control messages' opcodes (`control`), the call contract's
 //! requests (`contract`), the server that answers them (`server`, with its `registry` of
-//! natives and its worker `pool`) and the node's built-in natives (`builtins`). The binding
+//! natives, its worker `pool` and the `runtime` of async natives) and the node's built-in natives (`builtins`). The binding
 //! crate (`native/src`) only converts between Python objects and these.
 
 pub mod builtins;
@@ -14,6 +14,7 @@ pub mod link;
 pub mod pool;
 pub mod reader;
 pub mod registry;
+pub mod runtime;
 pub mod server;
 
 pub use fast_path::{FastPath, FrameError};

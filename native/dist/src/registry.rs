@@ -14,11 +14,25 @@ pub enum Native {
     Quick(&'static NativeEntry),
     /// Runs on the server's worker pool, from the call's bytes.
     Slow(&'static NativeEntry),
+    /// An `async fn`: started on the connection's thread, its task polled by the server's
+    /// runtime.
+    Async(&'static NativeEntry),
     /// Runs in Python, on its event loop (handed over as a job): the index Python gave it
     /// when it registered it.
     Python(u32),
     /// Runs in Python on the server's worker pool (with the GIL): a slow Python native.
     PythonSlow(u32),
+}
+
+impl Native {
+    /// A Rust native, as its entry says it runs.
+    pub fn of(entry: &'static NativeEntry) -> Native {
+        match (entry.is_async(), entry.is_slow()) {
+            (true, _) => Native::Async(entry),
+            (_, true) => Native::Slow(entry),
+            _ => Native::Quick(entry),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -65,7 +79,7 @@ impl Registry {
         let mut natives: Vec<(String, u32, Native)> = Vec::new();
         for table in tables {
             for e in table.entries() {
-                natives.push((e.name().to_string(), e.arity, if e.is_slow() { Native::Slow(e) } else { Native::Quick(e) }));
+                natives.push((e.name().to_string(), e.arity, Native::of(e)));
             }
         }
         for (name, arity, index, slow) in python {
@@ -108,7 +122,7 @@ impl Registry {
             }
         }
         for e in entries {
-            let native = if e.is_slow() { Native::Slow(e) } else { Native::Quick(e) };
+            let native = Native::of(e);
             self.insert(e.name(), e.arity, native);
         }
         Ok(entries.iter().map(|e| (e.name().to_string(), e.arity, e.is_slow())).collect())

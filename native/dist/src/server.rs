@@ -27,6 +27,7 @@ use crate::control;
 use crate::frame::{self, Caller, PeerConfig};
 use crate::pool::Pool;
 use crate::registry::{Native, PythonNative, Registry};
+use crate::runtime::{Runtime, Task};
 
 /// Where a connection's frames go out.
 pub trait Sink: Send + Sync {
@@ -162,6 +163,8 @@ pub struct Server {
     jobs: Mutex<Jobs>,
     python_runner: RwLock<Option<PythonRunner>>,
     reloader: RwLock<Option<u32>>,
+    /// Polls async natives' tasks.
+    runtime: Runtime,
     /// Wakes Python when jobs are queued.
     wake: Box<dyn Fn() + Send + Sync>,
     /// How natives' messages reach `send_to` (holds the server weakly: a sender a native
@@ -213,6 +216,7 @@ impl Server {
             jobs: Mutex::default(),
             python_runner: RwLock::default(),
             reloader: RwLock::default(),
+            runtime: Runtime::default(),
             wake,
         })
     }
@@ -251,7 +255,7 @@ impl Server {
     /// What a native's call on this server knows of it: its caller, its reply tag, where its
     /// messages go.
     fn call_info<'a>(&'a self, caller: Option<&'a [u8]>, tag: Option<&'a [u8]>) -> CallInfo<'a> {
-        CallInfo { caller, tag, messenger: Some(&self.messenger) }
+        CallInfo { caller, tag, messenger: Some(&self.messenger), spawn: None }
     }
 
     // --- Natives ----------------------------------------------------------------------------
@@ -335,6 +339,7 @@ impl Server {
             self.cancel(ticket);
         }
         self.pool.close();
+        self.runtime.close();
     }
 
     // --- Requests ---------------------------------------------------------------------------
@@ -622,6 +627,7 @@ impl Server {
                 let caller = caller.map(|c| c.0);
                 self.pool.run(move || server.run_slow(ticket, entry, args, caller, tag, cancel));
             }
+            Native::Async(entry) => self.start_async(ticket, entry, &args, caller.map(|c| c.0), tag, cancel),
             Native::Python(index) => {
                 let job = Job { ticket, index, args, caller: caller.map(|c| c.0), tag, cancel };
                 self.push_job(JobEvent::Run(job));
@@ -634,6 +640,37 @@ impl Server {
             Native::Quick(_) => unreachable!("quick natives run inline"),
         }
         true
+    }
+
+    /// An async native: its entry makes the task here (or answers at once: a wrong
+    /// argument), and the runtime polls it.
+    fn start_async(
+        self: &Arc<Self>,
+        ticket: u64,
+        entry: &'static NativeEntry,
+        args: &[Vec<u8>],
+        caller: Option<Vec<u8>>,
+        tag: Option<Vec<u8>>,
+        cancel: Arc<AtomicBool>,
+    ) {
+        let slices: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let spawned = std::cell::Cell::new(false);
+        let spawn = |task: rustelixir_nif::AsyncTask| {
+            let task = Task { task, caller: caller.clone(), tag: tag.clone(), cancel: cancel.clone() };
+            self.runtime.spawn(self, ticket, task);
+            spawned.set(true);
+            HOST_OK
+        };
+        let info = CallInfo { spawn: Some(&spawn), ..self.call_info(caller.as_deref(), tag.as_deref()) };
+        let (reply, _) = self.resources.with_host(&info, |host| rustelixir_nif::call_entry(entry, &slices, Some(&cancel), host));
+        if !spawned.get() {
+            self.complete(ticket, Some(reply));
+        }
+    }
+
+    /// Polls an async native's task (`poll` given the host of its call).
+    pub(crate) fn poll_task(&self, task: &Task, poll: impl FnOnce(&rustelixir_nif::Host) -> bool) -> bool {
+        self.resources.with_host(&self.call_info(task.caller.as_deref(), task.tag.as_deref()), poll).0
     }
 
     fn run_slow(
@@ -751,6 +788,8 @@ impl Server {
         self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
         if python {
             self.push_job(JobEvent::Cancel(ticket));
+        } else if self.runtime.cancel(ticket) {
+            self.complete(ticket, None); // an async native's task, dropped
         }
     }
 

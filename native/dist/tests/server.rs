@@ -189,3 +189,42 @@ fn a_module_set_again_serves_its_new_natives_in_place_of_its_old_ones_or_keeps_t
     assert!(matches!(server.find(b"new", 2), Some(Native::Python(4))));
     assert!(server.find(b"fresh", 0).is_none());
 }
+
+/// An async native of this test: waits `ms` on the crate's timer, then answers `ms`.
+#[rustelixir_nif::native]
+async fn nap(ms: u64) -> u64 {
+    rustelixir_nif::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+rustelixir_nif::natives!(ASYNC_NATIVES = [nap]);
+
+#[test]
+fn async_natives_wait_together_on_the_runtime_and_a_caller_that_gives_up_drops_its_task() {
+    let (mut fast, sent) = fast_path_with(1 << 20, &[&ASYNC_NATIVES]);
+    let server = fast.server.clone().unwrap();
+    let started = Instant::now();
+    for mref in 100..150 {
+        let (out, _) = feed_in_pieces(&mut fast, &call_frame(&tuple(vec![atom("nap"), Term::Int(300)]), mref), 1 << 20);
+        assert!(replies(&out).is_empty(), "not answered inline");
+    }
+    let mut got = sent_replies(&sent, 50);
+    got.sort_by_key(|(alias, _)| alias.clone());
+    assert_eq!(got.len(), 50);
+    assert!(got.iter().all(|(_, reply)| *reply == ok(Term::Int(300))));
+    // Fifty naps of 300 ms, one after another, would take 15 s.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(server.in_flight(), 0);
+
+    // A caller that gives up: its task goes at once, and no reply.
+    feed_in_pieces(&mut fast, &call_frame(&tuple(vec![atom("nap"), Term::Int(60_000)]), 200), 1 << 20);
+    assert_eq!(server.in_flight(), 1);
+    feed_in_pieces(&mut fast, &demonitor_frame(200), 1 << 20);
+    assert_eq!(server.in_flight(), 0, "dropped as the caller gave up");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(replies(&sent.take()).is_empty());
+    // A wrong argument is answered at once, by the entry.
+    let (out, _) = feed_in_pieces(&mut fast, &call_frame(&tuple(vec![atom("nap"), atom("x")]), 201), 1 << 20);
+    assert!(replies(&out).is_empty());
+    assert_eq!(sent_replies(&sent, 1)[0].1, error(tuple(vec![atom("badarg"), Term::Int(1), Term::Binary(b"expected an integer, got an atom".to_vec())])));
+}

@@ -78,6 +78,10 @@ pub struct Host {
     /// Removes a monitor `monitor` made: `HOST_OK`, or `HOST_BADRESOURCE` when there is no
     /// such monitor (any more).
     pub demonitor: unsafe extern "C" fn(host: *const Host, monitor: *const RefParts) -> i32,
+    /// Takes an async native's task for this call (`HOST_OK`): the node polls it and sends
+    /// its reply, or drops it when the caller gives up. On any other status the task is
+    /// still the caller's.
+    pub spawn: unsafe extern "C" fn(host: *const Host, task: crate::task::AsyncTask) -> i32,
 }
 
 /// The node's side of messages from natives: sends `message` to the process `to` (both

@@ -25,6 +25,7 @@ pub mod host;
 mod message;
 pub mod reply;
 pub mod resource;
+pub mod task;
 
 pub use convert::{kind, ArgError, Decoder, Encoder, IoData, Items, ListIterator, MapIterator};
 pub use rustelixir_derive::{
@@ -40,6 +41,7 @@ pub mod derive_support;
 pub use host::{Found, Host, Messenger, RefParts, ResourceType};
 pub use message::{caller, emit, make_ref, send, sender, spawn, SendError, Sender, STREAM_TAG};
 pub use resource::{CallInfo, Resource, ResourceArc, ResourceTable};
+pub use task::{sleep, AsyncTask};
 pub use etf;
 pub use etf::{Atom, Pid, Reference, Term};
 
@@ -52,10 +54,13 @@ pub const MAGIC: u64 = 0x5255_5354_454c_4958;
 /// Bumped when the layout of the C ABI types below (and `host`'s) changes. 2: the host
 /// table passed with every call (`CallFrame::host`); 3: messages from natives (the host's
 /// `tag`, `send` and senders) and resource monitors; 4: what a native says of itself
-/// (`NativeEntry::meta`).
+/// (`NativeEntry::meta`) and async natives (`FLAG_ASYNC`, `Host::spawn`).
 pub const ABI_VERSION: u32 = 4;
 /// [`NativeEntry::flags`]: the native may take long; run it on the worker pool.
 pub const FLAG_SLOW: u32 = 1;
+/// [`NativeEntry::flags`]: an `async fn`: its call hands the node a task (`Host::spawn`)
+/// instead of writing its reply.
+pub const FLAG_ASYNC: u32 = 2;
 
 /// Bytes lent across the C ABI.
 #[repr(C)]
@@ -149,6 +154,9 @@ impl NativeEntry {
     }
     pub fn is_slow(&self) -> bool {
         self.flags & FLAG_SLOW != 0
+    }
+    pub fn is_async(&self) -> bool {
+        self.flags & FLAG_ASYNC != 0
     }
 
     /// What the native says of itself, if it was declared with `#[native]`.
@@ -359,11 +367,52 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "native panicked".into())
 }
 
+/// Argument `index` (1-based) as a `T`; if it is not one, its error reply is written to
+/// `out` and there is none.
+#[doc(hidden)]
+pub fn decode_arg<T: Decoder>(bytes: &[u8], index: usize, out: &mut Vec<u8>) -> Option<T> {
+    match T::decode_bytes(bytes) {
+        Ok(v) => Some(v),
+        Err(ArgError::BadArg(message)) => {
+            write_badarg(out, index, &message);
+            None
+        }
+        Err(ArgError::BadResource(r)) => {
+            write_badresource(out, &r);
+            None
+        }
+    }
+}
+
 /// A function usable as a native: implemented for `Fn(A1, ..., An) -> R` (n up to 8) with
 /// every `Ai: Decoder` and `R: IntoReply`.
 pub trait NifFn<Args> {
     const ARITY: u32;
     fn invoke(&self, args: &[&[u8]], out: &mut Vec<u8>);
+}
+
+macro_rules! impl_async_nif_fn {
+    ($n:expr; $($a:ident $i:tt),*) => {
+        impl<F, Fut, R, $($a),*> AsyncNifFn<($($a,)*)> for F
+        where
+            F: Fn($($a),*) -> Fut,
+            Fut: std::future::Future<Output = R> + Send + 'static,
+            R: IntoReply,
+            $($a: Decoder,)*
+        {
+            const ARITY: u32 = $n;
+            #[allow(unused_variables, non_snake_case)]
+            fn start(&self, args: &[&[u8]], out: &mut Vec<u8>) -> Option<task::ReplyFuture> {
+                $( let $a = decode_arg::<$a>(args[$i], $i + 1, out)?; )*
+                let future = (self)($($a),*);
+                Some(Box::pin(async move {
+                    let mut reply = Vec::new();
+                    future.await.write_reply(&mut reply);
+                    reply
+                }))
+            }
+        }
+    };
 }
 
 macro_rules! impl_nif_fn {
@@ -377,16 +426,11 @@ macro_rules! impl_nif_fn {
             const ARITY: u32 = $n;
             #[allow(unused_variables, non_snake_case)]
             fn invoke(&self, args: &[&[u8]], out: &mut Vec<u8>) {
-                $(
-                    let $a = match <$a as Decoder>::decode_bytes(args[$i]) {
-                        Ok(v) => v,
-                        Err(ArgError::BadArg(message)) => return write_badarg(out, $i + 1, &message),
-                        Err(ArgError::BadResource(r)) => return write_badresource(out, &r),
-                    };
-                )*
+                $( let Some($a) = decode_arg::<$a>(args[$i], $i + 1, out) else { return }; )*
                 (self)($($a),*).write_reply(out)
             }
         }
+        impl_async_nif_fn!($n; $($a $i),*);
     };
 }
 
@@ -402,6 +446,58 @@ impl_nif_fn!(8; A1 0, A2 1, A3 2, A4 3, A5 4, A6 5, A7 6, A8 7);
 
 pub const fn arity_of<F: NifFn<A>, A>(_f: &F) -> u32 {
     F::ARITY
+}
+
+/// An `async fn` usable as a native (n up to 8 arguments, each `Decoder`, its output
+/// `IntoReply`, its future `Send + 'static`).
+pub trait AsyncNifFn<Args> {
+    const ARITY: u32;
+    /// Decodes the arguments and makes the native's future (its reply term when it is
+    /// done); a wrong argument writes its badarg to `out` and makes none.
+    fn start(&self, args: &[&[u8]], out: &mut Vec<u8>) -> Option<task::ReplyFuture>;
+}
+
+pub const fn async_arity_of<F: AsyncNifFn<A>, A>(_f: &F) -> u32 {
+    F::ARITY
+}
+
+/// The body of an async native's entry point: decode, make the future, hand the node its
+/// task; a wrong argument, a panic or a node that takes no task is the reply at once.
+///
+/// # Safety
+/// `frame` must be a valid frame from the node.
+pub unsafe fn run_async<F: AsyncNifFn<A>, A>(f: &F, frame: *const CallFrame) {
+    let frame = &*frame;
+    let args: Vec<&[u8]> = (0..frame.nargs).map(|i| (*frame.args.add(i)).as_bytes()).collect();
+    let mut out = Vec::new();
+    let started = host::with_current(frame.host, || {
+        catch_unwind(AssertUnwindSafe(|| {
+            if args.len() != F::ARITY as usize {
+                write_badarg(&mut out, 0, "wrong number of arguments");
+                None
+            } else {
+                f.start(&args, &mut out)
+            }
+        }))
+    });
+    match started {
+        Ok(Some(future)) => {
+            let task = task::AsyncTask::new(future);
+            let (pointer, drop_task) = (task.task, task.drop);
+            // SAFETY: the host of this call; on success the node owns the task.
+            if ((*frame.host).spawn)(frame.host, task) == host::HOST_OK {
+                return;
+            }
+            drop_task(pointer);
+            write_panic(&mut out, "this node runs no async natives");
+        }
+        Ok(None) => {}
+        Err(panic) => {
+            out.clear();
+            write_panic(&mut out, &panic_message(&*panic));
+        }
+    }
+    (frame.write)(frame.out, out.as_ptr(), out.len());
 }
 
 /// The body of every generated entry point: decode, call, encode, catch panics, write.

@@ -292,6 +292,7 @@ impl ResourceTable {
             raw_caller: call.caller,
             touched: Cell::new(false),
             messenger: call.messenger,
+            spawn: call.spawn,
         };
         let host = Host {
             context: &state as *const CallState<'_> as *const c_void,
@@ -307,6 +308,7 @@ impl ResourceTable {
             sender_drop: host::sender_drop,
             monitor: host_monitor,
             demonitor: host_demonitor,
+            spawn: host_spawn,
         };
         let result = host::with_current(&host, || f(&host));
         (result, state.touched.get())
@@ -540,7 +542,7 @@ impl ResourceTable {
             unsafe { (entry.ty.retain)(entry.object) };
             (entry.ty, entry.object)
         };
-        let call = CallInfo { caller: None, tag: None, messenger: Some(&watch.messenger) };
+        let call = CallInfo { messenger: Some(&watch.messenger), ..CallInfo::default() };
         self.with_host(&call, |host| {
             // SAFETY: our count of the object; the type's crate stays loaded.
             unsafe {
@@ -655,6 +657,8 @@ pub struct CallInfo<'a> {
     pub tag: Option<&'a [u8]>,
     /// Where the native's messages go (none: nowhere, `HOST_NOCONNECTION`).
     pub messenger: Option<&'a Arc<dyn Messenger>>,
+    /// Who takes an async native's task (none: async natives cannot run here).
+    pub spawn: Option<&'a dyn Fn(crate::task::AsyncTask) -> i32>,
 }
 
 impl<'a> CallInfo<'a> {
@@ -667,6 +671,7 @@ impl<'a> CallInfo<'a> {
 /// What `Host::context` points to: the table, and the call's caller and use of resources.
 struct CallState<'a> {
     messenger: Option<&'a Arc<dyn Messenger>>,
+    spawn: Option<&'a dyn Fn(crate::task::AsyncTask) -> i32>,
     table: &'a ResourceTable,
     raw_caller: Option<&'a [u8]>,
     /// The caller as a holder key: its pid re-encoded, so the same pid is always the same
@@ -743,6 +748,14 @@ unsafe extern "C" fn host_demonitor(host: *const Host, monitor: *const RefParts)
     etf::encode::put_reference(&mut encoded, &m.to_reference()).expect("a reference of this node");
     let _ = catch_unwind(AssertUnwindSafe(|| watch.messenger.demonitor(&watch.pid, &encoded)));
     HOST_OK
+}
+
+unsafe extern "C" fn host_spawn(host: *const Host, task: crate::task::AsyncTask) -> i32 {
+    let state = &*((*host).context as *const CallState<'_>);
+    match state.spawn {
+        Some(spawn) => spawn(task),
+        None => HOST_NOCONNECTION,
+    }
 }
 
 unsafe extern "C" fn host_sender(host: *const Host) -> *const c_void {

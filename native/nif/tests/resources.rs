@@ -105,7 +105,7 @@ fn call_with(table: &ResourceTable, name: &str, args: &[Term], caller: &Pid, mes
         .collect();
     let slices: Vec<&[u8]> = encoded.iter().map(|v| v.as_slice()).collect();
     let holder = holder_of(caller);
-    let info = CallInfo { caller: Some(&holder), tag: None, messenger };
+    let info = CallInfo { caller: Some(&holder), messenger, ..CallInfo::default() };
     let (reply, _) = table.with_host(&info, |host| call_entry(entry, &slices, None, host));
     etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0
 }

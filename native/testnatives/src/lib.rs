@@ -247,7 +247,48 @@ fn checked_add(first: i64, second: i64) -> Result<i64, rustelixir_nif::BadArg> {
     first.checked_add(second).ok_or_else(|| rustelixir_nif::BadArg::new(2, "the sum overflows"))
 }
 
+static ASYNC_CANCELLED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts the async natives dropped before they were done (their caller gave up).
+struct UnlessDone(bool);
+
+impl Drop for UnlessDone {
+    fn drop(&mut self) {
+        if !self.0 {
+            ASYNC_CANCELLED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Waits `ms` (no thread of its own: a timer wakes it), then answers `value`.
+#[native]
+async fn test_async_sleep(ms: u64, value: Term) -> Term {
+    let mut guard = UnlessDone(false);
+    rustelixir_nif::sleep(Duration::from_millis(ms)).await;
+    guard.0 = true;
+    value
+}
+
+/// Streams 1..=n to its caller, a millisecond apart, from its task.
+#[native]
+async fn test_async_emit(n: u64) -> u64 {
+    for i in 1..=n {
+        let _ = rustelixir_nif::emit(&i);
+        rustelixir_nif::sleep(Duration::from_millis(1)).await;
+    }
+    n
+}
+
+/// How many async natives were dropped before they were done.
+#[native]
+fn test_async_cancelled() -> u64 {
+    ASYNC_CANCELLED.load(Ordering::Relaxed)
+}
+
 natives!(TEST_NATIVES = [
+    test_async_sleep,
+    test_async_emit,
+    test_async_cancelled,
     test_point_flip,
     checked_add,
     quick test_derived_echo,
