@@ -50,6 +50,10 @@ def test_typed_rust_natives_convert_both_ways(client: DistClient) -> None:
         "Args = {#{<<\"a\">> => 1}, some_atom, self(), make_ref()},"
         "{ok, Args} =:= gen_server:call({rustelixir, Node}, erlang:insert_element(1, Args, test_terms))."
     ) is True
+    # A #[native] taking &[u8] and &str borrows the binaries from the call's bytes.
+    assert ok(client, "{test_borrowed, binary:copy(<<1>>, 100000), <<\"żółw\"/utf8>>}") == (100000, "ŻÓŁW".encode())
+    assert call(client, "{test_borrowed, [1, 2], <<>>}") == (Atom("error"), (Atom("badarg"), 1, b"expected a binary, got a list"))
+    assert call(client, "{test_borrowed, <<>>, <<255>>}") == (Atom("error"), (Atom("badarg"), 2, b"expected a UTF-8 binary"))
     # An integer is a float too (as Rustler takes it), big ones included.
     assert ok(client, "{test_scalars, 1, 2, true, <<\"s\">>}") == (1, 2.0, True, b"s")
     assert ok(client, "{test_scalars, 1, -(1 bsl 70), true, <<\"s\">>}")[1] == -(2.0**70)

@@ -424,8 +424,47 @@ fn native_entry(args: Tokens, function: &syn::ItemFn) -> Result<Tokens> {
         (true, _) => quote!(#krate::FLAG_SLOW),
         _ => quote!(0),
     };
+    // An argument of type `&[u8]` or `&str` borrows the binary from the call's bytes.
+    let borrowed: Vec<Option<Tokens>> = function
+        .sig
+        .inputs
+        .iter()
+        .map(|input| match input {
+            syn::FnArg::Typed(pat) => match &*pat.ty {
+                syn::Type::Reference(r) if r.mutability.is_none() => match &*r.elem {
+                    syn::Type::Slice(slice) if quote!(#slice).to_string().replace(' ', "") == "[u8]" => Some(quote!(borrow_bytes)),
+                    syn::Type::Path(p) if p.path.is_ident("str") => Some(quote!(borrow_str)),
+                    _ => None,
+                },
+                _ => None,
+            },
+            syn::FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let borrows = borrowed.iter().any(Option::is_some);
+    if asynchronous && borrows {
+        return Err(Error::new_spanned(&function.sig, "an async native's arguments are owned (its task outlives the call's bytes): take a Vec<u8> or a String"));
+    }
     let (arity, run) = if asynchronous {
         (quote!(#krate::async_arity_of(&super::#ident)), quote!(#krate::run_async(&super::#ident, frame)))
+    } else if borrows {
+        let nargs = borrowed.len();
+        let names: Vec<Ident> = (0..nargs).map(|i| format_ident!("arg{}", i)).collect();
+        let decodes = borrowed.iter().zip(&names).enumerate().map(|(i, (how, name))| {
+            let index = i + 1;
+            match how {
+                Some(borrow) => quote!(let Some(#name) = #krate::#borrow(args[#i], #index, out) else { return };),
+                None => quote!(let Some(#name) = #krate::decode_arg(args[#i], #index, out) else { return };),
+            }
+        });
+        let arity = nargs as u32;
+        (
+            quote!(#arity),
+            quote!(#krate::run_with(frame, #arity, |args, out| {
+                #( #decodes )*
+                #krate::IntoReply::write_reply(super::#ident(#( #names ),*), out)
+            })),
+        )
     } else {
         (quote!(#krate::arity_of(&super::#ident)), quote!(#krate::run(&super::#ident, frame)))
     };

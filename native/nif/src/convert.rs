@@ -57,14 +57,20 @@ impl From<&str> for ArgError {
     }
 }
 
+/// The term in `bytes` (one, no version byte).
+fn term_of(bytes: &[u8]) -> Result<Term, ArgError> {
+    decode_at_with(bytes, 0, &mut TermBuilder, &Limits::default())
+        .map(|(term, _)| term)
+        .map_err(|e| ArgError::BadArg(format!("undecodable term: {}", e.message)))
+}
+
 /// A Rust value made from a term.
 pub trait Decoder: Sized {
     fn decode(term: &Term) -> Result<Self, ArgError>;
 
     /// From the bytes of one term (no version byte).
     fn decode_bytes(bytes: &[u8]) -> Result<Self, ArgError> {
-        let (term, _) = decode_at_with(bytes, 0, &mut TermBuilder, &Limits::default())
-            .map_err(|e| ArgError::BadArg(format!("undecodable term: {}", e.message)))?;
+        let term = term_of(bytes)?;
         Self::decode(&term)
     }
 
@@ -74,6 +80,13 @@ pub trait Decoder: Sized {
             Term::List(items) => items.iter().map(Self::decode).collect(),
             other => Err(expected("a list", other)),
         }
+    }
+
+    /// A `Vec<Self>` from the bytes of one term (u8 copies a binary's bytes once, straight
+    /// from the call's).
+    fn decode_vec_bytes(bytes: &[u8]) -> Result<Vec<Self>, ArgError> {
+        let term = term_of(bytes)?;
+        Self::decode_vec(&term)
     }
 }
 
@@ -156,8 +169,7 @@ macro_rules! integer_type {
                         "integer {v} out of range for {} ({}..={})", stringify!($t), <$t>::MIN, <$t>::MAX
                     ))),
                     None => {
-                        let (term, _) = decode_at_with(bytes, 0, &mut TermBuilder, &Limits::default())
-                            .map_err(|e| ArgError::BadArg(format!("undecodable term: {}", e.message)))?;
+                        let term = term_of(bytes)?;
                         Self::decode(&term)
                     }
                 }
@@ -204,6 +216,17 @@ impl Decoder for u8 {
     fn decode(term: &Term) -> Result<Self, ArgError> {
         let v = integer(term)?;
         u8::try_from(v).map_err(|_| ArgError::BadArg(format!("integer {v} out of range for u8 (0..=255)")))
+    }
+    fn decode_vec_bytes(bytes: &[u8]) -> Result<Vec<Self>, ArgError> {
+        match bytes {
+            [etf::tags::BINARY_EXT, a, b, c, d, rest @ ..] if u32::from_be_bytes([*a, *b, *c, *d]) as usize == rest.len() => {
+                Ok(rest.to_vec())
+            }
+            _ => {
+                let term = term_of(bytes)?;
+                Self::decode_vec(&term)
+            }
+        }
     }
     fn decode_vec(term: &Term) -> Result<Vec<Self>, ArgError> {
         match term {
@@ -352,6 +375,9 @@ impl Encoder for Term {
 impl<T: Decoder> Decoder for Vec<T> {
     fn decode(term: &Term) -> Result<Self, ArgError> {
         T::decode_vec(term)
+    }
+    fn decode_bytes(bytes: &[u8]) -> Result<Self, ArgError> {
+        T::decode_vec_bytes(bytes)
     }
 }
 

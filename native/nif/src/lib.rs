@@ -505,6 +505,16 @@ pub unsafe fn run_async<F: AsyncNifFn<A>, A>(f: &F, frame: *const CallFrame) {
 /// # Safety
 /// `frame` must be a valid frame from the node (or from [`call_entry`]).
 pub unsafe fn run<F: NifFn<A>, A>(f: &F, frame: *const CallFrame) {
+    run_with(frame, F::ARITY, |args, out| f.invoke(args, out))
+}
+
+/// `run` with the arguments decoded and the native called by `invoke` (what `#[native]`
+/// generates when an argument borrows from the call's bytes).
+///
+/// # Safety
+/// As `run`.
+#[doc(hidden)]
+pub unsafe fn run_with(frame: *const CallFrame, arity: u32, invoke: impl FnOnce(&[&[u8]], &mut Vec<u8>)) {
     let frame = &*frame;
     let args: Vec<&[u8]> = (0..frame.nargs).map(|i| (*frame.args.add(i)).as_bytes()).collect();
     with_reply_buffer(|out| {
@@ -512,10 +522,10 @@ pub unsafe fn run<F: NifFn<A>, A>(f: &F, frame: *const CallFrame) {
         // This copy of the crate's current host: `ResourceArc` in the native goes through it.
         let result = host::with_current(frame.host, || {
             catch_unwind(AssertUnwindSafe(|| {
-                if args.len() != F::ARITY as usize {
+                if args.len() != arity as usize {
                     write_badarg(out, 0, "wrong number of arguments");
                 } else {
-                    f.invoke(&args, out);
+                    invoke(&args, out);
                 }
             }))
         });
@@ -526,6 +536,37 @@ pub unsafe fn run<F: NifFn<A>, A>(f: &F, frame: *const CallFrame) {
         }
         (frame.write)(frame.out, out.as_ptr(), out.len());
     })
+}
+
+/// A binary argument's bytes where they lie in the call (no copy): what a `#[native]`
+/// argument of type `&[u8]` gets. A wrong argument's badarg is written to `out`.
+#[doc(hidden)]
+pub fn borrow_bytes<'a>(term: &'a [u8], index: usize, out: &mut Vec<u8>) -> Option<&'a [u8]> {
+    match term {
+        [etf::tags::BINARY_EXT, a, b, c, d, rest @ ..] if u32::from_be_bytes([*a, *b, *c, *d]) as usize == rest.len() => Some(rest),
+        _ => {
+            // Not a plain binary: say what it is, as any other argument would.
+            match <Term as Decoder>::decode_bytes(term) {
+                Ok(other) => write_badarg(out, index, &format!("expected a binary, got {}", kind(&other))),
+                Err(ArgError::BadArg(message)) => write_badarg(out, index, &message),
+                Err(ArgError::BadResource(r)) => write_badresource(out, &r),
+            }
+            None
+        }
+    }
+}
+
+/// `borrow_bytes`, checked to be UTF-8: a `#[native]` argument of type `&str`.
+#[doc(hidden)]
+pub fn borrow_str<'a>(term: &'a [u8], index: usize, out: &mut Vec<u8>) -> Option<&'a str> {
+    let bytes = borrow_bytes(term, index, out)?;
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(_) => {
+            write_badarg(out, index, "expected a UTF-8 binary");
+            None
+        }
+    }
 }
 
 #[doc(hidden)]

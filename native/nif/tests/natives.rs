@@ -160,13 +160,38 @@ fn described_flag(items: Vec<Option<u8>>) -> bool {
     !items.is_empty()
 }
 
-natives!(DESCRIBED = [described_add, described_flag, quick add]);
+/// Where its arguments' bytes are: a borrowed binary lies in the call's own bytes.
+#[native]
+fn borrowed(data: &[u8], text: &str, n: i64) -> (u64, String, i64) {
+    (data.as_ptr() as u64, text.to_uppercase(), n + data.len() as i64)
+}
+
+natives!(DESCRIBED = [described_add, described_flag, quick add, borrowed]);
+
+#[test]
+fn a_binary_argument_is_borrowed_from_the_call_without_a_copy() {
+    let entry = DESCRIBED.entries().iter().find(|e| e.name() == "borrowed").unwrap();
+    let (data, text) = (enc(&Term::Binary(vec![7; 1000])), enc(&Term::Binary("żółw".as_bytes().to_vec())));
+    let table = ResourceTable::new("n@h", 1, Limits::default());
+    let run = |args: &[&[u8]]| {
+        let reply = table.with_host(&CallInfo::default(), |host| call_entry(entry, args, None, host)).0;
+        etf::decode::decode_at_with(&reply, 0, &mut etf::decode::TermBuilder, &etf::Limits::default()).unwrap().0
+    };
+    let address = data.as_ptr() as i64 + 5; // past the tag and the length
+    assert_eq!(
+        run(&[&data, &text, &enc(&Term::Int(1))]),
+        ok(Term::Tuple(vec![Term::Int(address), Term::Binary("ŻÓŁW".as_bytes().to_vec()), Term::Int(1001)]))
+    );
+    assert_eq!(run(&[&enc(&Term::Int(1)), &text, &enc(&Term::Int(1))]), badarg(1, "expected a binary, got an integer"));
+    assert_eq!(run(&[&data, &enc(&Term::Binary(vec![0xff])), &enc(&Term::Int(1))]), badarg(2, "expected a UTF-8 binary"));
+    assert_eq!(run(&[&data, &text, &enc(&Term::atom("x"))]), badarg(3, "expected an integer, got an atom"));
+}
 
 #[test]
 fn a_native_attribute_records_its_signature_and_docs() {
     let entries = DESCRIBED.entries();
     let summary: Vec<(&str, u32, bool)> = entries.iter().map(|e| (e.name(), e.arity, e.is_slow())).collect();
-    assert_eq!(summary, [("described_add", 2, false), ("described?", 1, true), ("add", 2, false)]);
+    assert_eq!(summary, [("described_add", 2, false), ("described?", 1, true), ("add", 2, false), ("borrowed", 3, false)]);
     let add = entries[0].describe().unwrap();
     assert_eq!(add.doc, "Adds two integers.\n\nOverflow is an error.");
     assert_eq!(add.args, [("first".to_string(), "i64".to_string()), ("second".to_string(), "i64".to_string())]);

@@ -285,7 +285,28 @@ fn test_async_cancelled() -> u64 {
     ASYNC_CANCELLED.load(Ordering::Relaxed)
 }
 
+/// The binary's length and the text upper-cased, the binary borrowed from the call's bytes.
+#[native]
+fn test_borrowed(data: &[u8], text: &str) -> (usize, String) {
+    (data.len(), text.to_uppercase())
+}
+
+/// The length of a binary taken as it lies in the call (no copy).
+#[native]
+fn test_len_borrowed(data: &[u8]) -> usize {
+    data.len()
+}
+
+/// The length of a binary copied into a `Vec<u8>` first.
+#[native]
+fn test_len_owned(data: Vec<u8>) -> usize {
+    data.len()
+}
+
 natives!(TEST_NATIVES = [
+    test_borrowed,
+    test_len_borrowed,
+    test_len_owned,
     test_async_sleep,
     test_async_emit,
     test_async_cancelled,
