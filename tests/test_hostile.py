@@ -410,3 +410,19 @@ def test_a_bomb_from_a_real_node_is_answered_overloaded(node: ServedNode, bystan
     assert reply == (Atom("error"), Atom("overloaded"))
     assert growth < LIMIT + MARGIN, growth
     alive_and_serving(node, bystander)
+
+
+def test_a_reply_held_for_the_next_write_survives_the_idle_buffer_release(node: ServedNode) -> None:
+    """Two calls in one write, a small one then a 1 MiB echo: the echo's reply joins the
+    first's in the reader's output buffer, which grows past its resting size. Past a second
+    without a burst the reader lets that buffer go; a reply it holds for its next write
+    then must go out all the same (it was dropped once)."""
+    peer = RawPeer(node)
+    big = b"\x6d" + (1 << 20).to_bytes(4, "big") + bytes(1 << 20)
+    both = lambda name: small_call()(name) + echo_of(big)(name)  # noqa: E731
+    assert peer.call(both)[1][0] == Atom("ok")  # type: ignore[index]
+    assert peer.reply(10.0)[1][0] == Atom("ok")  # type: ignore[index]
+    for _ in range(3):
+        time.sleep(1.3)
+        assert peer.call(small_call(), wait=5.0)[1][0] == Atom("ok")  # type: ignore[index]
+    peer.close()

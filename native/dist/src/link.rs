@@ -514,7 +514,8 @@ fn release_idle(buf: &mut Vec<u8>, out: &mut Vec<u8>, fast: &mut FastPath, last_
         buf.truncate(READ_BUFFER);
         buf.shrink_to_fit();
     }
-    if out.capacity() > READ_BUFFER {
+    // (Replies held for the next write are never let go of with the buffer.)
+    if out.is_empty() && out.capacity() > READ_BUFFER {
         *out = Vec::new();
     }
     fast.release_spare();
