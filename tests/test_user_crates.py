@@ -169,6 +169,20 @@ def test_example_crate_is_served_to_elixir(served_crate: ServedNode) -> None:
         IO.inspect(GenServer.call({:rustelixir, node}, {:primes_below, 30}))
         IO.inspect(GenServer.call({:rustelixir, node}, {:mean, [1.0, 2.0]}))
         IO.inspect(GenServer.call({:rustelixir, node}, {:mean, []}))
+        IO.inspect(GenServer.call({:rustelixir, node}, {:text_stats, "A tiny example"}))
+        IO.inspect(GenServer.call({:rustelixir, node}, {:fib_later, 10, 50}))
+        # A subscriber is told of every text added, until it exits (the index monitors it).
+        {:ok, index} = GenServer.call({:rustelixir, node}, {:index_new})
+        me = self()
+        sub = spawn(fn -> receive do: (m -> send(me, {:got, m})); receive do: (:stop -> :ok) end)
+        {:ok, true} = GenServer.call({:rustelixir, node}, {:index_subscribe, index, sub})
+        {:ok, true} = GenServer.call({:rustelixir, node}, {:index_subscribe, index, self()})
+        {:ok, 2} = GenServer.call({:rustelixir, node}, {:index_add, index, "two words"})
+        IO.inspect(receive do: ({:got, {:indexed, ^index, n}} -> n))
+        IO.inspect(receive do: ({:indexed, ^index, n} -> n))
+        send(sub, :stop)
+        Process.sleep(300)
+        IO.inspect(GenServer.call({:rustelixir, node}, {:index_subscribers, index}))
         """,
     ) == [
         '{:ok, %{"and" => 1, "cat" => 1, "hat" => 1, "the" => 2}}',
@@ -177,6 +191,11 @@ def test_example_crate_is_served_to_elixir(served_crate: ServedNode) -> None:
         "{:ok, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]}",
         "{:ok, 1.5}",
         "{:ok, nil}",
+        '{:ok, %{letters: 12, longest: "example", words: 3}}',
+        "{:ok, 55}",
+        "2",
+        "2",
+        "{:ok, 1}",
     ]
 
 

@@ -406,7 +406,7 @@ pub fn register_native_table(address: usize) -> PyResult<Vec<(String, u32, bool)
 pub fn call_native<'py>(py: Python<'py>, name: &str, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
     let native = test_registry().natives.lock().unwrap_or_else(|e| e.into_inner()).find(name.as_bytes(), args.len());
     let entry = match native {
-        Some(Native::Quick(e) | Native::Slow(e)) => e,
+        Some(Native::Quick(e) | Native::Slow(e) | Native::Async(e)) => e,
         _ => return Err(PyKeyError::new_err(format!("no native {name}/{}", args.len()))),
     };
     let encoded = args
@@ -415,7 +415,19 @@ pub fn call_native<'py>(py: Python<'py>, name: &str, args: &Bound<'py, PyTuple>)
         .collect::<PyResult<Vec<Vec<u8>>>>()?;
     let reply = py.detach(|| {
         let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        test_registry().resources.with_host(&CallInfo::default(), |host| rustelixir_nif::call_entry(entry, &slices, None, host)).0
+        let resources = &test_registry().resources;
+        // An async native's task is run to its end here, on this thread.
+        let task = std::cell::RefCell::new(None);
+        let spawn = |t: rustelixir_nif::AsyncTask| {
+            *task.borrow_mut() = Some(t);
+            HOST_OK
+        };
+        let info = CallInfo { spawn: Some(&spawn), ..CallInfo::default() };
+        let reply = resources.with_host(&info, |host| rustelixir_nif::call_entry(entry, &slices, None, host)).0;
+        match task.into_inner() {
+            Some(task) => rustelixir_dist::runtime::block_on(task, resources),
+            None => reply,
+        }
     });
     crate::from_etf::term_to_py(py, &reply)
 }

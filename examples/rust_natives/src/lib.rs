@@ -7,20 +7,48 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rustelixir_nif::resource::Overloaded;
-use rustelixir_nif::{natives, Atom, BadArg, Resource, ResourceArc};
+use rustelixir_nif::{native, natives, Atom, BadArg, NifMap, Pid, Reference, Resource, ResourceArc};
 
 /// The words of `text`: runs of letters, lowercased.
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).map(str::to_lowercase)
 }
 
-/// `{:word_count, text}` -> `{:ok, %{"word" => count}}`.
-fn word_count(text: String) -> HashMap<String, u64> {
+/// Counts each word of a text: `{:word_count, text}` -> `{:ok, %{"word" => count}}`.
+///
+/// The text is borrowed where it lies in the call (a `&str` argument of a `#[native]`).
+#[native]
+fn word_count(text: &str) -> HashMap<String, u64> {
     let mut counts = HashMap::new();
-    for word in words(&text) {
+    for word in words(text) {
         *counts.entry(word).or_insert(0) += 1;
     }
     counts
+}
+
+/// What `text_stats` tells of a text: `%{words: n, letters: n, longest: "word"}` (a map
+/// made by a derive; an Elixir struct would be `#[derive(NifStruct)]`).
+#[derive(NifMap)]
+struct TextStats {
+    words: u64,
+    letters: u64,
+    longest: String,
+}
+
+/// Word and letter counts of a text, and its longest word.
+#[native]
+fn text_stats(text: &str) -> TextStats {
+    let all: Vec<String> = words(text).collect();
+    let longest = all.iter().max_by_key(|w| w.chars().count()).cloned().unwrap_or_default();
+    TextStats { words: all.len() as u64, letters: all.iter().map(|w| w.chars().count() as u64).sum(), longest }
+}
+
+/// The Fibonacci number `n`, answered after `ms` milliseconds without holding a thread
+/// meanwhile (an async native; dropped if the caller gives up first).
+#[native]
+async fn fib_later(n: u32, ms: u64) -> Result<u64, BadArg> {
+    rustelixir_nif::sleep(std::time::Duration::from_millis(ms)).await;
+    fib(n)
 }
 
 /// A word index kept in the node between calls: a resource. Its caller gets a reference,
@@ -28,6 +56,8 @@ fn word_count(text: String) -> HashMap<String, u64> {
 /// no process holds it any more.
 struct WordIndex {
     counts: Mutex<HashMap<String, u64>>,
+    /// Processes told of every text added (`index_subscribe`), by their monitor.
+    subscribers: Mutex<HashMap<Reference, Pid>>,
 }
 
 impl Resource for WordIndex {
@@ -36,6 +66,11 @@ impl Resource for WordIndex {
     /// Roughly what it holds, for `{:resource_info, index}`.
     fn size(&self) -> usize {
         self.counts.lock().unwrap().keys().map(|w| w.len() + 32).sum()
+    }
+
+    /// A subscriber exited: it is told of nothing more.
+    fn down(&self, _pid: Pid, monitor: Reference) {
+        self.subscribers.lock().unwrap().remove(&monitor);
     }
 }
 
@@ -50,13 +85,35 @@ impl Drop for WordIndex {
 /// `{:index_new}` -> `{:ok, index}`, or `{:error, :overloaded}` when the node's resource
 /// table is full.
 fn index_new() -> Result<ResourceArc<WordIndex>, Overloaded> {
-    ResourceArc::try_new(WordIndex { counts: Mutex::new(HashMap::new()) })
+    ResourceArc::try_new(WordIndex { counts: Mutex::new(HashMap::new()), subscribers: Mutex::new(HashMap::new()) })
 }
 
-/// `{:index_add, index, text}` -> `{:ok, words added}`.
+/// `{:index_add, index, text}` -> `{:ok, words added}`; each subscriber gets `{:indexed,
+/// index, words added}`.
 fn index_add(index: ResourceArc<WordIndex>, text: String) -> u64 {
-    let mut counts = index.counts.lock().unwrap();
-    words(&text).map(|w| *counts.entry(w).or_insert(0) += 1).count() as u64
+    let added = {
+        let mut counts = index.counts.lock().unwrap();
+        words(&text).map(|w| *counts.entry(w).or_insert(0) += 1).count() as u64
+    };
+    for pid in index.subscribers.lock().unwrap().values() {
+        let _ = rustelixir_nif::send(pid, &(Atom::new("indexed"), index.clone(), added));
+    }
+    added
+}
+
+/// `{:index_subscribe, index, pid}` -> `{:ok, true}`: `pid` is told of every text added
+/// until it exits (the index monitors it) — or `{:ok, false}` when its node is not
+/// connected.
+fn index_subscribe(index: ResourceArc<WordIndex>, pid: Pid) -> bool {
+    match index.monitor(&pid) {
+        Some(monitor) => index.subscribers.lock().unwrap().insert(monitor, pid).is_none(),
+        None => false,
+    }
+}
+
+/// `{:index_subscribers, index}` -> `{:ok, n}`.
+fn index_subscribers(index: ResourceArc<WordIndex>) -> usize {
+    index.subscribers.lock().unwrap().len()
 }
 
 /// `{:index_add_all, index, texts}` -> `{:ok, words added}`, on the worker pool; after each
@@ -123,7 +180,11 @@ fn mean(numbers: Vec<f64>) -> Option<f64> {
 }
 
 natives!(NATIVES = [
-    quick word_count,
+    word_count,
+    text_stats,
+    fib_later,
+    quick index_subscribe,
+    quick index_subscribers,
     quick fib,
     slow primes_below,
     quick mean,

@@ -19,3 +19,8 @@ def test_natives() -> None:
     assert call_native("index_add", (index, b"The cat, the hat")) == (Atom("ok"), 4)
     assert call_native("index_count", (index, b"the")) == (Atom("ok"), 2)
     assert call_native("index_count", (b"nope", b"the"))[1][0] == Atom("badarg")
+    assert call_native("text_stats", (b"A tiny example",)) == (
+        Atom("ok"),
+        {Atom("words"): 3, Atom("letters"): 12, Atom("longest"): b"example"},
+    )
+    assert call_native("fib_later", (10, 1)) == (Atom("ok"), 55)

@@ -144,21 +144,11 @@ fn run(inner: Arc<Inner>, server: Weak<Server>) {
             server.complete(ticket, None);
             continue;
         }
-        let waker = Arc::new(Wake { inner: Arc::downgrade(&inner), ticket });
-        let c_waker = CWaker { data: Arc::into_raw(waker) as *const c_void, clone: waker_clone, wake: waker_wake, wake_by_ref: waker_wake_by_ref, drop: waker_drop };
-        let mut reply: Option<Vec<u8>> = None;
-        extern "C" fn write(out: *mut c_void, ptr: *const u8, len: usize) {
-            // SAFETY: `out` is `reply` below; the bytes live for the call.
-            let reply = unsafe { &mut *(out as *mut Option<Vec<u8>>) };
-            *reply = Some(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec());
-        }
-        let done = server.poll_task(&task, |host| {
-            // SAFETY: the task's own poll, with a host of its call and a waker that lives
-            // through the poll (the crate clones what it keeps).
-            unsafe { (task.task.poll)(task.task.task, host, &c_waker, &mut reply as *mut Option<Vec<u8>> as *mut c_void, write) == 1 }
-        });
+        let waker = c_waker(Arc::new(Wake { inner: Arc::downgrade(&inner), ticket }));
+        let reply = poll_once(&task.task, &waker, |poll| server.poll_task(&task, |host| poll(host)));
+        let done = reply.is_some();
         // SAFETY: the handle made above, let go once.
-        unsafe { waker_drop(c_waker.data) };
+        unsafe { (waker.drop)(waker.data) };
         let mut state = lock(&inner.state);
         state.polling = None;
         if done || task.cancel.load(Ordering::Relaxed) || state.closed {
@@ -180,23 +170,84 @@ struct Wake {
     ticket: u64,
 }
 
-unsafe extern "C" fn waker_clone(data: *const c_void) -> *const c_void {
-    Arc::increment_strong_count(data as *const Wake);
-    data
+/// Something a C waker wakes.
+trait Wakes: Send + Sync {
+    fn wake(&self);
 }
 
-unsafe extern "C" fn waker_wake(data: *const c_void) {
-    waker_wake_by_ref(data);
-    waker_drop(data);
-}
-
-unsafe extern "C" fn waker_wake_by_ref(data: *const c_void) {
-    let wake = &*(data as *const Wake);
-    if let Some(inner) = wake.inner.upgrade() {
-        inner.wake(wake.ticket);
+impl Wakes for Wake {
+    fn wake(&self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.wake(self.ticket);
+        }
     }
 }
 
-unsafe extern "C" fn waker_drop(data: *const c_void) {
-    drop(Arc::from_raw(data as *const Wake));
+/// A C waker over a counted `W` (one count per handle).
+fn c_waker<W: Wakes>(w: Arc<W>) -> CWaker {
+    unsafe extern "C" fn clone<W: Wakes>(data: *const c_void) -> *const c_void {
+        Arc::increment_strong_count(data as *const W);
+        data
+    }
+    unsafe extern "C" fn wake<W: Wakes>(data: *const c_void) {
+        Arc::from_raw(data as *const W).wake();
+    }
+    unsafe extern "C" fn wake_by_ref<W: Wakes>(data: *const c_void) {
+        (*(data as *const W)).wake();
+    }
+    unsafe extern "C" fn drop<W: Wakes>(data: *const c_void) {
+        std::mem::drop(Arc::from_raw(data as *const W));
+    }
+    CWaker { data: Arc::into_raw(w) as *const c_void, clone: clone::<W>, wake: wake::<W>, wake_by_ref: wake_by_ref::<W>, drop: drop::<W> }
+}
+
+/// Polls `task` once, `with_host` giving the poll a host: its reply when it is done.
+fn poll_once(task: &AsyncTask, waker: &CWaker, with_host: impl FnOnce(&mut dyn FnMut(&rustelixir_nif::Host) -> bool) -> bool) -> Option<Vec<u8>> {
+    let mut reply: Option<Vec<u8>> = None;
+    extern "C" fn write(out: *mut c_void, ptr: *const u8, len: usize) {
+        // SAFETY: `out` is `reply` above; the bytes live for the call.
+        let reply = unsafe { &mut *(out as *mut Option<Vec<u8>>) };
+        *reply = Some(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec());
+    }
+    let out = &mut reply as *mut Option<Vec<u8>> as *mut c_void;
+    // SAFETY: the task's own poll, with a host of its call and a waker that lives through
+    // the poll (the crate clones what it keeps).
+    let done = with_host(&mut |host| unsafe { (task.poll)(task.task, host, waker, out, write) == 1 });
+    if done {
+        reply
+    } else {
+        None
+    }
+}
+
+struct Parker(std::thread::Thread);
+
+impl Wakes for Parker {
+    fn wake(&self) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `task` to its end on this thread, each poll with a host of `resources` (for a
+/// crate's own tests of its async natives, with no node): its reply.
+pub fn block_on(task: AsyncTask, resources: &rustelixir_nif::ResourceTable) -> Vec<u8> {
+    struct Owned(AsyncTask);
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            // SAFETY: the task's own drop, once.
+            unsafe { (self.0.drop)(self.0.task) }
+        }
+    }
+    let task = Owned(task);
+    let waker = c_waker(Arc::new(Parker(std::thread::current())));
+    let reply = loop {
+        let polled = poll_once(&task.0, &waker, |poll| resources.with_host(&rustelixir_nif::CallInfo::default(), |h| poll(h)).0);
+        if let Some(reply) = polled {
+            break reply;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    };
+    // SAFETY: the handle made above, let go once.
+    unsafe { (waker.drop)(waker.data) };
+    reply
 }
