@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,10 @@ class RustelixirServer:
         )
         self._natives: list[PythonNative] = []
         self._modules: dict[str, ModuleType] = {}
+        # What each module serves, and the files it was loaded from as they were then.
+        self._served: dict[str, list[tuple[Atom, int]]] = {}
+        self._builds: dict[str, tuple[Any, ...]] = {}
+        self._reloading = threading.Lock()
         self._running: dict[int, tuple[CancelToken, asyncio.Task[Any] | None]] = {}
         self.native.set_python_runner(self._run_on_pool)
         self._natives.append(PythonNative("reload", 1, self._reload_request, slow=True))
@@ -125,6 +130,8 @@ class RustelixirServer:
         build later (see `reload`)."""
         served = self._serve(module.__name__, module)
         self._modules[module.__name__] = module
+        self._served[module.__name__] = sorted((Atom(n), arity) for n, arity, _slow in served)
+        self._builds[module.__name__] = build_of(module)
         return len(served)
 
     def _serve(self, name: str, module: ModuleType) -> list[tuple[str, int, bool]]:
@@ -146,9 +153,15 @@ class RustelixirServer:
         the new code; calls in flight finish on the old, which stays loaded (a resource the
         old build made is still dropped by it). On any error the old build serves on.
         Returns the module's natives, [(name, arity)]."""
+        with self._reloading:  # one at a time: each loads against what the last left
+            return self._reload(name)
+
+    def _reload(self, name: str) -> list[tuple[Atom, int]]:
         module = self._modules.get(name)
         if module is None:
             raise BadArg(1, f"{name} is not a module this node serves")
+        if build_of(module) == self._builds[name]:
+            return self._served[name]  # the same files: nothing new to load (nor a copy more)
         before = {key: value for key, value in sys.modules.items() if key == name or key.startswith(name + ".")}
         try:
             fresh = load_fresh(module)
@@ -159,8 +172,10 @@ class RustelixirServer:
             sys.modules.update(before)
             raise
         self._modules[name] = sys.modules[name] = fresh
+        self._served[name] = sorted((Atom(n), arity) for n, arity, _slow in served)
+        self._builds[name] = build_of(fresh)
         log.info("reloaded module %s: %d natives", name, len(served))
-        return sorted((Atom(n), arity) for n, arity, _slow in served)
+        return self._served[name]
 
     def _reload_request(self, module: Any) -> list[tuple[Atom, int]]:
         """`{:reload, Module}`, on the worker pool."""
@@ -263,6 +278,25 @@ def _reason_for(native: PythonNative, e: Exception) -> tuple[bool, tuple[Any, ..
         return (False, ("overloaded",))
     log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
     return (False, ("exception", type(e).__name__, str(e)))
+
+
+def build_of(module: ModuleType) -> tuple[Any, ...]:
+    """What `module`'s files are now (path, inode, size, modification time of each): a
+    reload with the same is a no-op."""
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return ()
+    directories = list(getattr(module, "__path__", None) or [])
+    files = [path] + [os.path.join(d, e) for d in directories for e in sorted(os.listdir(d)) if e.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))]
+    signature: list[tuple[Any, ...]] = []
+    for file in files:
+        try:
+            st = os.stat(file)
+        except OSError:
+            signature.append((file, None))
+            continue
+        signature.append((file, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(signature)
 
 
 def load_fresh(module: ModuleType) -> ModuleType:

@@ -326,7 +326,8 @@ def test_a_process_already_gone_is_down_at_once_and_a_removed_monitor_never_fire
         "Dead = Waiter(), Dead ! stop, timer:sleep(50),"
         "{ok, M1} = Call({test_watch, W, Dead}), First = Downs([]),"
         "P = Waiter(), {ok, M2} = Call({test_watch, W, P}),"
-        "{ok, true} = Call({test_unwatch, W, M2}), {ok, false} = Call({test_unwatch, W, M2}),"
+        "{ok, Other} = Call({test_watcher_new, self()}), {ok, false} = Call({test_unwatch, Other, M2}),"  # not its monitor
+        "{ok, true} = Call({test_unwatch, W, M2}), {ok, false} = Call({test_unwatch, W, M2}), Call({release, Other}),"
         "P ! stop, Second = Downs([]), Call({release, W}), {Dead, M1, First, Second}."
     )
     dead, m1, first, second = got

@@ -35,8 +35,6 @@ const INBOX_HIGH: usize = 64 << 20;
 /// wake-up each: on a virtual machine a sleep and a wake-up cost more than a quick call
 /// (at 64 callers they were 0.6 context switches and a third of the node's CPU per call).
 const READ_SPIN: Duration = Duration::from_micros(50);
-/// Replies held back while more requests are already waiting, to go out in one write.
-const HOLD_REPLIES: usize = 64 * 1024;
 
 #[derive(Default)]
 struct Inbox {
@@ -405,10 +403,9 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
         let data: &[u8] = if let Some(p) = pending.as_deref() {
             p
         } else {
-            match read_next(&mut stream, &mut buf, &mut out, &shared) {
+            match read_next(&mut stream, &mut buf) {
                 Ok(0) => break "connection closed by peer".to_string(),
                 Ok(n) => &buf[..n],
-                Err(e) if e.kind() == ErrorKind::NotConnected => return, // the link is closing
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
                     if last_read.elapsed() > ticktime {
                         break format!("no traffic for {} s (net_ticktime)", ticktime.as_secs());
@@ -431,14 +428,13 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
                 if out.len() > READ_BUFFER {
                     last_full = Instant::now(); // a large reply: its buffer stays warm a while
                 }
-                let python_next = !to_python.is_empty() || ticks > 0;
-                // Replies wait for the next read (which sends them if nothing more is waiting)
-                // unless Python goes first or they are many.
-                let send_now = python_next || out.len() >= HOLD_REPLIES;
-                if send_now && !out.is_empty() && shared.send_buf(&mut out, true).is_err() {
+                // The replies to what one read brought go out in one write, before anything
+                // Python handles. (Held for the next read too, they gained little and could
+                // wait behind a stream of bytes, or behind a message a native's thread sent.)
+                if !out.is_empty() && shared.send_buf(&mut out, true).is_err() {
                     return;
                 }
-                if python_next {
+                if !to_python.is_empty() || ticks > 0 {
                     shared.push_inbox(std::mem::take(&mut to_python), ticks, None);
                     // Python has frames to handle first (or is behind): read on once it has.
                     let mut inbox = lock(&shared.inbox);
@@ -468,33 +464,22 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
     shared.close(reason);
 }
 
-/// The peer's next bytes into `buf`. Bytes already waiting are taken first, so requests that
-/// came together are answered in one write: the replies in `out` go when nothing more is
-/// waiting. Then the reader looks for bytes for `READ_SPIN`, yielding the CPU between looks,
-/// and then sleeps in `read` (which times out after a tick interval). An error of kind
-/// `NotConnected` means the link is closing.
-fn read_next(stream: &mut TcpStream, buf: &mut [u8], out: &mut Vec<u8>, shared: &Shared) -> std::io::Result<usize> {
+/// The peer's next bytes into `buf`: the reader looks for them for `READ_SPIN`, yielding
+/// the CPU between looks, and then sleeps in `read` (which times out after a tick
+/// interval).
+fn read_next(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
     let fd = stream.as_raw_fd();
-    let mut spin_from = None;
+    let started = Instant::now();
     loop {
         // SAFETY: a valid socket and a live buffer; MSG_DONTWAIT never blocks.
         let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT) };
-        match n {
-            1.. => return Ok(n as usize),
-            0 if out.is_empty() => return Ok(0),
-            0 => {} // the peer has gone: what it asked before still gets its answers
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != ErrorKind::WouldBlock {
-                    return Err(e);
-                }
-            }
+        if n >= 0 {
+            return Ok(n as usize);
         }
-        if !out.is_empty() {
-            shared.send_buf(out, true).map_err(|e| std::io::Error::new(ErrorKind::NotConnected, e))?;
-            continue;
+        let e = std::io::Error::last_os_error();
+        if e.kind() != ErrorKind::WouldBlock {
+            return Err(e);
         }
-        let started = *spin_from.get_or_insert_with(Instant::now);
         if started.elapsed() >= READ_SPIN {
             return stream.read(buf);
         }
@@ -514,7 +499,7 @@ fn release_idle(buf: &mut Vec<u8>, out: &mut Vec<u8>, fast: &mut FastPath, last_
         buf.truncate(READ_BUFFER);
         buf.shrink_to_fit();
     }
-    // (Replies held for the next write are never let go of with the buffer.)
+    // (Never while it holds replies not written yet.)
     if out.is_empty() && out.capacity() > READ_BUFFER {
         *out = Vec::new();
     }

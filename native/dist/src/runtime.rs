@@ -21,6 +21,19 @@ pub struct Task {
     pub cancel: Arc<AtomicBool>,
 }
 
+impl Task {
+    /// The crate's task, handed back: no longer the runtime's to drop (a task the runtime
+    /// could not take stays its crate's).
+    pub fn give_back(self) -> AsyncTask {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: each field read out once from a value that is never dropped.
+        unsafe {
+            drop((std::ptr::read(&this.caller), std::ptr::read(&this.tag), std::ptr::read(&this.cancel)));
+            std::ptr::read(&this.task)
+        }
+    }
+}
+
 impl Drop for Task {
     fn drop(&mut self) {
         // SAFETY: the task's own drop, once, in the crate that made it.
@@ -70,23 +83,28 @@ impl Inner {
 
 impl Runtime {
     /// Takes `task` for call `ticket` and polls it soon; the polling thread starts with the
-    /// first task.
-    pub fn spawn(&self, server: &Arc<Server>, ticket: u64, task: Task) {
-        let start = {
-            let mut state = lock(&self.inner.state);
-            state.tasks.insert(ticket, task);
-            state.queued.insert(ticket);
-            state.ready.push_back(ticket);
-            self.inner.woken.notify_one();
-            !std::mem::replace(&mut state.started, true)
-        };
-        if start {
-            let (inner, server) = (self.inner.clone(), Arc::downgrade(server));
-            std::thread::Builder::new()
-                .name("rustelixir-async".into())
-                .spawn(move || run(inner, server))
-                .expect("the async natives' thread");
+    /// first task. Gives it back when the runtime is closed or has no thread.
+    pub fn spawn(&self, server: &Arc<Server>, ticket: u64, task: Task) -> Result<(), Task> {
+        let mut state = lock(&self.inner.state);
+        if state.closed {
+            return Err(task);
         }
+        if !state.started {
+            let (inner, weak) = (self.inner.clone(), Arc::downgrade(server));
+            let started = std::thread::Builder::new().name("rustelixir-async".into()).spawn(move || run(inner, weak));
+            if started.is_err() {
+                return Err(task);
+            }
+            state.started = true;
+        }
+        let replaced = state.tasks.insert(ticket, task);
+        if state.queued.insert(ticket) {
+            state.ready.push_back(ticket);
+        }
+        self.inner.woken.notify_one();
+        drop(state);
+        drop(replaced); // (never: one task per call; dropped outside the lock all the same)
+        Ok(())
     }
 
     /// The caller of call `ticket` gave up: its task, if it is not being polled now, is
@@ -118,7 +136,15 @@ impl Runtime {
     }
 }
 
+/// The polling thread: should a poll or a reply panic (a bug of ours; the crate's panics
+/// are caught in its own poll), it goes on with the next task, the one at fault dropped.
 fn run(inner: Arc<Inner>, server: Weak<Server>) {
+    while std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_tasks(&inner, &server))).is_err() {
+        lock(&inner.state).polling = None;
+    }
+}
+
+fn run_tasks(inner: &Arc<Inner>, server: &Weak<Server>) {
     loop {
         let (ticket, task) = {
             let mut state = lock(&inner.state);
@@ -144,7 +170,7 @@ fn run(inner: Arc<Inner>, server: Weak<Server>) {
             server.complete(ticket, None);
             continue;
         }
-        let waker = c_waker(Arc::new(Wake { inner: Arc::downgrade(&inner), ticket }));
+        let waker = c_waker(Arc::new(Wake { inner: Arc::downgrade(inner), ticket }));
         let reply = poll_once(&task.task, &waker, |poll| server.poll_task(&task, |host| poll(host)));
         let done = reply.is_some();
         // SAFETY: the handle made above, let go once.

@@ -657,9 +657,17 @@ impl Server {
         let spawned = std::cell::Cell::new(false);
         let spawn = |task: rustelixir_nif::AsyncTask| {
             let task = Task { task, caller: caller.clone(), tag: tag.clone(), cancel: cancel.clone() };
-            self.runtime.spawn(self, ticket, task);
-            spawned.set(true);
-            HOST_OK
+            match self.runtime.spawn(self, ticket, task) {
+                Ok(()) => {
+                    spawned.set(true);
+                    HOST_OK
+                }
+                Err(task) => {
+                    // The crate keeps (and drops) its task, and answers that it cannot run.
+                    let _ = task.give_back();
+                    HOST_NOCONNECTION
+                }
+            }
         };
         let info = CallInfo { spawn: Some(&spawn), ..self.call_info(caller.as_deref(), tag.as_deref()) };
         let (reply, _) = self.resources.with_host(&info, |host| rustelixir_nif::call_entry(entry, &slices, Some(&cancel), host));

@@ -75,9 +75,9 @@ pub struct Host {
     /// words (of this node) to `ids`: `HOST_OK`, `HOST_BADRESOURCE`, `HOST_BADARG` (not a
     /// pid) or `HOST_NOCONNECTION`.
     pub monitor: unsafe extern "C" fn(host: *const Host, resource: *const RefParts, pid: Slice, ids: *mut u32) -> i32,
-    /// Removes a monitor `monitor` made: `HOST_OK`, or `HOST_BADRESOURCE` when there is no
-    /// such monitor (any more).
-    pub demonitor: unsafe extern "C" fn(host: *const Host, monitor: *const RefParts) -> i32,
+    /// Removes a monitor `monitor` made for `resource`: `HOST_OK`, or `HOST_BADRESOURCE`
+    /// when that resource has no such monitor (any more).
+    pub demonitor: unsafe extern "C" fn(host: *const Host, resource: *const RefParts, monitor: *const RefParts) -> i32,
     /// Takes an async native's task for this call (`HOST_OK`): the node polls it and sends
     /// its reply, or drops it when the caller gives up. On any other status the task is
     /// still the caller's.

@@ -412,10 +412,17 @@ impl ResourceTable {
     fn freed(&self, entry: Entry) {
         self.live.fetch_sub(1, Ordering::Relaxed);
         if !entry.monitors.is_empty() {
-            // Its monitors end with it (a late exit is then no monitor of the table's).
-            let mut watches = lock(&self.watches);
-            for m in &entry.monitors {
-                watches.remove(m);
+            // Its monitors end with it (a late exit is then no monitor of the table's), on
+            // the watched processes' nodes too.
+            let ended: Vec<(Key, Watch)> = {
+                let mut watches = lock(&self.watches);
+                entry.monitors.iter().filter_map(|m| watches.remove(m).map(|w| (m.clone(), w))).collect()
+            };
+            for (ids, watch) in ended {
+                let mut encoded = Vec::with_capacity(32);
+                let monitor = Reference { node: Atom(self.node.clone()), creation: self.creation, ids };
+                etf::encode::put_reference(&mut encoded, &monitor).expect("a reference of this node");
+                let _ = catch_unwind(AssertUnwindSafe(|| watch.messenger.demonitor(&watch.pid, &encoded)));
             }
         }
         let mut counts = lock(&self.counts);
@@ -499,7 +506,7 @@ impl ResourceTable {
             self.forged_exits.fetch_add(1, Ordering::Relaxed);
             return MonitorExit::Forged;
         }
-        if let Some(watch) = self.unwatch(k) {
+        if let Some(watch) = self.unwatch(k, None) {
             self.fire_down(&watch, reference);
         }
         MonitorExit::Down
@@ -523,9 +530,16 @@ impl ResourceTable {
         Ok(reference)
     }
 
-    /// Removes the monitor `k`: what it watched, if it was one.
-    fn unwatch(&self, k: &Key) -> Option<Watch> {
-        let watch = lock(&self.watches).remove(k)?;
+    /// Removes the monitor `k` (only if it is one of the resource `of`, when given): what it
+    /// watched, if it was one.
+    fn unwatch(&self, k: &Key, of: Option<&Key>) -> Option<Watch> {
+        let watch = {
+            let mut watches = lock(&self.watches);
+            match watches.get(k) {
+                Some(w) if of.map_or(true, |r| *r == w.resource) => watches.remove(k)?,
+                _ => return None,
+            }
+        };
         if let Some(entry) = write(self.shard(&watch.resource)).get_mut(&watch.resource) {
             entry.monitors.retain(|m| m != k);
         }
@@ -568,7 +582,7 @@ impl ResourceTable {
         let watched: Vec<Key> =
             lock(&self.watches).iter().filter(|(_, w)| holder_node(&w.pid).as_deref() == Some(node)).map(|(k, _)| k.clone()).collect();
         for k in watched {
-            if let Some(watch) = self.unwatch(&k) {
+            if let Some(watch) = self.unwatch(&k, None) {
                 let monitor = Reference { node: Atom(self.node.clone()), creation: self.creation, ids: k };
                 self.fire_down(&watch, &monitor);
             }
@@ -732,18 +746,19 @@ unsafe extern "C" fn host_monitor(host: *const Host, resource: *const RefParts, 
     etf::encode::put_reference(&mut encoded, &reference).expect("a reference of this node");
     let status = catch_unwind(AssertUnwindSafe(|| messenger.monitor(&pid, &encoded))).unwrap_or(HOST_BADARG);
     if status != HOST_OK {
-        state.table.unwatch(&reference.ids);
+        state.table.unwatch(&reference.ids, None);
         return status;
     }
     std::ptr::copy_nonoverlapping(reference.ids.as_ptr(), ids, 3);
     HOST_OK
 }
 
-unsafe extern "C" fn host_demonitor(host: *const Host, monitor: *const RefParts) -> i32 {
+unsafe extern "C" fn host_demonitor(host: *const Host, resource: *const RefParts, monitor: *const RefParts) -> i32 {
     let state = &*((*host).context as *const CallState<'_>);
-    let m = &*monitor;
+    let (r, m) = (&*resource, &*monitor);
+    let Some(of) = state.table.key_of(r.node.as_bytes(), r.creation, r.id_words()) else { return HOST_BADRESOURCE };
     let Some(key) = state.table.key_of(m.node.as_bytes(), m.creation, m.id_words()) else { return HOST_BADRESOURCE };
-    let Some(watch) = state.table.unwatch(&key) else { return HOST_BADRESOURCE };
+    let Some(watch) = state.table.unwatch(&key, Some(&of)) else { return HOST_BADRESOURCE };
     let mut encoded = Vec::with_capacity(32);
     etf::encode::put_reference(&mut encoded, &m.to_reference()).expect("a reference of this node");
     let _ = catch_unwind(AssertUnwindSafe(|| watch.messenger.demonitor(&watch.pid, &encoded)));
@@ -840,7 +855,7 @@ impl<T: Resource> ResourceArc<T> {
     pub fn demonitor(&self, monitor: &Reference) -> bool {
         let Some(host) = host::current_host() else { return false };
         // SAFETY: as in `monitor`.
-        unsafe { (host.demonitor)(host, &RefParts::of(monitor)) == HOST_OK }
+        unsafe { (host.demonitor)(host, &RefParts::of(&self.reference), &RefParts::of(monitor)) == HOST_OK }
     }
 }
 

@@ -6,7 +6,7 @@
 //! and the node's waker a [`CWaker`]: each side's code runs only its own types.
 //! [`sleep`] is a timer that needs no runtime (one timer thread per crate).
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -132,7 +132,10 @@ unsafe fn drop_raw(data: *const ()) {
 /// Completes after `duration`, whatever polls it (the node's runtime, another executor):
 /// one timer thread per crate wakes every sleeper when its time comes.
 pub fn sleep(duration: Duration) -> Sleep {
-    Sleep { at: Instant::now() + duration, id: None }
+    let now = Instant::now();
+    // Far enough: a century stands for "never" (Instant cannot hold every Duration).
+    let at = now.checked_add(duration).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+    Sleep { at, id: None }
 }
 
 pub struct Sleep {
@@ -140,11 +143,15 @@ pub struct Sleep {
     id: Option<u64>,
 }
 
+/// Sleepers by (due time, id): a dropped one leaves nothing behind.
 #[derive(Default)]
 struct Timers {
     next: u64,
-    due: BinaryHeap<std::cmp::Reverse<(Instant, u64)>>,
-    wakers: HashMap<u64, Waker>,
+    due: BTreeMap<(Instant, u64), Waker>,
+}
+
+fn lock(timers: &Mutex<Timers>) -> std::sync::MutexGuard<'_, Timers> {
+    timers.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn timers() -> &'static (Mutex<Timers>, Condvar) {
@@ -155,23 +162,22 @@ fn timers() -> &'static (Mutex<Timers>, Condvar) {
         std::thread::Builder::new()
             .name("rustelixir-timers".into())
             .spawn(move || loop {
-                let (lock, changed) = &*worker;
-                let mut t = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let (timers, changed) = &*worker;
+                let mut t = lock(timers);
                 let now = Instant::now();
-                while let Some(std::cmp::Reverse((at, id))) = t.due.peek().copied() {
-                    if at > now {
-                        break;
-                    }
-                    t.due.pop();
-                    if let Some(waker) = t.wakers.remove(&id) {
-                        waker.wake();
-                    }
+                let later = t.due.split_off(&(now, u64::MAX));
+                let woken = std::mem::replace(&mut t.due, later);
+                let wait = t.due.keys().next().map(|(at, _)| at.saturating_duration_since(now));
+                if woken.is_empty() {
+                    drop(match wait {
+                        Some(wait) => changed.wait_timeout(t, wait).unwrap_or_else(|e| e.into_inner()).0,
+                        None => changed.wait(t).unwrap_or_else(|e| e.into_inner()),
+                    });
+                } else {
+                    drop(t);
+                    // Woken outside the lock: a waker may run code that sleeps again.
+                    woken.into_values().for_each(Waker::wake);
                 }
-                let wait = t.due.peek().map(|std::cmp::Reverse((at, _))| at.saturating_duration_since(now));
-                drop(match wait {
-                    Some(wait) => changed.wait_timeout(t, wait).unwrap_or_else(|e| e.into_inner()).0,
-                    None => changed.wait(t).unwrap_or_else(|e| e.into_inner()),
-                });
             })
             .expect("a timer thread");
         shared
@@ -184,20 +190,20 @@ impl Future for Sleep {
         if Instant::now() >= self.at {
             return Poll::Ready(());
         }
-        let (lock, changed) = timers();
-        let mut t = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (timers, changed) = timers();
+        let mut t = lock(timers);
         let id = match self.id {
             Some(id) => id,
             None => {
                 let id = t.next;
                 t.next += 1;
-                t.due.push(std::cmp::Reverse((self.at, id)));
                 self.id = Some(id);
                 changed.notify_one();
                 id
             }
         };
-        t.wakers.insert(id, cx.waker().clone());
+        // (Taken out when it was woken: put back until its time has come.)
+        t.due.insert((self.at, id), cx.waker().clone());
         Poll::Pending
     }
 }
@@ -205,8 +211,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            let (lock, _) = timers();
-            lock.lock().unwrap_or_else(|e| e.into_inner()).wakers.remove(&id);
+            lock(&timers().0).due.remove(&(self.at, id));
         }
     }
 }

@@ -68,9 +68,9 @@ fn watch(w: ResourceArc<Watcher>, pid: Pid) -> Option<Reference> {
 
 natives!(NATIVES = [quick probe_new, quick probe_use, quick tag_new, quick tag_use, quick watcher_new, quick watch]);
 
-/// A node whose monitors always go out: it records them.
+/// A node whose monitors always go out: it records them (and the demonitors).
 #[derive(Default)]
-struct Recorder(Mutex<Vec<Vec<u8>>>);
+struct Recorder(Mutex<Vec<Vec<u8>>>, Mutex<Vec<Vec<u8>>>);
 
 impl Messenger for Recorder {
     fn send(&self, _to: &[u8], _message: &[u8]) -> i32 {
@@ -80,7 +80,8 @@ impl Messenger for Recorder {
         self.0.lock().unwrap().push(pid.to_vec());
         HOST_OK
     }
-    fn demonitor(&self, _pid: &[u8], _reference: &[u8]) -> i32 {
+    fn demonitor(&self, pid: &[u8], _reference: &[u8]) -> i32 {
+        self.1.lock().unwrap().push(pid.to_vec());
         HOST_OK
     }
 }
@@ -269,4 +270,11 @@ fn a_resource_hears_only_of_genuine_exits_of_the_processes_it_monitors() {
     assert_eq!(DOWNS.lock().unwrap().iter().filter(|(p, m)| p == &b && m == &on_b).count(), 1);
     assert_eq!(downs(), 2);
     assert_eq!(table.forged_exits(), 2);
+
+    // A resource freed with a monitor still on: the watched process's node is told.
+    let c = pid("a@h", 9);
+    let on_c = watch(&c);
+    assert!(table.free(w.as_reference().unwrap()));
+    assert_eq!(*recorder.1.lock().unwrap(), vec![holder_of(&c)]);
+    assert_eq!(table.monitor_down(&on_c, &holder_of(&c), b"a@h"), MonitorExit::Unknown);
 }
