@@ -64,8 +64,9 @@ struct Entry {
     object: *const c_void,
     ty: &'static ResourceType,
     holders: HashSet<Holder>,
-    /// The monitors it made (`watches` keys).
-    monitors: Vec<Key>,
+    /// The monitors it made (`watches` keys); boxed, as most resources make none and the
+    /// table holds up to millions of entries.
+    monitors: Option<Box<Vec<Key>>>,
 }
 
 /// A process a resource monitors (`ResourceArc::monitor`), under a monitor reference.
@@ -337,7 +338,7 @@ impl ResourceTable {
                 holders.insert(caller.clone());
                 lock(&self.holders).entry(caller.clone()).or_insert_with(HolderState::new).resources.insert(reference.ids.clone());
             }
-            shard.insert(reference.ids.clone(), Entry { object, ty, holders, monitors: Vec::new() });
+            shard.insert(reference.ids.clone(), Entry { object, ty, holders, monitors: None });
             break reference;
         };
         let mut counts = lock(&self.counts);
@@ -411,12 +412,12 @@ impl ResourceTable {
 
     fn freed(&self, entry: Entry) {
         self.live.fetch_sub(1, Ordering::Relaxed);
-        if !entry.monitors.is_empty() {
+        if let Some(monitors) = &entry.monitors {
             // Its monitors end with it (a late exit is then no monitor of the table's), on
             // the watched processes' nodes too.
             let ended: Vec<(Key, Watch)> = {
                 let mut watches = lock(&self.watches);
-                entry.monitors.iter().filter_map(|m| watches.remove(m).map(|w| (m.clone(), w))).collect()
+                monitors.iter().filter_map(|m| watches.remove(m).map(|w| (m.clone(), w))).collect()
             };
             for (ids, watch) in ended {
                 let mut encoded = Vec::with_capacity(32);
@@ -526,7 +527,7 @@ impl ResourceTable {
         };
         let watch = Watch { resource: resource.clone(), pid: pid.clone(), messenger: messenger.clone() };
         watches.insert(reference.ids.clone(), watch);
-        entry.monitors.push(reference.ids.clone());
+        entry.monitors.get_or_insert_with(Default::default).push(reference.ids.clone());
         Ok(reference)
     }
 
@@ -541,7 +542,9 @@ impl ResourceTable {
             }
         };
         if let Some(entry) = write(self.shard(&watch.resource)).get_mut(&watch.resource) {
-            entry.monitors.retain(|m| m != k);
+            if let Some(monitors) = &mut entry.monitors {
+                monitors.retain(|m| m != k);
+            }
         }
         Some(watch)
     }
