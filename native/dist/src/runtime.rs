@@ -115,15 +115,6 @@ impl Runtime {
         task.is_some() // dropped: the future with it
     }
 
-    /// Tasks not done yet.
-    pub fn len(&self) -> usize {
-        lock(&self.inner.state).tasks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Drops every task and stops the polling thread.
     pub fn close(&self) {
         let tasks = {

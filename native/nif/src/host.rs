@@ -96,22 +96,6 @@ pub trait Messenger: Send + Sync {
     fn demonitor(&self, pid: &[u8], reference: &[u8]) -> i32;
 }
 
-/// A node that sends nothing (a table used on its own, in tests): every send is
-/// `HOST_NOCONNECTION`.
-pub struct NoMessenger;
-
-impl Messenger for NoMessenger {
-    fn send(&self, _to: &[u8], _message: &[u8]) -> i32 {
-        HOST_NOCONNECTION
-    }
-    fn monitor(&self, _pid: &[u8], _reference: &[u8]) -> i32 {
-        HOST_NOCONNECTION
-    }
-    fn demonitor(&self, _pid: &[u8], _reference: &[u8]) -> i32 {
-        HOST_NOCONNECTION
-    }
-}
-
 /// The `Host` functions for messages, over the node's `Arc<dyn Messenger>` (what
 /// `Host::context` leads to is the node's business: it passes `messenger` to find it).
 pub(crate) unsafe extern "C" fn sender_send(sender: *const c_void, to: Slice, message: Slice) -> i32 {
