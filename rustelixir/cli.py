@@ -156,6 +156,13 @@ def serve(args: argparse.Namespace) -> int:
                 server.close()
                 await node.close()
                 return 2
+        # Nodes to join at start, without waiting for them to dial us. One that cannot be
+        # reached now is logged and left: it can still connect to us later.
+        for peer_name in args.connect:
+            try:
+                await node.connect(peer_name)
+            except Exception as e:
+                logging.getLogger("rustelixir").warning("cannot connect to %s at start-up: %s", peer_name, e)
         flag = "--sname" if args.sname and not args.name else "--name"
         you = "you@127.0.0.1" if flag == "--name" else "you"
         no_epmd = (
@@ -286,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0, help="distribution port (0: any free port)")
     p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--module", action="append", default=[], help="Python module whose natives to serve (repeatable)")
+    p.add_argument(
+        "--connect", action="append", default=[], metavar="NODE", help="a node to connect to at start-up (repeatable)"
+    )
     p.add_argument(
         "--epmd",
         choices=["auto", "system", "internal"],

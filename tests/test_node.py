@@ -57,6 +57,25 @@ def test_node_is_hidden(client: DistClient, node: ServedNode) -> None:
     assert client.eval("lists:member(Node, nodes()).") is False
 
 
+def test_connect_at_start_up_joins_a_node_before_it_dials(tmp_path: Path) -> None:
+    """`serve --connect NODE`: the node is connected (as a hidden node) by the time it says
+    it is up, with no ping from the BEAM side; a node that is not there is logged, not
+    fatal."""
+    runtime = runtime_or_skip("otp25")
+    erl = DistClient(runtime.erl, tmp_path / "erl", cookie=COOKIE, erlc=runtime.erlc)
+    try:
+        served = ServedNode(tmp_path / "logs", cookie=COOKIE, extra=["--connect", erl.name, "--connect", "nobody@127.0.0.1"])
+        try:
+            assert erl.eval("nodes(hidden).") == [served.atom]
+            erl.set("Node", served.atom)
+            assert erl.eval("gen_server:call({rustelixir, Node}, {add, 1, 2}).") == (Atom("ok"), 3)
+            assert "cannot connect to nobody@127.0.0.1 at start-up" in served.log()
+        finally:
+            served.stop()
+    finally:
+        erl.close()
+
+
 # --- The call contract ---------------------------------------------------------------------
 
 
