@@ -130,12 +130,13 @@ class RustelixirServer:
         build later (see `reload`)."""
         served = self._serve(module.__name__, module)
         self._modules[module.__name__] = module
-        self._served[module.__name__] = sorted((Atom(n), arity) for n, arity, _slow in served)
+        self._served[module.__name__] = served
         self._builds[module.__name__] = build_of(module)
         return len(served)
 
-    def _serve(self, name: str, module: ModuleType) -> list[tuple[str, int, bool]]:
-        """`module`'s natives, served as module `name`'s in place of what it served."""
+    def _serve(self, name: str, module: ModuleType) -> list[tuple[Atom, int]]:
+        """Serves `module`'s natives as module `name`'s, in place of what it served: them,
+        [(name, arity)], sorted."""
         address = getattr(module, "__rustelixir_natives__", None)
         python = []
         for value in vars(module).values():
@@ -145,7 +146,8 @@ class RustelixirServer:
                 # An async native runs on the event loop whatever it says.
                 python.append((spec.name, spec.arity, len(self._natives), native.slow and not native.is_async))
                 self._natives.append(native)
-        return self.native.set_module(name, address if isinstance(address, int) else None, python)
+        served = self.native.set_module(name, address if isinstance(address, int) else None, python)
+        return sorted((Atom(native), arity) for native, arity, _slow in served)
 
     def reload(self, name: str) -> list[tuple[Atom, int]]:
         """Loads the new build of served module `name` (a rebuilt crate's extension file, or
@@ -172,7 +174,7 @@ class RustelixirServer:
             sys.modules.update(before)
             raise
         self._modules[name] = sys.modules[name] = fresh
-        self._served[name] = sorted((Atom(n), arity) for n, arity, _slow in served)
+        self._served[name] = served
         self._builds[name] = build_of(fresh)
         log.info("reloaded module %s: %d natives", name, len(served))
         return self._served[name]

@@ -47,12 +47,8 @@ pub struct Registry {
 pub type PythonNative = (String, u32, u32, bool);
 
 impl Registry {
-    fn check(&self, name: &str, arity: u32) -> Result<(), String> {
-        self.check_beside(name, arity, &[])
-    }
-
-    /// `check`, a native of `replaced` not counting as taken.
-    fn check_beside(&self, name: &str, arity: u32, replaced: &[(String, u32)]) -> Result<(), String> {
+    /// Whether `name/arity` may be served, a native of `replaced` not counting as taken.
+    fn check(&self, name: &str, arity: u32, replaced: &[(String, u32)]) -> Result<(), String> {
         if name.is_empty() || name.chars().count() > 255 {
             return Err(format!("native name {name:?}: an atom has 1 to 255 characters"));
         }
@@ -87,7 +83,7 @@ impl Registry {
         }
         let replaced = self.modules.get(module).cloned().unwrap_or_default();
         for (i, (name, arity, _)) in natives.iter().enumerate() {
-            self.check_beside(name, *arity, &replaced)?;
+            self.check(name, *arity, &replaced)?;
             if natives[..i].iter().any(|(n, a, _)| n == name && a == arity) {
                 return Err(format!("native {name}/{arity} is defined twice"));
             }
@@ -111,21 +107,13 @@ impl Registry {
         self.by_arity.entry(arity).or_default().insert(name.as_bytes().into(), native);
     }
 
-    /// Adds every native of `table`; refuses (adding none) a reserved name or one already
-    /// served. Returns [(name, arity, slow)].
+    /// Adds every native of `table`, as a module of its own that is never replaced; refuses
+    /// (adding none) a reserved name or one already served. Returns [(name, arity, slow)].
     pub fn add_table(&mut self, table: &'static NativeTable) -> Result<Vec<(String, u32, bool)>, String> {
-        let entries = table.entries();
-        for (i, e) in entries.iter().enumerate() {
-            self.check(e.name(), e.arity)?;
-            if entries[..i].iter().any(|o| o.name() == e.name() && o.arity == e.arity) {
-                return Err(format!("native {}/{} is defined twice", e.name(), e.arity));
-            }
-        }
-        for e in entries {
-            let native = Native::of(e);
-            self.insert(e.name(), e.arity, native);
-        }
-        Ok(entries.iter().map(|e| (e.name().to_string(), e.arity, e.is_slow())).collect())
+        // A name no Python module has, and a new one each time (a table added again is
+        // refused, its natives being served already).
+        let key = format!("\0table #{}", self.modules.len());
+        self.set_module(&key, &[table], &[])
     }
 
     pub fn find(&self, name: &[u8], arity: usize) -> Option<Native> {

@@ -531,9 +531,7 @@ impl Server {
     fn monitor(&self, via: &Arc<Peer>, pid: &[u8], node: &[u8], out: Option<&mut Vec<u8>>) {
         let Some(holder) = resource::canonical_holder(pid) else { return };
         let Some(monitor) = self.resources.take_monitor_for(&holder) else { return };
-        let mut reference = Vec::with_capacity(32);
-        etf::encode::put_reference(&mut reference, &monitor).expect("a reference of this node");
-        let control = control::monitor_p(&self.config.pid, pid, &reference);
+        let control = control::monitor_p(&self.config.pid, pid, &resource::encoded_reference(&monitor));
         if node == via.config.name.as_slice() {
             match out {
                 Some(out) => frame::write_message(&via.config, &control, &[], out),

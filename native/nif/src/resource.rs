@@ -78,6 +78,21 @@ struct Watch {
     messenger: Arc<dyn Messenger>,
 }
 
+impl Watch {
+    /// Tells the watched process's node the monitor `monitor` is over (DEMONITOR_P).
+    fn demonitor(&self, monitor: &Reference) {
+        let encoded = encoded_reference(monitor);
+        let _ = catch_unwind(AssertUnwindSafe(|| self.messenger.demonitor(&self.pid, &encoded)));
+    }
+}
+
+/// A reference this node made (a resource's or a monitor's), in the External Term Format.
+pub fn encoded_reference(reference: &Reference) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    etf::encode::put_reference(&mut out, reference).expect("a reference of this node");
+    out
+}
+
 // The object is a `Resource` (Send + Sync) behind a counted pointer.
 unsafe impl Send for Entry {}
 unsafe impl Sync for Entry {}
@@ -421,10 +436,7 @@ impl ResourceTable {
                 monitors.iter().filter_map(|m| watches.remove(m).map(|w| (m.clone(), w))).collect()
             };
             for (ids, watch) in ended {
-                let mut encoded = Vec::with_capacity(32);
-                let monitor = Reference { node: Atom(self.node.clone()), creation: self.creation, ids };
-                etf::encode::put_reference(&mut encoded, &monitor).expect("a reference of this node");
-                let _ = catch_unwind(AssertUnwindSafe(|| watch.messenger.demonitor(&watch.pid, &encoded)));
+                watch.demonitor(&Reference { node: Atom(self.node.clone()), creation: self.creation, ids });
             }
         }
         let mut counts = lock(&self.counts);
@@ -746,8 +758,7 @@ unsafe extern "C" fn host_monitor(host: *const Host, resource: *const RefParts, 
         Ok(reference) => reference,
         Err(status) => return status,
     };
-    let mut encoded = Vec::with_capacity(32);
-    etf::encode::put_reference(&mut encoded, &reference).expect("a reference of this node");
+    let encoded = encoded_reference(&reference);
     let status = catch_unwind(AssertUnwindSafe(|| messenger.monitor(&pid, &encoded))).unwrap_or(HOST_BADARG);
     if status != HOST_OK {
         state.table.unwatch(&reference.ids, None);
@@ -763,9 +774,7 @@ unsafe extern "C" fn host_demonitor(host: *const Host, resource: *const RefParts
     let Some(of) = state.table.key_of(r.node.as_bytes(), r.creation, r.id_words()) else { return HOST_BADRESOURCE };
     let Some(key) = state.table.key_of(m.node.as_bytes(), m.creation, m.id_words()) else { return HOST_BADRESOURCE };
     let Some(watch) = state.table.unwatch(&key, Some(&of)) else { return HOST_BADRESOURCE };
-    let mut encoded = Vec::with_capacity(32);
-    etf::encode::put_reference(&mut encoded, &m.to_reference()).expect("a reference of this node");
-    let _ = catch_unwind(AssertUnwindSafe(|| watch.messenger.demonitor(&watch.pid, &encoded)));
+    watch.demonitor(&m.to_reference());
     HOST_OK
 }
 
