@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
+from rustelixir._native import TlsConfig
 from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError
 from rustelixir.protocol import control as c
 from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, ConnectionEvent, TooLarge
@@ -36,7 +37,7 @@ from rustelixir.transport import (
     WarningLimiter,
 )
 
-__all__ = ["Node", "Process", "GenServer", "EPMD_MODES"]
+__all__ = ["Node", "Process", "GenServer", "TlsConfig", "EPMD_MODES"]
 
 log = logging.getLogger("rustelixir.node")
 
@@ -159,7 +160,7 @@ def default_cookie() -> str:
 
 def _check_options(
     *, name: str, epmd: str, port: int, ticktime: float, max_message_size: int,
-    max_pending_handshakes: int, handshake_timeout: float,
+    max_pending_handshakes: int, handshake_timeout: float, tls: object,
 ) -> None:  # fmt: skip
     """The node's options, checked in one place (ValueError says which and why)."""
     split_node_name(name)
@@ -175,6 +176,8 @@ def _check_options(
     for option, value in (("max_message_size", max_message_size), ("max_pending_handshakes", max_pending_handshakes)):
         if not _is_int(value) or value < 1:
             raise ValueError(f"{option} must be a positive integer, not {value!r}")
+    if tls is not None and not isinstance(tls, TlsConfig):
+        raise ValueError(f"tls must be a TlsConfig(cert=..., key=..., cacert=...) or None, not {tls!r}")
 
 
 def _is_int(value: object) -> bool:
@@ -212,13 +215,17 @@ class Node:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_pending_handshakes: int = DEFAULT_MAX_PENDING_HANDSHAKES,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        tls: TlsConfig | None = None,
     ) -> None:
         """`max_pending_handshakes`: incoming connections that may be in their handshake at
         once; past it a new one is closed at once, unread (connections this node makes are
-        not counted). `handshake_timeout`: seconds a connection has to finish its handshake."""
+        not counted). `handshake_timeout`: seconds a connection has to finish its handshake.
+        `tls`: every connection, both ways, is TLS as `-proto_dist inet_tls` speaks it, the
+        peer's certificate verified against the configuration's CA; plain TCP peers are
+        refused. EPMD stays plain."""
         _check_options(
             name=name, epmd=epmd, port=port, ticktime=ticktime, max_message_size=max_message_size,
-            max_pending_handshakes=max_pending_handshakes, handshake_timeout=handshake_timeout,
+            max_pending_handshakes=max_pending_handshakes, handshake_timeout=handshake_timeout, tls=tls,
         )  # fmt: skip
         self.name = name
         self.cookie = cookie if cookie is not None else default_cookie()
@@ -230,6 +237,7 @@ class Node:
         self.max_message_size = max_message_size
         self.max_pending_handshakes = max_pending_handshakes
         self.handshake_timeout = float(handshake_timeout)
+        self.tls = tls
         # Incoming connections in their handshake: the slots max_pending_handshakes bounds.
         self._handshaking: set[DistProtocol] = set()
         # What strangers can make the node say, as often as they connect: rate-limited.
