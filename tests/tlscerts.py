@@ -11,6 +11,7 @@ dialled."""
 from __future__ import annotations
 
 import shutil
+import sys
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,3 +117,21 @@ def ssl_dist_optfile(path: Path, certs: NodeCerts, *, versions: list[str] | None
     client = [*(own if client_cert else []), *common]
     path.write_text(f"[{{server, [{', '.join(server)}]}},\n {{client, [{', '.join(client)}]}}].\n")
     return path
+
+
+def main(argv: list[str]) -> int:
+    """`python tests/tlscerts.py DIR`: in DIR, a CA (`ours-ca.pem`), certificates it signs
+    for a rustelixir node (`node.pem`, `node.key`) and for a BEAM node (`vm.pem`, `vm.key`),
+    and the BEAM node's `ssl_dist.conf` (for tests outside pytest: the Elixir client's)."""
+    if len(argv) != 1:
+        print("usage: python tests/tlscerts.py DIR", file=sys.stderr)
+        return 2
+    directory = Path(argv[0])
+    ours = Authority(directory, "ours")
+    ours.issue("node")
+    ssl_dist_optfile(directory / "ssl_dist.conf", ours.issue("vm"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
