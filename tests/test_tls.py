@@ -21,9 +21,9 @@ from rustelixir import Atom
 from rustelixir.errors import TlsConfigError
 from rustelixir.node import Node, TlsConfig
 from rustelixir.protocol.handshake import Handshake, HandshakeComplete, Role
-from beamnodes import DistClient, ServedNode, served, unique_name, until_closed
+from beamnodes import DistClient, ServedNode, executable_or_skip, served, unique_name, until_closed
 from conftest import Runtime, runtime_or_skip
-from tlscerts import Authority, NodeCerts, openssl_or_skip, ssl_dist_optfile
+from tlscerts import Authority, NodeCerts, ssl_dist_optfile
 
 pytestmark = pytest.mark.beam
 
@@ -49,7 +49,7 @@ class Pki:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    openssl_or_skip()
+    executable_or_skip("openssl")
     directory = tmp_path_factory.mktemp("pki")
     ours, rogue = Authority(directory, "ours"), Authority(directory, "rogue")
     return Pki(

@@ -10,29 +10,14 @@ dialled."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Authority", "NodeCerts", "openssl_or_skip", "ssl_dist_optfile"]
+__all__ = ["Authority", "NodeCerts", "ssl_dist_optfile"]
 
 SUBJECT_ALT_NAMES = "DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1"
-
-
-def openssl_or_skip() -> str:
-    """The `openssl` command; a test without it fails under CI and is skipped elsewhere."""
-    import os
-
-    import pytest
-
-    path = shutil.which("openssl")
-    if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("openssl not found (Debian's openssl package)")
-        pytest.skip("openssl not found")
-    return path
 
 
 def _openssl(*args: str) -> None:

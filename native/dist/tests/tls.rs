@@ -98,10 +98,17 @@ fn pump(a: &mut TlsSession, b: &mut TlsSession) -> Result<(Vec<u8>, Vec<u8>), (c
     panic!("the sessions never went quiet");
 }
 
+/// A session dialling `host` and one accepting, each (signer, trusted) CAs: (client, server).
+fn sessions(dir: &TempDir, host: &str, client: (&Ca, &Ca), server: (&Ca, &Ca)) -> (TlsSession, TlsSession) {
+    (
+        config(dir, "client", client.0, client.1).connect(host).unwrap(),
+        config(dir, "server", server.0, server.1).accept().unwrap(),
+    )
+}
+
 fn established(dir: &TempDir) -> (TlsSession, TlsSession) {
     let authority = ca("test CA");
-    let mut client = config(dir, "client", &authority, &authority).connect("127.0.0.1").unwrap();
-    let mut server = config(dir, "server", &authority, &authority).accept().unwrap();
+    let (mut client, mut server) = sessions(dir, "127.0.0.1", (&authority, &authority), (&authority, &authority));
     pump(&mut client, &mut server).unwrap();
     assert!(!client.is_handshaking() && !server.is_handshaking());
     (client, server)
@@ -126,8 +133,7 @@ fn two_sessions_of_one_ca_carry_bytes_both_ways() {
 fn plaintext_sent_before_the_handshake_is_done_follows_it() {
     let dir = TempDir::new("early");
     let authority = ca("test CA");
-    let mut client = config(&dir, "client", &authority, &authority).connect("localhost").unwrap();
-    let mut server = config(&dir, "server", &authority, &authority).accept().unwrap();
+    let (mut client, mut server) = sessions(&dir, "localhost", (&authority, &authority), (&authority, &authority));
     client.send(b"\0\0\0\x0fN..."); // the initiator's first handshake message, queued at once
     let (_, to_server) = pump(&mut client, &mut server).unwrap();
     assert_eq!(to_server, b"\0\0\0\x0fN...");
@@ -137,8 +143,7 @@ fn plaintext_sent_before_the_handshake_is_done_follows_it() {
 fn a_client_certificate_of_another_ca_is_refused_in_the_tls_handshake() {
     let dir = TempDir::new("rogue-client");
     let (ours, rogue) = (ca("our CA"), ca("rogue CA"));
-    let mut client = config(&dir, "client", &rogue, &ours).connect("127.0.0.1").unwrap();
-    let mut server = config(&dir, "server", &ours, &ours).accept().unwrap();
+    let (mut client, mut server) = sessions(&dir, "127.0.0.1", (&rogue, &ours), (&ours, &ours));
     client.send(b"\0\0\0\x0fN...");
     let (side, error) = pump(&mut client, &mut server).unwrap_err();
     assert_eq!(side, 'b', "the server refuses it");
@@ -154,8 +159,7 @@ fn a_client_certificate_of_another_ca_is_refused_in_the_tls_handshake() {
 fn a_server_certificate_of_another_ca_is_refused_by_the_node_that_dials() {
     let dir = TempDir::new("rogue-server");
     let (ours, rogue) = (ca("our CA"), ca("rogue CA"));
-    let mut client = config(&dir, "client", &ours, &ours).connect("127.0.0.1").unwrap();
-    let mut server = config(&dir, "server", &rogue, &ours).accept().unwrap();
+    let (mut client, mut server) = sessions(&dir, "127.0.0.1", (&ours, &ours), (&rogue, &ours));
     let (side, error) = pump(&mut client, &mut server).unwrap_err();
     assert_eq!(side, 'a');
     assert!(error.0.contains("UnknownIssuer"), "{error}");
@@ -165,8 +169,7 @@ fn a_server_certificate_of_another_ca_is_refused_by_the_node_that_dials() {
 fn the_node_that_dials_wants_the_host_it_dialled_named_in_the_certificate() {
     let dir = TempDir::new("host");
     let authority = ca("test CA");
-    let mut client = config(&dir, "client", &authority, &authority).connect("other.example").unwrap();
-    let mut server = config(&dir, "server", &authority, &authority).accept().unwrap();
+    let (mut client, mut server) = sessions(&dir, "other.example", (&authority, &authority), (&authority, &authority));
     let (side, error) = pump(&mut client, &mut server).unwrap_err();
     assert_eq!(side, 'a');
     assert!(error.0.contains("not valid for name \"other.example\""), "{error}");
