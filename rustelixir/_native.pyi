@@ -208,7 +208,7 @@ class NativeServer:
     def resource_holder_count(self) -> int: ...
     def make_python_resource(self, object: object, caller: Pid | None = None) -> Reference: ...
     def python_resource(self, reference: object, caller: Pid | None = None) -> Any: ...
-@final
+
 @final
 class TlsConfig:
     def __new__(cls, *, cert: str | os.PathLike[str], key: str | os.PathLike[str], cacert: str | os.PathLike[str]) -> TlsConfig: ...
@@ -225,6 +225,7 @@ class TlsSession:
     @property
     def agreed(self) -> str | None: ...
 
+@final
 class DistLink:
     def __new__(
         cls,
