@@ -23,7 +23,7 @@ from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
 from rustelixir._native import TlsConfig
-from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError
+from rustelixir.errors import CallError, ConnectionLostError, HandshakeError, NodeClosedError
 from rustelixir.protocol import control as c
 from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, ConnectionEvent, TooLarge
 from rustelixir.protocol.flags import DFlag
@@ -683,7 +683,9 @@ class Node:
             raise TypeError(f"cannot call {dest!r}: expected a Pid or (name, node)")
         try:
             proto = await self.connect(node_name, timeout=timeout)
-        except (OSError, ConnectionError, asyncio.TimeoutError, ConnectionLostError) as e:
+        except (OSError, ConnectionError, asyncio.TimeoutError, ConnectionLostError, HandshakeError) as e:
+            # (A handshake refused, a wrong cookie or a certificate TLS does not accept: the
+            # node cannot be reached, as a BEAM caller sees it.)
             raise CallError((Atom("nodedown"), Atom(node_name))) from e
         future: asyncio.Future[Any] = self.loop.create_future()
         ref = self.make_ref()

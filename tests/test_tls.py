@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rustelixir import Atom
-from rustelixir.errors import TlsConfigError
+from rustelixir.errors import CallError, TlsConfigError, TlsError
 from rustelixir.node import Node, TlsConfig
 from rustelixir.protocol.handshake import Handshake, HandshakeComplete, Role
 from beamnodes import DistClient, ServedNode, executable_or_skip, served, unique_name, until_closed
@@ -67,14 +67,13 @@ def node(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[ServedN
         yield node
 
 
-def tls_beam(runtime: Runtime, directory: Path, certs: NodeCerts, **optfile: object) -> DistClient:
+def tls_beam(runtime: Runtime, directory: Path, certs: NodeCerts, *, erl_args: tuple[str, ...] = (), **optfile: object) -> DistClient:
     """A BEAM node speaking TLS distribution with `certs` (`optfile`: ssl_dist_optfile's
-    options), compiled and started in `directory`."""
+    options; `erl_args`: more of erl's), compiled and started in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     options = ssl_dist_optfile(directory / f"ssl_dist_{unique_name('o').split('@')[0]}.conf", certs, **optfile)  # type: ignore[arg-type]
-    return DistClient(
-        runtime.erl, directory, cookie=COOKIE, erlc=runtime.erlc, extra=[*runtime.tls_dist_args(options), *LOG_TO_STDERR]
-    )
+    extra = [*runtime.tls_dist_args(options), *LOG_TO_STDERR, *erl_args]
+    return DistClient(runtime.erl, directory, cookie=COOKIE, erlc=runtime.erlc, extra=extra)
 
 
 def connection_protocol(beam: DistClient, peer: Atom) -> Atom:
@@ -148,22 +147,49 @@ def test_the_node_dials_a_tls_beam_node_at_start_up(runtime_name: str, tmp_path:
         beam.close()
 
 
+async def call_rex(pki: Pki, beam: DistClient) -> object:
+    """`erlang:node()` on `beam` through its rex, from a Python node with the served node's
+    certificate, connecting on demand."""
+    tls = TlsConfig(cert=pki.node.cert, key=pki.node.key, cacert=pki.node.cacert)
+    async with Node(unique_name("ondemand"), COOKIE, tls=tls) as ours:
+        request = (Atom("call"), Atom("erlang"), Atom("node"), [], Atom("user"))
+        return await ours.call(("rex", beam.name), request, timeout=10)
+
+
 @pytest.mark.parametrize("runtime_name", RUNTIMES)
 def test_a_python_node_connects_on_demand_over_tls(runtime_name: str, tmp_path: Path, pki: Pki) -> None:
-    """`Node.call` to a BEAM node it is not connected to: it dials it, over TLS."""
+    """`Node.call` to a BEAM node it is not connected to: it dials it, over TLS; a node whose
+    certificate another CA signed is down to it, as to a BEAM caller."""
     runtime = runtime_or_skip(runtime_name)
-    beam = tls_beam(runtime, tmp_path, pki.beam)
-
-    async def call_rex() -> object:
-        tls = TlsConfig(cert=pki.node.cert, key=pki.node.key, cacert=pki.node.cacert)
-        async with Node(unique_name("ondemand"), COOKIE, tls=tls) as ours:
-            request = (Atom("call"), Atom("erlang"), Atom("node"), [], Atom("user"))
-            return await ours.call(("rex", beam.name), request, timeout=10)
-
+    beam = tls_beam(runtime, tmp_path / "good", pki.beam)
     try:
-        assert asyncio.run(call_rex()) == Atom(beam.name)
+        assert asyncio.run(call_rex(pki, beam)) == Atom(beam.name)
     finally:
         beam.close()
+    rogue = tls_beam(runtime, tmp_path / "rogue", pki.rogue)
+    try:
+        with pytest.raises(CallError) as refused:
+            asyncio.run(call_rex(pki, rogue))
+        assert refused.value.reason == (Atom("nodedown"), Atom(rogue.name))
+        assert isinstance(refused.value.__cause__, TlsError)
+    finally:
+        rogue.close()
+
+
+def test_ticks_inside_tls_keep_an_idle_connection_up(tmp_path: Path, pki: Pki) -> None:
+    """net_ticktime 4 s on both sides and nothing to say for 9: each side's ticks, sent and
+    read through TLS, keep the other from dropping the connection."""
+    runtime = runtime_or_skip("otp25")
+    with served(tmp_path / "logs", cookie=COOKIE, extra=[*pki.node.serve_args(), "--net-ticktime", "4"]) as ours:
+        beam = tls_beam(runtime, tmp_path / "beam", pki.beam, erl_args=("-kernel", "net_ticktime", "4"))
+        try:
+            beam.set("Node", ours.atom)
+            assert beam.eval("ok = net_kernel:monitor_nodes(true, [{node_type, all}]), net_adm:ping(Node).") == Atom("pong")
+            assert beam.eval("timer:sleep(9000), receive {nodedown, Node, _} -> down after 0 -> up end.", timeout=30) == Atom("up")
+            assert beam.eval("gen_server:call({rustelixir, Node}, {add, 1, 2}).") == (Atom("ok"), 3)
+            assert "disconnected" not in ours.log()
+        finally:
+            beam.close()
 
 
 # --- Peers refused ----------------------------------------------------------------------------
