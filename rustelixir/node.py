@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
-from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError
+from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError, RemoteProtocolError
 from rustelixir.protocol import control as c
 from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, ConnectionEvent, TooLarge
 from rustelixir.protocol.flags import DFlag
@@ -565,6 +565,17 @@ class Node:
         target = entry[1] if entry is not None else self._local_process(m.to_proc)
         if target is not None:
             target.demonitored(m.ref, m.from_pid, proto)
+        elif self.native_server is not None:
+            self.native_server.demonitor(m.ref)  # a process the native server spawned
+
+    def _on_spawn_request(self, proto: DistProtocol, m: c.SpawnRequest | c.SpawnRequestTT) -> None:
+        # The native server makes the process and runs what it asks (`erpc`, `rpc`); a node
+        # that serves no natives spawns nothing.
+        if self.native_server is not None and proto.peer_name:
+            if not self.native_server.spawn(proto.peer_name, m.to_terms()[0], m.args):
+                proto.abort(RemoteProtocolError(f"malformed SPAWN_REQUEST from {proto.peer_name}"))
+        else:
+            proto.send(c.SpawnReply(ref=m.ref, to_pid=m.from_pid, flags=0, result=Atom("notsup")))
 
     def _on_monitor_p_exit(self, proto: DistProtocol, m: c.MonitorPExit | c.PayloadMonitorPExit) -> None:
         entry = self._our_monitors.pop(m.ref, None)
@@ -726,6 +737,8 @@ _HANDLERS: dict[type, Callable[[Node, DistProtocol, Any], None]] = {
     c.AliasSend: Node._on_alias_send,
     c.AliasSendTT: Node._on_alias_send,
     c.MonitorP: Node._on_monitor_p,
+    c.SpawnRequest: Node._on_spawn_request,
+    c.SpawnRequestTT: Node._on_spawn_request,
     c.DemonitorP: Node._on_demonitor_p,
     c.MonitorPExit: Node._on_monitor_p_exit,
     c.PayloadMonitorPExit: Node._on_monitor_p_exit,
