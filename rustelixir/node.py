@@ -245,6 +245,8 @@ class Node:
         # The Rust server whose calls every connection's link answers (`serve_natives`).
         self.native_server: Any = None
         self._peer_waiters: dict[str, list[asyncio.Future[DistProtocol]]] = {}
+        # Told of each peer that comes up (`peer_up(proto)`) and goes (`peer_down(name)`).
+        self._peer_watchers: list[Any] = []
         self._pid_ids = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
         self._registration: Any = None
@@ -493,6 +495,17 @@ class Node:
         for waiter in self._peer_waiters.pop(proto.peer_name, []):
             if not waiter.done():
                 waiter.set_result(proto)
+        for watcher in list(self._peer_watchers):
+            watcher.peer_up(proto)
+
+    def add_peer_watcher(self, watcher: Any) -> None:
+        """`watcher.peer_up(proto)` is called for each peer that comes up from now on, and
+        `watcher.peer_down(peer_name)` for each that goes."""
+        self._peer_watchers.append(watcher)
+
+    def remove_peer_watcher(self, watcher: Any) -> None:
+        if watcher in self._peer_watchers:
+            self._peer_watchers.remove(watcher)
 
     def connection_closed(self, proto: DistProtocol) -> None:
         """ConnectionHost: `proto` is gone; if it was the peer's connection, the peer is down."""
@@ -512,6 +525,8 @@ class Node:
             if node_name == proto.peer_name:
                 del self._our_monitors[ref]
                 on_down((Atom("nodedown"), Atom(node_name)))
+        for watcher in list(self._peer_watchers):
+            watcher.peer_down(proto.peer_name)
 
     def _check_open(self) -> None:
         if not self._started or self._closed.is_set():

@@ -100,6 +100,7 @@ class RustelixirServer:
         self.node = node
         self.loop = node.loop
         self._process = _ServerProcess(node, self)
+        self.pid = self._process.pid  # what `rustelixir` names on this node
         self._wake_r, wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self.native = NativeServer(
