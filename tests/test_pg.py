@@ -161,3 +161,36 @@ def test_a_node_dialled_by_a_beam_joins_too(tmp_path: Path, beams: tuple[DistCli
     finally:
         node.stop()
     until_members((a,), [], group="dialled")
+
+
+def test_the_exchange_in_pg_shapes_and_junk_from_a_peer_ignored(tmp_path: Path, beams: tuple[DistClient, DistClient]) -> None:
+    """A BEAM process posing as a scope sees the node's exact messages, and sends it junk."""
+    a, _ = beams
+    a.eval("Self = self(), spawn(fun() -> register(fakescope, self()),"
+           " receive {discover, P} -> Self ! {asked, P} end end), ok.")  # fmt: skip
+    node = start(tmp_path, (a,), "--pg-scope", "fakescope", "--pg-group", "workers", "--pg-group", "more")
+    try:
+        us = a.eval("receive {asked, P} -> P after 10000 -> none end.")
+        assert us.node == node.atom
+        a.set("Us", us)
+        junk = [
+            "{discover, not_a_pid}", "{discover, Us}", "{discover}", "{'$gen_cast', {sync, 1, 2}}",
+            "{'$gen_cast', junk}", "{join, self(), workers, [self()]}", "{leave, x}", "[1, 2, 3]", "<<\"bytes\">>",
+            "{'$gen_call', {self(), make_ref()}, hello}",
+        ]  # fmt: skip
+        for message in junk:
+            a.eval(f"Us ! {message}, ok.")
+        # Then a scope's discover (OTP 26+'s form too): answered with our members, as pg's sync cast.
+        for discover in ("{discover, self()}", "{discover, self(), #{}}"):
+            reply = a.eval(f"Us ! {discover}, receive {{'$gen_cast', M}} -> M after 10000 -> none end.")
+            assert reply == (Atom("sync"), us, [(Atom("workers"), [reply[2][0][1][0]]), (Atom("more"), [reply[2][0][1][0]])])
+            server = reply[2][0][1][0]
+            assert server.node == node.atom
+            a.set("Server", server)
+            assert a.eval("gen_server:call(Server, {add, 1, 2}).") == (Atom("ok"), 3)
+        # The node watches the scope it joined; and at shutdown it leaves in pg's shape.
+        node.stop()
+        assert a.eval("receive {leave, _, _, _} = L -> L after 10000 -> none end.") == (
+            Atom("leave"), us, server, [Atom("workers"), Atom("more")])  # fmt: skip
+    finally:
+        node.stop()
