@@ -5,7 +5,6 @@ monitor's DOWN), as `erpc:call/4,5`, `erpc:cast/4`, `erpc:multicall/4` and `rpc:
 from __future__ import annotations
 
 import socket
-import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,8 +14,7 @@ import pytest
 from rustelixir import Atom, ImproperList, Pid, Reference
 from rustelixir._native import decode_dist
 
-from beamnodes import TEST_NATIVES, DistClient, ServedNode, epmd_port_of, node_fixture, pass_through_frame, raw_peer, unique_name, until_closed
-from conftest import runtime_or_skip
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, client_fixture, epmd_port_of, frame_bodies, node_fixture, pass_through_frame, raw_peer, unique_name, until_closed
 
 pytestmark = pytest.mark.beam
 
@@ -35,15 +33,7 @@ def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
         served.stop()
 
 
-@pytest.fixture(scope="module", params=["otp25", "otp28"])
-def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    runtime = runtime_or_skip(request.param)
-    c = DistClient(runtime.erl, tmp_path_factory.mktemp(f"erpc-{runtime.name}"), cookie=COOKIE, erlc=runtime.erlc)
-    c.set("Node", node.atom)
-    try:
-        yield c
-    finally:
-        c.close()
+client = client_fixture("erpc", runtimes=("otp25", "otp28"))
 
 
 def caught(client: DistClient, expression: str) -> object:
@@ -163,20 +153,11 @@ def _exchange(sock: socket.socket, data: bytes, until: int) -> list[object]:
     """Sends `data`, then reads decoded messages until `until` of them came (or 10 s)."""
     sock.sendall(data)
     sock.settimeout(10)
-    buffer, got = bytearray(), []
-    while len(got) < until:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
+    got: list[object] = []
+    for body in frame_bodies(sock, bytearray()):
+        got.append(decode_dist(body))
+        if len(got) == until:
             break
-        buffer += chunk
-        while len(buffer) >= 4:
-            (length,) = struct.unpack_from(">I", buffer)
-            if len(buffer) < 4 + length:
-                break
-            body = bytes(buffer[4 : 4 + length])
-            del buffer[: 4 + length]
-            if body:
-                got.append(decode_dist(body))
     return got
 
 
