@@ -123,7 +123,9 @@ def serve(args: argparse.Namespace) -> int:
     from rustelixir.server import RustelixirServer
 
     level = logging.INFO - 10 * args.verbose + 10 * args.quiet
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from rustelixir.logs import configure
+
+    configure(level, args.log_format)
     try:
         name = full_node_name(args.name, args.sname)
     except Exception as e:
@@ -199,7 +201,7 @@ def serve(args: argparse.Namespace) -> int:
             try:
                 await node.connect(peer_name)
             except Exception as e:
-                logging.getLogger("rustelixir").warning("cannot connect to %s at start-up: %s", peer_name, e)
+                logging.getLogger("rustelixir").warning("cannot connect to %s at start-up: %s", peer_name, e, extra={"peer": peer_name})
         flag = "--sname" if args.sname and not args.name else "--name"
         you = "you@127.0.0.1" if flag == "--name" else "you"
         no_epmd = (
@@ -394,6 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=32, help="worker threads for slow natives")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="slow calls in flight before :overloaded")
     _add_tls_options(p)
+    p.add_argument(
+        "--log-format", choices=["text", "json"], default="text",
+        help="text (default), or json: one JSON object per line (time, level, logger, message, peer, ...)",
+    )  # fmt: skip
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="count", default=0)
     p.set_defaults(handler=serve)

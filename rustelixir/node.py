@@ -499,7 +499,7 @@ class Node:
             old.abort(ConnectionError("replaced by a new connection from the same node"))
             self._drop_peer(old)
         self.peers[proto.peer_name] = proto
-        log.info("connected to %s (%s)", proto.peer_name, proto.role.value)
+        log.info("connected to %s (%s)", proto.peer_name, proto.role.value, extra={"peer": proto.peer_name})
         for waiter in self._peer_waiters.pop(proto.peer_name, []):
             if not waiter.done():
                 waiter.set_result(proto)
@@ -519,7 +519,7 @@ class Node:
         """ConnectionHost: `proto` is gone; if it was the peer's connection, the peer is down."""
         if proto.peer_name is not None and self.peers.get(proto.peer_name) is proto:
             self._drop_peer(proto)
-            log.info("disconnected from %s", proto.peer_name)
+            log.info("disconnected from %s", proto.peer_name, extra={"peer": proto.peer_name})
 
     def _drop_peer(self, proto: DistProtocol) -> None:
         assert proto.peer_name is not None
@@ -552,7 +552,7 @@ class Node:
                 handler(self, proto, event)
             except Exception:
                 # A bug of ours must not lose the rest of the peer's messages.
-                log.exception("handling %s from %s failed", type(event).__name__, proto.peer_name)
+                log.exception("handling %s from %s failed", type(event).__name__, proto.peer_name, extra={"peer": proto.peer_name})
 
     def _deliver_to(self, target: Any, message: Any, sender: Pid | None, proto: DistProtocol) -> None:
         process = self._local_process(target)
@@ -612,7 +612,7 @@ class Node:
     def _on_too_large(self, proto: DistProtocol, m: TooLarge) -> None:
         answered = proto.refuse(m.body)
         log.warning("discarded a message of %d bytes from %s%s: %s", len(m.body), proto.peer_name,
-                    " (its caller answered :overloaded)" if answered else "", m.reason)  # fmt: skip
+                    " (its caller answered :overloaded)" if answered else "", m.reason, extra={"peer": proto.peer_name})  # fmt: skip
 
     def _on_link(self, proto: DistProtocol, m: c.Link) -> None:
         if self._local_process(m.to_pid) is None:

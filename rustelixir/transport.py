@@ -399,14 +399,14 @@ class DistProtocol(asyncio.Protocol):
                     events = self.conn.receive_frames(frames)
                     self.host.control_received(self, events)
                 except RemoteProtocolError as e:
-                    log.warning("closing the connection to %s: %s", self.peer_name, e)
+                    log.warning("closing the connection to %s: %s", self.peer_name, e, extra={"peer": self.peer_name})
                     self.abort(e)
                     return
                 except Exception as e:
                     # Frames that broke our reading some other way (a bug of ours): the
                     # connection goes all the same, or it would stay open, unread, until
                     # net_ticktime.
-                    log.exception("closing the connection to %s: its frames could not be read", self.peer_name)
+                    log.exception("closing the connection to %s: its frames could not be read", self.peer_name, extra={"peer": self.peer_name})
                     self.abort(e)
                     return
         finally:
@@ -414,7 +414,7 @@ class DistProtocol(asyncio.Protocol):
                 link.handled()  # the link reads on (what follows these frames on the wire)
             if closed is not None and not self.closed:
                 level = logging.WARNING if closed.startswith("protocol error") else logging.INFO
-                log.log(level, "connection to %s ended: %s", self.peer_name, closed)
+                log.log(level, "connection to %s ended: %s", self.peer_name, closed, extra={"peer": self.peer_name})
                 self._shut_link()
 
     def _shut_link(self) -> None:
@@ -462,7 +462,7 @@ class DistProtocol(asyncio.Protocol):
         try:
             self.link.send_message(control, payload)
         except OSError as e:
-            log.info("cannot write to %s: %s", self.peer_name, e)
+            log.info("cannot write to %s: %s", self.peer_name, e, extra={"peer": self.peer_name})
             self._shut_link()
 
     def refuse(self, body: bytes) -> bool:
@@ -473,7 +473,7 @@ class DistProtocol(asyncio.Protocol):
         try:
             return self.link.refuse(body)
         except OSError as e:
-            log.info("cannot write to %s: %s", self.peer_name, e)
+            log.info("cannot write to %s: %s", self.peer_name, e, extra={"peer": self.peer_name})
             self._shut_link()
             return False
 
