@@ -277,41 +277,145 @@ def describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def reload(args: argparse.Namespace) -> int:
-    """`{:reload, Module}` to a running node, from a hidden node of our own."""
+def _call_node(args: argparse.Namespace, command: str, request: Any) -> tuple[int, Any]:
+    """`request` to the `rustelixir` server of the running node `args.node`, from a hidden
+    node of our own (the cookie and TLS as for `serve`): (0, the reply), or (the exit code,
+    None) after saying why there is none (the node is down, the cookie or a certificate is
+    refused: all `{nodedown, Node}` to a caller, as they are to a BEAM one)."""
     import secrets
 
     from rustelixir._native import SERVER_NAME
     from rustelixir.errors import CallError
     from rustelixir.node import Node, default_cookie
 
-    tls, failed = _tls_config(args, "reload")
+    tls, failed = _tls_config(args, command)
     if failed:
-        return failed
+        return failed, None
 
-    async def run() -> int:
+    async def run() -> tuple[int, Any]:
         host = args.node.split("@", 1)[1] if "@" in args.node else "127.0.0.1"
-        node = Node(f"rustelixir_reload_{secrets.token_hex(3)}@{host}", args.cookie or default_cookie(), tls=tls)
+        node = Node(f"rustelixir_{command}_{secrets.token_hex(3)}@{host}", args.cookie or default_cookie(), tls=tls)
         await node.start()
         try:
-            reply = await node.call((SERVER_NAME, args.node), (Atom("reload"), Atom(args.module)), timeout=args.timeout)
+            return 0, await node.call((SERVER_NAME, args.node), request, timeout=args.timeout)
         except CallError as e:
-            print(f"rustelixir reload: cannot call {args.node}: {e}", file=sys.stderr)
-            return 1
+            from rustelixir.shell import inspect
+
+            why = await _why_unreachable(args.node) if "nodedown" in repr(e.reason) else ""
+            print(f"rustelixir {command}: cannot call {args.node}: {inspect(e.reason)}{why}", file=sys.stderr)
+            return 1, None
         finally:
             await node.close()
-        match reply:
-            case (Atom(name="ok"), natives):
-                listed = ", ".join(f"{name.name}/{arity}" for name, arity in natives)
-                print(f"reloaded {args.module} on {args.node}: {listed}")
-                return 0
-            case (Atom(name="error"), reason):
-                print(f"rustelixir reload: {args.module} on {args.node}: {reason!r}", file=sys.stderr)
-                return 1
-        print(f"rustelixir reload: unexpected reply {reply!r}", file=sys.stderr)
-        return 1
 
     return asyncio.run(run())
+
+
+async def _why_unreachable(node_name: str) -> str:
+    """What the EPMD on the node's host says, to tell a node that is down from one that
+    refused us (both are nodedown to a caller)."""
+    from rustelixir import epmd
+
+    alive, _, host = node_name.partition("@")
+    try:
+        address = await epmd.lookup(alive, host or "127.0.0.1", timeout=3.0)
+    except Exception:
+        return f": no EPMD answers on {host} (is the node up?)"
+    if address is None:
+        return f": no node named {alive} is registered on {host} (is it up?)"
+    return f": it is up (port {address.port}) but refused the connection: a wrong cookie, or TLS on one side only"
+
+
+def reload(args: argparse.Namespace) -> int:
+    """`{:reload, Module}` to a running node."""
+    failed, reply = _call_node(args, "reload", (Atom("reload"), Atom(args.module)))
+    if failed:
+        return failed
+    match reply:
+        case (Atom(name="ok"), natives):
+            listed = ", ".join(f"{name.name}/{arity}" for name, arity in natives)
+            print(f"reloaded {args.module} on {args.node}: {listed}")
+            return 0
+        case (Atom(name="error"), reason):
+            print(f"rustelixir reload: {args.module} on {args.node}: {reason!r}", file=sys.stderr)
+            return 1
+    print(f"rustelixir reload: unexpected reply {reply!r}", file=sys.stderr)
+    return 1
+
+
+def call(args: argparse.Namespace) -> int:
+    """A native called from a shell: `rustelixir call NODE add 1 2`, each argument JSON."""
+    from rustelixir.shell import from_json, inspect
+
+    try:
+        values = [from_json(a) for a in args.args]
+    except ValueError as e:
+        print(f"rustelixir call: an argument is not JSON ({e}); strings are quoted: '\"text\"', atoms '\":name\"'",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    request = (Atom(args.fun), *values) if values else Atom(args.fun)
+    failed, reply = _call_node(args, "call", request)
+    if failed:
+        return failed
+    print(inspect(reply))
+    return 0 if isinstance(reply, tuple) and reply[:1] == (Atom("ok"),) else 1
+
+
+def status(args: argparse.Namespace) -> int:
+    """The node's `:info` (and its natives), as a table or, with --json, as JSON."""
+    import json
+
+    from rustelixir.shell import inspect, to_json
+
+    failed, info = _call_node(args, "status", Atom("info"))
+    if failed:
+        return failed
+    if not (isinstance(info, tuple) and info[:1] == (Atom("ok"),) and isinstance(info[1], dict)):
+        print(f"rustelixir status: unexpected reply {inspect(info)}", file=sys.stderr)
+        return 1
+    failed, functions = _call_node(args, "status", Atom("functions"))
+    if failed:
+        return failed
+    facts = {k.name if isinstance(k, Atom) else str(k): v for k, v in info[1].items()}
+    natives = [(n.name, a) for n, a in functions[1]] if isinstance(functions, tuple) and functions[:1] == (Atom("ok"),) else []
+    if args.json:
+        print(json.dumps({**to_json(facts), "functions": [f"{n}/{a}" for n, a in natives]}, indent=2, sort_keys=True))
+        return 0
+    print(_status_table(facts, natives))
+    return 0
+
+
+def _status_table(facts: dict[str, Any], natives: list[tuple[str, int]]) -> str:
+    from rustelixir.shell import inspect
+
+    def text(value: Any) -> str:
+        if isinstance(value, Atom):
+            return value.name
+        return value if isinstance(value, str) else value.decode() if isinstance(value, bytes) else inspect(value)
+
+    lines = [f"node       {text(facts.get('node'))}  (rustelixir {text(facts.get('version'))}, "
+             f"up {int(facts.get('uptime_ms', 0)) / 1000:.0f} s)"]  # fmt: skip
+    counters = ("calls", "errors", "cancelled", "in_flight", "oversized")
+    lines.append("calls      " + "  ".join(f"{k} {facts[k]}" for k in counters if k in facts))
+    peers = facts.get("peers") or []
+    lines.append(f"peers      {len(peers)}" + (": " + ", ".join(text(p) for p in peers) if peers else ""))
+    natives_stats = facts.get("natives")
+    per_native: dict[Any, Any] = natives_stats if isinstance(natives_stats, dict) else {}
+    lines.append("")
+    lines.append(f"{'native':<28}{'calls':>10}{'errors':>10}{'p50 us':>10}{'p99 us':>10}")
+    for name, arity in natives:
+        stats = per_native.get(Atom(name), {})
+        cells = [stats.get(Atom(k), "-") for k in ("calls", "errors", "p50_us", "p99_us")]
+        lines.append(f"{name + '/' + str(arity):<28}" + "".join(f"{text(c):>10}" for c in cells))
+    resources = facts.get("resources") or {}
+    by_type = resources.get(Atom("by_type"), {}) if isinstance(resources, dict) else {}
+    lines.append("")
+    lines.append(f"{'resource type':<28}{'live':>10}{'created':>10}{'freed':>10}")
+    for kind, counts in sorted(by_type.items(), key=lambda kv: text(kv[0])):
+        lines.append(f"{text(kind):<28}" + "".join(f"{counts.get(Atom(k), 0):>10}" for k in ("live", "created", "freed")))
+    if isinstance(resources, dict):
+        lines.append(f"{'all':<28}" + "".join(f"{resources.get(Atom(k), 0):>10}" for k in ("live", "created", "freed"))
+                     + f"   holders {resources.get(Atom('holders'), 0)}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -337,6 +441,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the reload (default 60)")
     _add_tls_options(r)
     r.set_defaults(handler=reload)
+    st = commands.add_parser("status", help="what a running node says of itself: natives, resources, peers")
+    st.add_argument("node", help="the running node, e.g. py@127.0.0.1")
+    st.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    c = commands.add_parser("call", help="call a native of a running node from a shell")
+    c.add_argument("node", help="the running node, e.g. py@127.0.0.1")
+    c.add_argument("fun", help="the native's name")
+    c.add_argument("args", nargs="*", metavar="ARG",
+                   help='an argument as JSON: 1, 2.5, "text" (a binary), ":name" (an atom), [1, 2], {"k": 1}')  # fmt: skip
+    for sub in (st, c):
+        sub.add_argument("--cookie", help="the cookie (else $RUSTELIXIR_COOKIE, else ~/.erlang.cookie)")
+        sub.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
+        _add_tls_options(sub)
+    st.set_defaults(handler=status)
+    c.set_defaults(handler=call)
     p = commands.add_parser("serve", help="run the node: a hidden Erlang node serving natives")
     names = p.add_mutually_exclusive_group(required=True)
     names.add_argument("--name", help="long node name, e.g. py@127.0.0.1")
