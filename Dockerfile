@@ -47,11 +47,11 @@ RUN mkdir /wheels \
 FROM ${BASE}
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # erlang-base for epmd (BEAM nodes in other containers look the node up through it), and
-# Debian's Python 3.11 when the base has no Python (the local base). The node runs from a
+# Debian's Python 3.11 when the base has no Python that makes virtualenvs (the local base). The node runs from a
 # virtualenv, so that the wheel installs the same way on both bases.
 # hadolint ignore=DL3008
 RUN packages=(erlang-base) \
-    && if ! command -v python3 >/dev/null; then packages+=(python3 python3-venv); fi \
+    && if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then packages+=(python3 python3-venv); fi \
     && apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}" \
     && rm -rf /var/lib/apt/lists/* \

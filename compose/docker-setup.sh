@@ -40,7 +40,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${SUDO[@]}" apt-get update -qq
     # Recommends left out: apparmor, needrestart and the like are no use to a test daemon.
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" iptables ca-certificates >/dev/null
+        "${missing[@]}" >/dev/null
 fi
 
 # The docker client that came with the daemon, when there is one: another on PATH (a newer
