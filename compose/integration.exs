@@ -10,7 +10,9 @@
 # RUSTELIXIR_CLIENT_NAME (this VM's node name, default integration@127.0.0.1; a host
 # without dots, as in compose, means short names), RUSTELIXIR_WAIT_MS (how long to wait for
 # each node, default 60000), RUSTELIXIR_PG_GROUP (when set: the group every node must have
-# joined in the scope RUSTELIXIR_PG_SCOPE, default pg; checked and called through).
+# joined in the scope RUSTELIXIR_PG_SCOPE, default pg; checked and called through). A VM
+# started with -proto_dist inet_tls (ELIXIR_ERL_OPTIONS) also checks that each connection
+# to a node is a TLS one.
 #
 # Prints a line per check, `PASS <check> @ <node>` or `FAIL <check> @ <node>: <reason>`
 # (checks across nodes name them all, joined by `,`), then a summary line per node and one
@@ -117,7 +119,26 @@ defmodule Integration do
       {"buffer resource", fn -> buffer(node) end},
       {"resource freed when its holder exits", fn -> freed_with_holder(node) end},
       {"use RustElixir.Natives", fn -> natives(node) end}
-    ]
+    ] ++ tls_checks(node)
+  end
+
+  # When this VM runs TLS distribution (-proto_dist inet_tls, as ELIXIR_ERL_OPTIONS sets it
+  # in compose), the connection to the node is a TLS one.
+  defp tls_checks(node) do
+    case :init.get_argument(:proto_dist) do
+      {:ok, [[~c"inet_tls"]]} ->
+        [
+          {"connected over TLS",
+           fn ->
+             {:ok, info} = :net_kernel.node_info(node)
+             # {:net_address, address, host, protocol, family}
+             :tls = info |> Keyword.fetch!(:address) |> elem(3)
+           end}
+        ]
+
+      _ ->
+        []
+    end
   end
 
   # With several nodes: each serves on its own, and a resource belongs to the node that made it.

@@ -107,12 +107,15 @@ class Compose:
     sudo: list[str]
     project: str
     env: dict[str, str]
+    # The compose file, and override files on top of it (compose/tls.yml).
+    files: list[Path] = field(default_factory=lambda: [ROOT / "docker-compose.yml"])
     tool: list[str] = field(default_factory=lambda: shlex.split(os.environ.get("RUSTELIXIR_COMPOSE", "docker-compose")))
 
     def command(self, *args: str) -> list[str]:
         # sudo drops the environment: hand the compose variables over through env(1).
         via_env = ["env", *(f"{k}={v}" for k, v in self.env.items())] if self.sudo else []
-        return [*self.sudo, *via_env, *self.tool, "--ansi", "never", "-p", self.project, "-f", str(ROOT / "docker-compose.yml"), *args]
+        files = [arg for file in self.files for arg in ("-f", str(file))]
+        return [*self.sudo, *via_env, *self.tool, "--ansi", "never", "-p", self.project, *files, *args]
 
     def run(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         return _run(self.command(*args), timeout, env={**os.environ, **self.env})
@@ -160,7 +163,7 @@ def _wait_published(epmd_port: int, dist_port: int, deadline: float) -> None:
 
 
 @pytest.fixture
-def compose() -> Iterator[Compose]:
+def compose(request: pytest.FixtureRequest) -> Iterator[Compose]:
     sudo = _privilege()
     setup = _run([*sudo, str(SETUP)], SETUP_TIMEOUT)
     assert setup.returncode == 0, f"compose/docker-setup.sh failed:\n{setup.stdout}{setup.stderr}"
@@ -177,7 +180,7 @@ def compose() -> Iterator[Compose]:
         "RUSTELIXIR_A_EPMD_PORT": str(a_epmd),
         "RUSTELIXIR_B_EPMD_PORT": str(b_epmd),
     }
-    project = f"rustelixirtest{os.getpid()}"
+    project = f"rustelixirtest{os.getpid()}{request.node.name.split('_')[-1]}"
     runner = Compose(sudo, project, env)
     try:
         yield runner
@@ -187,32 +190,71 @@ def compose() -> Iterator[Compose]:
             print(f"docker-compose down failed:\n{down.stdout}{down.stderr}")
 
 
+def _tls_supported() -> bool:
+    """Does `rustelixir serve` take --tls-cert (issue 13's TLS distribution)?"""
+    help_text = subprocess.run(
+        [sys.executable, "-m", "rustelixir", "serve", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
+    return "--tls-cert" in help_text
+
+
+def _build_and_start_nodes(compose: Compose) -> None:
+    build = compose.run("build", timeout=BUILD_TIMEOUT)
+    assert build.returncode == 0, f"docker-compose build failed:\n{build.stdout[-5000:]}{build.stderr[-5000:]}"
+    # The nodes first, to reach them from here through their ports on 127.0.0.1.
+    started = compose.run("up", "-d", "rustelixir_a", "rustelixir_b", timeout=UP_TIMEOUT)
+    assert started.returncode == 0, started.stdout + started.stderr
+    deadline = time.monotonic() + 60
+    _wait_published(int(compose.env["RUSTELIXIR_A_EPMD_PORT"]), int(compose.env["RUSTELIXIR_A_PORT"]), deadline)
+    _wait_published(int(compose.env["RUSTELIXIR_B_EPMD_PORT"]), int(compose.env["RUSTELIXIR_B_PORT"]), deadline)
+
+
+def _run_integration(compose: Compose, node_checks: list[str]) -> None:
+    """The whole file, as the README runs it: the Elixir service waits for the nodes'
+    healthchecks, and its exit status is the run's. Then every check's line is looked for."""
+    up = compose.run("up", "--abort-on-container-exit", "--exit-code-from", "elixir", timeout=UP_TIMEOUT)
+    output = compose.logs("elixir")
+    assert up.returncode == 0, f"the elixir service exited {up.returncode}:\n{output}"
+
+    lines = [line.split("|", 1)[-1].strip() for line in output.splitlines()]
+    assert not [line for line in lines if line.startswith("FAIL")], output
+    expected = [f"PASS {check} @ {node}" for node in NODES for check in node_checks]
+    expected += [f"PASS {check} @ {','.join(NODES)}" for check in CROSS_CHECKS]
+    missing = [line for line in expected if line not in lines]
+    assert not missing, f"checks not passed: {missing}\n{output}"
+    total = len(expected)
+    assert f"integration: {total} of {total} checks passed in all" in lines, output
+
+
 def test_compose_runs_the_integration_checks_on_two_nodes(compose: Compose) -> None:
     try:
-        build = compose.run("build", timeout=BUILD_TIMEOUT)
-        assert build.returncode == 0, f"docker-compose build failed:\n{build.stdout[-5000:]}{build.stderr[-5000:]}"
+        _build_and_start_nodes(compose)
+        _run_integration(compose, NODE_CHECKS)
+    except BaseException:
+        print("docker-compose logs (all services):")
+        print(compose.logs())
+        raise
 
-        # The nodes first, to reach them from here through their ports on 127.0.0.1.
-        started = compose.run("up", "-d", "rustelixir_a", "rustelixir_b", timeout=UP_TIMEOUT)
-        assert started.returncode == 0, started.stdout + started.stderr
-        deadline = time.monotonic() + 60
-        _wait_published(int(compose.env["RUSTELIXIR_A_EPMD_PORT"]), int(compose.env["RUSTELIXIR_A_PORT"]), deadline)
-        _wait_published(int(compose.env["RUSTELIXIR_B_EPMD_PORT"]), int(compose.env["RUSTELIXIR_B_PORT"]), deadline)
 
-        # Then the whole file, as the README runs it: the Elixir service waits for the
-        # nodes' healthchecks, and its exit status is the run's.
-        up = compose.run("up", "--abort-on-container-exit", "--exit-code-from", "elixir", timeout=UP_TIMEOUT)
-        output = compose.logs("elixir")
-        assert up.returncode == 0, f"the elixir service exited {up.returncode}:\n{output}"
-
-        lines = [line.split("|", 1)[-1].strip() for line in output.splitlines()]
-        assert not [line for line in lines if line.startswith("FAIL")], output
-        expected = [f"PASS {check} @ {node}" for node in NODES for check in NODE_CHECKS]
-        expected += [f"PASS {check} @ {','.join(NODES)}" for check in CROSS_CHECKS]
-        missing = [line for line in expected if line not in lines]
-        assert not missing, f"checks not passed: {missing}\n{output}"
-        total = len(expected)
-        assert f"integration: {total} of {total} checks passed in all" in lines, output
+def test_compose_over_tls(compose: Compose, tmp_path: Path) -> None:
+    """compose/tls.yml: every connection between the services is TLS distribution, with
+    certificates made for this run (compose/make-certs.sh); a VM without TLS is refused."""
+    if not _tls_supported():
+        pytest.skip("this build's `rustelixir serve` has no --tls-cert (TLS distribution, issue 13, item 1)")
+    certs = _run([str(ROOT / "compose" / "make-certs.sh")], timeout=60)
+    assert certs.returncode == 0, certs.stdout + certs.stderr
+    compose.files.append(ROOT / "compose" / "tls.yml")
+    try:
+        _build_and_start_nodes(compose)
+        # The Elixir VM without TLS first: it cannot connect.
+        plain = compose.run(
+            "run", "--rm", "--no-deps", "-e", "ELIXIR_ERL_OPTIONS=", "-e", "RUSTELIXIR_WAIT_MS=3000", "elixir",
+            timeout=UP_TIMEOUT,
+        )
+        assert plain.returncode == 1 and "cannot connect to rustelixir@rustelixir_a" in plain.stdout + plain.stderr, (
+            plain.stdout + plain.stderr
+        )
+        _run_integration(compose, [*NODE_CHECKS, "connected over TLS"])
     except BaseException:
         print("docker-compose logs (all services):")
         print(compose.logs())
