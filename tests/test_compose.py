@@ -9,6 +9,9 @@ Slow the first time on a machine (packages, the base image, apt inside the image
 minutes); later runs find the packages, the daemon, the base and the image layers cached.
 It skips only where Docker cannot run at all (neither root nor passwordless sudo), and
 under CI (CI=true) it fails there instead, so a green CI run has really run it.
+
+RUSTELIXIR_COMPOSE names the compose tool (default `docker-compose`, Debian's 1.29; e.g.
+`docker compose` for v2).
 """
 
 from __future__ import annotations
