@@ -16,7 +16,10 @@ set -euo pipefail
 BASE_IMAGE=${RUSTELIXIR_BASE_IMAGE:-rustelixir-base:bookworm}
 DOCKERD_WAIT=${RUSTELIXIR_DOCKERD_WAIT:-60}
 DOCKERD_LOG=${RUSTELIXIR_DOCKERD_LOG:-/var/log/rustelixir-dockerd.log}
+# The apt sources the base image is made from, and keeps: deb822 since bookworm, else the
+# one-line format (mmdebstrap reads both).
 SOURCES=/etc/apt/sources.list.d/debian.sources
+[ -f "$SOURCES" ] || SOURCES=/etc/apt/sources.list
 
 say() { echo "docker-setup: $*" >&2; }
 
