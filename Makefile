@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
 NAME ?= py@127.0.0.1
 
-.PHONY: run compose test test-rust test-python test-elixir test-natives bench bench-codec bench-node bench-sorted-set bench-resources bench-binary build venv beam clean
+.PHONY: run compose test test-rust test-python test-elixir test-natives bench bench-codec bench-node bench-sorted-set bench-resources bench-binary bench-group build venv beam clean
 
 # The node, in the foreground (Ctrl-C stops it). Its cookie: $$RUSTELIXIR_COOKIE, else
 # ~/.erlang.cookie (created as erl would); the EPMD: a running one, else the system's epmd,
@@ -42,7 +42,7 @@ test-python: build beam test-natives
 test-elixir: build beam test-natives
 	cd elixir_client && MIX_ENV=test RUSTELIXIR_BIN=$(CURDIR)/$(VENV)/bin/rustelixir mix test
 
-bench: bench-codec bench-node bench-sorted-set bench-resources bench-binary
+bench: bench-codec bench-node bench-sorted-set bench-resources bench-binary bench-group
 
 bench-codec: build
 	$(PY) bench/codec_bench.py
@@ -58,6 +58,9 @@ bench-resources: build beam
 
 bench-binary: build beam test-natives
 	$(PY) bench/binary_args_bench.py
+
+bench-group: build beam
+	$(PY) bench/group_bench.py
 
 # Erlang/OTP 25 and Elixir 1.14 from Debian, when this machine has none.
 beam:

@@ -21,11 +21,13 @@ What each side is asked (rustelixir | BEAM gen_server):
   crate p50, calls/s x64  {test_checked_add, 1, 2} | {add, 1, 2}   (a quick Rust native of a
                           crate built as its own extension, rustelixir_test_natives: also
                           printed against the built-in add of the same node, same run)
+  erpc p50                erpc:call(N, rustelixir, add, [1, 2]), printed against the
+                          GenServer.call p50 of the same native on the same node, same run
 
 Targets (issue 11): fast path p50 <= 0.9x; calls/s at 64 callers >= 1.3x; Python native
 p50 <= 1.5x and its calls/s at 16 callers >= 0.7x; slow Rust native p50 <= 1.5x; slow
-Python native p50 <= 2.0x; 1 MiB echo p50 <= 1.0x; 64 MiB echo p50 <= 1.0x. Nothing fails
-on them; a verdict is printed.
+Python native p50 <= 2.0x; 1 MiB echo p50 <= 1.0x; 64 MiB echo p50 <= 1.0x. Issue 13:
+erpc p50 <= 1.5x the GenServer.call p50. Nothing fails on them; a verdict is printed.
 """
 
 from __future__ import annotations
@@ -129,11 +131,13 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
     server.eval("node_bench:start_server().")
     pids = {"Ours": served_pid, "Base": int(bytes(server.eval("os:getpid().")).decode())}
     client.set("Ours", (_atom("rustelixir"), served_atom))
+    client.set("OursNode", served_atom)
     client.set("Base", (_atom("bench_server"), _atom(server.name)))
     for who in ("Ours", "Base"):  # connect and warm up
         for _, ours, base in LATENCIES:
             client.eval(f"node_bench:latency({who}, {ours if who == 'Ours' else base}, 200).")
         client.eval(f"node_bench:latency({who}, {{echo, binary:copy(<<1>>, 1 bsl 20)}}, 5).")
+    client.eval("node_bench:erpc_latency(OursNode, {rustelixir, add}, [1, 2], 200).")
 
     samples: dict[tuple[str, str], list[float]] = {}
 
@@ -149,6 +153,8 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
                 record(metric, who, percentile(lat, 0.5))
                 if metric == "p50":
                     record("p99", who, percentile(lat, 0.99))
+        lat = client.eval(f"node_bench:erpc_latency(OursNode, {{rustelixir, add}}, [1, 2], {settings.latency_calls}).")
+        record("erpc p50", "Ours", percentile(lat, 0.5))
         for metric, concurrency, ours, base in THROUGHPUTS:
             for who in order:
                 request = ours if who == "Ours" else base
@@ -196,10 +202,15 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
             f"{r.metric:<18}{r.baseline:>14{precision}} {r.unit:<3}{r.ours:>10{precision}} {r.unit:<3}"
             f"{r.ratio:>8.2f}x  {r.verdict()}"
         )
-    ours = {metric: statistics.median(samples[(metric, "Ours")]) for metric in ("p50", "crate p50", "calls/s x64", "crate calls/s x64")}
+    ours = {metric: statistics.median(samples[(metric, "Ours")]) for metric in ("p50", "crate p50", "calls/s x64", "crate calls/s x64", "erpc p50")}
     print(
         f"\nuser crate / built-in, both rustelixir (issue 12: as fast): p50 {ours['crate p50'] / ours['p50']:.2f}x, "
         f"calls/s x64 {ours['crate calls/s x64'] / ours['calls/s x64']:.2f}x"
+    )
+    erpc = ours["erpc p50"] / ours["p50"]
+    print(
+        f"erpc:call / GenServer.call of add, both rustelixir (issue 13: <= 1.5x): p50 {ours['erpc p50']:.1f} us / "
+        f"{ours['p50']:.1f} us = {erpc:.2f}x, {'meets' if erpc <= 1.5 else 'MISSES'}"
     )
     print(
         f"\n{settings.rounds} rounds, medians; latency over {settings.latency_calls} sequential calls; "

@@ -13,6 +13,6 @@ defmodule RustElixir.MixProject do
   end
 
   def application do
-    [extra_applications: [:logger, :crypto]]
+    [extra_applications: [:logger, :crypto], mod: {RustElixir.Application, []}]
   end
 end

@@ -156,6 +156,11 @@ def serve(args: argparse.Namespace) -> int:
                 server.close()
                 await node.close()
                 return 2
+        membership = None
+        if args.pg_group:
+            from rustelixir.pg import PgMembership
+
+            membership = PgMembership(node, args.pg_scope, args.pg_group, server.pid)
         # Nodes to join at start, without waiting for them to dial us. One that cannot be
         # reached now is logged and left: it can still connect to us later.
         for peer_name in args.connect:
@@ -179,6 +184,8 @@ def serve(args: argparse.Namespace) -> int:
         )
         await stop.wait()
         logging.getLogger("rustelixir").info("shutting down")
+        if membership is not None:
+            membership.leave()
         server.close()
         await node.close()
         return 0
@@ -293,6 +300,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0, help="distribution port (0: any free port)")
     p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--module", action="append", default=[], help="Python module whose natives to serve (repeatable)")
+    p.add_argument(
+        "--pg-group", action="append", default=[], metavar="GROUP",
+        help="a :pg group the server joins on every node it is connected to (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--pg-scope", default="pg", metavar="SCOPE", help="the :pg scope of --pg-group (default pg)")
     p.add_argument(
         "--connect", action="append", default=[], metavar="NODE", help="a node to connect to at start-up (repeatable)"
     )

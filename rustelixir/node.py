@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
-from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError
+from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError, RemoteProtocolError
 from rustelixir.protocol import control as c
 from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, ConnectionEvent, TooLarge
 from rustelixir.protocol.flags import DFlag
@@ -245,6 +245,8 @@ class Node:
         # The Rust server whose calls every connection's link answers (`serve_natives`).
         self.native_server: Any = None
         self._peer_waiters: dict[str, list[asyncio.Future[DistProtocol]]] = {}
+        # Told of each peer that comes up (`peer_up(proto)`) and goes (`peer_down(name)`).
+        self._peer_watchers: list[Any] = []
         self._pid_ids = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
         self._registration: Any = None
@@ -493,6 +495,17 @@ class Node:
         for waiter in self._peer_waiters.pop(proto.peer_name, []):
             if not waiter.done():
                 waiter.set_result(proto)
+        for watcher in list(self._peer_watchers):
+            watcher.peer_up(proto)
+
+    def add_peer_watcher(self, watcher: Any) -> None:
+        """`watcher.peer_up(proto)` is called for each peer that comes up from now on, and
+        `watcher.peer_down(peer_name)` for each that goes."""
+        self._peer_watchers.append(watcher)
+
+    def remove_peer_watcher(self, watcher: Any) -> None:
+        if watcher in self._peer_watchers:
+            self._peer_watchers.remove(watcher)
 
     def connection_closed(self, proto: DistProtocol) -> None:
         """ConnectionHost: `proto` is gone; if it was the peer's connection, the peer is down."""
@@ -512,6 +525,8 @@ class Node:
             if node_name == proto.peer_name:
                 del self._our_monitors[ref]
                 on_down((Atom("nodedown"), Atom(node_name)))
+        for watcher in list(self._peer_watchers):
+            watcher.peer_down(proto.peer_name)
 
     def _check_open(self) -> None:
         if not self._started or self._closed.is_set():
@@ -565,6 +580,17 @@ class Node:
         target = entry[1] if entry is not None else self._local_process(m.to_proc)
         if target is not None:
             target.demonitored(m.ref, m.from_pid, proto)
+        elif self.native_server is not None:
+            self.native_server.demonitor(m.ref)  # a process the native server spawned
+
+    def _on_spawn_request(self, proto: DistProtocol, m: c.SpawnRequest | c.SpawnRequestTT) -> None:
+        # The native server makes the process and runs what it asks (`erpc`, `rpc`); a node
+        # that serves no natives spawns nothing.
+        if self.native_server is not None and proto.peer_name:
+            if not self.native_server.spawn(proto.peer_name, m.to_terms()[0], m.args):
+                proto.abort(RemoteProtocolError(f"malformed SPAWN_REQUEST from {proto.peer_name}"))
+        else:
+            proto.send(c.SpawnReply(ref=m.ref, to_pid=m.from_pid, flags=0, result=Atom("notsup")))
 
     def _on_monitor_p_exit(self, proto: DistProtocol, m: c.MonitorPExit | c.PayloadMonitorPExit) -> None:
         entry = self._our_monitors.pop(m.ref, None)
@@ -726,6 +752,8 @@ _HANDLERS: dict[type, Callable[[Node, DistProtocol, Any], None]] = {
     c.AliasSend: Node._on_alias_send,
     c.AliasSendTT: Node._on_alias_send,
     c.MonitorP: Node._on_monitor_p,
+    c.SpawnRequest: Node._on_spawn_request,
+    c.SpawnRequestTT: Node._on_spawn_request,
     c.DemonitorP: Node._on_demonitor_p,
     c.MonitorPExit: Node._on_monitor_p_exit,
     c.PayloadMonitorPExit: Node._on_monitor_p_exit,

@@ -66,6 +66,10 @@ class _ServerProcess(Process):
         if peer is not None and peer.peer_name:
             self.server.native.deliver(peer.peer_name, message, sender)
 
+    def demonitored(self, ref: Reference, by: Pid, peer: Any) -> None:
+        # A caller gives up on its call (its DEMONITOR_P came through Python).
+        self.server.native.demonitor(ref)
+
     def monitor_exit(self, ref: Reference, reason: Any, from_proc: Any, peer: Any) -> None:
         """A resource holder the server monitors is gone, unless the exit is forged (not from
         the holder, or not over its node's connection): then it is ignored, and the
@@ -96,6 +100,7 @@ class RustelixirServer:
         self.node = node
         self.loop = node.loop
         self._process = _ServerProcess(node, self)
+        self.pid = self._process.pid  # what `rustelixir` names on this node
         self._wake_r, wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self.native = NativeServer(

@@ -224,15 +224,16 @@ def node_fixture(log_dir_name: str, **options: Any) -> Any:
     return node
 
 
-def client_fixture(build_dir_name: str, *, ping: bool = False) -> Any:
-    """A module-scoped pytest fixture: an OTP 25 `erl` calling the module's `node` fixture
-    (see `calling`)."""
+def client_fixture(build_dir_name: str, *, ping: bool = False, runtimes: tuple[str, ...] = ("otp25",)) -> Any:
+    """A module-scoped pytest fixture: an `erl` calling the module's `node` fixture (see
+    `calling`), one per runtime of `runtimes` (the module's tests run against each)."""
     import pytest
     from conftest import runtime_or_skip
 
-    @pytest.fixture(scope="module")
-    def client(tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-        with calling(runtime_or_skip("otp25"), tmp_path_factory.mktemp(build_dir_name), node, ping=ping) as client:
+    @pytest.fixture(scope="module", params=runtimes)
+    def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
+        runtime = runtime_or_skip(request.param)
+        with calling(runtime, tmp_path_factory.mktemp(f"{build_dir_name}-{runtime.name}"), node, ping=ping) as client:
             yield client
 
     return client
@@ -285,6 +286,24 @@ def raw_peer(port: int, node_name: str, cookie: str, my_name: str | None = None)
             sock.sendall(out)
         if any(isinstance(e, HandshakeComplete) for e in events):
             return sock
+
+
+def frame_bodies(sock: socket.socket, buffer: bytearray) -> Iterator[bytes]:
+    """The frame bodies a raw peer reads, as they arrive (ticks skipped); returns at end of
+    file (or raises the socket's timeout)."""
+    while True:
+        while len(buffer) >= 4:
+            (length,) = struct.unpack_from(">I", buffer)
+            if len(buffer) < 4 + length:
+                break
+            body = bytes(buffer[4 : 4 + length])
+            del buffer[: 4 + length]
+            if body:
+                yield body
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            return
+        buffer += chunk
 
 
 def pass_through_frame(*terms: Any) -> bytes:

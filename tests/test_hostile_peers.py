@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from beamnodes import TEST_NATIVES, DistClient, ServedNode, node_fixture, pass_through_frame, raw_peer, unique_name, until_closed
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, frame_bodies, node_fixture, pass_through_frame, raw_peer, unique_name, until_closed
 from conftest import runtime_or_skip
 from rustelixir import Atom, ImproperList, Pid, Reference
 from rustelixir._native import decode_dist
@@ -56,27 +56,10 @@ def link_threads(pid: int) -> int:
     return sum(1 for n in thread_names(pid) if n.startswith("rustelixir-"))
 
 
-def _frames(sock: socket.socket, buffer: bytearray) -> Iterator[bytes]:
-    """Frame bodies as they arrive (ticks skipped); returns at end of file."""
-    while True:
-        while len(buffer) >= 4:
-            (length,) = struct.unpack_from(">I", buffer)
-            if len(buffer) < 4 + length:
-                break
-            body = bytes(buffer[4 : 4 + length])
-            del buffer[: 4 + length]
-            if body:
-                yield body
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            return
-        buffer += chunk
-
-
 def reply_to(sock: socket.socket, tag: Reference) -> object:
     """Reads frames until the reply carrying `tag` (a call's `[alias | tag]` or plain tag)."""
     buffer = bytearray()
-    for body in _frames(sock, buffer):
+    for body in frame_bodies(sock, buffer):
         terms = decode_dist(body)
         if len(terms) == 2 and isinstance(terms[1], tuple) and len(terms[1]) == 2:
             got = terms[1][0]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rustelixir import Atom, BitString, ImproperList, Pid, Reference
-from beamnodes import TEST_NATIVES, DistClient, ServedNode, epmd_port_of, node_fixture, pass_through_frame, raw_peer, unique_name
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, client_fixture, epmd_port_of, node_fixture, pass_through_frame, raw_peer, unique_name
 from conftest import runtime_or_skip
 
 pytestmark = pytest.mark.beam
@@ -24,15 +24,7 @@ COOKIE = "rustelixir-test-cookie"
 node = node_fixture("node-logs", cookie=COOKIE, extra=["--module", "natives_fixture", "--max-in-flight", "40", "--module", TEST_NATIVES])
 
 
-@pytest.fixture(scope="module", params=["otp25", "otp28"])
-def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, node: ServedNode) -> Iterator[DistClient]:
-    runtime = runtime_or_skip(request.param)
-    c = DistClient(runtime.erl, tmp_path_factory.mktemp(f"client-{runtime.name}"), cookie=COOKIE, erlc=runtime.erlc)
-    c.set("Node", node.atom)
-    try:
-        yield c
-    finally:
-        c.close()
+client = client_fixture("client", runtimes=("otp25", "otp28"))
 
 
 def call(client: DistClient, request: str, timeout_ms: int = 5000) -> object:

@@ -218,14 +218,14 @@ def run_pair(
 
 def test_pair_completes_with_names_creations_and_common_flags() -> None:
     ours = OUR_FLAGS
-    theirs = (OUR_FLAGS & ~DFlag.FRAGMENTS & ~DFlag.ALIAS) | DFlag.PUBLISHED | DFlag.SPAWN
+    theirs = (OUR_FLAGS & ~DFlag.FRAGMENTS & ~DFlag.ALIAS) | DFlag.PUBLISHED | DFlag.DIST_HDR_ATOM_CACHE
     run = run_pair(initiator(flags=ours), acceptor(flags=theirs))
     a, b = run.complete("initiator"), run.complete("acceptor")
     assert (a.peer_name, a.peer_creation) == (ACCEPTOR, ACCEPTOR_CREATION)
     assert (b.peer_name, b.peer_creation) == (INITIATOR, INITIATOR_CREATION)
     assert a.peer_flags == theirs and b.peer_flags == ours
     assert a.flags == b.flags == ours & theirs
-    assert not a.flags & DFlag.FRAGMENTS and not a.flags & DFlag.ALIAS and not a.flags & DFlag.SPAWN
+    assert not a.flags & DFlag.FRAGMENTS and not a.flags & DFlag.ALIAS and not a.flags & DFlag.DIST_HDR_ATOM_CACHE
     assert a.leftover == b.leftover == b""
     assert run.acceptor_events[0] == NameReceived(INITIATOR, DFlag(ours), INITIATOR_CREATION)
     assert run.initiator_events[0] == StatusReceived("ok")
@@ -805,6 +805,12 @@ SAMPLE_FIELDS: dict[str, Any] = {
     "trace_token": (0, Atom("label"), 5, P1, 0),
     "message": (Atom("$gen_call"), (P1, [Atom("alias"), REF]), {b"k": [1, 2.5, None]}),
     "id": 2**64 + 1,
+    "group_leader": P1,
+    "mfa": (Atom("erpc"), Atom("execute_call"), 4),
+    "options": [Atom("monitor"), (Atom("reply"), Atom("error_only"))],
+    "args": [REF, Atom("rustelixir"), Atom("add"), [1, 2]],
+    "flags": 2,
+    "result": P2,
 }
 
 CONTROL_CLASSES = [getattr(control_module, n) for n in control_module.__all__ if n not in ("Control", "from_terms", "OPCODES")]
@@ -818,7 +824,7 @@ def sample(cls: type[Control]) -> Control:
 
 def test_every_control_class_is_in_the_opcode_table() -> None:
     assert sorted(OPCODES.values(), key=lambda c: c.OP) == sorted(CONTROL_CLASSES, key=lambda c: c.OP)
-    assert len(CONTROL_CLASSES) == 26
+    assert len(CONTROL_CLASSES) == 30
 
 
 @HEADER_OR_NOT

@@ -6,7 +6,7 @@
 %%   client node, against either server.
 -module(node_bench).
 -behaviour(gen_server).
--export([start_server/0, latency/3, throughput/4, init/1, handle_call/3, handle_cast/2]).
+-export([start_server/0, latency/3, erpc_latency/4, throughput/4, init/1, handle_call/3, handle_cast/2]).
 
 start_server() ->
     {ok, Pid} = gen_server:start({local, bench_server}, ?MODULE, [], []),
@@ -24,6 +24,15 @@ latency(Target, Request, N) ->
     lists:sort([begin
                     T0 = erlang:monotonic_time(microsecond),
                     {ok, _} = gen_server:call(Target, Request, 120000),
+                    erlang:monotonic_time(microsecond) - T0
+                end || _ <- lists:seq(1, N)]).
+
+%% N sequential erpc:call(Node, Module, Fun, Args) (a distributed spawn each); the
+%% latencies in microseconds, sorted.
+erpc_latency(Node, {Module, Fun}, Args, N) ->
+    lists:sort([begin
+                    T0 = erlang:monotonic_time(microsecond),
+                    _ = erpc:call(Node, Module, Fun, Args, 120000),
                     erlang:monotonic_time(microsecond) - T0
                 end || _ <- lists:seq(1, N)]).
 

@@ -21,6 +21,16 @@ defmodule RustElixir do
   To run the node as part of your supervision tree, see `RustElixir.Node`; to get one
   function per native, see `RustElixir.Natives`.
 
+  ## Groups of nodes
+
+  `call/4`, `call!/4` and `cast/3` also take `{:pg, scope, group}`: the nodes started with
+  `rustelixir serve --pg-group group` (and `--pg-scope scope`) that joined `scope` in this
+  VM. A call goes to the node that owns a resource in its arguments, else to the member
+  with the fewest calls in flight from this VM; with no member it is
+  `{:error, %RustElixir.Error{reason: :no_members}}` (see `RustElixir.Group`).
+
+      {:ok, 3} = RustElixir.call({:pg, :pg, :natives}, :add, [1, 2])
+
   ## Resources
 
   A native may return a resource (a native object such as a buffer or a sorted set) as a
@@ -39,6 +49,9 @@ defmodule RustElixir do
 
   @typedoc "The name of a node running `rustelixir serve`, e.g. `:\"py@127.0.0.1\"`."
   @type rustelixir_node :: node()
+
+  @typedoc "Where a call goes: a node, or a `:pg` group of nodes (`RustElixir.Group`)."
+  @type target :: rustelixir_node() | RustElixir.Group.t()
 
   @typedoc "`:timeout` - milliseconds to wait for the reply (default 5000), or `:infinity`."
   @type option :: {:timeout, timeout()}
@@ -79,15 +92,29 @@ defmodule RustElixir do
     * `:timeout` - milliseconds to wait for the reply (default 5000) or `:infinity`. When
       it passes, the node is told the caller gave up and cancels the native if it can.
   """
-  @spec call(rustelixir_node(), atom(), [term()], [option()]) :: result(term())
-  def call(node, fun, args, opts \\ []) when is_atom(node) and is_atom(fun) and is_list(args) do
+  @spec call(target(), atom(), [term()], [option()]) :: result(term())
+  def call(target, fun, args, opts \\ [])
+
+  def call(node, fun, args, opts) when is_atom(node) and is_atom(fun) and is_list(args) do
     do_call(node, request(fun, args), timeout(opts))
+  end
+
+  def call({:pg, scope, group}, fun, args, opts) when is_atom(fun) and is_list(args) do
+    timeout = timeout(opts)
+
+    case RustElixir.Group.pick(scope, group, args) do
+      {:ok, member} ->
+        RustElixir.Group.counting(member, fn -> do_call(member, request(fun, args), timeout) end)
+
+      {:error, :no_members} ->
+        {:error, %Error{reason: :no_members}}
+    end
   end
 
   @doc """
   Like `call/4`, but returns the value and raises `RustElixir.Error` on failure.
   """
-  @spec call!(rustelixir_node(), atom(), [term()], [option()]) :: term()
+  @spec call!(target(), atom(), [term()], [option()]) :: term()
   def call!(node, fun, args, opts \\ []) do
     case call(node, fun, args, opts) do
       {:ok, value} -> value
@@ -174,11 +201,18 @@ defmodule RustElixir do
   Runs native `fun` with `args` on `node` without waiting for it, nor for any reply.
 
   Always returns `:ok` (as `GenServer.cast/2`), whether or not the node is up or the
-  native exists.
+  native exists (or, for a group, whether it has a member).
   """
-  @spec cast(rustelixir_node(), atom(), [term()]) :: :ok
+  @spec cast(target(), atom(), [term()]) :: :ok
   def cast(node, fun, args) when is_atom(node) and is_atom(fun) and is_list(args) do
     GenServer.cast(server(node), request(fun, args))
+  end
+
+  def cast({:pg, scope, group}, fun, args) when is_atom(fun) and is_list(args) do
+    case RustElixir.Group.pick(scope, group, args) do
+      {:ok, member} -> GenServer.cast(member, request(fun, args))
+      {:error, :no_members} -> :ok
+    end
   end
 
   @doc """
@@ -234,15 +268,23 @@ defmodule RustElixir do
     do_call(node, {:resource_info, ref}, timeout(opts))
   end
 
-  defp do_call(node, request, timeout) do
-    case GenServer.call({@server, node}, request, timeout) do
-      {:ok, _value} = ok -> ok
-      {:error, reason} -> {:error, %Error{reason: reason, node: node}}
-      other -> {:error, %Error{reason: {:badreply, other}, node: node}}
+  # A call to the server on `node`, or to a group member's server by its pid.
+  defp do_call(node_or_member, request, timeout) do
+    {dest, node} =
+      if is_pid(node_or_member),
+        do: {node_or_member, node(node_or_member)},
+        else: {{@server, node_or_member}, node_or_member}
+
+    try do
+      case GenServer.call(dest, request, timeout) do
+        {:ok, _value} = ok -> ok
+        {:error, reason} -> {:error, %Error{reason: reason, node: node}}
+        other -> {:error, %Error{reason: {:badreply, other}, node: node}}
+      end
+    catch
+      :exit, {reason, {GenServer, :call, _}} ->
+        {:error, %Error{reason: exit_reason(reason, node, timeout), node: node}}
     end
-  catch
-    :exit, {reason, {GenServer, :call, _}} ->
-      {:error, %Error{reason: exit_reason(reason, node, timeout), node: node}}
   end
 
   defp exit_reason(:timeout, _node, timeout), do: {:timeout, timeout}

@@ -181,6 +181,23 @@ impl NativeServer {
         Ok(())
     }
 
+    /// A SPAWN_REQUEST that Python decoded (`control`, the control tuple; `args`, its
+    /// payload), from over the connection to `peer_name`: answered as if the link had read it.
+    /// False: it is malformed (the connection should close).
+    fn spawn(&self, py: Python<'_>, peer_name: &str, control: &Bound<'_, PyAny>, args: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let mut message = crate::to_etf::encode_to_vec(control, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?;
+        message.extend(crate::to_etf::encode_to_vec(args, crate::to_etf::DEFAULT_MAX_DEPTH).map_err(PyErr::from)?);
+        let inner = self.inner.clone();
+        Ok(py.detach(|| inner.spawn_bytes(peer_name.as_bytes(), &message)))
+    }
+
+    /// A DEMONITOR_P that Python decoded, of monitor `reference`: the caller of the call
+    /// behind it gave up. False when no call in flight has that monitor.
+    fn demonitor(&self, reference: &crate::types::Reference) -> bool {
+        let mut bytes = Vec::new();
+        etf::encode::put_reference(&mut bytes, &reference.to_etf()).is_ok() && self.inner.demonitor(&bytes)
+    }
+
     /// A MONITOR_P_EXIT to the server that Python decoded, naming `from_proc` as the process
     /// that exited, over the connection to `peer_name`: "down" (a resource holder is gone),
     /// "forged" (a monitor of the table, but not that process's or not from its node:

@@ -44,6 +44,10 @@ __all__ = [
     "AliasSendTT",
     "UnlinkId",
     "UnlinkIdAck",
+    "SpawnRequest",
+    "SpawnRequestTT",
+    "SpawnReply",
+    "SpawnReplyTT",
     "from_terms",
     "OPCODES",
 ]
@@ -286,13 +290,46 @@ class UnlinkIdAck(_UnlinkIds, op=_WIRE_OPCODES["UNLINK_ID_ACK"], wire=("id", "fr
     pass
 
 
+class _SpawnRequest(Control):
+    ref: Any
+    from_pid: Any
+    group_leader: Any
+    mfa: Any  # {Module, Function, Arity}
+    options: Any
+    args: Any
+
+
+class SpawnRequest(_SpawnRequest, op=_WIRE_OPCODES["SPAWN_REQUEST"], wire=("ref", "from_pid", "group_leader", "mfa", "options"), payload="args"):
+    pass
+
+
+class SpawnRequestTT(_SpawnRequest, op=_WIRE_OPCODES["SPAWN_REQUEST_TT"], wire=("ref", "from_pid", "group_leader", "mfa", "options", "trace_token"), payload="args"):
+    trace_token: Any
+
+
+class _SpawnReply(Control):
+    ref: Any
+    to_pid: Any
+    flags: int
+    result: Any  # the new process's pid, or an atom: why there is none
+
+
+class SpawnReply(_SpawnReply, op=_WIRE_OPCODES["SPAWN_REPLY"], wire=("ref", "to_pid", "flags", "result")):
+    pass
+
+
+class SpawnReplyTT(_SpawnReply, op=_WIRE_OPCODES["SPAWN_REPLY_TT"], wire=("ref", "to_pid", "flags", "result", "trace_token")):
+    trace_token: Any
+
+
 OPCODES: dict[int, type[Control]] = {
     cls.OP: cls
     for cls in (
         Link, Send, Exit, Unlink, NodeLink, RegSend, GroupLeader, Exit2, SendTT, ExitTT,
         RegSendTT, Exit2TT, MonitorP, DemonitorP, MonitorPExit, SendSender, SendSenderTT,
         PayloadExit, PayloadExitTT, PayloadExit2, PayloadExit2TT, PayloadMonitorPExit,
-        AliasSend, AliasSendTT, UnlinkId, UnlinkIdAck,
+        AliasSend, AliasSendTT, UnlinkId, UnlinkIdAck, SpawnRequest, SpawnRequestTT, SpawnReply,
+        SpawnReplyTT,
     )  # fmt: skip
 }
 

@@ -75,6 +75,7 @@ OUR_FLAGS = (
     | DFlag.UNLINK_ID
     | DFlag.V4_NC
     | DFlag.ALIAS
+    | DFlag.SPAWN
 )
 
 

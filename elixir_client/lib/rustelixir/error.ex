@@ -15,6 +15,7 @@ defmodule RustElixir.Error do
     * `{:nodedown, node}` - the node is not reachable, or went down during the call
     * `{:noproc, node}` - the node is up but serves no `rustelixir` process
     * `{:timeout, milliseconds}` - no reply in time
+    * `:no_members` - a call to a `:pg` group (`RustElixir.Group`) that has no member
     * `:not_distributed` - this VM is not a distributed node (`Node.alive?/0` is false)
     * `{:exit, reason}` - the call exited for another reason
 
@@ -34,6 +35,7 @@ defmodule RustElixir.Error do
           | {:nodedown, node()}
           | {:noproc, node()}
           | {:timeout, timeout()}
+          | :no_members
           | :not_distributed
           | {:exit, term()}
           | term()
@@ -60,6 +62,8 @@ defmodule RustElixir.Error do
   defp describe({:nodedown, _node}), do: "the node is down or unreachable"
   defp describe({:noproc, _node}), do: "the node serves no rustelixir process"
   defp describe({:timeout, ms}), do: "no reply within #{ms} ms"
+
+  defp describe(:no_members), do: "the group has no member (no node joined it)"
 
   defp describe(:not_distributed),
     do: "this VM is not distributed: start it with --name/--sname, or call :net_kernel.start/1"

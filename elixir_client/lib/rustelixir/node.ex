@@ -37,6 +37,10 @@ defmodule RustElixir.Node do
       `rustelixir` on `PATH`)
     * `:cookie` - the cookie (default: `Node.get_cookie/0`)
     * `:modules` - Python modules whose natives to serve (`--module`), default `[]`
+    * `:pg_groups` - `:pg` groups the node's server joins on every node it is connected
+      to, this VM included (`--pg-group`), default `[]`; call them with
+      `RustElixir.call({:pg, scope, group}, ...)` (`RustElixir.Group`)
+    * `:pg_scope` - the `:pg` scope of `:pg_groups` (`--pg-scope`, default `:pg`)
     * `:args` - more arguments for `rustelixir serve`, e.g. `["--workers", "8"]`
     * `:env` - more environment variables, `[{"NAME", "value"}]`
     * `:start_timeout` - milliseconds to wait for the node to be up and connected
@@ -55,6 +59,8 @@ defmodule RustElixir.Node do
     bin: [type: :string],
     cookie: [type: :atom],
     modules: [type: {:list, :string}, default: []],
+    pg_groups: [type: {:list, :atom}, default: []],
+    pg_scope: [type: :atom, default: :pg],
     args: [type: {:list, :string}, default: []],
     env: [type: {:list, {:tuple, :string, :string}}, default: []],
     start_timeout: [type: :pos_integer, default: 20_000]
@@ -242,7 +248,17 @@ defmodule RustElixir.Node do
       end
 
     module_args = Enum.flat_map(opts[:modules], &["--module", &1])
-    ["serve" | name_args] ++ module_args ++ opts[:args]
+
+    pg_args =
+      if opts[:pg_groups] == [],
+        do: [],
+        else: [
+          "--pg-scope",
+          to_string(opts[:pg_scope])
+          | Enum.flat_map(opts[:pg_groups], &["--pg-group", to_string(&1)])
+        ]
+
+    ["serve" | name_args] ++ module_args ++ pg_args ++ opts[:args]
   end
 
   defp env(cookie, opts) do

@@ -28,6 +28,10 @@ pub const ALIAS_SEND: u8 = 33;
 pub const ALIAS_SEND_TT: u8 = 34;
 pub const UNLINK_ID: u8 = 35;
 pub const UNLINK_ID_ACK: u8 = 36;
+pub const SPAWN_REQUEST: u8 = 29;
+pub const SPAWN_REQUEST_TT: u8 = 30;
+pub const SPAWN_REPLY: u8 = 31;
+pub const SPAWN_REPLY_TT: u8 = 32;
 
 /// Every opcode by its name in the protocol's documentation.
 pub const OPCODES: &[(&str, u8)] = &[
@@ -57,6 +61,10 @@ pub const OPCODES: &[(&str, u8)] = &[
     ("ALIAS_SEND_TT", ALIAS_SEND_TT),
     ("UNLINK_ID", UNLINK_ID),
     ("UNLINK_ID_ACK", UNLINK_ID_ACK),
+    ("SPAWN_REQUEST", SPAWN_REQUEST),
+    ("SPAWN_REQUEST_TT", SPAWN_REQUEST_TT),
+    ("SPAWN_REPLY", SPAWN_REPLY),
+    ("SPAWN_REPLY_TT", SPAWN_REPLY_TT),
 ];
 
 /// `{MONITOR_P, FromPid, ToProc, Ref}`, each part already encoded (no version bytes).
@@ -75,5 +83,22 @@ fn monitor_control(op: u8, from_pid: &[u8], to_proc: &[u8], reference: &[u8]) ->
     control.extend_from_slice(from_pid);
     control.extend_from_slice(to_proc);
     control.extend_from_slice(reference);
+    control
+}
+
+/// The bit of SPAWN_REPLY's `Flags` saying a link was set up.
+pub const SPAWN_LINKED: u8 = 1;
+/// The bit of SPAWN_REPLY's `Flags` saying a monitor was set up.
+pub const SPAWN_MONITORED: u8 = 2;
+
+/// `{SPAWN_REPLY, ReqId, To, Flags, Result}`, each part already encoded (no version bytes):
+/// `result` is the new process's pid or an atom saying why there is none.
+pub fn spawn_reply(request: &[u8], to: &[u8], flags: u8, result: &[u8]) -> Vec<u8> {
+    let mut control = Vec::with_capacity(8 + request.len() + to.len() + result.len());
+    control.extend_from_slice(&[etf::tags::SMALL_TUPLE_EXT, 5, etf::tags::SMALL_INTEGER_EXT, SPAWN_REPLY]);
+    control.extend_from_slice(request);
+    control.extend_from_slice(to);
+    control.extend_from_slice(&[etf::tags::SMALL_INTEGER_EXT, flags]);
+    control.extend_from_slice(result);
     control
 }

@@ -22,7 +22,7 @@ use etf::decode::{decode_at_with, Limits};
 use etf::tags::VERSION;
 
 use crate::contract::{self, Message};
-use crate::control::{DEMONITOR_P, MONITOR_P, MONITOR_P_EXIT, PAYLOAD_MONITOR_P_EXIT, REG_SEND};
+use crate::control::{DEMONITOR_P, MONITOR_P, MONITOR_P_EXIT, PAYLOAD_MONITOR_P_EXIT, REG_SEND, SPAWN_REQUEST, SPAWN_REQUEST_TT};
 use crate::frame::{is_fragment, terms_start, DIST_FRAG_HEADER, DIST_HEADER};
 use crate::reader::Reader;
 use crate::server::{Peer, Server};
@@ -303,15 +303,25 @@ impl FastPath {
                 r.term()?; // the reason
                 return r.at_end().then_some(Routed::Done);
             }
+            if op == SPAWN_REQUEST as i64 || op == SPAWN_REQUEST_TT as i64 {
+                return contract::spawn(&mut r, arity, versioned).map(Routed::Spawn);
+            }
             if arity != 4 {
                 return None;
             }
             match op as u8 {
                 op @ (MONITOR_P | DEMONITOR_P) => {
+                    r.term()?;
+                    if op == DEMONITOR_P && r.peek() == Some(etf::tags::NEW_PID_EXT) {
+                        // A caller gives up on a process spawned for it (erpc's timeout),
+                        // or demonitors one of Python's processes.
+                        r.pid()?;
+                        let reference = r.term()?;
+                        return r.at_end().then_some(Routed::DemonitorSpawned(reference));
+                    }
                     // A caller's monitor of the server, for the length of one call: the
                     // server lives as long as the node, so there is nothing to keep, unless
                     // the call is in flight and its caller gives up.
-                    r.term()?;
                     if r.atom()? != contract::SERVER_NAME.as_bytes() {
                         return None;
                     }
@@ -341,6 +351,11 @@ impl FastPath {
                 server.demonitor(reference);
                 true
             }
+            Some(Routed::DemonitorSpawned(reference)) => server.demonitor(reference),
+            Some(Routed::Spawn(spawn)) => {
+                server.clone().spawn(&self.peer, spawn, out);
+                true
+            }
             Some(Routed::Message(sender, message)) => {
                 server.clone().handle(&self.peer, Some(sender), message, out);
                 true
@@ -353,6 +368,9 @@ impl FastPath {
 enum Routed<'a> {
     Done,
     Demonitor(&'a [u8]),
+    /// A DEMONITOR_P of a pid: answered here when it names a spawned process's monitor.
+    DemonitorSpawned(&'a [u8]),
+    Spawn(contract::Spawn<'a>),
     Message(&'a [u8], Message<'a>),
 }
 

@@ -178,6 +178,118 @@ pub struct Caller<'a> {
     pub pid: &'a [u8],
     pub tag: &'a [u8],
     pub alias: Option<&'a [u8]>,
+    /// Not a `$gen_call` but a process spawned for the caller (`erpc`): the reply is how
+    /// that process exits.
+    pub spawned: Option<Spawned<'a>>,
+}
+
+impl<'a> Caller<'a> {
+    /// The reference whose DEMONITOR_P says the caller gave up: its alias, or the spawn
+    /// request's id (the monitor of the process made for it).
+    pub fn monitor(&self) -> Option<&'a [u8]> {
+        self.spawned.map_or(self.alias, |s| s.monitor.then_some(s.id))
+    }
+}
+
+/// A process the node made for a SPAWN_REQUEST (each part encoded, no version byte): it
+/// lives as long as the one native it runs, and its exit reason is the native's result.
+#[derive(Clone, Copy, Debug)]
+pub struct Spawned<'a> {
+    /// Its pid.
+    pub pid: &'a [u8],
+    /// The spawn request's id: the asker's monitor of the process.
+    pub id: &'a [u8],
+    /// `erpc:execute_call`'s reference: the exit reason is `{Result, return, Value}`, or
+    /// `{Result, error, {rustelixir, Reason}, Stack}`. None: it exits `normal`, or
+    /// `{{rustelixir, Reason}, Stack}` (a native's error).
+    pub result: Option<&'a [u8]>,
+    /// `[{Module, Function, Arity, []}]`: where an error's stack says it happened.
+    pub stack: &'a [u8],
+    pub monitor: bool,
+    pub link: bool,
+}
+
+/// How a spawned process ends.
+#[derive(Clone, Copy, Debug)]
+pub enum SpawnExit<'a> {
+    /// With the native's reply, `{ok, V}` or `{error, R}`.
+    Reply(&'a [u8]),
+    /// Its function does not exist here (as BEAM's `undef`).
+    Undef,
+}
+
+/// The exit of `spawned` to the process that asked for it (`to`): PAYLOAD_MONITOR_P_EXIT
+/// when it monitors it, PAYLOAD_EXIT when linked; the reason as `erpc` reads it.
+pub fn write_spawn_exit<'a>(
+    peer: &PeerConfig,
+    head: &'a mut Vec<u8>,
+    to: &'a [u8],
+    spawned: Spawned<'a>,
+    exit: SpawnExit<'a>,
+    out: &mut impl FrameOut<'a>,
+) {
+    use etf::encode::put_atom;
+    let atom = |head: &mut Vec<u8>, name: &str| put_atom(head, name).expect("short atom");
+    head.clear();
+    // The reason: [prefix, value, suffix], the value borrowed from the reply.
+    let (value, error) = match exit {
+        SpawnExit::Reply(reply) => match rustelixir_nif::reply::split(reply) {
+            Ok(value) => (value, false),
+            Err(reason) => (reason, true),
+        },
+        SpawnExit::Undef => (&[][..], true),
+    };
+    match (spawned.result, error) {
+        (Some(result), false) => {
+            head.extend_from_slice(&[SMALL_TUPLE_EXT, 3]);
+            head.extend_from_slice(result);
+            atom(head, "return");
+        }
+        (Some(result), true) => {
+            head.extend_from_slice(&[SMALL_TUPLE_EXT, 4]);
+            head.extend_from_slice(result);
+            atom(head, "error");
+        }
+        (None, false) => atom(head, "normal"),
+        (None, true) => head.extend_from_slice(&[SMALL_TUPLE_EXT, 2]),
+    }
+    match (exit, error) {
+        (SpawnExit::Undef, _) => atom(head, "undef"),
+        (_, true) => {
+            head.extend_from_slice(&[SMALL_TUPLE_EXT, 2]);
+            atom(head, crate::contract::SERVER_NAME);
+        }
+        _ => {}
+    }
+    let prefix_end = head.len();
+    if error {
+        head.extend_from_slice(spawned.stack);
+    }
+    let value = if spawned.result.is_none() && !error { &[][..] } else { value };
+    let suffix_end = head.len();
+    let signals = [(control::PAYLOAD_MONITOR_P_EXIT, spawned.monitor), (control::PAYLOAD_EXIT, spawned.link)];
+    let mut ends = [0; 2];
+    for (i, (op, wanted)) in signals.iter().enumerate() {
+        if *wanted {
+            let monitor = *op == control::PAYLOAD_MONITOR_P_EXIT;
+            head.extend_from_slice(&[SMALL_TUPLE_EXT, if monitor { 4 } else { 3 }, SMALL_INTEGER_EXT, *op]);
+            head.extend_from_slice(spawned.pid);
+            head.extend_from_slice(to);
+            if monitor {
+                head.extend_from_slice(spawned.id);
+            }
+        }
+        ends[i] = head.len();
+    }
+    let head: &'a [u8] = head;
+    let reason = [&head[..prefix_end], value, &head[prefix_end..suffix_end]];
+    let mut start = suffix_end;
+    for end in ends {
+        if end > start {
+            write_message_parts(peer, &head[start..end], &reason, out);
+        }
+        start = end;
+    }
 }
 
 /// `{Tag, Reply}` from `server_pid` to a caller on `peer`: by ALIAS_SEND when the peer
@@ -190,6 +302,9 @@ pub fn write_reply<'a>(
     reply: &'a [u8],
     out: &mut impl FrameOut<'a>,
 ) {
+    if let Some(spawned) = caller.spawned {
+        return write_spawn_exit(peer, head, caller.pid, spawned, SpawnExit::Reply(reply), out);
+    }
     reply_control(peer, server_pid, caller, head);
     write_message_parts(peer, head, &[&[SMALL_TUPLE_EXT, 2], caller.tag, reply], out);
 }

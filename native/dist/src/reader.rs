@@ -39,6 +39,17 @@ impl Builder for Skip {
     }
 }
 
+/// Every small integer, encoded: the elements of a list written as STRING_EXT.
+static SMALL_INTS: [[u8; 2]; 256] = {
+    let mut all = [[SMALL_INTEGER_EXT, 0]; 256];
+    let mut i = 0;
+    while i < 256 {
+        all[i][1] = i as u8;
+        i += 1;
+    }
+    all
+};
+
 pub struct Reader<'a, 'l> {
     pub data: &'a [u8],
     pub pos: usize,
@@ -112,6 +123,26 @@ impl<'a, 'l> Reader<'a, 'l> {
         let (_, end) = decode_at_with(self.data, start, &mut Skip, self.limits).ok()?;
         self.pos = end;
         Some(&self.data[start..end])
+    }
+
+    /// The elements of a proper list, each a term's bytes (collected as found: the length
+    /// from the wire makes no room).
+    pub fn list(&mut self) -> Option<Vec<&'a [u8]>> {
+        let n = match self.byte()? {
+            NIL_EXT => return Some(Vec::new()),
+            STRING_EXT => {
+                // A list of bytes, as BEAM writes [1, 2, 3]: each element a small integer.
+                let len = u16::from_be_bytes(self.bytes(2)?.try_into().ok()?) as usize;
+                return Some(self.bytes(len)?.iter().map(|&b| &SMALL_INTS[b as usize][..]).collect());
+            }
+            LIST_EXT => u32::from_be_bytes(self.bytes(4)?.try_into().ok()?),
+            _ => return None,
+        };
+        let mut items = Vec::new();
+        for _ in 0..n {
+            items.push(self.term()?);
+        }
+        (self.byte()? == NIL_EXT).then_some(items)
     }
 
     pub fn peek(&self) -> Option<u8> {

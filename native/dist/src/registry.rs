@@ -116,6 +116,12 @@ impl Registry {
         self.set_module(&key, &[table], &[])
     }
 
+    /// Whether the served module `module` (as named when served) has a native `name/arity`.
+    pub fn serves(&self, module: &[u8], name: &[u8], arity: usize) -> bool {
+        let Ok(module) = std::str::from_utf8(module) else { return false };
+        self.modules.get(module).is_some_and(|natives| natives.iter().any(|(n, a)| n.as_bytes() == name && *a as usize == arity))
+    }
+
     pub fn find(&self, name: &[u8], arity: usize) -> Option<Native> {
         self.by_arity.get(&u32::try_from(arity).ok()?)?.get(name).copied()
     }

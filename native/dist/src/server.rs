@@ -22,7 +22,7 @@ use rustelixir_nif::resource::{self, Limits, ResourceTable};
 use rustelixir_nif::host::{Messenger, HOST_BADARG, HOST_NOCONNECTION, HOST_OK};
 use rustelixir_nif::{CallInfo, NativeEntry, NativeTable};
 
-use crate::contract::{Message, Request};
+use crate::contract::{self, Message, Request};
 use crate::control;
 use crate::frame::{self, Caller, PeerConfig};
 use crate::pool::Pool;
@@ -123,6 +123,41 @@ struct ReplyTo {
     pid: Vec<u8>,
     tag: Vec<u8>,
     alias: Option<Vec<u8>>,
+    spawned: Option<SpawnedProcess>,
+}
+
+/// `frame::Spawned`, owned: a spawned process whose native is in flight.
+struct SpawnedProcess {
+    pid: Vec<u8>,
+    id: Vec<u8>,
+    result: Option<Vec<u8>>,
+    stack: Vec<u8>,
+    monitor: bool,
+    link: bool,
+}
+
+impl SpawnedProcess {
+    fn of(s: &frame::Spawned<'_>) -> Self {
+        SpawnedProcess {
+            pid: s.pid.to_vec(),
+            id: s.id.to_vec(),
+            result: s.result.map(<[u8]>::to_vec),
+            stack: s.stack.to_vec(),
+            monitor: s.monitor,
+            link: s.link,
+        }
+    }
+
+    fn borrow(&self) -> frame::Spawned<'_> {
+        frame::Spawned {
+            pid: &self.pid,
+            id: &self.id,
+            result: self.result.as_deref(),
+            stack: &self.stack,
+            monitor: self.monitor,
+            link: self.link,
+        }
+    }
 }
 
 struct InFlight {
@@ -167,6 +202,8 @@ pub struct Server {
     runtime: Runtime,
     /// Wakes Python when jobs are queued.
     wake: Box<dyn Fn() + Send + Sync>,
+    /// The processes spawned for SPAWN_REQUESTs so far: their pids' numbers.
+    spawned: AtomicU64,
     /// How natives' messages reach `send_to` (holds the server weakly: a sender a native
     /// keeps after the node stopped sends nothing).
     messenger: Arc<dyn Messenger>,
@@ -218,6 +255,7 @@ impl Server {
             reloader: RwLock::default(),
             runtime: Runtime::default(),
             wake,
+            spawned: AtomicU64::new(0),
         })
     }
 
@@ -377,6 +415,85 @@ impl Server {
         if !out.is_empty() {
             let _ = peer.send_frames(out);
         }
+    }
+
+    /// A SPAWN_REQUEST that reached the node some other way than the link's reading in
+    /// place: its control tuple and argument list (no version bytes), over the connection to
+    /// `peer_name`. False: it is not well-formed (the peer broke the protocol).
+    pub fn spawn_bytes(self: &Arc<Self>, peer_name: &[u8], message: &[u8]) -> bool {
+        let Some(peer) = self.peer(peer_name) else { return true };
+        let limits = crate::fast_path::wire_limits(peer.config.max_message_size);
+        let mut r = crate::reader::Reader::new(message, 0, &limits);
+        let Some(arity) = r.tuple().filter(|_| r.small_int().is_some()) else { return false };
+        let Some(spawn) = contract::spawn(&mut r, arity, false) else { return false };
+        let mut out = Vec::new();
+        self.spawn(&peer, spawn, &mut out);
+        let _ = peer.send_frames(out);
+        true
+    }
+
+    /// A distributed spawn (`erpc:call`, `erpc:cast`, `rpc:call`, `spawn_request`): a
+    /// process of this node is made for it (SPAWN_REPLY), runs the native the request names,
+    /// and exits with its result as `erpc` reads it; its natives are `rustelixir`'s (every
+    /// native and the reserved requests) and each served module's own.
+    pub fn spawn(self: &Arc<Self>, peer: &Arc<Peer>, spawn: contract::Spawn<'_>, out: &mut Vec<u8>) {
+        let pid = self.new_pid();
+        let flags = if spawn.monitor { control::SPAWN_MONITORED } else { 0 } | if spawn.link { control::SPAWN_LINKED } else { 0 };
+        frame::write_message(&peer.config, &control::spawn_reply(spawn.id, spawn.from, flags, &pid), &[], out);
+        let (result, module, function, args) = match contract::spawn_work(&spawn) {
+            contract::SpawnWork::Call { result, module, function, args } => (Some(result), module, function, args),
+            contract::SpawnWork::Run { module, function, args } => (None, module, function, args),
+        };
+        let mut stack = Vec::with_capacity(16 + module.len() + function.len());
+        put_list_header(&mut stack, 1).expect("one frame");
+        put_tuple_header(&mut stack, 4).expect("a frame");
+        for name in [module, function] {
+            put_atom(&mut stack, &String::from_utf8_lossy(name)).expect("an atom read from the wire");
+        }
+        put_int(&mut stack, args.len() as i64);
+        put_nil(&mut stack);
+        put_nil(&mut stack);
+        let spawned = frame::Spawned { pid: &pid, id: spawn.id, result, stack: &stack, monitor: spawn.monitor, link: spawn.link };
+        let request = if module == contract::SERVER_NAME.as_bytes() {
+            Some(contract::classify(function, args))
+        } else if self.registry.read().unwrap().serves(module, function, args.len()) {
+            Some(Request::Native { name: function, args })
+        } else {
+            None
+        };
+        match request {
+            Some(Request::Native { name, args }) if self.find(name, args.len()).is_none() => {}
+            Some(request) => {
+                let inline = match &request {
+                    Request::Native { name, args } => matches!(self.find(name, args.len()), Some(Native::Quick(_))),
+                    Request::Reload(_) => false,
+                    _ => true,
+                };
+                if !inline {
+                    // The process's exit may be sent from another thread before `out` leaves:
+                    // its SPAWN_REPLY goes first (a DOWN before it would be dropped by the
+                    // asker's node, and the asker would wait forever).
+                    let _ = peer.send_frames(std::mem::take(out));
+                }
+                let caller = Caller { pid: spawn.from, tag: spawn.id, alias: None, spawned: Some(spawned) };
+                let from = From { peer, pid: Some((spawn.from, spawn.from_node)), caller: Some(caller) };
+                return self.request(from, request, out);
+            }
+            None => {}
+        }
+        let mut head = Vec::new();
+        frame::write_spawn_exit(&peer.config, &mut head, spawn.from, spawned, frame::SpawnExit::Undef, out);
+    }
+
+    /// A new pid of this node for a spawned process: the server's own, renumbered (serial
+    /// 1 and up: the Python side numbers its processes with serial 0).
+    fn new_pid(&self) -> Vec<u8> {
+        let n = self.spawned.fetch_add(1, Ordering::Relaxed);
+        let mut pid = self.config.pid.clone();
+        let at = pid.len() - 12; // NEW_PID_EXT: ..., ID, Serial, Creation (4 bytes each)
+        pid[at..at + 4].copy_from_slice(&((n & 0x7FFF) as u32).to_be_bytes());
+        pid[at + 4..at + 8].copy_from_slice(&(1 + ((n >> 15) % 0x1FFF) as u32).to_be_bytes());
+        pid
     }
 
     fn request(self: &Arc<Self>, from: From<'_>, request: Request<'_>, out: &mut Vec<u8>) {
@@ -588,6 +705,7 @@ impl Server {
             pid: c.pid.to_vec(),
             tag: c.tag.to_vec(),
             alias: c.alias.map(<[u8]>::to_vec),
+            spawned: c.spawned.as_ref().map(SpawnedProcess::of),
         });
         // Casts go on when their sender's node goes: nobody waits for them, and what they do
         // may be their point. A call is abandoned with its caller's node, or when that node
@@ -599,7 +717,7 @@ impl Server {
                 from.peer.config.name.clone()
             }
         });
-        let monitor = from.caller.and_then(|c| c.alias).map(<[u8]>::to_vec);
+        let monitor = from.caller.and_then(|c| c.monitor()).map(<[u8]>::to_vec);
         let caller = from.pid.map(|(pid, node)| (pid.to_vec(), node.to_vec()));
         {
             let mut calls = lock(&self.calls);
@@ -763,7 +881,8 @@ impl Server {
         }
         self.answered(&reply);
         if let Some(to) = &call.reply_to {
-            let caller = Caller { pid: &to.pid, tag: &to.tag, alias: to.alias.as_deref() };
+            let spawned = to.spawned.as_ref().map(SpawnedProcess::borrow);
+            let caller = Caller { pid: &to.pid, tag: &to.tag, alias: to.alias.as_deref(), spawned };
             let node = pid_node(&to.pid).unwrap_or_default();
             self.reply_to(&to.peer, &node, caller, &reply, None);
         }

@@ -97,6 +97,17 @@ pub fn write_stream_head(out: &mut Vec<u8>, tag: &[u8]) {
 /// Whether a reply (`{ok, _}` or `{error, _}`, as written here) is an error: for the
 /// node's counters.
 pub fn is_error(reply: &[u8]) -> bool {
-    const ERROR_HEAD: &[u8] = &[SMALL_TUPLE_EXT, 2, etf::tags::SMALL_ATOM_UTF8_EXT, 5, b'e', b'r', b'r', b'o', b'r'];
     reply.starts_with(ERROR_HEAD)
+}
+
+const OK_HEAD: &[u8] = &[SMALL_TUPLE_EXT, 2, etf::tags::SMALL_ATOM_UTF8_EXT, 2, b'o', b'k'];
+const ERROR_HEAD: &[u8] = &[SMALL_TUPLE_EXT, 2, etf::tags::SMALL_ATOM_UTF8_EXT, 5, b'e', b'r', b'r', b'o', b'r'];
+
+/// A reply (`{ok, Value}` or `{error, Reason}`, as written here) taken apart: `Ok(value)` or
+/// `Err(reason)`, the term's bytes.
+pub fn split(reply: &[u8]) -> Result<&[u8], &[u8]> {
+    match reply.strip_prefix(OK_HEAD) {
+        Some(value) => Ok(value),
+        None => Err(reply.strip_prefix(ERROR_HEAD).unwrap_or(reply)),
+    }
 }

@@ -9,7 +9,8 @@ A TCP relay sits between the two nodes: the rustelixir node listens without EPMD
 registers the node's name in EPMD with its own port, and an `erl` (tests/beam/dist_client.erl)
 calls through it. Everything the `erl` sends after its two handshake messages is the corpus:
 calls to every kind of native with every kind of term, fragments of a large echo, resources
-made, released and left to a dying holder, casts, a call given up on, sends, monitors, links.
+made, released and left to a dying holder, casts, a call given up on, sends, monitors, links,
+and distributed spawns (erpc/rpc calls, casts, an erpc call given up on).
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ TRAFFIC = [
     "{ok, #{pid := S}} = gen_server:call({rustelixir, N}, info), true = link(S), true = unlink(S), ok.",
     "{ok, #{pid := S}} = gen_server:call({rustelixir, N}, info), R = erlang:monitor(process, S),"
     " S ! {self(), R}, true = erlang:demonitor(R), ok.",
+    "3 = erpc:call(N, rustelixir, add, [1, 2]), 3 = rpc:call(N, rustelixir, add, [1, 2]), ok.",
+    "{'EXIT', {{exception, {rustelixir, _}, _}, _}} = catch erpc:call(N, rustelixir, add, [1, two]), ok.",
+    "{badrpc, _} = rpc:call(N, nobody, f, [1]), ok.",
+    "ok = erpc:cast(N, rustelixir, add, [1, 2]), [{ok, 3}] = erpc:multicall([N], rustelixir, add, [1, 2]), ok.",
+    "{'EXIT', {{erpc, timeout}, _}} = catch erpc:call(N, rustelixir, sleep, [500], 50), timer:sleep(100), ok.",
 ]
 
 
