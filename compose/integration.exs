@@ -10,7 +10,8 @@
 # RUSTELIXIR_CLIENT_NAME (this VM's node name, default integration@127.0.0.1; a host
 # without dots, as in compose, means short names), RUSTELIXIR_WAIT_MS (how long to wait for
 # each node, default 60000), RUSTELIXIR_PG_GROUP (when set: the group every node must have
-# joined in the scope RUSTELIXIR_PG_SCOPE, default pg; checked and called through). A VM
+# joined in the scope RUSTELIXIR_PG_SCOPE, default pg; checked and called through with the
+# client's {:pg, scope, group} target, resources included). A VM
 # started with -proto_dist inet_tls (ELIXIR_ERL_OPTIONS) also checks that each connection
 # to a node is a TLS one.
 #
@@ -40,7 +41,14 @@ defmodule Integration do
     start_distribution()
     # The scope exists before the nodes connect: they join it when they see this node.
     pg = pg_group()
-    if pg, do: {:ok, _} = :pg.start_link(elem(pg, 0))
+
+    if pg do
+      {:ok, _} = :pg.start_link(elem(pg, 0))
+      # What the client's application runs: the count of calls in flight to each member,
+      # by which a call through the group picks the least busy one.
+      {:ok, _} = RustElixir.Group.start_link([])
+    end
+
     wait_ms = String.to_integer(System.get_env("RUSTELIXIR_WAIT_MS", "60000"))
     Enum.each(nodes, &wait_for(&1, wait_ms))
 
@@ -173,20 +181,52 @@ defmodule Integration do
     end
   end
 
-  # :pg (issue 13): every node's server is a member of the group, and answers through it.
+  # :pg (issue 13): every node's server is a member of the group, and calls through the
+  # group (RustElixir.call({:pg, scope, group}, ...)) reach them, resources included.
   defp group_checks(nodes, {scope, group}) do
     members = fn -> :pg.get_members(scope, group) end
+    target = {:pg, scope, group}
 
     [
       {"pg group lists every node",
-       fn ->
-         true = eventually(fn -> Enum.sort(Enum.map(members.(), &node/1)) == Enum.sort(nodes) end, 100, 100)
-       end},
+       fn -> true = eventually(fn -> Enum.sort(Enum.map(members.(), &node/1)) == Enum.sort(nodes) end, 100, 100) end},
       {"pg members answer calls",
        fn ->
          [_ | _] = pids = members.()
          true = Enum.all?(pids, &(GenServer.call(&1, {:add, 1, 2}) == {:ok, 3}))
-       end}
+       end},
+      {"calls through the group",
+       fn ->
+         {:ok, 3} = RustElixir.call(target, :add, [1, 2])
+         3 = RustElixir.call!(target, :add, [1, 2])
+         :ok = RustElixir.cast(target, :add, [1, 2])
+         {:error, %RustElixir.Error{reason: {:badarg, 2, _}}} = RustElixir.call(target, :add, [1, "2"])
+       end},
+      {"calls through the group reach every node",
+       fn ->
+         # One at a time, every member has none in flight: each call picks one at random,
+         # so 40 calls all to one of two nodes would be a 1 in 2^39 chance.
+         answered =
+           for _ <- 1..40, into: MapSet.new() do
+             {:ok, %{node: node}} = RustElixir.call(target, :info, [])
+             node
+           end
+
+         true = MapSet.equal?(answered, MapSet.new(nodes))
+       end},
+      {"a resource through the group stays on its node",
+       fn ->
+         {:ok, set} = RustElixir.call(target, :sorted_set_new, [])
+         # Each call holding the reference goes to the node that made it (any other would
+         # answer badresource), whichever member is least busy.
+         for i <- 1..20, do: {:ok, _} = RustElixir.call(target, :sorted_set_add, [set, i])
+         {:ok, 20} = RustElixir.call(target, :sorted_set_size, [set])
+         {:ok, %{type: _, holders: [_ | _]}} = RustElixir.resource_info(node(set), set)
+         :ok = RustElixir.release(node(set), set)
+         {:error, %RustElixir.Error{reason: {:badresource, ^set}}} = RustElixir.call(target, :sorted_set_size, [set])
+       end},
+      {"an empty group has no members",
+       fn -> {:error, %RustElixir.Error{reason: :no_members}} = RustElixir.call({:pg, scope, :no_such_group}, :add, [1, 2]) end}
     ]
   end
 

@@ -59,7 +59,17 @@ NODE_CHECKS = [
     "resource freed when its holder exits",
     "use RustElixir.Natives",
 ]
-CROSS_CHECKS = ["every node answers at once", "a resource is used on its own node only"]
+CROSS_CHECKS = [
+    "every node answers at once",
+    "a resource is used on its own node only",
+    # Through the nodes' :pg group (--pg-group rustelixir; the client's {:pg, :pg, :rustelixir}).
+    "pg group lists every node",
+    "pg members answer calls",
+    "calls through the group",
+    "calls through the group reach every node",
+    "a resource through the group stays on its node",
+    "an empty group has no members",
+]
 
 # Bounds on each step, so that a hung daemon or mirror fails the test instead of CI.
 SETUP_TIMEOUT = 900  # packages, dockerd, the base image: cold, a few minutes

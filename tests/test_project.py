@@ -106,6 +106,7 @@ def test_compose_has_two_nodes_and_the_elixir_client() -> None:
         command = node["command"]
         assert command[:3] == ["serve", "--name", f"rustelixir@{name}"] and node["hostname"] == name
         assert command[command.index("--listen-host") + 1] == "0.0.0.0"
+        assert command[command.index("--pg-group") + 1] == "rustelixir"
         assert "epmd" in " ".join(node["healthcheck"]["test"])
     client = services["elixir"]
     assert client["build"]["dockerfile"] == "compose/elixir.Dockerfile"
@@ -114,8 +115,23 @@ def test_compose_has_two_nodes_and_the_elixir_client() -> None:
     assert "ARG ELIXIR_BASE=elixir:1.14" in elixir_dockerfile
     assert 'CMD ["elixir", "compose/integration.exs"]' in elixir_dockerfile
     assert client["environment"]["RUSTELIXIR_NODES"] == ",".join(f"rustelixir@{name}" for name in NODE_SERVICES)
+    assert client["environment"]["RUSTELIXIR_PG_GROUP"] == "rustelixir"
     assert client["depends_on"] == {name: {"condition": "service_healthy"} for name in NODE_SERVICES}
     assert (ROOT / "compose" / "integration.exs").is_file()
+
+
+def test_compose_tls_override_keeps_the_nodes_commands() -> None:
+    # compose replaces a command: the override must restate the base file's, then add TLS.
+    base = _compose()["services"]
+    tls = yaml.safe_load((ROOT / "compose" / "tls.yml").read_text())["services"]
+    for name in NODE_SERVICES:
+        command = tls[name]["command"]
+        assert command[: len(base[name]["command"])] == base[name]["command"], name
+        added = command[len(base[name]["command"]) :]
+        assert added == [
+            "--tls-cert", f"/certs/{name}.pem", "--tls-key", f"/certs/{name}.key", "--tls-cacert", "/certs/ca.pem"
+        ], name
+    assert "-proto_dist inet_tls" in tls["elixir"]["environment"]["ELIXIR_ERL_OPTIONS"]
 
 
 def test_compose_ports_are_bound_to_localhost_only() -> None:
