@@ -62,13 +62,15 @@ bench-binary: build beam test-natives
 bench-group: build beam
 	$(PY) bench/group_bench.py
 
-# Erlang/OTP 25 and Elixir 1.14 from Debian, when this machine has none.
+# Erlang/OTP 25 and Elixir 1.14 from Debian, when this machine has none; and the openssl
+# command, with which the TLS tests make their certificates.
 beam:
-	@if ! command -v erl >/dev/null || ! command -v mix >/dev/null || ! command -v erlc >/dev/null; then \
-		echo "installing Erlang/OTP and Elixir from Debian's packages"; \
+	@if ! command -v erl >/dev/null || ! command -v mix >/dev/null || ! command -v erlc >/dev/null \
+		|| ! command -v openssl >/dev/null; then \
+		echo "installing Erlang/OTP, Elixir and openssl from Debian's packages"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq erlang-nox erlang-dev elixir >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq erlang-nox erlang-dev elixir openssl >/dev/null; \
 	fi
 
 venv: $(VENV)/.deps

@@ -24,6 +24,12 @@ What each side is asked (rustelixir | BEAM gen_server):
   erpc p50                erpc:call(N, rustelixir, add, [1, 2]), printed against the
                           GenServer.call p50 of the same native on the same node, same run
 
+TLS distribution against plain TCP, same run (issue 13): a second rustelixir node serving
+over TLS (certificates made for the run) and a second BEAM client with `-proto_dist
+inet_tls`; each round, {add, 1, 2} p50 and 1 MiB echo p50 from the TLS client to the TLS
+node and from the plain client to the plain node, alternating. Targets: add p50 <= 1.3x,
+1 MiB echo p50 <= 1.5x plain.
+
 Targets (issue 11): fast path p50 <= 0.9x; calls/s at 64 callers >= 1.3x; Python native
 p50 <= 1.5x and its calls/s at 16 callers >= 0.7x; slow Rust native p50 <= 1.5x; slow
 Python native p50 <= 2.0x; 1 MiB echo p50 <= 1.0x; 64 MiB echo p50 <= 1.0x. Issue 13:
@@ -40,7 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchnodes import COOKIE, ROOT, DistClient, bench_nodes, unique_name
+from benchnodes import COOKIE, ROOT, DistClient, ServedNode, bench_nodes, unique_name
+from tlscerts import Authority, ssl_dist_optfile
 
 # (metric, rustelixir's request, the BEAM server's request) for the sequential latencies.
 LATENCIES = (
@@ -59,6 +66,8 @@ THROUGHPUTS = (
     ("crate calls/s x64", 64, "{test_checked_add, 1, 2}", "{add, 1, 2}"),
 )
 CPU_METRIC = "calls/s x64"  # the run whose CPU time per call is measured on both servers
+# (metric, request) measured from each client to its node, over TLS and over plain TCP.
+TLS_LATENCIES = (("add p50", "{add, 1, 2}"), ("echo 1 MiB p50", "{echo, binary:copy(<<7>>, 1 bsl 20)}"))
 
 
 @dataclass(frozen=True)
@@ -121,23 +130,44 @@ def main() -> int:
         build,
     ):
         server = DistClient("erl", build, cookie=COOKIE, name=unique_name("benchsrv"))
+        ours = Authority(build.parent / "pki", "bench")
+        optfile = ssl_dist_optfile(build.parent / "ssl_dist.conf", ours.issue("beam"))
+        tls_served = ServedNode(build.parent / "logs", cookie=COOKIE, extra=["-q", *ours.issue("node").serve_args()])
+        tls_client = DistClient(
+            "erl", build, cookie=COOKIE, name=unique_name("benchtls"),
+            extra=["-proto_dist", "inet_tls", "-ssl_dist_optfile", str(optfile)],
+        )  # fmt: skip
         try:
-            return _run(settings, served.atom, served.proc.pid, server, client)
+            return _run(settings, served.atom, served.proc.pid, server, client, Tls(tls_served.atom, tls_client))
         finally:
+            tls_client.close()
+            tls_served.stop()
             server.close()
 
 
-def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClient, client: DistClient) -> int:
+@dataclass(frozen=True)
+class Tls:
+    """The node serving over TLS, and the BEAM client speaking TLS to it."""
+
+    served_atom: Any
+    client: DistClient
+
+
+def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClient, client: DistClient, tls: Tls) -> int:
     server.eval("node_bench:start_server().")
     pids = {"Ours": served_pid, "Base": int(bytes(server.eval("os:getpid().")).decode())}
     client.set("Ours", (_atom("rustelixir"), served_atom))
     client.set("OursNode", served_atom)
     client.set("Base", (_atom("bench_server"), _atom(server.name)))
+    tls.client.set("Ours", (_atom("rustelixir"), tls.served_atom))
+    tls_clients = {"Plain": client, "Tls": tls.client}
     for who in ("Ours", "Base"):  # connect and warm up
         for _, ours, base in LATENCIES:
             client.eval(f"node_bench:latency({who}, {ours if who == 'Ours' else base}, 200).")
         client.eval(f"node_bench:latency({who}, {{echo, binary:copy(<<1>>, 1 bsl 20)}}, 5).")
     client.eval("node_bench:erpc_latency(OursNode, {rustelixir, add}, [1, 2], 200).")
+    for _, request in TLS_LATENCIES:
+        tls.client.eval(f"node_bench:latency(Ours, {request}, 5).")
 
     samples: dict[tuple[str, str], list[float]] = {}
 
@@ -173,6 +203,11 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
                     timeout=600,
                 )
                 record(f"echo {size_name} p50", who, percentile(lat, 0.5))
+        for metric, request in TLS_LATENCIES:
+            calls = settings.latency_calls if metric == "add p50" else settings.echo_1mib_calls
+            for side in ("Plain", "Tls") if round_ % 2 == 0 else ("Tls", "Plain"):
+                lat = tls_clients[side].eval(f"node_bench:latency(Ours, {request}, {calls}).", timeout=600)
+                record(metric, side, percentile(lat, 0.5))
         print(f"round {round_ + 1}/{settings.rounds} done", file=sys.stderr)
 
     def row(metric: str, unit: str, higher: bool, target: float | None) -> Row:
@@ -212,6 +247,10 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
         f"erpc:call / GenServer.call of add, both rustelixir (issue 13: <= 1.5x): p50 {ours['erpc p50']:.1f} us / "
         f"{ours['p50']:.1f} us = {erpc:.2f}x, {'meets' if erpc <= 1.5 else 'MISSES'}"
     )
+    print(f"\n{'TLS vs plain TCP':<18}{'plain TCP':>18}{'TLS':>14}{'ratio':>9}  target")
+    for metric, target in (("add p50", 1.3), ("echo 1 MiB p50", 1.5)):
+        r = Row(metric, "us", statistics.median(samples[(metric, "Plain")]), statistics.median(samples[(metric, "Tls")]), False, target)
+        print(f"{r.metric:<18}{r.baseline:>14,.1f} {r.unit:<3}{r.ours:>10,.1f} {r.unit:<3}{r.ratio:>8.2f}x  {r.verdict()}")
     print(
         f"\n{settings.rounds} rounds, medians; latency over {settings.latency_calls} sequential calls; "
         f"throughput over {settings.throughput_ms} ms per run; ratio = rustelixir / baseline. "

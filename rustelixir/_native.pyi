@@ -1,4 +1,5 @@
 # Hand-written stubs for the Rust extension; checked by `python -m mypy.stubtest rustelixir._native`.
+import os
 from typing import Any, final
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "decode_dist",
     "decode_message",
     "DistLink",
+    "TlsConfig",
+    "TlsSession",
     "decode",
     "encode",
     "roundtrip_term",
@@ -207,6 +210,23 @@ class NativeServer:
     def resource_holder_count(self) -> int: ...
     def make_python_resource(self, object: object, caller: Pid | None = None) -> Reference: ...
     def python_resource(self, reference: object, caller: Pid | None = None) -> Any: ...
+
+@final
+class TlsConfig:
+    def __new__(cls, *, cert: str | os.PathLike[str], key: str | os.PathLike[str], cacert: str | os.PathLike[str]) -> TlsConfig: ...
+    def accept(self) -> TlsSession: ...
+    def connect(self, host: str) -> TlsSession: ...
+
+@final
+class TlsSession:
+    def receive(self, data: bytes) -> tuple[bytes, bool]: ...
+    def send(self, data: bytes) -> None: ...
+    def data_to_send(self) -> bytes: ...
+    @property
+    def handshaking(self) -> bool: ...
+    @property
+    def agreed(self) -> str | None: ...
+
 @final
 class DistLink:
     def __new__(
@@ -223,6 +243,7 @@ class DistLink:
         fragment_size: int,
         ticktime_ms: int,
         server: NativeServer | None = None,
+        tls: TlsSession | None = None,
     ) -> DistLink: ...
     def send_message(self, control: bytes, payload: bytes | None = None) -> None: ...
     def take(self) -> tuple[list[bytes], int, str | None]: ...

@@ -90,12 +90,42 @@ def _cookie_hint(args: argparse.Namespace) -> str:
     return '"$(cat ~/.erlang.cookie)"'
 
 
+def _add_tls_options(parser: argparse.ArgumentParser) -> None:
+    tls = parser.add_argument_group(
+        "TLS distribution (as -proto_dist inet_tls): all three, or none for plain TCP"
+    )
+    tls.add_argument("--tls-cert", metavar="FILE", help="this node's certificate (PEM; its chain, leaf first)")
+    tls.add_argument("--tls-key", metavar="FILE", help="its private key (PEM)")
+    tls.add_argument("--tls-cacert", metavar="FILE", help="the CA certificates a peer's certificate must lead to (PEM)")
+
+
+def _tls_config(args: argparse.Namespace, command: str) -> tuple[Any, int]:
+    """(the TlsConfig the --tls-* options name, or None; 0) or (None, the exit code after
+    saying what is wrong)."""
+    from rustelixir.errors import TlsConfigError
+    from rustelixir.node import TlsConfig
+
+    files = (args.tls_cert, args.tls_key, args.tls_cacert)
+    if not any(files):
+        return None, 0
+    if not all(files):
+        print(f"rustelixir {command}: TLS needs --tls-cert, --tls-key and --tls-cacert together", file=sys.stderr)
+        return None, 2
+    try:
+        return TlsConfig(cert=args.tls_cert, key=args.tls_key, cacert=args.tls_cacert), 0
+    except TlsConfigError as e:
+        print(f"rustelixir {command}: {e}", file=sys.stderr)
+        return None, 2
+
+
 def serve(args: argparse.Namespace) -> int:
     from rustelixir.node import Node, default_cookie, full_node_name
     from rustelixir.server import RustelixirServer
 
     level = logging.INFO - 10 * args.verbose + 10 * args.quiet
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from rustelixir.logs import configure
+
+    configure(level, args.log_format)
     try:
         name = full_node_name(args.name, args.sname)
     except Exception as e:
@@ -113,6 +143,9 @@ def serve(args: argparse.Namespace) -> int:
             return 2
     cookie = args.cookie or default_cookie()
     epmd_mode = "none" if args.no_epmd else args.epmd
+    tls, failed = _tls_config(args, "serve")
+    if failed:
+        return failed
 
     async def run() -> int:
         stop = asyncio.Event()
@@ -131,6 +164,7 @@ def serve(args: argparse.Namespace) -> int:
                 max_message_size=args.max_message_size,
                 max_pending_handshakes=args.max_pending_handshakes,
                 handshake_timeout=args.handshake_timeout,
+                tls=tls,
             )
         except ValueError as e:
             print(f"rustelixir serve: {e}", file=sys.stderr)
@@ -167,7 +201,7 @@ def serve(args: argparse.Namespace) -> int:
             try:
                 await node.connect(peer_name)
             except Exception as e:
-                logging.getLogger("rustelixir").warning("cannot connect to %s at start-up: %s", peer_name, e)
+                logging.getLogger("rustelixir").warning("cannot connect to %s at start-up: %s", peer_name, e, extra={"peer": peer_name})
         flag = "--sname" if args.sname and not args.name else "--name"
         you = "you@127.0.0.1" if flag == "--name" else "you"
         no_epmd = (
@@ -176,9 +210,15 @@ def serve(args: argparse.Namespace) -> int:
             if epmd_mode == "none"
             else ""
         )
+        tls_hint = (
+            ' --erl "-proto_dist inet_tls -ssl_dist_optfile FILE"'
+            " (TLS: FILE as the README's TLS distribution section says)"
+            if tls is not None
+            else ""
+        )
         print(
             f"rustelixir: node {name} is up on port {node.port}. Connect with "
-            f"`iex {flag} {you} --cookie {_cookie_hint(args)}{no_epmd}` and call "
+            f"`iex {flag} {you} --cookie {_cookie_hint(args)}{no_epmd}{tls_hint}` and call "
             f'`GenServer.call({{:rustelixir, :"{name}"}}, {{:add, 1, 2}})`',
             flush=True,
         )
@@ -245,9 +285,13 @@ def reload(args: argparse.Namespace) -> int:
     from rustelixir.errors import CallError
     from rustelixir.node import Node, default_cookie
 
+    tls, failed = _tls_config(args, "reload")
+    if failed:
+        return failed
+
     async def run() -> int:
         host = args.node.split("@", 1)[1] if "@" in args.node else "127.0.0.1"
-        node = Node(f"rustelixir_reload_{secrets.token_hex(3)}@{host}", args.cookie or default_cookie())
+        node = Node(f"rustelixir_reload_{secrets.token_hex(3)}@{host}", args.cookie or default_cookie(), tls=tls)
         await node.start()
         try:
             reply = await node.call((SERVER_NAME, args.node), (Atom("reload"), Atom(args.module)), timeout=args.timeout)
@@ -291,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--node", required=True, help="the running node, e.g. py@127.0.0.1")
     r.add_argument("--cookie", help="the cookie (else $RUSTELIXIR_COOKIE, else ~/.erlang.cookie)")
     r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the reload (default 60)")
+    _add_tls_options(r)
     r.set_defaults(handler=reload)
     p = commands.add_parser("serve", help="run the node: a hidden Erlang node serving natives")
     names = p.add_mutually_exclusive_group(required=True)
@@ -350,6 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--workers", type=int, default=32, help="worker threads for slow natives")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="slow calls in flight before :overloaded")
+    _add_tls_options(p)
+    p.add_argument(
+        "--log-format", choices=["text", "json"], default="text",
+        help="text (default), or json: one JSON object per line (time, level, logger, message, peer, ...)",
+    )  # fmt: skip
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="count", default=0)
     p.set_defaults(handler=serve)

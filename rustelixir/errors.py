@@ -14,6 +14,8 @@ __all__ = [
     "LocalProtocolError",
     "HandshakeError",
     "AuthenticationError",
+    "TlsError",
+    "TlsConfigError",
     "NodeClosedError",
     "ConnectionLostError",
     "CallError",
@@ -79,6 +81,18 @@ class HandshakeError(RemoteProtocolError):
 
 class AuthenticationError(HandshakeError):
     """The peer's digest did not match our cookie (or ours did not match theirs)."""
+
+
+class TlsError(HandshakeError):
+    """TLS with the peer failed before the distribution handshake could begin, or broke after
+    it: the peer does not speak TLS, its certificate does not lead to our CA (or has expired,
+    or does not name the host we dialled), or it sent a record that is not valid TLS. Nothing
+    from that peer is dispatched; the connection is closed."""
+
+
+class TlsConfigError(RustelixirError, ValueError):
+    """The node's TLS files could not be used: missing, not PEM, a key that does not match
+    the certificate. The message names the file."""
 
 
 class NodeClosedError(RustelixirError):

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
 
-from rustelixir.errors import CallError, ConnectionLostError, NodeClosedError, RemoteProtocolError
+from rustelixir._native import TlsConfig
+from rustelixir.errors import CallError, ConnectionLostError, HandshakeError, NodeClosedError, RemoteProtocolError
 from rustelixir.protocol import control as c
 from rustelixir.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, ConnectionEvent, TooLarge
 from rustelixir.protocol.flags import DFlag
@@ -36,7 +37,7 @@ from rustelixir.transport import (
     WarningLimiter,
 )
 
-__all__ = ["Node", "Process", "GenServer", "EPMD_MODES"]
+__all__ = ["Node", "Process", "GenServer", "TlsConfig", "EPMD_MODES"]
 
 log = logging.getLogger("rustelixir.node")
 
@@ -159,7 +160,7 @@ def default_cookie() -> str:
 
 def _check_options(
     *, name: str, epmd: str, port: int, ticktime: float, max_message_size: int,
-    max_pending_handshakes: int, handshake_timeout: float,
+    max_pending_handshakes: int, handshake_timeout: float, tls: object,
 ) -> None:  # fmt: skip
     """The node's options, checked in one place (ValueError says which and why)."""
     split_node_name(name)
@@ -175,6 +176,8 @@ def _check_options(
     for option, value in (("max_message_size", max_message_size), ("max_pending_handshakes", max_pending_handshakes)):
         if not _is_int(value) or value < 1:
             raise ValueError(f"{option} must be a positive integer, not {value!r}")
+    if tls is not None and not isinstance(tls, TlsConfig):
+        raise ValueError(f"tls must be a TlsConfig(cert=..., key=..., cacert=...) or None, not {tls!r}")
 
 
 def _is_int(value: object) -> bool:
@@ -212,13 +215,17 @@ class Node:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_pending_handshakes: int = DEFAULT_MAX_PENDING_HANDSHAKES,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        tls: TlsConfig | None = None,
     ) -> None:
         """`max_pending_handshakes`: incoming connections that may be in their handshake at
         once; past it a new one is closed at once, unread (connections this node makes are
-        not counted). `handshake_timeout`: seconds a connection has to finish its handshake."""
+        not counted). `handshake_timeout`: seconds a connection has to finish its handshake.
+        `tls`: every connection, both ways, is TLS as `-proto_dist inet_tls` speaks it, the
+        peer's certificate verified against the configuration's CA; plain TCP peers are
+        refused. EPMD stays plain."""
         _check_options(
             name=name, epmd=epmd, port=port, ticktime=ticktime, max_message_size=max_message_size,
-            max_pending_handshakes=max_pending_handshakes, handshake_timeout=handshake_timeout,
+            max_pending_handshakes=max_pending_handshakes, handshake_timeout=handshake_timeout, tls=tls,
         )  # fmt: skip
         self.name = name
         self.cookie = cookie if cookie is not None else default_cookie()
@@ -230,6 +237,7 @@ class Node:
         self.max_message_size = max_message_size
         self.max_pending_handshakes = max_pending_handshakes
         self.handshake_timeout = float(handshake_timeout)
+        self.tls = tls
         # Incoming connections in their handshake: the slots max_pending_handshakes bounds.
         self._handshaking: set[DistProtocol] = set()
         # What strangers can make the node say, as often as they connect: rate-limited.
@@ -491,7 +499,7 @@ class Node:
             old.abort(ConnectionError("replaced by a new connection from the same node"))
             self._drop_peer(old)
         self.peers[proto.peer_name] = proto
-        log.info("connected to %s (%s)", proto.peer_name, proto.role.value)
+        log.info("connected to %s (%s)", proto.peer_name, proto.role.value, extra={"peer": proto.peer_name})
         for waiter in self._peer_waiters.pop(proto.peer_name, []):
             if not waiter.done():
                 waiter.set_result(proto)
@@ -511,7 +519,7 @@ class Node:
         """ConnectionHost: `proto` is gone; if it was the peer's connection, the peer is down."""
         if proto.peer_name is not None and self.peers.get(proto.peer_name) is proto:
             self._drop_peer(proto)
-            log.info("disconnected from %s", proto.peer_name)
+            log.info("disconnected from %s", proto.peer_name, extra={"peer": proto.peer_name})
 
     def _drop_peer(self, proto: DistProtocol) -> None:
         assert proto.peer_name is not None
@@ -544,7 +552,7 @@ class Node:
                 handler(self, proto, event)
             except Exception:
                 # A bug of ours must not lose the rest of the peer's messages.
-                log.exception("handling %s from %s failed", type(event).__name__, proto.peer_name)
+                log.exception("handling %s from %s failed", type(event).__name__, proto.peer_name, extra={"peer": proto.peer_name})
 
     def _deliver_to(self, target: Any, message: Any, sender: Pid | None, proto: DistProtocol) -> None:
         process = self._local_process(target)
@@ -604,7 +612,7 @@ class Node:
     def _on_too_large(self, proto: DistProtocol, m: TooLarge) -> None:
         answered = proto.refuse(m.body)
         log.warning("discarded a message of %d bytes from %s%s: %s", len(m.body), proto.peer_name,
-                    " (its caller answered :overloaded)" if answered else "", m.reason)  # fmt: skip
+                    " (its caller answered :overloaded)" if answered else "", m.reason, extra={"peer": proto.peer_name})  # fmt: skip
 
     def _on_link(self, proto: DistProtocol, m: c.Link) -> None:
         if self._local_process(m.to_pid) is None:
@@ -701,7 +709,9 @@ class Node:
             raise TypeError(f"cannot call {dest!r}: expected a Pid or (name, node)")
         try:
             proto = await self.connect(node_name, timeout=timeout)
-        except (OSError, ConnectionError, asyncio.TimeoutError, ConnectionLostError) as e:
+        except (OSError, ConnectionError, asyncio.TimeoutError, ConnectionLostError, HandshakeError) as e:
+            # (A handshake refused, a wrong cookie or a certificate TLS does not accept: the
+            # node cannot be reached, as a BEAM caller sees it.)
             raise CallError((Atom("nodedown"), Atom(node_name))) from e
         future: asyncio.Future[Any] = self.loop.create_future()
         ref = self.make_ref()

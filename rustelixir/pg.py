@@ -124,7 +124,8 @@ class PgMembership(Process):
         ref = self.node.make_ref()
         self._monitors[ref] = scope
         peer.send(c.MonitorP(from_pid=self.pid, to_proc=scope, ref=ref))
-        log.info("in :pg scope %s on %s: %s", self.scope.name, name, ", ".join(g.name for g in self.groups))
+        log.info("in :pg scope %s on %s: %s", self.scope.name, name, ", ".join(g.name for g in self.groups),
+                 extra={"peer": name, "scope": self.scope.name})  # fmt: skip
 
     def monitor_exit(self, ref: Reference, reason: Any, from_proc: Any, peer: DistProtocol) -> None:
         scope = self._monitors.get(ref)
@@ -135,7 +136,8 @@ class PgMembership(Process):
             del self.scopes[scope.node.name]
         if reason != NOCONNECTION:
             # The scope process restarted (or will): join the new one when it is there.
-            log.info(":pg scope %s on %s exited (%r): rejoining", self.scope.name, scope.node.name, reason)
+            log.info(":pg scope %s on %s exited (%r): rejoining", self.scope.name, scope.node.name, reason,
+                     extra={"peer": scope.node.name, "scope": self.scope.name})  # fmt: skip
             self._cancel_retry(scope.node.name)
             self._discover(scope.node.name, 0)
 

@@ -283,7 +283,8 @@ def _reason_for(native: PythonNative, e: Exception) -> tuple[bool, tuple[Any, ..
         return (False, ("badresource", e.reference))
     if isinstance(e, Overloaded):
         return (False, ("overloaded",))
-    log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc())
+    log.debug("native %s/%d raised:\n%s", native.name, native.arity, traceback.format_exc(),
+              extra={"native": f"{native.name}/{native.arity}"})  # fmt: skip
     return (False, ("exception", type(e).__name__, str(e)))
 
 

@@ -2,6 +2,10 @@
 that touches a socket. One `DistProtocol` per TCP connection to a peer node; it runs the
 handshake, then hands the socket to the Rust link and what the link reads to its host.
 
+With TLS (`-proto_dist inet_tls`) a connection's bytes go through its TLS session (sans-IO,
+in Rust) from the first: the distribution handshake runs inside it once the peer's
+certificate is verified, and the link takes the session over with the socket.
+
 The transport does not know the node: it asks and tells a `ConnectionHost`, an interface
 the node implements."""
 
@@ -15,12 +19,14 @@ from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from rustelixir._native import DistLink
-from rustelixir.errors import AuthenticationError, HandshakeError, LocalProtocolError, RemoteProtocolError
+from rustelixir._native import DistLink, TlsConfig, TlsSession
+from rustelixir.errors import AuthenticationError, HandshakeError, LocalProtocolError, RemoteProtocolError, TlsError
 from rustelixir.protocol.connection import ConnectionEvent, DistConnection, encoded
 from rustelixir.protocol.control import Control
 from rustelixir.protocol.flags import DFlag
-from rustelixir.protocol.handshake import Handshake, HandshakeComplete, NameReceived, Role, StatusReceived
+from rustelixir.protocol.handshake import (
+    Handshake, HandshakeComplete, NameReceived, Role, StatusReceived, split_node_name,
+)  # fmt: skip
 
 __all__ = [
     "ConnectionHost", "DistProtocol", "RefusedConnection", "SimultaneousConnect", "WarningLimiter",
@@ -126,6 +132,12 @@ class ConnectionHost(Protocol):
         answers itself on connections made from now on, or None."""
 
     @property
+    def tls(self) -> TlsConfig | None:
+        """The node's TLS configuration: with one, every connection is TLS, as
+        `-proto_dist inet_tls` speaks it (the handshake inside with 4-byte lengths); None:
+        plain TCP."""
+
+    @property
     def warnings(self) -> WarningLimiter:
         """Where to warn of what strangers do (failed and timed-out handshakes): rate-limited,
         as a stranger can make them happen as fast as it connects."""
@@ -173,12 +185,22 @@ class DistProtocol(asyncio.Protocol):
     def __init__(self, host: ConnectionHost, role: Role, peer_name: str | None = None) -> None:
         self.host = host
         self.role = role
+        # Over TLS the session carries every byte; dialling, the peer's certificate must
+        # name the host of its node name (as OTP's client checks it).
+        self.tls: TlsSession | None = None
+        self.tls_agreed: str | None = None  # the TLS version and cipher suite, once agreed
+        if host.tls is not None:
+            if role is Role.ACCEPTOR:
+                self.tls = host.tls.accept()
+            else:
+                self.tls = host.tls.connect(split_node_name(peer_name or "")[1])
         self.handshake: Handshake | None = Handshake(
             role,
             name=host.name,
             cookie=host.cookie,
             creation=host.creation,
             peer_name=peer_name,
+            length_prefix=2 if self.tls is None else 4,
         )
         self.conn: DistConnection | None = None
         self.peer_name = peer_name
@@ -214,11 +236,46 @@ class DistProtocol(asyncio.Protocol):
             transport.abort()
             return
         if self.handshake is not None and self.role is Role.INITIATOR:
-            transport.write(self.handshake.data_to_send())
+            # (Over TLS: the TLS handshake's first message; ours follows when it is done.)
+            self._write(self.handshake.data_to_send())
 
     def data_received(self, data: bytes) -> None:
         # Only the handshake comes this way: then the socket is the link's.
-        self._handshake_data(data)
+        if self.tls is not None:
+            data = self._tls_data(data)
+        if data:
+            self._handshake_data(data)
+
+    def _write(self, data: bytes) -> None:
+        """Handshake bytes for the peer (through the TLS session, if any)."""
+        assert self.transport is not None
+        if self.tls is not None:
+            self.tls.send(data)
+            data = self.tls.data_to_send()
+        if data:
+            self.transport.write(data)
+
+    def _tls_data(self, data: bytes) -> bytes:
+        """The plaintext that `data` from the socket carried; the TLS handshake's answers
+        are written. A peer that fails TLS (no TLS, a certificate that does not verify) is
+        told why by an alert, and its connection closed."""
+        assert self.tls is not None and self.transport is not None
+        try:
+            plaintext, closed = self.tls.receive(data)
+        except TlsError as e:
+            self.transport.write(self.tls.data_to_send())
+            self.host.warnings.warning(
+                log, "TLS handshakes failed", "TLS with %s failed: %s", self.peer_name or self._peer_address(), e
+            )
+            self.abort(e)
+            return b""
+        out = self.tls.data_to_send()
+        if out:
+            self.transport.write(out)
+        if closed:
+            self.abort(ConnectionError(f"{self.peer_name or self._peer_address()} ended TLS in the handshake"))
+            return b""
+        return plaintext
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.link is not None:
@@ -250,7 +307,7 @@ class DistProtocol(asyncio.Protocol):
                 status = self.host.handshake_status(event.name)
                 hs.accept(status)
                 if status not in ("ok", "ok_simultaneous", "alive"):
-                    self.transport.write(hs.data_to_send())
+                    self._write(hs.data_to_send())
                     self.abort(ConnectionError(f"handshake with {event.name}: {status}"))
                     return
             elif isinstance(event, StatusReceived):
@@ -258,7 +315,7 @@ class DistProtocol(asyncio.Protocol):
                     go_on = self.host.answer_alive(self.peer_name or "")
                     hs.answer_alive(go_on)
                     if not go_on:
-                        self.transport.write(hs.data_to_send())
+                        self._write(hs.data_to_send())
                         self.abort(SimultaneousConnect(f"already connected to {self.peer_name}"))
                         return
                 elif event.status == "nok":
@@ -268,12 +325,12 @@ class DistProtocol(asyncio.Protocol):
                     self.abort(ConnectionError(f"{self.peer_name} refused the connection: {event.status}"))
                     return
             elif isinstance(event, HandshakeComplete):
-                self.transport.write(hs.data_to_send())
+                self._write(hs.data_to_send())
                 self._complete(event)
                 return
         out = hs.data_to_send()
         if out:
-            self.transport.write(out)
+            self._write(out)
         if hs.state == "closed":
             self.abort(ConnectionError(f"handshake with {hs.peer_name or self._peer_address()} ended"))
 
@@ -290,6 +347,7 @@ class DistProtocol(asyncio.Protocol):
         self.handshake = None
         self.peer_name = done.peer_name
         self.flags = done.flags
+        self.tls_agreed = self.tls.agreed if self.tls is not None else None
         self.conn = DistConnection(
             peer_name=done.peer_name, flags=done.flags, max_message_size=self.host.max_message_size
         )
@@ -319,7 +377,10 @@ class DistProtocol(asyncio.Protocol):
             fragment_size=self.conn.fragment_size,
             ticktime_ms=int(self.host.ticktime * 1000),
             server=self.host.native_server,
+            tls=self.tls,
         )
+        if self.tls is not None:
+            log.debug("TLS with %s: %s", self.peer_name, self.tls_agreed)
         self._wake_fd = wake_r
         self.transport.abort()  # closes asyncio's descriptor; the link holds its duplicate
         asyncio.get_running_loop().add_reader(wake_r, self._link_ready)
@@ -338,14 +399,14 @@ class DistProtocol(asyncio.Protocol):
                     events = self.conn.receive_frames(frames)
                     self.host.control_received(self, events)
                 except RemoteProtocolError as e:
-                    log.warning("closing the connection to %s: %s", self.peer_name, e)
+                    log.warning("closing the connection to %s: %s", self.peer_name, e, extra={"peer": self.peer_name})
                     self.abort(e)
                     return
                 except Exception as e:
                     # Frames that broke our reading some other way (a bug of ours): the
                     # connection goes all the same, or it would stay open, unread, until
                     # net_ticktime.
-                    log.exception("closing the connection to %s: its frames could not be read", self.peer_name)
+                    log.exception("closing the connection to %s: its frames could not be read", self.peer_name, extra={"peer": self.peer_name})
                     self.abort(e)
                     return
         finally:
@@ -353,7 +414,7 @@ class DistProtocol(asyncio.Protocol):
                 link.handled()  # the link reads on (what follows these frames on the wire)
             if closed is not None and not self.closed:
                 level = logging.WARNING if closed.startswith("protocol error") else logging.INFO
-                log.log(level, "connection to %s ended: %s", self.peer_name, closed)
+                log.log(level, "connection to %s ended: %s", self.peer_name, closed, extra={"peer": self.peer_name})
                 self._shut_link()
 
     def _shut_link(self) -> None:
@@ -401,7 +462,7 @@ class DistProtocol(asyncio.Protocol):
         try:
             self.link.send_message(control, payload)
         except OSError as e:
-            log.info("cannot write to %s: %s", self.peer_name, e)
+            log.info("cannot write to %s: %s", self.peer_name, e, extra={"peer": self.peer_name})
             self._shut_link()
 
     def refuse(self, body: bytes) -> bool:
@@ -412,7 +473,7 @@ class DistProtocol(asyncio.Protocol):
         try:
             return self.link.refuse(body)
         except OSError as e:
-            log.info("cannot write to %s: %s", self.peer_name, e)
+            log.info("cannot write to %s: %s", self.peer_name, e, extra={"peer": self.peer_name})
             self._shut_link()
             return False
 

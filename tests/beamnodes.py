@@ -311,15 +311,21 @@ def pass_through_frame(*terms: Any) -> bytes:
     return struct.pack(">I", len(body)) + body
 
 
-def elixir_or_skip() -> str:
-    """The `elixir` executable; under CI a missing one fails the test instead of skipping."""
+def executable_or_skip(name: str) -> str:
+    """The executable `name` on the PATH; under CI a missing one fails the test instead of
+    skipping it (the README's test command installs it)."""
     import shutil
 
     import pytest
 
-    path = shutil.which("elixir")
+    path = shutil.which(name)
     if path is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("elixir not found (the README's test command installs it)")
-        pytest.skip("elixir not found")
+            pytest.fail(f"{name} not found (the README's test command installs it)")
+        pytest.skip(f"{name} not found")
     return path
+
+
+def elixir_or_skip() -> str:
+    """The `elixir` executable (see `executable_or_skip`)."""
+    return executable_or_skip("elixir")

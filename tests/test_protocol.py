@@ -770,6 +770,58 @@ def _awaiting_decision(hs: Handshake, name: bytes) -> Handshake:
     return hs
 
 
+# --- Inside TLS: 4-byte lengths (inet_tls_dist reads the handshake with {packet, 4}) ------
+
+
+def four_byte_lengths(data: bytes) -> bytes:
+    """The same handshake messages with 4-byte lengths: two zero bytes before each."""
+    out = b""
+    while data:
+        length = int.from_bytes(data[:2], "big")
+        out += b"\x00\x00" + data[: 2 + length]
+        data = data[2 + length :]
+    return out
+
+
+def test_a_pair_with_4_byte_lengths_writes_them_and_completes() -> None:
+    run = run_pair(initiator(length_prefix=4), acceptor(length_prefix=4), after_ack=NODE_LINK_FRAME)
+    assert [(who, data) for who, data in run.wire] == [
+        (who, four_byte_lengths(expected)) for who, _, expected in EXPECTED_WIRE[:-1]
+    ] + [("acceptor", four_byte_lengths(ack_msg()) + NODE_LINK_FRAME)]
+    assert run.complete("initiator").leftover == NODE_LINK_FRAME
+    assert run.complete("acceptor").peer_name == INITIATOR
+    assert run.wire[0][1][:4] == bytes.fromhex("0000001b")  # spelled out: 'N' + 8 + 4 + 2 + 12
+
+
+@pytest.mark.parametrize(
+    ("start", "largest"),
+    [(lambda: acceptor(length_prefix=4), 1 + 8 + 4 + 2 + 1020), (lambda: initiator(length_prefix=4), len(b"sok_simultaneous"))],
+    ids=["await_name", "await_status"],
+)
+def test_a_4_byte_length_over_the_largest_message_is_refused_before_its_body(
+    start: Callable[[], Handshake], largest: int
+) -> None:
+    assert start().receive_data(largest.to_bytes(4, "big")) == []
+    hs = start()
+    with pytest.raises(HandshakeError, match=f"{largest + 1} bytes"):
+        hs.receive_data((largest + 1).to_bytes(4, "big"))
+
+
+def test_a_4_gib_handshake_message_is_refused_from_its_length() -> None:
+    with pytest.raises(HandshakeError, match="4294967295 bytes"):
+        acceptor(length_prefix=4).receive_data(b"\xff\xff\xff\xff" + b"N" * 100)
+
+
+def test_2_and_4_byte_lengths_do_not_mix() -> None:
+    # A peer speaking plain TCP's handshake to one inside TLS (or the reverse) fails at once.
+    with pytest.raises(HandshakeError):
+        run_pair(initiator(length_prefix=4), acceptor())
+    with pytest.raises(HandshakeError):
+        run_pair(initiator(), acceptor(length_prefix=4))
+    with pytest.raises(LocalProtocolError, match="2 or 4 bytes"):
+        acceptor(length_prefix=3)
+
+
 def test_node_names_are_atoms_of_at_most_255_characters() -> None:
     longest = "é" * 250 + "@host"  # 255 characters, 505 bytes
     (event,) = acceptor().receive_data(name_msg(name=longest))

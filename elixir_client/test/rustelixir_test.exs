@@ -57,7 +57,15 @@ defmodule RustElixirTest do
             {[env: [{"A", 1}]],
              "expected option :env to be a list of {a non-empty string, a non-empty string}"},
             {[start_timeout: 0], "expected option :start_timeout to be a positive integer"},
-            {[bin: :rustelixir], "expected option :bin to be a non-empty string"}
+            {[bin: :rustelixir], "expected option :bin to be a non-empty string"},
+            {[tls: "node.pem"],
+             "expected option :tls to be a keyword list of [:cert, :key, :cacert]"},
+            {[tls: [cert: "node.pem", key: "node.key"]],
+             "RustElixir.Node option :tls: option :cacert is required"},
+            {[tls: [cert: "node.pem", key: "node.key", cacert: "ca.pem", ca: "x"]],
+             "RustElixir.Node option :tls: unknown options [:ca]"},
+            {[tls: [cert: "node.pem", key: :key, cacert: "ca.pem"]],
+             "RustElixir.Node option :tls: expected option :key to be a non-empty string"}
           ] do
         error = assert_raise ArgumentError, fn -> RustElixir.Node.child_spec(opts) end
         assert error.message =~ text

@@ -9,11 +9,17 @@ pyo3::import_exception!(rustelixir.errors, EncodeError);
 pyo3::import_exception!(rustelixir.errors, RemoteProtocolError);
 pyo3::import_exception!(rustelixir.errors, BadResource);
 pyo3::import_exception!(rustelixir.errors, Overloaded);
+pyo3::import_exception!(rustelixir.errors, TlsError);
+pyo3::import_exception!(rustelixir.errors, TlsConfigError);
 
 pub enum Error {
     Decode(etf::DecodeError),
     Encode(etf::EncodeError),
     Python(PyErr),
+    /// TLS with a peer failed.
+    Tls(rustelixir_dist::tls::TlsError),
+    /// The node's TLS files could not be loaded.
+    TlsConfig(rustelixir_dist::tls::TlsError),
 }
 
 impl From<etf::DecodeError> for Error {
@@ -43,6 +49,8 @@ impl From<Error> for PyErr {
             },
             Error::Encode(e) => EncodeError::new_err(e.message),
             Error::Python(e) => e,
+            Error::Tls(e) => TlsError::new_err(e.0),
+            Error::TlsConfig(e) => TlsConfigError::new_err(e.0),
         }
     }
 }

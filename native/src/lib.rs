@@ -8,6 +8,7 @@ mod atoms;
 mod error;
 mod link;
 mod server;
+mod tls;
 mod from_etf;
 mod to_etf;
 mod types;
@@ -201,6 +202,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::CancelToken>()?;
     m.add_class::<server::NativeServer>()?;
     m.add_class::<link::DistLink>()?;
+    m.add_class::<tls::TlsConfig>()?;
+    m.add_class::<tls::TlsSession>()?;
     m.add_class::<types::Atom>()?;
     m.add_class::<types::Pid>()?;
     m.add_class::<types::Port>()?;

@@ -21,9 +21,10 @@ pub struct DistLink {
 impl DistLink {
     /// Takes over the connected socket `fd` (a duplicate the caller gives away) and starts
     /// the connection's threads; `notify_fd` is the write end of a pipe Python watches for
-    /// the frames left to it. With `server`, the calls to it are answered by the link.
+    /// the frames left to it. With `server`, the calls to it are answered by the link. With
+    /// `tls`, the connection's session (taken from it): the link reads and writes through it.
     #[new]
-    #[pyo3(signature = (fd, leftover, notify_fd, *, peer_name, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms, server = None))]
+    #[pyo3(signature = (fd, leftover, notify_fd, *, peer_name, alias, send_sender, header, max_message_size, fragment_size, ticktime_ms, server = None, tls = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         fd: RawFd,
@@ -37,10 +38,12 @@ impl DistLink {
         fragment_size: usize,
         ticktime_ms: u64,
         server: Option<&crate::server::NativeServer>,
+        tls: Option<PyRefMut<'_, crate::tls::TlsSession>>,
     ) -> PyResult<Self> {
         // SAFETY: the caller hands over ownership of both descriptors.
         let stream = unsafe { TcpStream::from_raw_fd(fd) };
         let notify = unsafe { File::from_raw_fd(notify_fd) };
+        let tls = tls.map(|mut session| session.take()).transpose()?;
         let config = PeerConfig {
             name: peer_name.into_bytes(),
             alias,
@@ -49,7 +52,7 @@ impl DistLink {
             max_message_size,
             fragment_size: fragment_size.max(1),
         };
-        let link = Link::start(stream, leftover, notify, config, server.map(|s| s.inner.clone()), Duration::from_millis(ticktime_ms))?;
+        let link = Link::start(stream, leftover, notify, config, server.map(|s| s.inner.clone()), Duration::from_millis(ticktime_ms), tls)?;
         Ok(DistLink { link })
     }
 

@@ -1,6 +1,8 @@
 """The distribution handshake (version 6, OTP 23+), sans-IO, for both sides.
 
-Every handshake message is a 2-byte big-endian length and a body whose first byte names it:
+Every handshake message is a big-endian length and a body whose first byte names it; the
+length takes 2 bytes over TCP and 4 inside TLS (`inet_tls_dist` reads the handshake with
+`{packet, 4}`):
 
     initiator (A)                                   acceptor (B)
     'N' flags:64 creation:32 nlen:16 name   ->
@@ -121,6 +123,10 @@ _MAX_BODY = {
 }
 
 
+# The length of a handshake message: over TCP, inside TLS.
+_LENGTH_FORMATS = {2: ">H", 4: ">I"}
+
+
 def _expect_length(body: bytes, length: int, what: str) -> None:
     if len(body) != length:
         raise HandshakeError(f"{what} of {len(body)} bytes (expected {length})")
@@ -142,7 +148,8 @@ class Handshake:
     """One side of one handshake. `peer_name` is required for the initiator (the node it
     dials) and checked against the name in the acceptor's challenge. `challenge` fixes the
     32-bit challenge we send (the initiator's goes in its reply, the acceptor's in its 'N');
-    leave it None outside tests, so that it is random."""
+    leave it None outside tests, so that it is random. `length_prefix`: the bytes of each
+    message's length, 2 (over TCP) or 4 (inside TLS)."""
 
     def __init__(
         self,
@@ -154,8 +161,13 @@ class Handshake:
         flags: int = OUR_FLAGS,
         peer_name: str | None = None,
         challenge: int | None = None,
+        length_prefix: int = 2,
     ) -> None:
         split_node_name(name)
+        if length_prefix not in _LENGTH_FORMATS:
+            raise LocalProtocolError(f"a handshake message's length takes 2 or 4 bytes, not {length_prefix!r}")
+        self._prefix = length_prefix
+        self._length_format = _LENGTH_FORMATS[length_prefix]
         if role is Role.INITIATOR and peer_name is None:
             raise LocalProtocolError("an initiating handshake needs the peer's name")
         self.role = role
@@ -220,9 +232,10 @@ class Handshake:
         events: list[HandshakeEvent] = []
         try:
             while self._state not in (_State.DONE, _State.CLOSED, _State.AWAIT_DECISION, _State.AWAIT_ALIVE_DECISION):
-                if len(self._buffer) < 2:
+                prefix = self._prefix
+                if len(self._buffer) < prefix:
                     break
-                (length,) = struct.unpack_from(">H", self._buffer)
+                (length,) = struct.unpack_from(self._length_format, self._buffer)
                 if length == 0:
                     raise HandshakeError("empty handshake message")
                 if length > _MAX_BODY[self._state]:
@@ -230,18 +243,18 @@ class Handshake:
                         f"handshake message of {length} bytes in state {self._state.value} "
                         f"(at most {_MAX_BODY[self._state]})"
                     )
-                if len(self._buffer) < 2 + length:
+                if len(self._buffer) < prefix + length:
                     break
-                body = bytes(self._buffer[2 : 2 + length])
-                del self._buffer[: 2 + length]
+                body = bytes(self._buffer[prefix : prefix + length])
+                del self._buffer[: prefix + length]
                 event = self._handle(body)
                 if event is not None:
                     events.append(event)
-            if self._state in _MAX_BODY and len(self._buffer) > 2 + _MAX_BODY[self._state]:
+            if self._state in _MAX_BODY and len(self._buffer) > self._prefix + _MAX_BODY[self._state]:
                 # Only in a state where we owe an answer: the loop takes every whole message.
                 raise HandshakeError(
                     f"{len(self._buffer)} bytes sent ahead in state {self._state.value} "
-                    f"(at most {2 + _MAX_BODY[self._state]})"
+                    f"(at most {self._prefix + _MAX_BODY[self._state]})"
                 )
         except HandshakeError:
             self._state = _State.ERROR
@@ -385,7 +398,7 @@ class Handshake:
         self._state = _State.AWAIT_COMPLEMENT if self._old_style else _State.AWAIT_REPLY
 
     def _send(self, body: bytes) -> None:
-        self._out += struct.pack(">H", len(body)) + body
+        self._out += struct.pack(self._length_format, len(body)) + body
 
     def _expect_state(self, state: _State, what: str) -> None:
         if self._state is not state:

@@ -45,6 +45,12 @@ defmodule RustElixir.Node do
     * `:env` - more environment variables, `[{"NAME", "value"}]`
     * `:start_timeout` - milliseconds to wait for the node to be up and connected
       (default 20000)
+    * `:tls` - TLS distribution, as `-proto_dist inet_tls` speaks it:
+      `[cert: "node.pem", key: "node.key", cacert: "ca.pem"]` (PEM files: the node's
+      certificate, its key, the CA a peer's certificate must lead to), passed to `serve` as
+      `--tls-cert`, `--tls-key` and `--tls-cacert`. The node then speaks TLS only, so this
+      VM must run TLS distribution too (`--erl "-proto_dist inet_tls -ssl_dist_optfile
+      FILE"`), with certificates the same CA signed.
   """
 
   use GenServer
@@ -63,7 +69,16 @@ defmodule RustElixir.Node do
     pg_scope: [type: :atom, default: :pg],
     args: [type: {:list, :string}, default: []],
     env: [type: {:list, {:tuple, :string, :string}}, default: []],
-    start_timeout: [type: :pos_integer, default: 20_000]
+    start_timeout: [type: :pos_integer, default: 20_000],
+    tls: [
+      type:
+        {:keyword,
+         [
+           cert: [type: :string, required: true],
+           key: [type: :string, required: true],
+           cacert: [type: :string, required: true]
+         ]}
+    ]
   ]
 
   # Runs the node with a watcher beside it: when the port closes (this server stopped,
@@ -93,6 +108,7 @@ defmodule RustElixir.Node do
           | {:args, [String.t()]}
           | {:env, [{String.t(), String.t()}]}
           | {:start_timeout, pos_integer()}
+          | {:tls, [cert: String.t(), key: String.t(), cacert: String.t()]}
 
   @doc """
   A child specification. The node name is chosen here, once, so that the node keeps it
@@ -258,7 +274,13 @@ defmodule RustElixir.Node do
           | Enum.flat_map(opts[:pg_groups], &["--pg-group", to_string(&1)])
         ]
 
-    ["serve" | name_args] ++ module_args ++ pg_args ++ opts[:args]
+    tls_args =
+      case opts[:tls] do
+        nil -> []
+        tls -> ["--tls-cert", tls[:cert], "--tls-key", tls[:key], "--tls-cacert", tls[:cacert]]
+      end
+
+    ["serve" | name_args] ++ module_args ++ pg_args ++ tls_args ++ opts[:args]
   end
 
   defp env(cookie, opts) do

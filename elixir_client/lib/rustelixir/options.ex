@@ -13,6 +13,7 @@ defmodule RustElixir.Options do
           | {:list, :string}
           | {:list, {:tuple, :string, :string}}
           | :logger_level
+          | {:keyword, schema()}
           | :any
 
   @type schema :: [{atom(), keyword()}]
@@ -55,6 +56,16 @@ defmodule RustElixir.Options do
     end)
   end
 
+  # A keyword list of options of its own: checked against its schema, errors naming both keys.
+  defp check!(context, key, {:keyword, schema}, value) do
+    unless Keyword.keyword?(value) and value != [] do
+      raise ArgumentError,
+            "#{context}: expected option #{inspect(key)} to be #{describe({:keyword, schema})}, got: #{inspect(value)}"
+    end
+
+    validate!(value, schema, "#{context} option #{inspect(key)}")
+  end
+
   defp check!(context, key, type, value) do
     unless valid?(type, value) do
       raise ArgumentError,
@@ -89,4 +100,5 @@ defmodule RustElixir.Options do
   defp describe(:node_name), do: "a node name like :\"name@host\""
   defp describe({:list, type}), do: "a list of #{describe(type)}"
   defp describe({:tuple, a, b}), do: "{#{describe(a)}, #{describe(b)}}"
+  defp describe({:keyword, schema}), do: "a keyword list of #{inspect(Keyword.keys(schema))}"
 end

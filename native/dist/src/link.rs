@@ -11,6 +11,10 @@
 //!   for a quarter of net_ticktime, and drops a peer that takes nothing for net_ticktime.
 //!
 //! Python never blocks on the socket: `send` only queues, and refuses past a bound.
+//!
+//! Over TLS (`-proto_dist inet_tls`) the same threads carry the connection: the session the
+//! handshake made is the link's, the reader decrypts what it reads and whoever writes
+//! encrypts what it writes, so the fast path, ticks and backpressure work as over TCP.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant};
 use crate::fast_path::{wire_limits, FastPath, FrameError};
 use crate::frame::{PeerConfig, TICK};
 use crate::server::{Peer, Server, Sink};
+use crate::tls::TlsSession;
 
 /// The reader's buffer, as it starts and as it returns to a second after a burst.
 const READ_BUFFER: usize = 256 * 1024;
@@ -35,6 +40,9 @@ const INBOX_HIGH: usize = 64 << 20;
 /// wake-up each: on a virtual machine a sleep and a wake-up cost more than a quick call
 /// (at 64 callers they were 0.6 context switches and a third of the node's CPU per call).
 const READ_SPIN: Duration = Duration::from_micros(50);
+/// Plaintext encrypted at once before its records are written: a large message goes out
+/// as it is encrypted, never held whole a second time as records.
+const TLS_BATCH: usize = 64 * 1024;
 
 #[derive(Default)]
 struct Inbox {
@@ -55,13 +63,27 @@ struct Outbox {
     bytes: usize,
     /// Bytes of the first chunk already sent (by a sender that wrote part of it at once).
     front_sent: usize,
+    /// TLS records wait to be written (a sender's the socket did not take at once, or the
+    /// reader's session made some): the writer thread writes them.
+    flush: bool,
+}
+
+/// How the bytes go on and off the wire.
+enum Wire {
+    Plain,
+    /// Through the connection's one TLS session: the reader decrypts and the writers
+    /// encrypt under its lock; records are made and written in one order (under the write
+    /// lock), as TLS numbers them.
+    Tls(Mutex<TlsSession>),
 }
 
 struct Shared {
     stream: TcpStream,
+    wire: Wire,
     /// Held by whoever writes to the socket (the writer thread, or a sender writing at once),
-    /// taken before the outbox lock.
-    write_lock: Mutex<()>,
+    /// taken before the outbox lock. It holds the TLS records made and not yet written,
+    /// which its next holder writes before anything else (over TCP: always empty).
+    write_lock: Mutex<Vec<u8>>,
     inbox: Mutex<Inbox>,
     inbox_space: Condvar,
     outbox: Mutex<Outbox>,
@@ -112,10 +134,10 @@ impl Shared {
     /// message, so a large reply does not fault in fresh pages every time) when it all went
     /// at once, else taken for the writer thread.
     fn send_buf(&self, data: &mut Vec<u8>, wait: bool) -> Result<(), String> {
-        if let Ok(_writing) = self.write_lock.try_lock() {
+        if let Ok(mut unsent) = self.write_lock.try_lock() {
             let idle = lock(&self.outbox).chunks.is_empty();
             if idle {
-                let sent = self.send_vectored_now(&[data]);
+                let sent = self.write_now(&mut unsent, &[data]);
                 if sent == data.len() {
                     data.clear();
                 } else {
@@ -133,10 +155,10 @@ impl Shared {
     /// only part, copied for the writer), else copied and queued (waiting, as the reader's
     /// own replies do, while the queue is over its bound).
     fn send_slices(&self, slices: &[&[u8]]) -> Result<(), String> {
-        if let Ok(_writing) = self.write_lock.try_lock() {
+        if let Ok(mut unsent) = self.write_lock.try_lock() {
             if lock(&self.outbox).chunks.is_empty() {
                 let total: usize = slices.iter().map(|s| s.len()).sum();
-                let sent = self.send_vectored_now(slices);
+                let sent = self.write_now(&mut unsent, slices);
                 if sent == total {
                     return Ok(());
                 }
@@ -152,6 +174,46 @@ impl Shared {
             }
         }
         self.push_outbox(slices.concat(), true)
+    }
+
+    /// Writes `slices` without blocking, as far as the socket takes them; how many of their
+    /// bytes went (over TLS: were encrypted, the records the socket did not take left in
+    /// `unsent` for the writer thread). The caller holds the write lock (`unsent`).
+    fn write_now(&self, unsent: &mut Vec<u8>, slices: &[&[u8]]) -> usize {
+        let Wire::Tls(session) = &self.wire else { return self.send_vectored_now(slices) };
+        let mut taken = 0;
+        if self.flush_now(unsent) {
+            'encrypting: for slice in slices {
+                for piece in slice.chunks(TLS_BATCH) {
+                    lock(session).encrypt(piece, unsent);
+                    taken += piece.len();
+                    if !self.flush_now(unsent) {
+                        break 'encrypting;
+                    }
+                }
+            }
+        }
+        if !unsent.is_empty() {
+            self.wake_writer_to_flush();
+        }
+        taken
+    }
+
+    /// Writes the records in `unsent` without blocking, as far as the socket takes them;
+    /// true when they all went.
+    fn flush_now(&self, unsent: &mut Vec<u8>) -> bool {
+        if !unsent.is_empty() {
+            let sent = self.send_vectored_now(&[unsent]);
+            unsent.drain(..sent);
+        }
+        unsent.is_empty()
+    }
+
+    /// TLS records wait to be written: the writer thread writes them (now, not at the next
+    /// message or tick).
+    fn wake_writer_to_flush(&self) {
+        lock(&self.outbox).flush = true;
+        self.outbox_changed.notify_all();
     }
 
     /// Non-blocking vectored sends until the socket takes no more; how many bytes went.
@@ -271,9 +333,11 @@ pub struct Link {
 
 impl Link {
     /// Takes over the connected socket and starts the threads. `leftover` is what arrived
-    /// after the handshake; `notify` the write end of a pipe Python watches for frames the
-    /// link leaves to it. A peer silent for `ticktime`, or not taking what we send for as
-    /// long, is dropped; a tick goes out whenever nothing was sent for a quarter of it.
+    /// after the handshake (plaintext, over TLS); `notify` the write end of a pipe Python
+    /// watches for frames the link leaves to it. A peer silent for `ticktime`, or not taking
+    /// what we send for as long, is dropped; a tick goes out whenever nothing was sent for a
+    /// quarter of it. With `tls`, the connection's session: everything goes through it
+    /// (records it holds unwritten, as the handshake's last message may be, go out first).
     pub fn start(
         stream: TcpStream,
         leftover: Vec<u8>,
@@ -281,6 +345,7 @@ impl Link {
         config: PeerConfig,
         server: Option<Arc<Server>>,
         ticktime: Duration,
+        tls: Option<TlsSession>,
     ) -> std::io::Result<Link> {
         stream.set_nonblocking(false)?;
         stream.set_nodelay(true)?;
@@ -289,12 +354,14 @@ impl Link {
         reader_stream.set_read_timeout(Some(interval))?;
         let writer_stream = stream.try_clone()?;
         writer_stream.set_write_timeout(Some(interval))?;
+        let flush = tls.as_ref().is_some_and(TlsSession::wants_write);
         let shared = Arc::new(Shared {
             stream,
-            write_lock: Mutex::new(()),
+            wire: tls.map_or(Wire::Plain, |session| Wire::Tls(Mutex::new(session))),
+            write_lock: Mutex::new(Vec::new()),
             inbox: Mutex::new(Inbox::default()),
             inbox_space: Condvar::new(),
-            outbox: Mutex::new(Outbox::default()),
+            outbox: Mutex::new(Outbox { flush, ..Outbox::default() }),
             outbox_changed: Condvar::new(),
             outbox_limit: config.max_message_size.saturating_mul(2).max(64 << 20),
             notify: Mutex::new(Some(notify)),
@@ -391,33 +458,64 @@ impl Drop for Link {
 
 fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, leftover: Vec<u8>, ticktime: Duration) {
     let mut buf = vec![0u8; READ_BUFFER];
+    // Over TLS: what the records read carried.
+    let mut plaintext = Vec::new();
     let mut out = Vec::new();
     let mut to_python = Vec::new();
     let mut last_read = Instant::now();
     let mut last_full = Instant::now();
     let mut pending = (!leftover.is_empty()).then_some(leftover);
+    let mut peer_closed = false;
     let reason = loop {
         if shared.closing.load(Ordering::Relaxed) {
             return;
         }
+        if peer_closed {
+            break "connection closed by peer".to_string();
+        }
+        let mut n = 0; // bytes read into `buf` this time
         let data: &[u8] = if let Some(p) = pending.as_deref() {
             p
         } else {
             match read_next(&mut stream, &mut buf) {
                 Ok(0) => break "connection closed by peer".to_string(),
-                Ok(n) => &buf[..n],
+                Ok(read) => {
+                    n = read;
+                    match &shared.wire {
+                        Wire::Plain => &buf[..n],
+                        Wire::Tls(session) => {
+                            plaintext.clear();
+                            let (received, wants_write) = {
+                                let mut session = lock(session);
+                                let received = session.receive(&buf[..n], &mut plaintext);
+                                (received, session.wants_write())
+                            };
+                            if wants_write {
+                                shared.wake_writer_to_flush(); // the alert or key update it made
+                            }
+                            match received {
+                                Ok(received) => peer_closed = received.closed,
+                                Err(e) => break format!("protocol error: TLS: {e}"),
+                            }
+                            last_read = Instant::now();
+                            if plaintext.is_empty() {
+                                continue; // a record not whole yet (or no data in it)
+                            }
+                            &plaintext
+                        }
+                    }
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
                     if last_read.elapsed() > ticktime {
                         break format!("no traffic for {} s (net_ticktime)", ticktime.as_secs());
                     }
-                    release_idle(&mut buf, &mut out, &mut fast, last_full);
+                    release_idle(&mut buf, &mut plaintext, &mut out, &mut fast, last_full);
                     continue;
                 }
                 Err(e) => break format!("connection error: {e}"),
             }
         };
         last_read = Instant::now();
-        let n = data.len();
         // A bug of ours in the fast path must end this connection, not leave it unread with
         // its thread gone.
         let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fast.feed(data, &mut out, &mut to_python)))
@@ -458,7 +556,7 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
                 buf.resize(n * 2, 0); // the peer sends faster than we read: read more at once
             }
         } else {
-            release_idle(&mut buf, &mut out, &mut fast, last_full);
+            release_idle(&mut buf, &mut plaintext, &mut out, &mut fast, last_full);
         }
     };
     shared.close(reason);
@@ -491,13 +589,16 @@ fn read_next(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
 /// No burst for a second: a connection does not keep the megabytes a large message needed
 /// (but one that sends large messages one after another keeps its buffers warm: fresh ones
 /// would fault in every page again).
-fn release_idle(buf: &mut Vec<u8>, out: &mut Vec<u8>, fast: &mut FastPath, last_full: Instant) {
+fn release_idle(buf: &mut Vec<u8>, plaintext: &mut Vec<u8>, out: &mut Vec<u8>, fast: &mut FastPath, last_full: Instant) {
     if last_full.elapsed() <= Duration::from_secs(1) {
         return;
     }
     if buf.len() > READ_BUFFER {
         buf.truncate(READ_BUFFER);
         buf.shrink_to_fit();
+    }
+    if plaintext.capacity() > READ_BUFFER {
+        *plaintext = Vec::new();
     }
     // (Never while it holds replies not written yet.)
     if out.is_empty() && out.capacity() > READ_BUFFER {
@@ -512,7 +613,7 @@ fn write_loop(mut stream: TcpStream, shared: Arc<Shared>, interval: Duration, ti
         {
             // Wait for something to send, or for a tick to be due.
             let mut out = lock(&shared.outbox);
-            while out.chunks.is_empty() && !shared.closing.load(Ordering::Relaxed) {
+            while out.chunks.is_empty() && !out.flush && !shared.closing.load(Ordering::Relaxed) {
                 let waited = interval.saturating_sub(last_write.elapsed());
                 if waited.is_zero() {
                     break;
@@ -523,43 +624,82 @@ fn write_loop(mut stream: TcpStream, shared: Arc<Shared>, interval: Duration, ti
         if shared.closing.load(Ordering::Relaxed) {
             return;
         }
-        let _writing = lock(&shared.write_lock);
-        let (batch, front_sent): (Vec<Vec<u8>>, usize) = {
+        let mut unsent = lock(&shared.write_lock);
+        let (batch, front_sent, flush): (Vec<Vec<u8>>, usize, bool) = {
             let mut out = lock(&shared.outbox);
             out.bytes = 0;
             let batch = out.chunks.drain(..).collect();
             shared.outbox_changed.notify_all();
-            (batch, std::mem::take(&mut out.front_sent))
+            (batch, std::mem::take(&mut out.front_sent), std::mem::take(&mut out.flush))
         };
-        if batch.is_empty() && last_write.elapsed() < interval {
+        let tick_due = last_write.elapsed() >= interval;
+        if batch.is_empty() && !flush && !tick_due {
             continue; // a sender wrote it all at once meanwhile
         }
-        let batch = if batch.is_empty() { vec![TICK.to_vec()] } else { batch };
-        for (i, chunk) in batch.iter().enumerate() {
-            let mut written = if i == 0 { front_sent } else { 0 };
-            let mut stalled_since = Instant::now();
-            while written < chunk.len() {
-                match stream.write(&chunk[written..]) {
-                    Ok(0) => return shared.close("connection closed while writing".into()),
-                    Ok(n) => {
-                        written += n;
-                        stalled_since = Instant::now();
-                    }
-                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
-                        if shared.closing.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        if stalled_since.elapsed() > ticktime {
-                            return shared.close(format!(
-                                "protocol error: the peer took nothing we sent for {} s",
-                                ticktime.as_secs()
-                            ));
-                        }
-                    }
-                    Err(e) => return shared.close(format!("write error: {e}")),
+        let batch = if batch.is_empty() && tick_due { vec![TICK.to_vec()] } else { batch };
+        let written = match &shared.wire {
+            Wire::Plain => batch
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, chunk)| write_all(&mut stream, &shared, &chunk[if i == 0 { front_sent } else { 0 }..], ticktime)),
+            Wire::Tls(session) => write_records(&mut stream, &shared, session, &mut unsent, &batch, front_sent, ticktime),
+        };
+        match written {
+            Ok(()) => last_write = Instant::now(),
+            Err(Some(reason)) => return shared.close(reason),
+            Err(None) => return, // closing already
+        }
+    }
+}
+
+/// Over TLS: the records waiting (a sender's, and those the reader's session made), then
+/// `batch` (from byte `front_sent` of its first chunk) encrypted a batch at a time, each
+/// written before the next is made.
+fn write_records(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    session: &Mutex<TlsSession>,
+    unsent: &mut Vec<u8>,
+    batch: &[Vec<u8>],
+    front_sent: usize,
+    ticktime: Duration,
+) -> Result<(), Option<String>> {
+    lock(session).take_output(unsent);
+    write_all(stream, shared, unsent, ticktime)?;
+    unsent.clear();
+    for (i, chunk) in batch.iter().enumerate() {
+        let from = if i == 0 { front_sent } else { 0 };
+        for piece in chunk[from..].chunks(TLS_BATCH) {
+            lock(session).encrypt(piece, unsent);
+            write_all(stream, shared, unsent, ticktime)?;
+            unsent.clear();
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `bytes`, blocking a tick interval at a time. `Err(Some(why))`: the
+/// connection must close; `Err(None)`: it is closing already.
+fn write_all(stream: &mut TcpStream, shared: &Shared, bytes: &[u8], ticktime: Duration) -> Result<(), Option<String>> {
+    let mut written = 0;
+    let mut stalled_since = Instant::now();
+    while written < bytes.len() {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => return Err(Some("connection closed while writing".into())),
+            Ok(n) => {
+                written += n;
+                stalled_since = Instant::now();
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                if shared.closing.load(Ordering::Relaxed) {
+                    return Err(None);
+                }
+                if stalled_since.elapsed() > ticktime {
+                    return Err(Some(format!("protocol error: the peer took nothing we sent for {} s", ticktime.as_secs())));
                 }
             }
+            Err(e) => return Err(Some(format!("write error: {e}"))),
         }
-        last_write = Instant::now();
     }
+    Ok(())
 }
