@@ -203,14 +203,6 @@ def compose(request: pytest.FixtureRequest) -> Iterator[Compose]:
             print(f"docker-compose down failed:\n{down.stdout}{down.stderr}")
 
 
-def _tls_supported() -> bool:
-    """Does `rustelixir serve` take --tls-cert (issue 13's TLS distribution)?"""
-    help_text = subprocess.run(
-        [sys.executable, "-m", "rustelixir", "serve", "--help"], capture_output=True, text=True, timeout=60
-    ).stdout
-    return "--tls-cert" in help_text
-
-
 def _build_and_start_nodes(compose: Compose) -> None:
     build = compose.run("build", timeout=BUILD_TIMEOUT)
     assert build.returncode == 0, f"docker-compose build failed:\n{build.stdout[-5000:]}{build.stderr[-5000:]}"
@@ -252,8 +244,6 @@ def test_compose_runs_the_integration_checks_on_two_nodes(compose: Compose) -> N
 def test_compose_over_tls(compose: Compose, tmp_path: Path) -> None:
     """compose/tls.yml: every connection between the services is TLS distribution, with
     certificates made for this run (compose/make-certs.sh); a VM without TLS is refused."""
-    if not _tls_supported():
-        pytest.skip("this build's `rustelixir serve` has no --tls-cert (TLS distribution, issue 13, item 1)")
     certs = _run([str(ROOT / "compose" / "make-certs.sh")], timeout=60)
     assert certs.returncode == 0, certs.stdout + certs.stderr
     compose.files.append(ROOT / "compose" / "tls.yml")
