@@ -1,34 +1,72 @@
-# The rustelixir node in a container: the extension is built with maturin in a build stage
-# (Rust toolchain included), and only the wheel goes into the runtime image, beside Debian's
-# epmd (erlang-base) so that BEAM nodes in other containers can look the node up.
+# The rustelixir node in a container. It builds two ways:
+#
+# - From public images (the default): the wheel is built from source with maturin in the
+#   `wheel` stage (a Rust toolchain is installed there), and the runtime is
+#   python:3.11-slim-bookworm with the wheel and Debian's epmd.
+#
+#     docker build -t rustelixir:0.1.0 .
+#
+# - Where no image registry can be reached: from a base image made locally
+#   (compose/docker-setup.sh makes rustelixir-base:bookworm with mmdebstrap), with the wheel
+#   built on the host, as no Rust image is at hand. Nothing is compiled in the image; Python
+#   3.11 and epmd come from Debian's packages (the base carries the host's apt sources).
+#
+#     maturin build --release --out compose/wheels
+#     docker build --build-arg BASE=rustelixir-base:bookworm --build-arg WHEEL=compose/wheels -t rustelixir:0.1.0 .
+#
+# BASE: the image both stages start from (a Debian bookworm, with or without Python).
+# WHEEL: a directory of the build context holding the rustelixir wheel; empty: build it here.
+ARG BASE=python:3.11-slim-bookworm
 
-FROM python:3.11-slim-bookworm AS build
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential ca-certificates curl \
-    && rm -rf /var/lib/apt/lists/*
+FROM ${BASE} AS wheel
+ARG WHEEL=
 ARG RUST_VERSION=1.95.0
-RUN curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
-    | sh -s -- -y --profile minimal --default-toolchain "${RUST_VERSION}"
-ENV PATH=/root/.cargo/bin:${PATH}
-RUN pip install --no-cache-dir "maturin>=1.5,<2"
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY native ./native
-COPY rustelixir ./rustelixir
-RUN maturin build --release --out /wheels
-
-FROM python:3.11-slim-bookworm
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# The toolchain only when the wheel is built here: with WHEEL this layer installs nothing.
 # hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends erlang-base \
+RUN if [ -z "$WHEEL" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends build-essential ca-certificates curl \
+        && rm -rf /var/lib/apt/lists/* \
+        && curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+           | sh -s -- -y --profile minimal --default-toolchain "${RUST_VERSION}" \
+        && /root/.cargo/bin/cargo --version \
+        && pip install --no-cache-dir "maturin>=1.5,<2"; \
+    fi
+WORKDIR /src
+# .dockerignore keeps build output (native/target, virtualenvs) out of the context.
+COPY . .
+RUN mkdir /wheels \
+    && if [ -n "$WHEEL" ]; then \
+        cp "$WHEEL"/rustelixir-*.whl /wheels/; \
+    else \
+        PATH=/root/.cargo/bin:$PATH maturin build --release --out /wheels; \
+    fi \
+    && ls /wheels/rustelixir-*.whl
+
+FROM ${BASE}
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# erlang-base for epmd (BEAM nodes in other containers look the node up through it), and
+# Debian's Python 3.11 when the base has no Python that makes virtualenvs (the local base). The node runs from a
+# virtualenv, so that the wheel installs the same way on both bases.
+# hadolint ignore=DL3008
+RUN packages=(erlang-base) \
+    && if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then packages+=(python3 python3-venv); fi \
+    && apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}" \
     && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/rustelixir \
     && useradd --create-home --uid 10001 rustelixir
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY --from=wheel /wheels /wheels
+# --no-index: the wheel has no dependencies, and no package index need be reachable.
+RUN /opt/rustelixir/bin/pip install --no-index --no-cache-dir /wheels/rustelixir-*.whl \
+    && rm -rf /wheels
+ENV PATH=/opt/rustelixir/bin:${PATH} LANG=C.UTF-8
 USER rustelixir
-# 4369: EPMD (the system's, started by the node); 9100: the node's distribution port.
+# 4369: EPMD; 9100: the node's distribution port (the default command's).
 EXPOSE 4369 9100
-ENTRYPOINT ["rustelixir"]
+# epmd first, listening on every interface of the container: left to itself, the node
+# would start one bound to 127.0.0.1 (`--epmd system` starts it with `-address`), which
+# BEAM nodes in other containers cannot reach. The node then registers with it.
+ENTRYPOINT ["/bin/sh", "-c", "epmd -daemon && exec rustelixir \"$@\"", "rustelixir"]
 CMD ["serve", "--name", "rustelixir@rustelixir", "--listen-host", "0.0.0.0", "--port", "9100", "--epmd", "system"]

@@ -10,13 +10,26 @@ export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
 NAME ?= py@127.0.0.1
 
-.PHONY: run test test-rust test-python test-elixir test-natives bench bench-codec bench-node bench-sorted-set bench-resources bench-binary bench-group build venv beam clean
+.PHONY: run compose test test-rust test-python test-elixir test-natives bench bench-codec bench-node bench-sorted-set bench-resources bench-binary bench-group build venv beam clean
 
 # The node, in the foreground (Ctrl-C stops it). Its cookie: $$RUSTELIXIR_COOKIE, else
 # ~/.erlang.cookie (created as erl would); the EPMD: a running one, else the system's epmd,
 # else one inside the node.
 run: build
 	$(VENV)/bin/rustelixir serve --name $(NAME)
+
+# The compose file's containers, from images built here (no image registry needed): Docker
+# set up by compose/docker-setup.sh, the wheel built on this machine, the images from the
+# local base. The Elixir service's exit status is the target's; the containers are removed.
+COMPOSE_ENV := RUSTELIXIR_BASE=rustelixir-base:bookworm RUSTELIXIR_WHEEL=compose/wheels \
+	RUSTELIXIR_ELIXIR_BASE=rustelixir-base:bookworm
+compose: build
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO compose/docker-setup.sh && \
+	rm -rf compose/wheels && \
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin build --release -q -i $(PY) --out compose/wheels && \
+	{ $$SUDO env $(COMPOSE_ENV) docker-compose -p rustelixir up --build --abort-on-container-exit --exit-code-from elixir; \
+	  status=$$?; $$SUDO env $(COMPOSE_ENV) docker-compose -p rustelixir down -v; exit $$status; }
 
 test: build beam test-rust test-python test-elixir
 

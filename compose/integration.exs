@@ -1,15 +1,23 @@
-# End-to-end check of a running rustelixir node through the Elixir client (elixir_client/lib,
+# End-to-end check of running rustelixir nodes through the Elixir client (elixir_client/lib,
 # compiled here: the script needs nothing but Elixir). The compose file's `elixir` service
-# runs it against the `rustelixir` container; CI runs the same script against a local
-# `rustelixir serve` (tests/test_compose_script.py).
+# runs it against the `rustelixir_a` and `rustelixir_b` containers; CI runs the same script
+# against local `rustelixir serve` processes too (tests/test_compose_script.py).
 #
 #   RUSTELIXIR_NODE=py@127.0.0.1 RUSTELIXIR_COOKIE=secret elixir compose/integration.exs
 #
-# Environment: RUSTELIXIR_NODE (the node to call, default rustelixir@rustelixir),
-# RUSTELIXIR_COOKIE (required), RUSTELIXIR_CLIENT_NAME (this VM's node name, default
-# integration@127.0.0.1; a host without dots, as in compose, means short names),
-# RUSTELIXIR_WAIT_MS (how long to wait for the node, default 60000).
-# Exits 0 when every check passed, 1 otherwise.
+# Environment: RUSTELIXIR_NODES (the nodes to call, comma-separated), else RUSTELIXIR_NODE
+# (one node, default rustelixir@rustelixir), RUSTELIXIR_COOKIE (required),
+# RUSTELIXIR_CLIENT_NAME (this VM's node name, default integration@127.0.0.1; a host
+# without dots, as in compose, means short names), RUSTELIXIR_WAIT_MS (how long to wait for
+# each node, default 60000), RUSTELIXIR_PG_GROUP (when set: the group every node must have
+# joined in the scope RUSTELIXIR_PG_SCOPE, default pg; checked and called through with the
+# client's {:pg, scope, group} target, resources included). A VM
+# started with -proto_dist inet_tls (ELIXIR_ERL_OPTIONS) also checks that each connection
+# to a node is a TLS one.
+#
+# Prints a line per check, `PASS <check> @ <node>` or `FAIL <check> @ <node>: <reason>`
+# (checks across nodes name them all, joined by `,`), then a summary line per node and one
+# for the whole run. Exits 0 when every check passed, 1 otherwise.
 
 # The client is compiled first: the checks below use its structs.
 client_lib = Path.expand("../elixir_client/lib", __DIR__)
@@ -25,11 +33,66 @@ end
 
 defmodule Integration do
   def main do
-    node = String.to_atom(System.get_env("RUSTELIXIR_NODE", "rustelixir@rustelixir"))
-    start_distribution()
-    wait_for(node, String.to_integer(System.get_env("RUSTELIXIR_WAIT_MS", "60000")))
+    nodes =
+      System.get_env("RUSTELIXIR_NODES", System.get_env("RUSTELIXIR_NODE", "rustelixir@rustelixir"))
+      |> String.split(",", trim: true)
+      |> Enum.map(&String.to_atom(String.trim(&1)))
 
-    checks = [
+    start_distribution()
+    # The scope exists before the nodes connect: they join it when they see this node.
+    pg = pg_group()
+
+    if pg do
+      {:ok, _} = :pg.start_link(elem(pg, 0))
+      # What the client's application runs: the count of calls in flight to each member,
+      # by which a call through the group picks the least busy one.
+      {:ok, _} = RustElixir.Group.start_link([])
+    end
+
+    wait_ms = String.to_integer(System.get_env("RUSTELIXIR_WAIT_MS", "60000"))
+    Enum.each(nodes, &wait_for(&1, wait_ms))
+
+    results =
+      Enum.map(nodes, fn node -> {[node], run_checks(node, node_checks(node))} end) ++
+        if(length(nodes) > 1, do: [{nodes, run_checks(nodes, cross_checks(nodes))}], else: []) ++
+        if(pg, do: [{nodes, run_checks(nodes, group_checks(nodes, pg))}], else: [])
+
+    for {names, {passed, total}} <- results do
+      IO.puts("integration: #{passed} of #{total} checks passed #{where(names)}")
+    end
+
+    {passed, total} =
+      Enum.reduce(results, {0, 0}, fn {_, {p, t}}, {all_p, all_t} -> {all_p + p, all_t + t} end)
+
+    IO.puts("integration: #{passed} of #{total} checks passed in all")
+    System.halt(if passed == total, do: 0, else: 1)
+  end
+
+  defp where([node]), do: "against #{node}"
+  defp where(nodes), do: "across #{Enum.join(nodes, ", ")}"
+
+  # Runs the checks in order, printing a line for each; {passed, total}.
+  defp run_checks(nodes, checks) do
+    label = nodes |> List.wrap() |> Enum.join(",")
+
+    passed =
+      Enum.count(checks, fn {name, check} ->
+        case run(check) do
+          nil ->
+            IO.puts("PASS #{name} @ #{label}")
+            true
+
+          reason ->
+            IO.puts("FAIL #{name} @ #{label}: #{reason}")
+            false
+        end
+      end)
+
+    {passed, length(checks)}
+  end
+
+  defp node_checks(node) do
+    [
       {"add", fn -> {:ok, 3} = RustElixir.call(node, :add, [1, 2]) end},
       {"add of big integers",
        fn ->
@@ -64,16 +127,107 @@ defmodule Integration do
       {"buffer resource", fn -> buffer(node) end},
       {"resource freed when its holder exits", fn -> freed_with_holder(node) end},
       {"use RustElixir.Natives", fn -> natives(node) end}
+    ] ++ tls_checks(node)
+  end
+
+  # When this VM runs TLS distribution (-proto_dist inet_tls, as ELIXIR_ERL_OPTIONS sets it
+  # in compose), the connection to the node is a TLS one.
+  defp tls_checks(node) do
+    case :init.get_argument(:proto_dist) do
+      {:ok, [[~c"inet_tls"]]} ->
+        [
+          {"connected over TLS",
+           fn ->
+             {:ok, info} = :net_kernel.node_info(node)
+             # {:net_address, address, host, protocol, family}
+             :tls = info |> Keyword.fetch!(:address) |> elem(3)
+           end}
+        ]
+
+      _ ->
+        []
+    end
+  end
+
+  # With several nodes: each serves on its own, and a resource belongs to the node that made it.
+  defp cross_checks(nodes) do
+    [
+      {"every node answers at once",
+       fn ->
+         results =
+           nodes
+           |> Enum.with_index()
+           |> Enum.map(fn {node, i} -> Task.async(fn -> RustElixir.call(node, :add, [i, 1]) end) end)
+           |> Task.await_many(5_000)
+
+         true = results == Enum.map(0..(length(nodes) - 1), &{:ok, &1 + 1})
+       end},
+      {"a resource is used on its own node only",
+       fn ->
+         [owner, other | _] = nodes
+         {:ok, set} = RustElixir.call(owner, :sorted_set_new, [])
+         {:ok, 0} = RustElixir.call(owner, :sorted_set_add, [set, :x])
+         {:error, %RustElixir.Error{reason: {:badresource, ^set}}} = RustElixir.call(other, :sorted_set_size, [set])
+         {:ok, 1} = RustElixir.call(owner, :sorted_set_size, [set])
+         :ok = RustElixir.release(owner, set)
+       end}
     ]
+  end
 
-    failures =
-      for {name, check} <- checks, reason = run(check), reason != nil do
-        IO.puts("FAIL #{name}: #{reason}")
-        name
-      end
+  defp pg_group do
+    case System.get_env("RUSTELIXIR_PG_GROUP") do
+      nil -> nil
+      group -> {String.to_atom(System.get_env("RUSTELIXIR_PG_SCOPE", "pg")), String.to_atom(group)}
+    end
+  end
 
-    IO.puts("integration: #{length(checks) - length(failures)} of #{length(checks)} checks passed against #{node}")
-    System.halt(if failures == [], do: 0, else: 1)
+  # :pg (issue 13): every node's server is a member of the group, and calls through the
+  # group (RustElixir.call({:pg, scope, group}, ...)) reach them, resources included.
+  defp group_checks(nodes, {scope, group}) do
+    members = fn -> :pg.get_members(scope, group) end
+    target = {:pg, scope, group}
+
+    [
+      {"pg group lists every node",
+       fn -> true = eventually(fn -> Enum.sort(Enum.map(members.(), &node/1)) == Enum.sort(nodes) end, 100, 100) end},
+      {"pg members answer calls",
+       fn ->
+         [_ | _] = pids = members.()
+         true = Enum.all?(pids, &(GenServer.call(&1, {:add, 1, 2}) == {:ok, 3}))
+       end},
+      {"calls through the group",
+       fn ->
+         {:ok, 3} = RustElixir.call(target, :add, [1, 2])
+         3 = RustElixir.call!(target, :add, [1, 2])
+         :ok = RustElixir.cast(target, :add, [1, 2])
+         {:error, %RustElixir.Error{reason: {:badarg, 2, _}}} = RustElixir.call(target, :add, [1, "2"])
+       end},
+      {"calls through the group reach every node",
+       fn ->
+         # One at a time, every member has none in flight: each call picks one at random,
+         # so 40 calls all to one of two nodes would be a 1 in 2^39 chance.
+         answered =
+           for _ <- 1..40, into: MapSet.new() do
+             {:ok, %{node: node}} = RustElixir.call(target, :info, [])
+             node
+           end
+
+         true = MapSet.equal?(answered, MapSet.new(nodes))
+       end},
+      {"a resource through the group stays on its node",
+       fn ->
+         {:ok, set} = RustElixir.call(target, :sorted_set_new, [])
+         # Each call holding the reference goes to the node that made it (any other would
+         # answer badresource), whichever member is least busy.
+         for i <- 1..20, do: {:ok, _} = RustElixir.call(target, :sorted_set_add, [set, i])
+         {:ok, 20} = RustElixir.call(target, :sorted_set_size, [set])
+         {:ok, %{type: _, holders: [_ | _]}} = RustElixir.resource_info(node(set), set)
+         :ok = RustElixir.release(node(set), set)
+         {:error, %RustElixir.Error{reason: {:badresource, ^set}}} = RustElixir.call(target, :sorted_set_size, [set])
+       end},
+      {"an empty group has no members",
+       fn -> {:error, %RustElixir.Error{reason: :no_members}} = RustElixir.call({:pg, scope, :no_such_group}, :add, [1, 2]) end}
+    ]
   end
 
   defp run(check) do
@@ -153,19 +307,33 @@ defmodule Integration do
       {:DOWN, ^monitor, _, _, _} -> :ok
     end
 
-    true = Enum.any?(1..100, fn _ -> live.() == before or Process.sleep(20) end)
+    true = eventually(fn -> live.() == before end, 100, 20)
+  end
+
+  # Whether `condition` holds within `tries` attempts, `sleep_ms` apart.
+  defp eventually(condition, tries, sleep_ms) do
+    Enum.any?(1..tries, fn _ ->
+      condition.() or
+        (
+          Process.sleep(sleep_ms)
+          false
+        )
+    end)
   end
 
   defp natives(node) do
+    # The module reads its node at each call: defined once, it serves every node in turn.
     Application.put_env(:integration, :node, node)
 
-    Code.eval_string("""
-    defmodule Integration.Natives do
-      use RustElixir.Natives,
-        node: {Application, :fetch_env!, [:integration, :node]},
-        functions: [add: [:a, :b], echo: [:term]]
+    unless Code.ensure_loaded?(Integration.Natives) do
+      Code.eval_string("""
+      defmodule Integration.Natives do
+        use RustElixir.Natives,
+          node: {Application, :fetch_env!, [:integration, :node]},
+          functions: [add: [:a, :b], echo: [:term]]
+      end
+      """)
     end
-    """)
 
     {:ok, 42} = apply(Integration.Natives, :add, [40, 2])
     [:x] = apply(Integration.Natives, :echo!, [[:x]])

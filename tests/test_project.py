@@ -84,19 +84,54 @@ def _compose() -> dict[str, Any]:
     return compose
 
 
-def test_compose_has_the_node_and_the_elixir_client() -> None:
+NODE_SERVICES = ["rustelixir_a", "rustelixir_b"]
+
+
+def test_compose_file_is_read_by_docker_compose_1_29_and_v2() -> None:
+    # 1.29 refuses a top-level `name:`; without `version:` both read the Compose Specification.
+    assert {key for key in _compose() if not key.startswith("x-")} == {"services"}
+
+
+def test_compose_has_two_nodes_and_the_elixir_client() -> None:
     services = _compose()["services"]
-    assert set(services) == {"rustelixir", "elixir"}
-    node, client = services["rustelixir"], services["elixir"]
-    assert node["build"]["dockerfile"] == "Dockerfile" and (ROOT / node["build"]["dockerfile"]).is_file()
-    command = node["command"]
-    assert command[:3] == ["serve", "--name", "rustelixir@rustelixir"]
-    assert command[command.index("--listen-host") + 1] == "0.0.0.0"
-    assert client["image"].startswith("elixir:1.14")
-    assert client["command"] == ["elixir", "compose/integration.exs"]
-    assert client["environment"]["RUSTELIXIR_NODE"] == "rustelixir@rustelixir"
-    assert client["depends_on"]["rustelixir"]["condition"] == "service_healthy"
+    assert set(services) == {*NODE_SERVICES, "elixir"}
+    for name in NODE_SERVICES:
+        node = services[name]
+        assert node["build"]["dockerfile"] == "Dockerfile" and (ROOT / node["build"]["dockerfile"]).is_file()
+        # Public images unless the environment names the local base and a wheel.
+        assert node["build"]["args"] == {
+            "BASE": "${RUSTELIXIR_BASE:-python:3.11-slim-bookworm}",
+            "WHEEL": "${RUSTELIXIR_WHEEL:-}",
+        }
+        command = node["command"]
+        assert command[:3] == ["serve", "--name", f"rustelixir@{name}"] and node["hostname"] == name
+        assert command[command.index("--listen-host") + 1] == "0.0.0.0"
+        assert command[command.index("--pg-group") + 1] == "rustelixir"
+        assert "epmd" in " ".join(node["healthcheck"]["test"])
+    client = services["elixir"]
+    assert client["build"]["dockerfile"] == "compose/elixir.Dockerfile"
+    assert client["build"]["args"] == {"ELIXIR_BASE": "${RUSTELIXIR_ELIXIR_BASE:-elixir:1.14}"}
+    elixir_dockerfile = (ROOT / "compose" / "elixir.Dockerfile").read_text()
+    assert "ARG ELIXIR_BASE=elixir:1.14" in elixir_dockerfile
+    assert 'CMD ["elixir", "compose/integration.exs"]' in elixir_dockerfile
+    assert client["environment"]["RUSTELIXIR_NODES"] == ",".join(f"rustelixir@{name}" for name in NODE_SERVICES)
+    assert client["environment"]["RUSTELIXIR_PG_GROUP"] == "rustelixir"
+    assert client["depends_on"] == {name: {"condition": "service_healthy"} for name in NODE_SERVICES}
     assert (ROOT / "compose" / "integration.exs").is_file()
+
+
+def test_compose_tls_override_keeps_the_nodes_commands() -> None:
+    # compose replaces a command: the override must restate the base file's, then add TLS.
+    base = _compose()["services"]
+    tls = yaml.safe_load((ROOT / "compose" / "tls.yml").read_text())["services"]
+    for name in NODE_SERVICES:
+        command = tls[name]["command"]
+        assert command[: len(base[name]["command"])] == base[name]["command"], name
+        added = command[len(base[name]["command"]) :]
+        assert added == [
+            "--tls-cert", f"/certs/{name}.pem", "--tls-key", f"/certs/{name}.key", "--tls-cacert", "/certs/ca.pem"
+        ], name
+    assert "-proto_dist inet_tls" in tls["elixir"]["environment"]["ELIXIR_ERL_OPTIONS"]
 
 
 def test_compose_ports_are_bound_to_localhost_only() -> None:
@@ -138,13 +173,15 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 
 def test_dockerfile_structure() -> None:
     instructions = _dockerfile_instructions()
-    assert instructions[0][0] == "FROM"
+    # Both stages start from BASE: public python:3.11 by default, the local base by argument.
+    assert instructions[0] == ("ARG", "BASE=python:3.11-slim-bookworm")
     images = [rest.split()[0] for instruction, rest in instructions if instruction == "FROM"]
-    assert images and all(image.startswith("python:3.11") for image in images)
-    for image in images + [s.get("image", "") for s in _compose()["services"].values()]:
+    assert images == ["${BASE}", "${BASE}"]
+    assert ("ARG", "WHEEL=") in instructions
+    for image in [s.get("image", "") for s in _compose()["services"].values()]:
         assert not image.endswith(":latest") and (":" in image or image == ""), image
     runs = " ".join(rest for instruction, rest in instructions if instruction == "RUN")
-    assert "rustup" in runs and "maturin build" in runs and "erlang-base" in runs
+    assert "rustup" in runs and "maturin build" in runs and "erlang-base" in runs and "python3-venv" in runs
     assert ("USER", "rustelixir") in instructions
     assert (ROOT / ".dockerignore").is_file()
     ignored = (ROOT / ".dockerignore").read_text().split()
