@@ -27,8 +27,9 @@ What each side is asked (rustelixir | BEAM gen_server):
 TLS distribution against plain TCP, same run (issue 13): a second rustelixir node serving
 over TLS (certificates made for the run) and a second BEAM client with `-proto_dist
 inet_tls`; each round, {add, 1, 2} p50 and 1 MiB echo p50 from the TLS client to the TLS
-node and from the plain client to the plain node, alternating. Targets: add p50 <= 1.3x,
-1 MiB echo p50 <= 1.5x plain.
+node and from the plain client to the plain node, alternating; and, for scale, the same
+from the TLS client to a BEAM gen_server node that speaks TLS too (what OTP's own TLS
+distribution costs). Targets: add p50 <= 1.3x, 1 MiB echo p50 <= 1.5x plain.
 
 Targets (issue 11): fast path p50 <= 0.9x; calls/s at 64 callers >= 1.3x; Python native
 p50 <= 1.5x and its calls/s at 16 callers >= 0.7x; slow Rust native p50 <= 1.5x; slow
@@ -137,9 +138,15 @@ def main() -> int:
             "erl", build, cookie=COOKIE, name=unique_name("benchtls"),
             extra=["-proto_dist", "inet_tls", "-ssl_dist_optfile", str(optfile)],
         )  # fmt: skip
+        server_optfile = ssl_dist_optfile(build.parent / "ssl_dist_server.conf", ours.issue("beamserver"))
+        tls_server = DistClient(
+            "erl", build, cookie=COOKIE, name=unique_name("benchtlssrv"),
+            extra=["-proto_dist", "inet_tls", "-ssl_dist_optfile", str(server_optfile)],
+        )  # fmt: skip
         try:
-            return _run(settings, served.atom, served.proc.pid, server, client, Tls(tls_served.atom, tls_client))
+            return _run(settings, served.atom, served.proc.pid, server, client, Tls(tls_served.atom, tls_client, tls_server))
         finally:
+            tls_server.close()
             tls_client.close()
             tls_served.stop()
             server.close()
@@ -147,10 +154,12 @@ def main() -> int:
 
 @dataclass(frozen=True)
 class Tls:
-    """The node serving over TLS, and the BEAM client speaking TLS to it."""
+    """The node serving over TLS, the BEAM client speaking TLS to it, and a BEAM gen_server
+    node speaking TLS (the scale: OTP to OTP over TLS)."""
 
     served_atom: Any
     client: DistClient
+    server: DistClient
 
 
 def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClient, client: DistClient, tls: Tls) -> int:
@@ -159,15 +168,19 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
     client.set("Ours", (_atom("rustelixir"), served_atom))
     client.set("OursNode", served_atom)
     client.set("Base", (_atom("bench_server"), _atom(server.name)))
+    tls.server.eval("node_bench:start_server().")
     tls.client.set("Ours", (_atom("rustelixir"), tls.served_atom))
-    tls_clients = {"Plain": client, "Tls": tls.client}
+    tls.client.set("Base", (_atom("bench_server"), _atom(tls.server.name)))
+    # (client, target) of each side of the TLS comparison.
+    tls_sides = {"Plain": (client, "Ours"), "Tls": (tls.client, "Ours"), "TlsBeam": (tls.client, "Base")}
     for who in ("Ours", "Base"):  # connect and warm up
         for _, ours, base in LATENCIES:
             client.eval(f"node_bench:latency({who}, {ours if who == 'Ours' else base}, 200).")
         client.eval(f"node_bench:latency({who}, {{echo, binary:copy(<<1>>, 1 bsl 20)}}, 5).")
     client.eval("node_bench:erpc_latency(OursNode, {rustelixir, add}, [1, 2], 200).")
     for _, request in TLS_LATENCIES:
-        tls.client.eval(f"node_bench:latency(Ours, {request}, 5).")
+        for who in ("Ours", "Base"):
+            tls.client.eval(f"node_bench:latency({who}, {request}, 5).")
 
     samples: dict[tuple[str, str], list[float]] = {}
 
@@ -205,8 +218,9 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
                 record(f"echo {size_name} p50", who, percentile(lat, 0.5))
         for metric, request in TLS_LATENCIES:
             calls = settings.latency_calls if metric == "add p50" else settings.echo_1mib_calls
-            for side in ("Plain", "Tls") if round_ % 2 == 0 else ("Tls", "Plain"):
-                lat = tls_clients[side].eval(f"node_bench:latency(Ours, {request}, {calls}).", timeout=600)
+            for side in ("Plain", "Tls", "TlsBeam") if round_ % 2 == 0 else ("TlsBeam", "Tls", "Plain"):
+                tls_client, target = tls_sides[side]
+                lat = tls_client.eval(f"node_bench:latency({target}, {request}, {calls}).", timeout=600)
                 record(metric, side, percentile(lat, 0.5))
         print(f"round {round_ + 1}/{settings.rounds} done", file=sys.stderr)
 
@@ -247,10 +261,12 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
         f"erpc:call / GenServer.call of add, both rustelixir (issue 13: <= 1.5x): p50 {ours['erpc p50']:.1f} us / "
         f"{ours['p50']:.1f} us = {erpc:.2f}x, {'meets' if erpc <= 1.5 else 'MISSES'}"
     )
-    print(f"\n{'TLS vs plain TCP':<18}{'plain TCP':>18}{'TLS':>14}{'ratio':>9}  target")
+    print(f"\n{'TLS vs plain TCP':<18}{'plain TCP':>18}{'TLS':>14}{'ratio':>9}  target       {'BEAM over TLS':>16}  TLS/BEAM's")
     for metric, target in (("add p50", 1.3), ("echo 1 MiB p50", 1.5)):
         r = Row(metric, "us", statistics.median(samples[(metric, "Plain")]), statistics.median(samples[(metric, "Tls")]), False, target)
-        print(f"{r.metric:<18}{r.baseline:>14,.1f} {r.unit:<3}{r.ours:>10,.1f} {r.unit:<3}{r.ratio:>8.2f}x  {r.verdict()}")
+        beam = statistics.median(samples[(metric, "TlsBeam")])
+        print(f"{r.metric:<18}{r.baseline:>14,.1f} {r.unit:<3}{r.ours:>10,.1f} {r.unit:<3}{r.ratio:>8.2f}x  {r.verdict():<13}"
+              f"{beam:>13,.1f} us {r.ours / beam:>8.2f}x")  # fmt: skip
     print(
         f"\n{settings.rounds} rounds, medians; latency over {settings.latency_calls} sequential calls; "
         f"throughput over {settings.throughput_ms} ms per run; ratio = rustelixir / baseline. "
