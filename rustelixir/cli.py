@@ -403,8 +403,9 @@ def _status_table(facts: dict[str, Any], natives: list[tuple[str, int]]) -> str:
     lines.append("")
     lines.append(f"{'native':<28}{'calls':>10}{'errors':>10}{'p50 us':>10}{'p99 us':>10}")
     for name, arity in natives:
-        stats = per_native.get(Atom(name), {})
-        cells = [stats.get(Atom(k), "-") for k in ("calls", "errors", "p50_us", "p99_us")]
+        stats = per_native.get(Atom(name)) or per_native.get(Atom(f"{name}/{arity}")) or {}
+        cells = [stats.get(Atom(k)) for k in ("calls", "errors", "p50_us", "p99_us")]
+        cells = ["-" if c is None else c for c in cells]
         lines.append(f"{name + '/' + str(arity):<28}" + "".join(f"{text(c):>10}" for c in cells))
     resources = facts.get("resources") or {}
     by_type = resources.get(Atom("by_type"), {}) if isinstance(resources, dict) else {}

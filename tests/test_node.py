@@ -8,6 +8,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,35 @@ def test_info(client: DistClient, node: ServedNode) -> None:
     assert info[Atom("calls")] >= 1
     resources = info[Atom("resources")]
     assert {Atom("live"), Atom("created"), Atom("freed"), Atom("by_type")} <= set(resources)
+
+
+def native_stats(client: DistClient, name: str) -> dict[str, Any]:
+    ok, info = call(client, "info")
+    return {k.name: v for k, v in info[Atom("natives")][Atom(name)].items()}
+
+
+@pytest.mark.parametrize("native, request_, failing", [
+    ("add", "{add, 1, 2}", "{add, 1, two}"),  # a quick Rust native: the fast path
+    ("sleep", "{sleep, 1}", "{sleep, -1}"),  # a slow one, on the worker pool
+    ("greet", "{greet, <<\"you\">>}", "{greet, 1}"),  # a Python native
+    ("slow_sum", "{slow_sum, [1, 2]}", "{slow_sum, x}"),  # a slow Python native
+])  # fmt: skip
+def test_info_counts_each_natives_calls_errors_and_latency(client: DistClient, native: str, request_: str, failing: str) -> None:
+    before = native_stats(client, native)
+    for _ in range(5):
+        assert call(client, request_)[0] == Atom("ok")
+    for _ in range(2):
+        assert call(client, failing)[0] == Atom("error")
+    after = native_stats(client, native)
+    assert (after["calls"] - before["calls"], after["errors"] - before["errors"]) == (7, 2)
+    assert 0 <= after["p50_us"] <= after["p99_us"] < 5_000_000
+    if native == "sleep":
+        assert after["p99_us"] >= 1000  # it slept a millisecond
+    # Natives nobody called have no latency yet; undefined ones are not counted.
+    assert call(client, "{nosuch, 1}")[0] == Atom("error")
+    ok, info = call(client, "info")
+    assert Atom("nosuch") not in info[Atom("natives")]
+    assert info[Atom("natives")][Atom("sorted_set_index_of")][Atom("p50_us")] in (None, *range(10**7))
 
 
 ECHO_TERMS = [

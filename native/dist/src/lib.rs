@@ -16,6 +16,7 @@ pub mod reader;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 pub mod tls;
 
 pub use fast_path::{FastPath, FrameError};

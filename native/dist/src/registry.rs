@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use rustelixir_nif::{NativeEntry, NativeTable};
 
 use crate::contract::RESERVED;
+use crate::stats::NativeStats;
 
 #[derive(Clone, Copy)]
 pub enum Native {
@@ -37,8 +38,12 @@ impl Native {
 
 #[derive(Default)]
 pub struct Registry {
-    // arity -> name -> native, so a lookup borrows the name from the call's bytes.
-    by_arity: HashMap<u32, HashMap<Box<[u8]>, Native>>,
+    // arity -> name -> native (and its statistics), so a lookup borrows the name from the
+    // call's bytes.
+    by_arity: HashMap<u32, HashMap<Box<[u8]>, (Native, &'static NativeStats)>>,
+    /// Each name/arity ever served, its statistics: kept across reloads (the native's
+    /// record goes on), and never freed (a node serves a bounded set of names).
+    stats: HashMap<(String, u32), &'static NativeStats>,
     /// The natives each served module gave, by (name, arity): what a reload replaces.
     modules: HashMap<String, Vec<(String, u32)>>,
 }
@@ -104,7 +109,8 @@ impl Registry {
     }
 
     fn insert(&mut self, name: &str, arity: u32, native: Native) {
-        self.by_arity.entry(arity).or_default().insert(name.as_bytes().into(), native);
+        let stats = *self.stats.entry((name.to_string(), arity)).or_insert_with(|| Box::leak(Box::default()));
+        self.by_arity.entry(arity).or_default().insert(name.as_bytes().into(), (native, stats));
     }
 
     /// Adds every native of `table`, as a module of its own that is never replaced; refuses
@@ -123,7 +129,17 @@ impl Registry {
     }
 
     pub fn find(&self, name: &[u8], arity: usize) -> Option<Native> {
+        self.find_counted(name, arity).map(|(native, _)| native)
+    }
+
+    /// `find`, with the statistics its calls are counted in.
+    pub fn find_counted(&self, name: &[u8], arity: usize) -> Option<(Native, &'static NativeStats)> {
         self.by_arity.get(&u32::try_from(arity).ok()?)?.get(name).copied()
+    }
+
+    /// The statistics of every native served now, sorted by name and arity.
+    pub fn stats(&self) -> Vec<(String, u32, &'static NativeStats)> {
+        self.listing().into_iter().filter_map(|(n, a)| Some((n.clone(), a, *self.stats.get(&(n, a))?))).collect()
     }
 
     /// Every (name, arity), sorted.

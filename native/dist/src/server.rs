@@ -28,6 +28,7 @@ use crate::frame::{self, Caller, PeerConfig};
 use crate::pool::Pool;
 use crate::registry::{Native, PythonNative, Registry};
 use crate::runtime::{Runtime, Task};
+use crate::stats::NativeStats;
 
 /// Where a connection's frames go out.
 pub trait Sink: Send + Sync {
@@ -169,6 +170,9 @@ struct InFlight {
     /// The caller (or a cast's sender) and its node: it may have become a holder.
     caller: Option<(Vec<u8>, Vec<u8>)>,
     python: bool,
+    /// When it started, and the native's statistics (None: a reload).
+    started: Instant,
+    stats: Option<&'static NativeStats>,
 }
 
 #[derive(Default)]
@@ -331,6 +335,10 @@ impl Server {
 
     pub fn find(&self, name: &[u8], arity: usize) -> Option<Native> {
         self.registry.read().unwrap().find(name, arity)
+    }
+
+    fn find_counted(&self, name: &[u8], arity: usize) -> Option<(Native, &'static NativeStats)> {
+        self.registry.read().unwrap().find_counted(name, arity)
     }
 
     // --- Peers ------------------------------------------------------------------------------
@@ -500,14 +508,14 @@ impl Server {
         let mut reply = Vec::with_capacity(64);
         let reply = &mut reply;
         match request {
-            Request::Native { name, args } => match self.find(name, args.len()) {
+            Request::Native { name, args } => match self.find_counted(name, args.len()) {
                 None => reply::write_error(
                     reply,
                     Reason::Undef { name: &String::from_utf8_lossy(name), arity: args.len() },
                 ),
-                Some(Native::Quick(entry)) => return self.quick(from, entry, &args, out),
-                Some(native) => {
-                    if self.start(from, native, &args) {
+                Some((Native::Quick(entry), stats)) => return self.quick(from, entry, stats, &args, out),
+                Some((native, stats)) => {
+                    if self.start(from, native, Some(stats), &args) {
                         return;
                     }
                     reply::write_error(reply, Reason::Overloaded);
@@ -559,7 +567,7 @@ impl Server {
             },
             Request::Reload(module) => match *self.reloader.read().unwrap() {
                 Some(index) => {
-                    if self.start(from, Native::PythonSlow(index), &[module]) {
+                    if self.start(from, Native::PythonSlow(index), None, &[module]) {
                         return;
                     }
                     reply::write_error(reply, Reason::Overloaded);
@@ -575,7 +583,8 @@ impl Server {
     }
 
     /// A quick native, run here; its reply framed straight from the native's buffer.
-    fn quick(&self, from: From<'_>, entry: &'static NativeEntry, args: &[&[u8]], out: &mut Vec<u8>) {
+    fn quick(&self, from: From<'_>, entry: &'static NativeEntry, stats: &NativeStats, args: &[&[u8]], out: &mut Vec<u8>) {
+        let started = Instant::now();
         let caller = from.pid.map(|(pid, _)| pid);
         let mark = out.len();
         let mut replied = false;
@@ -584,6 +593,7 @@ impl Server {
             rustelixir_nif::call_entry_with(entry, args, None, host, &mut |reply| {
                 if !std::mem::replace(&mut replied, true) {
                     self.answered(reply);
+                    stats.record(started, reply::is_error(reply));
                     if let (Some(caller), Some((_, node))) = (from.caller, from.pid) {
                         // Nothing of this connection's waits in `out` (it would go out
                         // after): a large reply is written from the native's own buffer.
@@ -697,7 +707,7 @@ impl Server {
 
     /// Starts a slow Rust native on the pool, or hands a Python native to Python; false when
     /// the calls in flight are as many as they may be.
-    fn start(self: &Arc<Self>, from: From<'_>, native: Native, args: &[&[u8]]) -> bool {
+    fn start(self: &Arc<Self>, from: From<'_>, native: Native, stats: Option<&'static NativeStats>, args: &[&[u8]]) -> bool {
         let cancel = Arc::new(AtomicBool::new(false));
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         let reply_to = from.caller.map(|c| ReplyTo {
@@ -733,7 +743,9 @@ impl Server {
             // Only the event loop's jobs hear of a cancellation (an async native's task is
             // cancelled); the others see their flag.
             let python = matches!(native, Native::Python(_));
-            calls.by_ticket.insert(ticket, InFlight { cancel: cancel.clone(), reply_to, node, monitor, caller: caller.clone(), python });
+            let started = Instant::now();
+            let call = InFlight { cancel: cancel.clone(), reply_to, node, monitor, caller: caller.clone(), python, started, stats };
+            calls.by_ticket.insert(ticket, call);
         }
         let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
         let tag = from.caller.map(|c| c.tag.to_vec());
@@ -880,6 +892,9 @@ impl Server {
             return; // the caller is gone; so is the reply
         }
         self.answered(&reply);
+        if let Some(stats) = call.stats {
+            stats.record(call.started, reply::is_error(&reply));
+        }
         if let Some(to) = &call.reply_to {
             let spawned = to.spawned.as_ref().map(SpawnedProcess::borrow);
             let caller = Caller { pid: &to.pid, tag: &to.tag, alias: to.alias.as_deref(), spawned };
@@ -929,7 +944,7 @@ impl Server {
             put_atom(out, key).expect("short atom");
             put_int(out, v.min(i64::MAX as u64) as i64);
         };
-        put_map_header(out, 11).expect("a small map");
+        put_map_header(out, 12).expect("a small map");
         put_atom(out, "version").expect("short atom");
         etf::encode::put_binary(out, env!("CARGO_PKG_VERSION").as_bytes()).expect("short");
         put_atom(out, "node").expect("short atom");
@@ -965,6 +980,41 @@ impl Server {
         }
         int(out, "holders", self.resources.holder_count() as u64);
         int(out, "forged_exits", self.resources.forged_exits());
+        self.write_native_stats(out);
+    }
+
+    /// `natives: %{add: %{calls: n, errors: n, p50_us: x, p99_us: y}, ...}`: every native
+    /// served, by name (`:"name/arity"` for a name served at several arities); the
+    /// latencies over the recent window (`stats::WINDOW` to twice that), nil without calls.
+    fn write_native_stats(&self, out: &mut Vec<u8>) {
+        let natives = self.registry.read().unwrap().stats();
+        let keyed: Vec<(String, &NativeStats)> = natives
+            .iter()
+            .map(|(name, arity, stats)| {
+                let shared = natives.iter().filter(|(n, _, _)| n == name).count() > 1;
+                (if shared { format!("{name}/{arity}") } else { name.clone() }, *stats)
+            })
+            .filter(|(key, _)| key.chars().count() <= 255) // a name of 250 characters at two arities: left out
+            .collect();
+        put_atom(out, "natives").expect("short atom");
+        put_map_header(out, keyed.len()).expect("natives fit");
+        for (key, stats) in &keyed {
+            put_atom(out, key).expect("at most 255 characters");
+            let summary = stats.summary();
+            put_map_header(out, 4).expect("a small map");
+            for (field, value) in [
+                ("calls", Some(summary.calls)),
+                ("errors", Some(summary.errors)),
+                ("p50_us", summary.p50_us),
+                ("p99_us", summary.p99_us),
+            ] {
+                put_atom(out, field).expect("short atom");
+                match value {
+                    Some(v) => put_int(out, v.min(i64::MAX as u64) as i64),
+                    None => put_atom(out, "nil").expect("short atom"),
+                }
+            }
+        }
     }
 }
 
