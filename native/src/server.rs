@@ -225,12 +225,30 @@ impl NativeServer {
         self.inner.in_flight()
     }
 
-    /// (calls answered, of which errors, cancelled, messages discarded for their size).
+    /// (calls answered, of which errors, cancelled, messages discarded for their size, calls
+    /// answered overloaded).
     #[getter]
-    fn stats(&self) -> (u64, u64, u64, u64) {
+    fn stats(&self) -> (u64, u64, u64, u64, u64) {
         let s = &self.inner.stats;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        (load(&s.calls), load(&s.errors), load(&s.cancelled), load(&s.oversized))
+        (load(&s.calls), load(&s.errors), load(&s.cancelled), load(&s.oversized), load(&s.overloaded))
+    }
+
+    /// Each native served: (name, arity, calls, errors, [(reason, errors)], [(calls, up to
+    /// microseconds)] for every call since the start, the sum of their microseconds).
+    #[allow(clippy::type_complexity)]
+    fn native_stats(&self) -> Vec<(String, u32, u64, u64, Vec<(&'static str, u64)>, Vec<(u64, u64)>, u64)> {
+        use rustelixir_dist::stats::OUTCOMES;
+        self.inner
+            .native_stats()
+            .into_iter()
+            .map(|(name, arity, stats)| {
+                let summary = stats.summary();
+                let outcomes = OUTCOMES.iter().copied().zip(stats.outcomes()).collect();
+                let (bins, sum_us) = stats.histogram();
+                (name, arity, summary.calls, summary.errors, outcomes, bins, sum_us)
+            })
+            .collect()
     }
 
     /// Cancels every call in flight and stops the worker pool.

@@ -93,6 +93,8 @@ pub struct Stats {
     pub cancelled: AtomicU64,
     /// Messages over the size limit, discarded (their callers, if any, answered overloaded).
     pub oversized: AtomicU64,
+    /// Calls answered `{error, overloaded}` (a limit of the node was hit).
+    pub overloaded: AtomicU64,
 }
 
 /// A Python native to run, for Python to take.
@@ -337,6 +339,11 @@ impl Server {
         self.registry.read().unwrap().find(name, arity)
     }
 
+    /// Every native served now and its statistics.
+    pub fn native_stats(&self) -> Vec<(String, u32, &'static NativeStats)> {
+        self.registry.read().unwrap().stats()
+    }
+
     fn find_counted(&self, name: &[u8], arity: usize) -> Option<(Native, &'static NativeStats)> {
         self.registry.read().unwrap().find_counted(name, arity)
     }
@@ -519,6 +526,7 @@ impl Server {
                         return;
                     }
                     reply::write_error(reply, Reason::Overloaded);
+                    stats.record(Instant::now(), reply);
                 }
             },
             Request::Functions => {
@@ -593,7 +601,7 @@ impl Server {
             rustelixir_nif::call_entry_with(entry, args, None, host, &mut |reply| {
                 if !std::mem::replace(&mut replied, true) {
                     self.answered(reply);
-                    stats.record(started, reply::is_error(reply));
+                    stats.record(started, reply);
                     if let (Some(caller), Some((_, node))) = (from.caller, from.pid) {
                         // Nothing of this connection's waits in `out` (it would go out
                         // after): a large reply is written from the native's own buffer.
@@ -618,6 +626,9 @@ impl Server {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         if reply::is_error(reply) {
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            if reply::error_tag(reply) == Some(b"overloaded") {
+                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -893,7 +904,7 @@ impl Server {
         }
         self.answered(&reply);
         if let Some(stats) = call.stats {
-            stats.record(call.started, reply::is_error(&reply));
+            stats.record(call.started, &reply);
         }
         if let Some(to) = &call.reply_to {
             let spawned = to.spawned.as_ref().map(SpawnedProcess::borrow);
@@ -987,7 +998,7 @@ impl Server {
     /// served, by name (`:"name/arity"` for a name served at several arities); the
     /// latencies over the recent window (`stats::WINDOW` to twice that), nil without calls.
     fn write_native_stats(&self, out: &mut Vec<u8>) {
-        let natives = self.registry.read().unwrap().stats();
+        let natives = self.native_stats();
         let keyed: Vec<(String, &NativeStats)> = natives
             .iter()
             .map(|(name, arity, stats)| {

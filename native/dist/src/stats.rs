@@ -11,12 +11,19 @@ use std::time::{Duration, Instant};
 
 /// Seconds of one window.
 pub const WINDOW: u64 = 30;
-const BINS: usize = 160;
+pub const BINS: usize = 160;
+/// The outcomes of a call counted apart, by their reason's tag; "ok" is calls - errors.
+pub const OUTCOMES: [&str; 8] = ["badarg", "panic", "exception", "badresource", "overloaded", "badrequest", "undef", "other"];
 
 pub struct NativeStats {
     pub calls: AtomicU64,
     pub errors: AtomicU64,
+    /// Errors by reason, as OUTCOMES lists them.
+    outcomes: [AtomicU64; OUTCOMES.len()],
     windows: [Window; 2],
+    /// Every latency since the start, for an exporter's histogram, and their sum.
+    total: [AtomicU64; BINS],
+    total_us: AtomicU64,
 }
 
 struct Window {
@@ -49,6 +56,21 @@ fn bin_of(us: u64) -> usize {
     (4 + (e - 2) * 4 + m).min(BINS - 1)
 }
 
+/// Which of OUTCOMES an error reply is.
+pub fn outcome_of(reply: &[u8]) -> usize {
+    let tag = rustelixir_nif::reply::error_tag(reply).unwrap_or_default();
+    OUTCOMES.iter().position(|o| o.as_bytes() == tag).unwrap_or(OUTCOMES.len() - 1)
+}
+
+/// The largest whole number of microseconds bin `i` holds.
+fn upper_of(i: usize) -> u64 {
+    if i < 4 {
+        return i as u64;
+    }
+    let (e, m) = ((i - 4) / 4 + 2, ((i - 4) % 4) as u64);
+    ((5 + m) << (e - 2)) - 1
+}
+
 /// The middle of bin `i`'s range of microseconds.
 fn value_of(i: usize) -> u64 {
     if i < 4 {
@@ -62,22 +84,35 @@ fn value_of(i: usize) -> u64 {
 impl Default for NativeStats {
     fn default() -> Self {
         let window = || Window { epoch: AtomicU64::new(u64::MAX), bins: std::array::from_fn(|_| AtomicU64::new(0)) };
-        NativeStats { calls: AtomicU64::new(0), errors: AtomicU64::new(0), windows: [window(), window()] }
+        NativeStats {
+            calls: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
+            windows: [window(), window()],
+            total: std::array::from_fn(|_| AtomicU64::new(0)),
+            total_us: AtomicU64::new(0),
+        }
     }
 }
 
 impl NativeStats {
-    /// A call that started at `started` was answered now (an error or not).
-    pub fn record(&self, started: Instant, error: bool) {
+    /// A call that started at `started` was answered now with `reply`.
+    pub fn record(&self, started: Instant, reply: &[u8]) {
         let now = Instant::now();
+        let error = rustelixir_nif::reply::is_error(reply).then(|| outcome_of(reply));
         self.record_at(now, now.saturating_duration_since(started), error);
     }
 
-    fn record_at(&self, now: Instant, took: Duration, error: bool) {
+    /// `error`: the call failed, with the reason of OUTCOMES at that index.
+    fn record_at(&self, now: Instant, took: Duration, error: Option<usize>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        if error {
+        if let Some(outcome) = error {
             self.errors.fetch_add(1, Ordering::Relaxed);
+            self.outcomes[outcome].fetch_add(1, Ordering::Relaxed);
         }
+        let us = took.as_micros().min(u64::MAX as u128) as u64;
+        self.total[bin_of(us)].fetch_add(1, Ordering::Relaxed);
+        self.total_us.fetch_add(us, Ordering::Relaxed);
         let epoch = epoch_of(now);
         let window = &self.windows[(epoch % 2) as usize];
         let seen = window.epoch.load(Ordering::Relaxed);
@@ -86,7 +121,19 @@ impl NativeStats {
             // (A call counted by another thread in between may be lost: a statistic.)
             window.bins.iter().for_each(|b| b.store(0, Ordering::Relaxed));
         }
-        window.bins[bin_of(took.as_micros().min(u64::MAX as u128) as u64)].fetch_add(1, Ordering::Relaxed);
+        window.bins[bin_of(us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Errors by reason, as OUTCOMES lists them.
+    pub fn outcomes(&self) -> [u64; OUTCOMES.len()] {
+        std::array::from_fn(|i| self.outcomes[i].load(Ordering::Relaxed))
+    }
+
+    /// Every call's latency since the start: (the count per bin, each bin's upper bound in
+    /// microseconds), and the sum of the latencies in microseconds.
+    pub fn histogram(&self) -> (Vec<(u64, u64)>, u64) {
+        let bins = (0..BINS).map(|i| (self.total[i].load(Ordering::Relaxed), upper_of(i))).collect();
+        (bins, self.total_us.load(Ordering::Relaxed))
     }
 
     pub fn summary(&self) -> Summary {
@@ -141,6 +188,29 @@ mod tests {
             }
         }
         assert!((1..BINS).all(|i| value_of(i) > value_of(i - 1)));
+        // Each bin's upper bound is the last value it holds.
+        for i in 0..BINS - 1 {
+            assert_eq!(bin_of(upper_of(i)), i);
+            assert_eq!(bin_of(upper_of(i) + 1), i + 1);
+        }
+    }
+
+    #[test]
+    fn outcomes_by_the_reasons_tag() {
+        use rustelixir_nif::reply::{write_error, Reason};
+        let reason = |r: Reason<'_>| {
+            let mut out = Vec::new();
+            write_error(&mut out, r);
+            OUTCOMES[outcome_of(&out)]
+        };
+        assert_eq!(reason(Reason::BadArg { index: 1, message: "m" }), "badarg");
+        assert_eq!(reason(Reason::Overloaded), "overloaded");
+        assert_eq!(reason(Reason::Exception { kind: "E", message: "m" }), "exception");
+        assert_eq!(reason(Reason::Undef { name: "f", arity: 1 }), "undef");
+        let mut custom = Vec::new();
+        rustelixir_nif::reply::write_error_head(&mut custom);
+        etf::encode::put_int(&mut custom, 7);
+        assert_eq!(OUTCOMES[outcome_of(&custom)], "other");
     }
 
     #[test]
@@ -149,9 +219,9 @@ mod tests {
         let start = Instant::now();
         assert_eq!(stats.summary_at(start), Summary { calls: 0, errors: 0, p50_us: None, p99_us: None });
         for i in 0..99 {
-            stats.record_at(start, Duration::from_micros(100), i == 0);
+            stats.record_at(start, Duration::from_micros(100), (i == 0).then_some(0));
         }
-        stats.record_at(start, Duration::from_millis(10), false);
+        stats.record_at(start, Duration::from_millis(10), None);
         let s = stats.summary_at(start);
         assert_eq!((s.calls, s.errors), (100, 1));
         assert!(s.p50_us.unwrap().abs_diff(100) <= 13, "{s:?}");
@@ -160,7 +230,7 @@ mod tests {
         let later = start + Duration::from_secs(WINDOW);
         assert!(stats.summary_at(later).p50_us.is_some());
         let much_later = start + Duration::from_secs(2 * WINDOW + 1);
-        stats.record_at(much_later, Duration::from_micros(7), false);
+        stats.record_at(much_later, Duration::from_micros(7), None);
         let s = stats.summary_at(much_later);
         assert_eq!((s.calls, s.p50_us, s.p99_us), (101, Some(7), Some(7)));
     }

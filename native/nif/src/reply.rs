@@ -100,6 +100,22 @@ pub fn is_error(reply: &[u8]) -> bool {
     reply.starts_with(ERROR_HEAD)
 }
 
+/// The tag of an `{error, Reason}` reply's reason: the atom it is, or its tuple's first
+/// element when that is an atom (`badarg`, `overloaded`, a user crate's own); None for an
+/// `{ok, _}` reply or a reason of another shape.
+pub fn error_tag(reply: &[u8]) -> Option<&[u8]> {
+    let reason = reply.strip_prefix(ERROR_HEAD)?;
+    let atom = match reason {
+        [SMALL_TUPLE_EXT, n, rest @ ..] if *n > 0 => rest,
+        _ => reason,
+    };
+    match atom {
+        [etf::tags::SMALL_ATOM_UTF8_EXT | etf::tags::SMALL_ATOM_EXT, len, rest @ ..] => rest.get(..*len as usize),
+        [etf::tags::ATOM_UTF8_EXT | etf::tags::ATOM_EXT, a, b, rest @ ..] => rest.get(..u16::from_be_bytes([*a, *b]) as usize),
+        _ => None,
+    }
+}
+
 const OK_HEAD: &[u8] = &[SMALL_TUPLE_EXT, 2, etf::tags::SMALL_ATOM_UTF8_EXT, 2, b'o', b'k'];
 const ERROR_HEAD: &[u8] = &[SMALL_TUPLE_EXT, 2, etf::tags::SMALL_ATOM_UTF8_EXT, 5, b'e', b'r', b'r', b'o', b'r'];
 
