@@ -15,7 +15,8 @@
 #     docker build --build-arg BASE=rustelixir-base:bookworm --build-arg WHEEL=compose/wheels -t rustelixir:0.1.0 .
 #
 # BASE: the image both stages start from (a Debian bookworm, with or without Python).
-# WHEEL: a directory of the build context holding the rustelixir wheel; empty: build it here.
+# WHEEL: a directory of the build context holding the rustelixir wheel and those of its
+# `metrics` extra (prometheus-client); empty: build it here and fetch them from PyPI.
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS wheel
@@ -38,11 +39,12 @@ WORKDIR /src
 COPY . .
 RUN mkdir /wheels \
     && if [ -n "$WHEEL" ]; then \
-        cp "$WHEEL"/rustelixir-*.whl /wheels/; \
+        cp "$WHEEL"/*.whl /wheels/; \
     else \
-        PATH=/root/.cargo/bin:$PATH maturin build --release --out /wheels; \
+        PATH=/root/.cargo/bin:$PATH maturin build --release --out /wheels \
+        && pip download --no-cache-dir --no-deps --dest /wheels "prometheus-client>=0.20,<1"; \
     fi \
-    && ls /wheels/rustelixir-*.whl
+    && ls /wheels/rustelixir-*.whl /wheels/prometheus_client-*.whl
 
 FROM ${BASE}
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -58,15 +60,23 @@ RUN packages=(erlang-base) \
     && python3 -m venv /opt/rustelixir \
     && useradd --create-home --uid 10001 rustelixir
 COPY --from=wheel /wheels /wheels
-# --no-index: the wheel has no dependencies, and no package index need be reachable.
-RUN /opt/rustelixir/bin/pip install --no-index --no-cache-dir /wheels/rustelixir-*.whl \
+# --no-index: every wheel is at hand (the metrics extra's included), no package index need
+# be reachable.
+RUN wheel=$(ls /wheels/rustelixir-*.whl) \
+    && /opt/rustelixir/bin/pip install --no-index --no-cache-dir --find-links /wheels "${wheel}[metrics]" \
     && rm -rf /wheels
 ENV PATH=/opt/rustelixir/bin:${PATH} LANG=C.UTF-8
 USER rustelixir
-# 4369: EPMD; 9100: the node's distribution port (the default command's).
-EXPOSE 4369 9100
+# 4369: EPMD; 9100: the node's distribution port; 9200: /metrics and /healthz (the default
+# command's).
+EXPOSE 4369 9100 9200
+# Healthy while the node serves (/healthz: 503 while it starts or stops). A command of
+# your own keeps this check only with --metrics-port 9200.
+HEALTHCHECK --interval=2s --timeout=2s --start-period=5s --retries=15 \
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9200/healthz', timeout=1)"]
 # epmd first, listening on every interface of the container: left to itself, the node
 # would start one bound to 127.0.0.1 (`--epmd system` starts it with `-address`), which
 # BEAM nodes in other containers cannot reach. The node then registers with it.
 ENTRYPOINT ["/bin/sh", "-c", "epmd -daemon && exec rustelixir \"$@\"", "rustelixir"]
-CMD ["serve", "--name", "rustelixir@rustelixir", "--listen-host", "0.0.0.0", "--port", "9100", "--epmd", "system"]
+CMD ["serve", "--name", "rustelixir@rustelixir", "--listen-host", "0.0.0.0", "--port", "9100", "--epmd", "system", \
+     "--metrics-host", "0.0.0.0", "--metrics-port", "9200"]

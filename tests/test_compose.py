@@ -139,7 +139,7 @@ class Compose:
 
 
 def _build_wheel() -> None:
-    """The wheel the node's image installs, built here (no Rust image is at hand) into the
+    """The wheels the node's image installs: rustelixir's, built here (no Rust image is at hand) into the
     build context, with the virtualenv's Python and the Makefile's target directory, so
     that the release build `make build` made is reused rather than redone."""
     shutil.rmtree(WHEELS, ignore_errors=True)
@@ -153,6 +153,10 @@ def _build_wheel() -> None:
     result = _run(command, timeout=900, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(WHEELS.glob("rustelixir-*.whl")), result.stdout + result.stderr
+    # The metrics extra's wheel beside it (the image installs with no index: /healthz needs it).
+    result = _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+                   "--dest", str(WHEELS), "prometheus-client>=0.20,<1"], timeout=300)  # fmt: skip
+    assert result.returncode == 0 and list(WHEELS.glob("prometheus_client-*.whl")), result.stdout + result.stderr
 
 
 def _epmd_names(port: int) -> dict[str, int]:

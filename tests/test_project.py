@@ -107,7 +107,9 @@ def test_compose_has_two_nodes_and_the_elixir_client() -> None:
         assert command[:3] == ["serve", "--name", f"rustelixir@{name}"] and node["hostname"] == name
         assert command[command.index("--listen-host") + 1] == "0.0.0.0"
         assert command[command.index("--pg-group") + 1] == "rustelixir"
-        assert "epmd" in " ".join(node["healthcheck"]["test"])
+        # Healthy by the node's own /healthz, on the metrics port its command opens.
+        assert command[command.index("--metrics-port") + 1] == "9200"
+        assert "http://127.0.0.1:9200/healthz" in " ".join(node["healthcheck"]["test"])
     client = services["elixir"]
     assert client["build"]["dockerfile"] == "compose/elixir.Dockerfile"
     assert client["build"]["args"] == {"ELIXIR_BASE": "${RUSTELIXIR_ELIXIR_BASE:-elixir:1.14}"}
@@ -183,6 +185,11 @@ def test_dockerfile_structure() -> None:
     runs = " ".join(rest for instruction, rest in instructions if instruction == "RUN")
     assert "rustup" in runs and "maturin build" in runs and "erlang-base" in runs and "python3-venv" in runs
     assert ("USER", "rustelixir") in instructions
+    # The image's health is the node's /healthz, on the port its default command opens.
+    health = [rest for instruction, rest in instructions if instruction == "HEALTHCHECK"]
+    assert len(health) == 1 and "http://127.0.0.1:9200/healthz" in health[0]
+    command = [rest for instruction, rest in instructions if instruction == "CMD"][-1]
+    assert '"--metrics-port", "9200"' in command and "[metrics]" in runs
     assert (ROOT / ".dockerignore").is_file()
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and "native/target" in ignored
