@@ -69,6 +69,24 @@ class NodeCollector(Collector):
         yield freed
         yield GaugeMetricFamily("rustelixir_resource_holders", "Processes holding resources", value=native.resource_holder_count())
         yield GaugeMetricFamily("rustelixir_peers", "Nodes connected", value=len(self.node.peers))
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+            "bytes_in": CounterMetricFamily("rustelixir_peer_received_bytes", "Bytes read from a peer (TLS records included)", labels=["peer"]),
+            "bytes_out": CounterMetricFamily("rustelixir_peer_sent_bytes", "Bytes written to a peer (TLS records included)", labels=["peer"]),
+            "messages_in": CounterMetricFamily("rustelixir_peer_received_messages", "Messages from a peer (ticks not counted)", labels=["peer"]),
+            "messages_out": CounterMetricFamily("rustelixir_peer_sent_messages", "Messages to a peer (ticks not counted)", labels=["peer"]),
+            "waiting": GaugeMetricFamily("rustelixir_peer_frames_waiting", "Frames read from a peer waiting for Python", labels=["peer"]),
+        }  # fmt: skip
+        for name, proto in list(self.node.peers.items()):
+            link = proto.link
+            if link is None:
+                continue
+            try:
+                counts = link.traffic()
+            except Exception:  # closed meanwhile
+                continue
+            for family, value in zip(families.values(), counts):
+                family.add_metric([name], value)
+        yield from families.values()
 
 
 def _counter(name: str, documentation: str, value: int) -> CounterMetricFamily:

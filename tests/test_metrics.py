@@ -5,6 +5,7 @@ start-up, serving and shutdown."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import socket
 import subprocess
@@ -94,6 +95,14 @@ def test_counters_and_histograms_move_by_the_calls_made(node: ServedNode, client
     assert after[("rustelixir_resources_live", (("type", "buffer"),))] >= 1
     assert after[("rustelixir_peers", ())] >= 1
     assert after[("rustelixir_calls_in_flight", ())] == 0
+    # The caller's connection: 10 + 3 + 4 + 2 + 2 + 2 + 1 calls and their replies, each a
+    # message (monitors, demonitors and the buffer's holder monitor go too, so at least).
+    peer = client.name
+    assert moved(before, after, "rustelixir_peer_received_messages_total", peer=peer) >= 24
+    assert moved(before, after, "rustelixir_peer_sent_messages_total", peer=peer) >= 24
+    assert moved(before, after, "rustelixir_peer_received_bytes_total", peer=peer) > 24 * 20
+    assert moved(before, after, "rustelixir_peer_sent_bytes_total", peer=peer) > 24 * 20
+    assert after[("rustelixir_peer_frames_waiting", (("peer", peer),))] == 0
     # The process's own: CPU, memory, file descriptors.
     for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"):
         assert after[(name, ())] > 0
@@ -110,8 +119,11 @@ def healthz(port: int) -> tuple[int, str] | None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
             return response.status, response.read().decode().strip()
     except urllib.error.HTTPError as e:
-        return e.code, e.read().decode().strip()
-    except (urllib.error.URLError, ConnectionError):
+        try:
+            return e.code, e.read().decode().strip()
+        except (http.client.HTTPException, OSError):
+            return None  # cut off: the node exited while answering
+    except (urllib.error.URLError, http.client.HTTPException, OSError):
         return None
 
 

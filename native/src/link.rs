@@ -51,6 +51,7 @@ impl DistLink {
             header,
             max_message_size,
             fragment_size: fragment_size.max(1),
+            counters: Default::default(),
         };
         let link = Link::start(stream, leftover, notify, config, server.map(|s| s.inner.clone()), Duration::from_millis(ticktime_ms), tls)?;
         Ok(DistLink { link })
@@ -76,6 +77,12 @@ impl DistLink {
         let (frames, ticks, closed) = self.link.take();
         let list = PyList::new(py, frames.iter().map(|f| PyBytes::new(py, f)))?;
         Ok((list, ticks, closed))
+    }
+
+    /// (bytes in, bytes out, messages in, messages out, frames waiting for Python): bytes on
+    /// the wire, TLS records included; a fragmented message counted once; ticks not at all.
+    fn traffic(&self) -> (u64, u64, u64, u64, usize) {
+        self.link.traffic()
     }
 
     /// Python has handled the frames it took: the link reads on.

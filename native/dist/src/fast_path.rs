@@ -181,6 +181,7 @@ impl FastPath {
                 *ticks += 1;
             } else if is_fragment(body) {
                 if let Some(mut whole) = self.fragment(body, out)? {
+                    self.peer.config.counters.messages_in.fetch_add(1, Ordering::Relaxed);
                     if !to_python.is_empty() || !self.answer(&whole, out) {
                         to_python.push(whole);
                     } else if whole.capacity() > self.spare.capacity() {
@@ -189,10 +190,13 @@ impl FastPath {
                         self.spare = whole;
                     }
                 }
-            } else if !to_python.is_empty() || !self.answer(body, out) {
-                // Behind a frame left to Python, every frame goes to Python too: frames are
-                // handled in order, and the earlier one may close the connection.
-                to_python.push(body.to_vec());
+            } else {
+                self.peer.config.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                if !to_python.is_empty() || !self.answer(body, out) {
+                    // Behind a frame left to Python, every frame goes to Python too: frames
+                    // are handled in order, and the earlier one may close the connection.
+                    to_python.push(body.to_vec());
+                }
             }
         }
         Ok(pos)

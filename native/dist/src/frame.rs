@@ -8,6 +8,7 @@
 //! down to 1); to others, pass-through bodies (112, then each term with its version byte).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use etf::tags::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, VERSION};
 
@@ -30,6 +31,19 @@ pub struct PeerConfig {
     pub header: bool,
     pub max_message_size: usize,
     pub fragment_size: usize,
+    /// What crossed this connection, shared by every copy of the config (its reader, its
+    /// writers, the server).
+    pub counters: Arc<PeerCounters>,
+}
+
+/// A connection's traffic: bytes on the wire (TLS records included) and messages (a
+/// fragmented one counted once; ticks not counted), each way.
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
 }
 
 /// A frame body that is a fragment of a message (its first, or a later one).
@@ -119,6 +133,7 @@ impl<'a> Slices<'a> {
 /// `write_message` with the payload given as consecutive parts (so a reply is framed
 /// without first being copied whole into one buffer).
 pub fn write_message_parts<'a>(peer: &PeerConfig, control: &'a [u8], payload: &[&'a [u8]], out: &mut impl FrameOut<'a>) {
+    peer.counters.messages_out.fetch_add(1, Ordering::Relaxed);
     let payload_len: usize = payload.iter().map(|p| p.len()).sum();
     if !peer.header {
         let len = 1 + 1 + control.len() + if payload_len == 0 { 0 } else { 1 + payload_len };
@@ -352,6 +367,7 @@ mod tests {
                     header,
                     max_message_size: 1 << 30,
                     fragment_size,
+                    counters: Default::default(),
                 };
                 for (control, parts) in [(&b"ctl"[..], vec![&payload[..10], &payload[10..]]), (&b"c"[..], vec![]), (&b"xy"[..], vec![&payload[..5]])] {
                     let before = SEQUENCE.load(Ordering::Relaxed);

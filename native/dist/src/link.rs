@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::fast_path::{wire_limits, FastPath, FrameError};
-use crate::frame::{PeerConfig, TICK};
+use crate::frame::{PeerConfig, PeerCounters, TICK};
 use crate::server::{Peer, Server, Sink};
 use crate::tls::TlsSession;
 
@@ -93,6 +93,8 @@ struct Shared {
     outbox_limit: usize,
     notify: Mutex<Option<File>>,
     closing: AtomicBool,
+    /// The connection's traffic (its config's, shared with the framer and the fast path).
+    counters: Arc<PeerCounters>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -239,6 +241,7 @@ impl Shared {
             }
             let mut n = n as usize;
             sent += n;
+            self.counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
             while n > 0 && first < slices.len() {
                 let left = slices[first].len() - offset;
                 if n >= left {
@@ -361,6 +364,7 @@ impl Link {
             outbox_limit: config.max_message_size.saturating_mul(2).max(64 << 20),
             notify: Mutex::new(Some(notify)),
             closing: AtomicBool::new(false),
+            counters: config.counters.clone(),
         });
         let peer = Arc::new(Peer::new(config, Box::new(LinkSink(shared.clone()))));
         if let Some(server) = &server {
@@ -422,6 +426,14 @@ impl Link {
         taken
     }
 
+    /// (bytes in, bytes out, messages in, messages out, frames waiting for Python).
+    pub fn traffic(&self) -> (u64, u64, u64, u64, usize) {
+        let c = &self.shared.counters;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let waiting = lock(&self.shared.inbox).frames.len();
+        (load(&c.bytes_in), load(&c.bytes_out), load(&c.messages_in), load(&c.messages_out), waiting)
+    }
+
     /// Python has handled the frames it took: the reader goes on.
     pub fn handled(&self) {
         lock(&self.shared.inbox).handling = false;
@@ -476,6 +488,7 @@ fn read_loop(mut stream: TcpStream, shared: Arc<Shared>, mut fast: FastPath, lef
                 Ok(0) => break "connection closed by peer".to_string(),
                 Ok(read) => {
                     n = read;
+                    shared.counters.bytes_in.fetch_add(read as u64, Ordering::Relaxed);
                     match &shared.wire {
                         Wire::Plain => &buf[..n],
                         Wire::Tls(session) => {
@@ -723,6 +736,7 @@ fn write_all(stream: &mut TcpStream, shared: &Shared, bytes: &[u8], ticktime: Du
             Ok(0) => return Err(Some("connection closed while writing".into())),
             Ok(n) => {
                 written += n;
+                shared.counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
                 stalled_since = Instant::now();
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {

@@ -44,6 +44,7 @@ pub fn peer_config(max_message_size: usize) -> PeerConfig {
         header: true,
         max_message_size,
         fragment_size: 64 * 1024,
+        counters: Default::default(),
     }
 }
 
