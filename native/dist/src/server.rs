@@ -476,14 +476,15 @@ impl Server {
         } else {
             None
         };
-        match request {
-            Some(Request::Native { name, args }) if self.find(name, args.len()).is_none() => {}
-            Some(request) => {
-                let inline = match &request {
-                    Request::Native { name, args } => matches!(self.find(name, args.len()), Some(Native::Quick(_))),
-                    Request::Reload(_) => false,
-                    _ => true,
-                };
+        // Whether it is answered here, on this thread; None: nothing runs it (undef).
+        let inline = match &request {
+            None => None,
+            Some(Request::Native { name, args }) => self.find(name, args.len()).map(|n| matches!(n, Native::Quick(_))),
+            Some(Request::Reload(_)) => Some(false),
+            Some(_) => Some(true),
+        };
+        match (request, inline) {
+            (Some(request), Some(inline)) => {
                 if !inline {
                     // The process's exit may be sent from another thread before `out` leaves:
                     // its SPAWN_REPLY goes first (a DOWN before it would be dropped by the
@@ -494,7 +495,7 @@ impl Server {
                 let from = From { peer, pid: Some((spawn.from, spawn.from_node)), caller: Some(caller) };
                 return self.request(from, request, out);
             }
-            None => {}
+            _ => {}
         }
         let mut head = Vec::new();
         frame::write_spawn_exit(&peer.config, &mut head, spawn.from, spawned, frame::SpawnExit::Undef, out);
