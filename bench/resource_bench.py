@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from benchnodes import bench_nodes
+from report import Report, Row, Section, add_arguments, publish
 
 
 def rss_kib(pid: int) -> int:
@@ -34,7 +35,7 @@ def rss_kib(pid: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    add_arguments(parser)
     args = parser.parse_args()
     rounds, millis, live_count = (2, 500, 100_000) if args.quick else (5, 2000, 1_000_000)
 
@@ -65,21 +66,19 @@ def main() -> int:
         def med(key: str) -> float:
             return statistics.median(samples[key])
 
-        print(f"\n{'figure':<40}{'baseline':>16}{'resources':>16}{'ratio':>9}")
-        for c in (1, 16):
-            base, ours = med(f"calls x{c}"), med(f"pairs x{c}")
-            print(f"{'create+release pairs/s, ' + str(c) + ' caller(s)':<40}{base:>14,.0f}/s{ours:>14,.0f}/s{ours / base:>8.2f}x")
-        for c in (1, 16):
-            base, ours = med(f"echo x{c}"), med(f"write x{c}")
-            print(f"{'buffer_write 4 KiB, ' + str(c) + ' writer(s)':<40}{base:>11,.1f} MB/s{ours:>11,.1f} MB/s{ours / base:>8.2f}x")
-        print(
-            f"{'bytes per live resource (' + format(made, ',') + ' live)':<40}{object_bytes:>16,}{per_resource:>16,.0f}"
-            f"{per_resource / object_bytes:>8.1f}x"
-        )
-        print(
-            f"\nbaselines: pairs vs two {{add, 1, 2}} calls; buffer_write vs echo of the same 4 KiB; bytes vs the"
-            f" object's own size. {rounds} rounds of {millis} ms, medians. Live sorted sets after the fill: {live:,}."
-        )
+        sections = [
+            Section("create+release pairs (sorted_set_new, release)", "two {add, 1, 2} calls", [
+                Row(f"pairs/s x{c}", "/s", med(f"calls x{c}"), med(f"pairs x{c}"), True) for c in (1, 16)
+            ], ours="resource pair"),
+            Section("buffer_write of 4 KiB chunks into one buffer", "echo of the same 4 KiB", [
+                Row(f"MB/s x{c}", "MB/s", med(f"echo x{c}"), med(f"write x{c}"), True) for c in (1, 16)
+            ], ours="buffer_write"),
+            Section(f"memory per live resource ({made:,} live)", "the object's own size", [
+                Row("bytes per resource", "B", object_bytes, per_resource, False)
+            ], ours="table, holders and monitors included"),
+        ]  # fmt: skip
+        notes = [f"{rounds} rounds of {millis} ms, medians. Live sorted sets after the fill: {live:,}."]
+        publish(Report("resource_bench", "Resource objects: what holding natives' data on the node costs", sections, notes, args.quick), args)
         return 0
 
 

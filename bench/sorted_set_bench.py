@@ -30,6 +30,7 @@ import sys
 from typing import Any
 
 from benchnodes import bench_nodes
+from report import Report, Row, Section, add_arguments, publish
 
 PHASES = ("add_many", "add", "remove", "index_of", "slice", "size")
 BATCH = 1000
@@ -37,7 +38,7 @@ BATCH = 1000
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: fewer operations, shorter time boxes")
+    add_arguments(parser)
     parser.add_argument("--sizes", default="1000,100000,1000000", help="comma-separated set sizes")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -70,18 +71,24 @@ def main() -> int:
                 count = min(n, count * BATCH)  # batches -> members
             return count / (micros / 1e6) if micros else float("inf")
 
-        print(f"\n{'size':>10}  {'operation':<10}{'gb_sets ops/s':>16}{'rustelixir ops/s':>19}{'ratio':>10}")
-        for n in sizes:
-            for phase in PHASES:
-                base, ours = rate(n, "gb", phase), rate(n, "ours", phase)
-                done = results[(n, "gb")][phase][0]
-                note = f"  (gb_sets: {done} ops in its time box)" if phase == "index_of" and done < ops else ""
-                print(f"{n:>10,}  {phase:<10}{base:>16,.0f}{ours:>19,.0f}{ours / base:>9.2f}x{note}")
-        print(
-            f"\n{ops} operations per phase (add_many: the whole build, in members/s); index_of, slice and size "
+        sections = [
+            Section(f"{n:,} members", "gb_sets in the caller", [
+                Row(phase, "members/s" if phase == "add_many" else "ops/s", rate(n, "gb", phase), rate(n, "ours", phase), True)
+                for phase in PHASES
+            ], ours="SortedSet on the node")
+            for n in sizes
+        ]  # fmt: skip
+        notes = [
+            f"{ops} operations per phase (add_many: the whole build, in members/s); index_of, slice and size "
             f"time-boxed at {budget_ms} ms; ratio = rustelixir / gb_sets (>1: SortedSet faster). gb_sets runs in "
             "the caller's process; every SortedSet operation is a call to the rustelixir node."
-        )
+        ]
+        for n in sizes:
+            done = results[(n, "gb")]["index_of"][0]
+            if done < ops:
+                notes.append(f"{n:,} members: gb_sets did {done} index_of in its time box.")
+        publish(Report("sorted_set_bench", "The SortedSet natives against :gb_sets in the caller's own process", sections, notes,
+                       args.quick), args)  # fmt: skip
         return 0
 
 
