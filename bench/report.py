@@ -177,6 +177,8 @@ def fmt_compact(value: float) -> str:
 def fmt_ratio(ratio: float | None) -> str:
     if ratio is None:
         return "n/a"
+    if ratio < 0.1:
+        return f"{ratio:.2g}x"  # 0.0029x, not 0.00x
     return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.1f}x"
 
 
@@ -255,7 +257,8 @@ def _panel(ax: Any, section: Section, index: int) -> None:
         colour = {True: MEETS_COLOUR, False: MISSES_COLOUR, None: "black"}[row.meets]
         target = "" if row.target is None else f"  (target {row.bound()})"
         label = ax.text(row.ratio, y + 0.19, f" {fmt_compact(row.ours)} {row.unit}  {fmt_ratio(row.ratio)}{target}",
-                        va="center", fontsize=8, color=colour, fontweight="bold")  # fmt: skip
+                        va="center", fontsize=8, color=colour, fontweight="bold", zorder=4,
+                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})  # fmt: skip
         label.set_gid(f"ratio-{index}-{y}")
         if row.target is not None:
             mark = ax.plot([row.target, row.target], [y - 0.42, y + 0.42], color=colour, linestyle=(0, (2, 1.5)), linewidth=1.2)

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import MEETS_COLOUR, MISSES_COLOUR, RESULTS, Report, Row, Section, results_dir  # noqa: E402
+from report import MEETS_COLOUR, MISSES_COLOUR, RESULTS, Report, Row, Section, fmt_ratio, results_dir  # noqa: E402
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -53,6 +53,7 @@ def test_rows_ratio_and_verdict_follow_the_direction_of_better() -> None:
     assert higher.meets is False and higher.verdict() == "MISSES >= 1.3x"
     assert Row("calls/s", "/s", 100.0, 130.0, True, 1.3).meets is True  # the bound itself meets
     assert Row("p99", "us", 40.0, 30.0, False).verdict() == "" and Row("p99", "us", 40.0, 30.0, False).meets is None
+    assert [fmt_ratio(r) for r in (0.00291, 0.0466, 0.5, 12.34, None)] == ["0.0029x", "0.047x", "0.50x", "12.3x", "n/a"]
     missing = Row("bignum", "ops/s", None, 7.0, True, 20.0)
     assert missing.ratio is None and missing.meets is None and missing.verdict() == ""
 
