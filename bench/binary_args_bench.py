@@ -14,12 +14,11 @@ ratio is borrowed / owned (lower is better); the owned native is the baseline.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 
-from benchnodes import COOKIE, ServedNode, bench_nodes, unique_name  # noqa: F401
+from benchnodes import bench_nodes
 from node_bench import cpu_us, percentile
-from report import Report, Row, Section, add_arguments, publish
+from report import Report, Samples, Section, add_arguments, publish
 
 
 def main() -> int:
@@ -29,7 +28,7 @@ def main() -> int:
     rounds, scale = (2, 1) if args.quick else (5, 4)
     with bench_nodes("node_bench", "binbench", ["--module", "rustelixir_test_natives"]) as (served, client, _):
         client.set("Node", served.atom)
-        results: dict[tuple[str, str, str], list[float]] = {}
+        results = Samples()
         # Enough calls per run that the node's CPU time (counted in 10 ms ticks) means something.
         for bits, label, calls in ((20, "1 MiB", 25 * scale), (24, "16 MiB", 5 * scale)):
             client.eval(f"put(bin, binary:copy(<<7>>, 1 bsl {bits})), ok.")
@@ -45,15 +44,14 @@ def main() -> int:
                         f" erlang:monotonic_time(microsecond) - T0 end || _ <- lists:seq(1, {calls})]).",
                         timeout=600,
                     )
-                    results.setdefault((label, native, "p50"), []).append(percentile(lat, 0.5))
-                    results.setdefault((label, native, "cpu"), []).append((cpu_us(served.proc.pid) - before) / calls)
+                    results.add(f"{label} p50", native, percentile(lat, 0.5))
+                    results.add(f"{label} node CPU/call", native, (cpu_us(served.proc.pid) - before) / calls)
             print(f"{label} done", file=sys.stderr)
     rows = [
-        Row(f"{label} {name}", "us", statistics.median(results[(label, "test_len_owned", figure)]),
-            statistics.median(results[(label, "test_len_borrowed", figure)]), False)
+        results.row(f"{label} {figure}", "us", False, baseline="test_len_owned", ours="test_len_borrowed")
         for label in ("1 MiB", "16 MiB")
-        for figure, name in (("p50", "p50"), ("cpu", "node CPU/call"))
-    ]  # fmt: skip
+        for figure in ("p50", "node CPU/call")
+    ]
     notes = [f"{rounds} rounds of {25 * scale} (1 MiB) and {5 * scale} (16 MiB) sequential calls, medians; ratio = borrowed / owned."]
     section = Section("a binary argument", "owned (Vec<u8>)", rows, ours="borrowed (&[u8])")
     publish(Report("binary_args_bench", "Binary arguments borrowed from the call's bytes against copied first", [section], notes, args.quick), args)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from benchnodes import COOKIE, ROOT, DistClient, ServedNode, unique_name
-from report import Report, Row, Section, add_arguments, publish
+from report import Report, Samples, Section, add_arguments, publish
 
 REQUESTS = (("add", "{add, 1, 2}"), ("py_add", "{py_add, 1, 2}"))
 CALLERS = 64
@@ -49,7 +48,7 @@ def main() -> int:
                                     extra=["-q", "--module", "bench_natives", "--connect", client.name, "--pg-group", group]))  # fmt: skip
         client.eval("W = fun W(0) -> timeout; W(N) -> case {length(pg:get_members(pg, two)), length(pg:get_members(pg, one))} of"
                     " {2, 1} -> ok; _ -> timer:sleep(50), W(N - 1) end end, ok = W(400).")  # fmt: skip
-        samples: dict[tuple[str, str], list[float]] = {}
+        samples = Samples()
         for name, request in REQUESTS:  # warm up
             for group in ("one", "two"):
                 client.eval(f"group_bench:throughput(pg, {group}, {request}, {CALLERS}, 200).")
@@ -58,13 +57,9 @@ def main() -> int:
             for name, request in REQUESTS:
                 for group in order:
                     calls = client.eval(f"group_bench:throughput(pg, {group}, {request}, {CALLERS}, {millis}).", timeout=120)
-                    samples.setdefault((name, group), []).append(calls * 1000 / millis)
+                    samples.add(name, group, calls * 1000 / millis)
             print(f"round {round_ + 1}/{rounds} done", file=sys.stderr)
-        rows = [
-            Row(f"{name} calls/s x{CALLERS}", "/s", statistics.median(samples[(name, "one")]),
-                statistics.median(samples[(name, "two")]), True)
-            for name, _ in REQUESTS
-        ]  # fmt: skip
+        rows = [samples.row(name, "/s", True, baseline="one", ours="two", metric=f"{name} calls/s x{CALLERS}") for name, _ in REQUESTS]
         notes = [
             f"{rounds} rounds, medians; {CALLERS} callers for {millis} ms per run, each call to a random member; "
             f"ratio = two nodes / one node. {os.cpu_count()} cores shared by the nodes and the client."

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import sys
 import threading
 import urllib.request
 
 from benchnodes import COOKIE, ServedNode, bench_nodes
-from report import Report, Row, Section, add_arguments, publish
+from report import Report, Samples, Section, add_arguments, publish
 from rustelixir import Atom
 
 TOLERANCE = 0.05
@@ -51,26 +50,26 @@ def main() -> int:
             client.set("On", (Atom("rustelixir"), metered.atom))
             for who in ("Off", "On"):
                 client.eval(f"node_bench:latency({who}, {{add, 1, 2}}, 300).")
-            samples: dict[tuple[str, str], list[float]] = {}
+            samples = Samples()
             for round_ in range(rounds):
                 for who in ("Off", "On") if round_ % 2 == 0 else ("On", "Off"):
                     lat = client.eval(f"node_bench:latency({who}, {{add, 1, 2}}, {calls}).")
-                    samples.setdefault(("p50", who), []).append(float(lat[len(lat) // 2]))
+                    samples.add("p50", who, float(lat[len(lat) // 2]))
                     n = client.eval(f"node_bench:throughput({who}, {{add, 1, 2}}, 64, {millis}).", timeout=120)
-                    samples.setdefault(("calls/s x64", who), []).append(n * 1000 / millis)
+                    samples.add("calls/s x64", who, n * 1000 / millis)
                 print(f"round {round_ + 1}/{rounds} done", file=sys.stderr)
         finally:
             stop.set()
             thread.join()
             metered.stop()
-    rows = [
-        Row(metric, "/s" if higher else "us", statistics.median(samples[(metric, "Off")]),
-            statistics.median(samples[(metric, "On")]), higher, 1 - TOLERANCE if higher else 1 + TOLERANCE)
-        for metric, higher in (("p50", False), ("calls/s x64", True))
-    ]  # fmt: skip
-    notes = [f"{rounds} rounds, medians; {calls} sequential calls, 64 callers for {millis} ms; /metrics scraped {scrapes[0]} times."]
-    section = Section("the fast path, {add, 1, 2}", "metrics off", rows, ours="metrics on")
-    publish(Report("metrics_bench", "The node with metrics on against metrics off (target: within 5%)", [section], notes, args.quick), args)
+    section = Section("the fast path, {add, 1, 2}", "metrics off", [
+        samples.row("p50", "us", False, 1 + TOLERANCE, baseline="Off", ours="On"),
+        samples.row("calls/s x64", "/s", True, 1 - TOLERANCE, baseline="Off", ours="On"),
+    ], ours="metrics on")  # fmt: skip
+    report = Report("metrics_bench", "The node with metrics on against metrics off (target: within 5%)", [section],
+                    [f"{rounds} rounds, medians; {calls} sequential calls, 64 callers for {millis} ms; "
+                     f"/metrics scraped {scrapes[0]} times."], args.quick)  # fmt: skip
+    publish(report, args)
     return 0
 
 

@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchnodes import COOKIE, ROOT, DistClient, ServedNode, bench_nodes, unique_name
-from report import Report, Row, Section, add_arguments, publish
+from report import Report, Row, Samples, Section, add_arguments, publish
 from tlscerts import Authority, ssl_dist_optfile
 
 # (metric, rustelixir's request, the BEAM server's request) for the sequential latencies.
@@ -164,10 +163,8 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
         for who in ("Ours", "Base"):
             tls.client.eval(f"node_bench:latency({who}, {request}, 5).")
 
-    samples: dict[tuple[str, str], list[float]] = {}
-
-    def record(metric: str, who: str, value: float) -> None:
-        samples.setdefault((metric, who), []).append(value)
+    samples = Samples()
+    record = samples.add
 
     for round_ in range(settings.rounds):
         order = ("Base", "Ours") if round_ % 2 == 0 else ("Ours", "Base")
@@ -206,14 +203,11 @@ def _run(settings: Settings, served_atom: Any, served_pid: int, server: DistClie
                 record(metric, side, percentile(lat, 0.5))
         print(f"round {round_ + 1}/{settings.rounds} done", file=sys.stderr)
 
-    def median(metric: str, who: str) -> float:
-        return statistics.median(samples[(metric, who)])
-
     def row(metric: str, unit: str, higher: bool, target: float | None, base: str = "Base", ours: str = "Ours") -> Row:
-        return Row(metric, unit, median(metric, base), median(metric, ours), higher, target)
+        return samples.row(metric, unit, higher, target, baseline=base, ours=ours)
 
     def against_add(metric: str, unit: str, higher: bool, target: float | None, of: str) -> Row:
-        return Row(metric, unit, median(of, "Ours"), median(metric, "Ours"), higher, target)
+        return Row(metric, unit, samples.median(of, "Ours"), samples.median(metric, "Ours"), higher, target)
 
     return Report(
         "node_bench",

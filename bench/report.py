@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -69,6 +70,26 @@ class Row:
         if self.meets is None:
             return ""
         return f"{'meets' if self.meets else 'MISSES'} {self.bound()}"
+
+
+class Samples:
+    """What a benchmark measured round by round, by figure and side (rustelixir's, the
+    baseline's); a row reports the medians over the rounds."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, figure: str, side: str, value: float) -> None:
+        self._values.setdefault((figure, side), []).append(value)
+
+    def median(self, figure: str, side: str) -> float:
+        return statistics.median(self._values[(figure, side)])
+
+    def row(self, figure: str, unit: str, higher_is_better: bool, target: float | None = None, *,
+            baseline: str, ours: str, metric: str | None = None) -> Row:  # fmt: skip
+        """The row of `figure`: the median of side `baseline` against that of side `ours`,
+        named `metric` (default: the figure)."""
+        return Row(metric or figure, unit, self.median(figure, baseline), self.median(figure, ours), higher_is_better, target)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,11 @@ in the same run, alternating round by round:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 from benchnodes import bench_nodes
-from report import Report, Row, Section, add_arguments, publish
+from report import Report, Row, Samples, Section, add_arguments, publish
 
 
 def rss_kib(pid: int) -> int:
@@ -44,15 +43,15 @@ def main() -> int:
 
         client.set("Node", served.atom)
         client.eval("pong = net_adm:ping(Node), ok.")
-        samples: dict[str, list[float]] = {}
+        samples = Samples()
         for r in range(rounds):
             for concurrency in (1, 16):
                 for kind in (("calls", "pairs") if r % 2 else ("pairs", "calls")):
                     n = client.eval(f"resource_bench:{kind}(Node, {concurrency}, {millis}).", timeout=120)
-                    samples.setdefault(f"{kind} x{concurrency}", []).append(n * 1000 / millis)
+                    samples.add(f"pairs/s x{concurrency}", kind, n * 1000 / millis)
                 for mode in (("echo", "write") if r % 2 else ("write", "echo")):
                     n = client.eval(f"resource_bench:writes(Node, {mode}, {concurrency}, {millis}).", timeout=120)
-                    samples.setdefault(f"{mode} x{concurrency}", []).append(n / 1e6 * 1000 / millis)
+                    samples.add(f"MB/s x{concurrency}", mode, n / 1e6 * 1000 / millis)
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)
 
         before = rss_kib(served.proc.pid)
@@ -63,15 +62,12 @@ def main() -> int:
         per_resource = (after - before) * 1024 / made
         object_bytes = 64  # an empty SortedSet: its lock and its (empty) bucket vectors
 
-        def med(key: str) -> float:
-            return statistics.median(samples[key])
-
         sections = [
             Section("create+release pairs (sorted_set_new, release)", "two {add, 1, 2} calls", [
-                Row(f"pairs/s x{c}", "/s", med(f"calls x{c}"), med(f"pairs x{c}"), True) for c in (1, 16)
+                samples.row(f"pairs/s x{c}", "/s", True, baseline="calls", ours="pairs") for c in (1, 16)
             ], ours="resource pair"),
             Section("buffer_write of 4 KiB chunks into one buffer", "echo of the same 4 KiB", [
-                Row(f"MB/s x{c}", "MB/s", med(f"echo x{c}"), med(f"write x{c}"), True) for c in (1, 16)
+                samples.row(f"MB/s x{c}", "MB/s", True, baseline="echo", ours="write") for c in (1, 16)
             ], ours="buffer_write"),
             Section(f"memory per live resource ({made:,} live)", "the object's own size", [
                 Row("bytes per resource", "B", object_bytes, per_resource, False)

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import MEETS_COLOUR, MISSES_COLOUR, RESULTS, Report, Row, Section, fmt_ratio, results_dir  # noqa: E402
+from report import MEETS_COLOUR, MISSES_COLOUR, RESULTS, Report, Row, Samples, Section, fmt_ratio, results_dir  # noqa: E402
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -56,6 +56,18 @@ def test_rows_ratio_and_verdict_follow_the_direction_of_better() -> None:
     assert [fmt_ratio(r) for r in (0.00291, 0.0466, 0.5, 12.34, None)] == ["0.0029x", "0.047x", "0.50x", "12.3x", "n/a"]
     missing = Row("bignum", "ops/s", None, 7.0, True, 20.0)
     assert missing.ratio is None and missing.meets is None and missing.verdict() == ""
+
+
+def test_samples_report_the_median_of_each_side_over_the_rounds() -> None:
+    samples = Samples()
+    for base, ours in ((40.0, 31.0), (90.0, 29.0), (41.0, 80.0)):  # one slow round on each side
+        samples.add("p50", "Base", base)
+        samples.add("p50", "Ours", ours)
+    assert samples.median("p50", "Base") == 41.0
+    row = samples.row("p50", "us", False, 0.9, baseline="Base", ours="Ours", metric="add p50")
+    assert row == Row("add p50", "us", 41.0, 31.0, False, 0.9)
+    with pytest.raises(KeyError):
+        samples.median("p50", "Other")
 
 
 def test_json_round_trips() -> None:
