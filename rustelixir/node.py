@@ -589,7 +589,7 @@ class Node:
         if target is not None:
             target.demonitored(m.ref, m.from_pid, proto)
         elif self.native_server is not None:
-            self.native_server.demonitor(m.ref)  # a process the native server spawned
+            self.native_server.demonitor(m.ref, proto.peer_name or "")  # a process the native server spawned
 
     def _on_spawn_request(self, proto: DistProtocol, m: c.SpawnRequest | c.SpawnRequestTT) -> None:
         # The native server makes the process and runs what it asks (`erpc`, `rpc`); a node

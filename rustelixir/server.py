@@ -68,7 +68,8 @@ class _ServerProcess(Process):
 
     def demonitored(self, ref: Reference, by: Pid, peer: Any) -> None:
         # A caller gives up on its call (its DEMONITOR_P came through Python).
-        self.server.native.demonitor(ref)
+        if peer is not None and peer.peer_name:
+            self.server.native.demonitor(ref, peer.peer_name)
 
     def monitor_exit(self, ref: Reference, reason: Any, from_proc: Any, peer: Any) -> None:
         """A resource holder the server monitors is gone, unless the exit is forged (not from

@@ -191,11 +191,12 @@ impl NativeServer {
         Ok(py.detach(|| inner.spawn_bytes(peer_name.as_bytes(), &message)))
     }
 
-    /// A DEMONITOR_P that Python decoded, of monitor `reference`: the caller of the call
-    /// behind it gave up. False when no call in flight has that monitor.
-    fn demonitor(&self, reference: &crate::types::Reference) -> bool {
+    /// A DEMONITOR_P that Python decoded, of monitor `reference`, from over the connection
+    /// to `peer_name`: the caller of the call behind it gave up. False when no call in
+    /// flight of that node has that monitor.
+    fn demonitor(&self, reference: &crate::types::Reference, peer_name: &str) -> bool {
         let mut bytes = Vec::new();
-        etf::encode::put_reference(&mut bytes, &reference.to_etf()).is_ok() && self.inner.demonitor(&bytes)
+        etf::encode::put_reference(&mut bytes, &reference.to_etf()).is_ok() && self.inner.demonitor(&bytes, peer_name.as_bytes())
     }
 
     /// A MONITOR_P_EXIT to the server that Python decoded, naming `from_proc` as the process

@@ -352,10 +352,10 @@ impl FastPath {
             None => false,
             Some(Routed::Done) => true,
             Some(Routed::Demonitor(reference)) => {
-                server.demonitor(reference);
+                server.demonitor(reference, &self.peer.config.name);
                 true
             }
-            Some(Routed::DemonitorSpawned(reference)) => server.demonitor(reference),
+            Some(Routed::DemonitorSpawned(reference)) => server.demonitor(reference, &self.peer.config.name),
             Some(Routed::Spawn(spawn)) => {
                 server.clone().spawn(&self.peer, spawn, out);
                 true

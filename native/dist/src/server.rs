@@ -915,10 +915,20 @@ impl Server {
         }
     }
 
-    /// The caller of the call behind monitor `reference` (encoded) gave up: a DEMONITOR_P.
-    /// False when no call in flight has that monitor.
-    pub fn demonitor(&self, reference: &[u8]) -> bool {
-        let ticket = lock(&self.calls).by_monitor.get(reference).copied();
+    /// The caller of the call behind monitor `reference` (encoded) gave up: a DEMONITOR_P,
+    /// read on the connection to `peer_name`. False when no call in flight has that monitor,
+    /// or the call is not that node's: a node speaks for its own callers only (another
+    /// peer that names a caller's monitor must not cancel its call).
+    pub fn demonitor(&self, reference: &[u8], peer_name: &[u8]) -> bool {
+        let ticket = {
+            let calls = lock(&self.calls);
+            calls.by_monitor.get(reference).copied().filter(|ticket| {
+                calls.by_ticket.get(ticket).is_some_and(|call| {
+                    call.node.as_deref() == Some(peer_name)
+                        || call.reply_to.as_ref().is_some_and(|to| to.peer.config.name == peer_name)
+                })
+            })
+        };
         match ticket {
             Some(ticket) => {
                 self.cancel(ticket);
