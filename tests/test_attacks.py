@@ -144,3 +144,40 @@ def test_a_demonitor_from_another_node_does_not_cancel_a_spawned_call(node: Serv
     finally:
         victim.close()
         attacker.close()
+
+
+# --- Spawn requests ---------------------------------------------------------------------------
+
+
+def long_atom(n: int) -> bytes:
+    """ATOM_UTF8_EXT of `n` ASCII characters (OTP refuses atoms over 255 characters)."""
+    return bytes([118]) + struct.pack(">H", n) + b"a" * n
+
+
+@pytest.mark.parametrize("where", ["module", "function", "erpc function", "call"])
+def test_an_atom_over_255_characters_closes_its_connection_without_an_internal_error(node: ServedNode, where: str) -> None:
+    peer = Raw(node, "longatom")
+    try:
+        caller, ref, result = peer.pid(), peer.ref(), peer.ref()
+        marker = Atom("zzmarker")
+        if where == "call":
+            frame = call_frame(caller, ImproperList([Atom("alias")], ref), (marker, 1))
+        elif where == "erpc function":
+            frame = erpc_call(caller, ref, result, "zzmarker", [1, 2])
+        else:
+            mfa = (marker, Atom("f"), 0) if where == "module" else (Atom("rustelixir"), marker, 0)
+            frame = spawn_frame(caller, ref, mfa, [Atom("monitor")], [])
+        encoded = bytes([119, 8]) + b"zzmarker"  # SMALL_ATOM_UTF8_EXT
+        assert frame.count(encoded) == 1
+        body = frame[4:].replace(encoded, long_atom(300))
+        before = node.log().count("internal error")
+        peer.send(struct.pack(">I", len(body)) + body)
+        assert until_closed(peer.sock, 10.0) < 10.0  # not a term any node may send
+    finally:
+        peer.close()
+    deadline = time.monotonic() + 10
+    while f"disconnected from {peer.name}" not in node.log():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert node.log().count("internal error") == before, node.log()[-2000:]
+    assert info(node)["node"] == Atom(node.name)

@@ -110,6 +110,12 @@ impl<'a, 'l> Reader<'a, 'l> {
         if (tag == SMALL_ATOM_EXT || tag == ATOM_EXT) && !name.is_ascii() {
             return None;
         }
+        // As the decoder: UTF-8, at most 255 characters (no node makes another; a name read
+        // here may be written back into a reply or an exit's stack, as an atom).
+        let name_str = std::str::from_utf8(name).ok()?;
+        if len > 255 && name_str.chars().count() > 255 {
+            return None;
+        }
         Some(name)
     }
 
