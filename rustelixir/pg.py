@@ -121,6 +121,12 @@ class PgMembership(Process):
             return
         self.scopes[name] = scope
         self._cancel_retry(name)
+        # A node has one scope process: the one it was replaces the one heard from before,
+        # whose monitor goes (else a peer naming ever new "scopes" grows them without bound).
+        for old_ref, old in list(self._monitors.items()):
+            if old.node.name == name:
+                del self._monitors[old_ref]
+                peer.send(c.DemonitorP(from_pid=self.pid, to_proc=old, ref=old_ref))
         ref = self.node.make_ref()
         self._monitors[ref] = scope
         peer.send(c.MonitorP(from_pid=self.pid, to_proc=scope, ref=ref))

@@ -181,3 +181,102 @@ def test_an_atom_over_255_characters_closes_its_connection_without_an_internal_e
         time.sleep(0.05)
     assert node.log().count("internal error") == before, node.log()[-2000:]
     assert info(node)["node"] == Atom(node.name)
+
+
+def test_spawns_past_max_in_flight_are_overloaded_and_a_dropped_asker_frees_its_workers(node: ServedNode) -> None:
+    """Regression (no test covered spawns against --max-in-flight, or an asker's node that
+    drops with its spawned processes running)."""
+    peer = Raw(node, "flood")
+    n = 200
+    try:
+        caller = peer.pid()
+        asks = [(peer.ref(), peer.ref()) for _ in range(n)]
+        peer.send(b"".join(erpc_call(caller, ref, result, "sleep", [3000]) for ref, result in asks))
+        overloaded = 0
+        for _ in range(n - 4):
+            _, reason = peer.receive(lambda t: t[0][0] == 28, timeout=10)
+            assert reason[1:3] == (Atom("error"), (Atom("rustelixir"), Atom("overloaded"))), reason
+            overloaded += 1
+        assert overloaded == n - 4
+        now = info(node)
+        assert now["in_flight"] == 4
+        cancelled = now["cancelled"]
+    finally:
+        peer.close()
+    deadline = time.monotonic() + 5
+    while (now := info(node))["in_flight"] or now["cancelled"] != cancelled + 4:
+        assert time.monotonic() < deadline, now
+        time.sleep(0.05)
+    other = Raw(node, "after")
+    try:  # the workers are free at once, not after the 3 s sleeps
+        caller, ref, result = other.pid(), other.ref(), other.ref()
+        started = time.monotonic()
+        other.send(erpc_call(caller, ref, result, "sleep", [10]))
+        assert other.receive(lambda t: t[0][0] == 28)[1] == (result, Atom("return"), OK)
+        assert time.monotonic() - started < 2
+    finally:
+        other.close()
+
+
+def test_spawn_options_of_any_shape_are_ignored_but_monitor_and_link(node: ServedNode) -> None:
+    """Regression: junk options; a spawn linked and monitored exits to both."""
+    peer = Raw(node, "opts")
+    try:
+        caller, ref, result = peer.pid(), peer.ref(), peer.ref()
+        options = [Atom("link"), 1, (), (Atom("monitor"),), (Atom("monitor"), [Atom("x")]), [Atom("junk")], b"bin",
+                   {Atom("a"): 1}, (Atom("reply"), Atom("error_only")), Atom("monitor")]  # fmt: skip
+        peer.send(spawn_frame(caller, ref, (Atom("erpc"), Atom("execute_call"), 4), options,
+                              [result, Atom("rustelixir"), Atom("add"), [1, 2]]))  # fmt: skip
+        (reply,) = peer.receive(lambda t: t[0][0] == 31)
+        assert reply[3] == 3  # linked and monitored
+        assert peer.receive(lambda t: t[0][0] == 28)[1] == (result, Atom("return"), 3)
+        assert peer.receive(lambda t: t[0][0] == 24)[1] == (result, Atom("return"), 3)
+        # A DEMONITOR of a spawn never made, of the node's own pid and of a made-up one.
+        peer.send(pass_through_frame((20, caller, reply[4], peer.ref())))
+        peer.send(pass_through_frame((20, caller, Pid(node.name, 77777, 5, 1), peer.ref())))
+        assert peer.call(Atom("functions"))[0] == OK
+    finally:
+        peer.close()
+
+
+# --- :pg ----------------------------------------------------------------------------------------
+
+
+def test_a_peer_posing_as_ever_new_scopes_leaves_one_monitor_not_one_each(node: ServedNode) -> None:
+    peer = Raw(node, "pgscope")
+    n = 300
+    try:
+        control, (_, us) = peer.receive(lambda t: t[0][0] == 6 and t[0][3] == Atom("pg") and t[1][0] == Atom("discover"))
+        # Junk first: none of it may cost the connection or make a monitor.
+        junk = [(), (Atom("discover"),), (Atom("discover"), 1), (Atom("discover"), Pid("other@127.0.0.1", 1, 0, 1)),
+                (Atom("$gen_cast"), (Atom("sync"), 1, [])), (Atom("$gen_cast"), Atom("sync")),
+                (Atom("$gen_cast"), (Atom("join"), Atom("g"), [peer.pid(5)] * 1000)),
+                (Atom("$gen_cast"), (Atom("sync"), peer.pid(6), [(Atom("g"), [peer.pid(7)] * 10_000)]))]  # fmt: skip
+        # ... then a "scope" that is a new process each time.
+        frames = [pass_through_frame((2, Atom(""), us), message) for message in junk]
+        frames += [pass_through_frame((2, Atom(""), us), (Atom("discover"), peer.pid(1000 + i))) for i in range(n)]
+        peer.send(b"".join(frames))
+        monitors: set[Any] = set()
+        deadline = time.monotonic() + 20
+        # One SYNC for each discover, and the node's monitors of the scopes.
+        syncs = 0
+        while syncs < n:
+            assert time.monotonic() < deadline
+            (control, *payload) = peer.receive(lambda t: True)
+            if control[0] == 19 and control[1] == us:
+                monitors.add(control[3])
+            elif control[0] == 20 and control[1] == us:
+                monitors.discard(control[3])
+            elif control[0] in (2, 22) and payload and payload[0][0] == Atom("$gen_cast"):
+                syncs += 1
+        assert peer.call(Atom("functions"))[0] == OK
+        while peer.seen:  # what came with the reply
+            control = peer.seen.pop(0)[0]
+            if control[0] == 19 and control[1] == us:
+                monitors.add(control[3])
+            elif control[0] == 20 and control[1] == us:
+                monitors.discard(control[3])
+        # The scope of a node is one process: the one it heard from last, monitored once.
+        assert len(monitors) == 1, f"{len(monitors)} monitors held for {n} scope pids of one node"
+    finally:
+        peer.close()
