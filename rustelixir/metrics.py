@@ -109,6 +109,38 @@ def _buckets(bins: list[tuple[int, int]], total: int) -> list[tuple[str, float]]
     return out
 
 
+# HTTP clients served at once, and how long one may leave its socket idle: past the bound a
+# connection is closed unread, so idle or slow clients cost a few dozen threads and
+# descriptors, not one of each per connection for as long as they stay.
+MAX_CONNECTIONS = 64
+IDLE_TIMEOUT = 5.0
+
+
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 made a burst of scrapes wait for SYN retries
+
+    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class MetricsServer:
     """The HTTP endpoint: `/metrics` and `/healthz`, served from a thread of its own. Its
     `state` is "starting" until the node serves ("serving"), then "stopping"."""
@@ -117,8 +149,7 @@ class MetricsServer:
         self.state = "starting"
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)  # CPU seconds, memory, open file descriptors
-        self._http = ThreadingHTTPServer((host, port), _handler(self))
-        self._http.daemon_threads = True
+        self._http = _BoundedHTTPServer((host, port), _handler(self), MAX_CONNECTIONS)
         self.port = self._http.server_address[1]
         self._thread = threading.Thread(target=self._http.serve_forever, name="rustelixir-metrics", daemon=True)
         self._thread.start()
@@ -133,6 +164,8 @@ class MetricsServer:
 
 def _handler(metrics: MetricsServer) -> Any:
     class Handler(BaseHTTPRequestHandler):
+        timeout = IDLE_TIMEOUT  # a client that sends nothing (or stops) is dropped
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             path = self.path.split("?", 1)[0]
             if path == "/metrics":

@@ -280,3 +280,44 @@ def test_a_peer_posing_as_ever_new_scopes_leaves_one_monitor_not_one_each(node: 
         assert len(monitors) == 1, f"{len(monitors)} monitors held for {n} scope pids of one node"
     finally:
         peer.close()
+
+
+# --- The metrics endpoint -----------------------------------------------------------------------
+
+
+def metrics_url(node: ServedNode) -> str:
+    match = re.search(r"Metrics: (http://\S+)/metrics", node.banner)
+    assert match, node.banner
+    return match.group(1)
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_idle_http_clients_cost_the_node_bounded_threads_and_are_dropped(node: ServedNode) -> None:
+    base = metrics_url(node)
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    pid = node.proc.pid
+    threads_before, fds_before = threads(pid), len(os.listdir(f"/proc/{pid}/fd"))
+    idle = []
+    try:
+        for i in range(150):
+            s = socket.create_connection((host, int(port)), timeout=5)
+            if i % 2:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            idle.append(s)
+        time.sleep(0.5)
+        grown = threads(pid) - threads_before, len(os.listdir(f"/proc/{pid}/fd")) - fds_before
+        assert grown[0] < 100 and grown[1] < 100, f"{grown[0]} threads and {grown[1]} descriptors for 150 idle clients"
+        assert info(node)["node"] == Atom(node.name)  # calls go on meanwhile
+        # The node lets go of idle clients: each is closed (or was refused) in bounded time.
+        deadline = time.monotonic() + 30
+        for s in idle:
+            left = deadline - time.monotonic()
+            assert until_closed(s, max(0.1, left)) < left, "an idle client kept its connection"
+        with urllib.request.urlopen(base + "/healthz", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        for s in idle:
+            s.close()
