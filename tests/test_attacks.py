@@ -321,3 +321,58 @@ def test_idle_http_clients_cost_the_node_bounded_threads_and_are_dropped(node: S
     finally:
         for s in idle:
             s.close()
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+def test_tls_peers_that_stall_or_send_junk_in_the_handshake_are_dropped_in_time(tmp_path: Path) -> None:
+    """Regression (stalls inside TLS were not covered): each costs its connection within the
+    handshake timeout, and a TLS peer that plays by the rules connects meanwhile."""
+    import ssl
+
+    from rustelixir.protocol.handshake import Handshake, HandshakeComplete, Role
+    from test_tls import TlsPeer
+    from tlscerts import Authority
+
+    authority = Authority(tmp_path / "pki", "ours")
+    certs, beam = authority.issue("served"), authority.issue("beam")
+    extra = [*certs.serve_args(), "--handshake-timeout", "2", "--max-pending-handshakes", "6"]
+    with served(tmp_path / "logs", cookie=COOKIE, extra=extra) as node:
+        port = dist_port(node)
+
+        def client_hello() -> bytes:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(beam.cacert))
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+            with pytest.raises(ssl.SSLWantReadError):
+                tls.do_handshake()
+            return outgoing.read()
+
+        hello = client_hello()
+        stalled = []
+        for data in (hello[: len(hello) // 2], hello):  # half a ClientHello; one, then nothing
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(data)
+            stalled.append(s)
+        inside = TlsPeer(port, beam)  # TLS done, then no distribution handshake
+        half = TlsPeer(port, beam)  # TLS done, then half a name message
+        half.send(b"\x00\x00\x00\x40N")
+        started = time.monotonic()
+        # Junk right after a whole ClientHello: closed at once.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as junk:
+            junk.sendall(hello + bytes([0x17, 3, 3, 0, 16]) + b"\xab" * 16)
+            assert until_closed(junk, 5) < 2
+        # A well-behaved TLS peer connects while the stalled ones wait.
+        good = TlsPeer(port, beam)
+        handshake = Handshake(Role.INITIATOR, name=unique_name("good"), cookie=COOKIE, creation=7, peer_name=node.name, length_prefix=4)
+        good.send(handshake.data_to_send())
+        done = False
+        while not done:
+            events = handshake.receive_data(good.receive())
+            good.send(handshake.data_to_send())
+            done = any(isinstance(e, HandshakeComplete) for e in events)
+        good.sock.close()
+        for s in [*stalled, inside.sock, half.sock]:
+            assert until_closed(s, 10) + (time.monotonic() - started) < 6, "a stalled TLS peer outlived the handshake timeout"
+            s.close()
