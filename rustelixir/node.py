@@ -634,6 +634,10 @@ class Node:
         process = self._local_process(m.to_pid)
         if process is not None:
             process.exit_signal(m.from_pid, m.reason, proto)
+        elif (self.native_server is not None and proto.peer_name and m.reason != Atom("normal")
+              and isinstance(m, (c.Exit, c.ExitTT, c.PayloadExit, c.PayloadExitTT))):  # fmt: skip
+            # A process the native server spawned linked to its asker, which is gone.
+            self.native_server.link_exit(m.from_pid, m.to_pid, proto.peer_name)
 
     # --- Out: sending and calling --------------------------------------------------------
 

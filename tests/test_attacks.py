@@ -376,3 +376,36 @@ def test_tls_peers_that_stall_or_send_junk_in_the_handshake_are_dropped_in_time(
         for s in [*stalled, inside.sock, half.sock]:
             assert until_closed(s, 10) + (time.monotonic() - started) < 6, "a stalled TLS peer outlived the handshake timeout"
             s.close()
+
+
+# --- A linked spawn's asker exits ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", [3, 24], ids=["EXIT", "PAYLOAD_EXIT"])
+def test_a_process_spawned_linked_dies_with_its_asker(node: ServedNode, op: int) -> None:
+    """`spawn_request(Node, M, F, A, [link])` (as `Node.spawn_link/4`): the asker's exit
+    signal reaches the spawned process; it does not trap exits, so its native is cancelled
+    (not run to its end holding a worker and a slot of --max-in-flight)."""
+    peer, other = Raw(node, "linker"), Raw(node, "bystander")
+    try:
+        caller, ref, result = peer.pid(), peer.ref(), peer.ref()
+        peer.send(spawn_frame(caller, ref, (Atom("erpc"), Atom("execute_call"), 4), [Atom("link")],
+                              [result, Atom("rustelixir"), Atom("sleep"), [3000]]))  # fmt: skip
+        (reply,) = peer.receive(lambda t: t[0][0] == 31)
+        spawned = reply[4]
+        cancelled = info(node)["cancelled"]
+        # Signals that must not kill it: `normal`, from another process, over another connection.
+        peer.send(pass_through_frame((op, caller, spawned), Atom("normal")) if op == 24 else pass_through_frame((op, caller, spawned, Atom("normal"))))
+        peer.send(pass_through_frame((3, peer.pid(9), spawned, Atom("killed"))))
+        other.send(pass_through_frame((3, caller, spawned, Atom("killed"))))
+        assert other.call(Atom("functions"))[0] == OK and peer.call(Atom("functions"))[0] == OK
+        assert info(node)["cancelled"] == cancelled
+        # Its asker's own exit does.
+        peer.send(pass_through_frame((op, caller, spawned), Atom("boom")) if op == 24 else pass_through_frame((op, caller, spawned, Atom("boom"))))
+        deadline = time.monotonic() + 2
+        while (now := info(node))["cancelled"] != cancelled + 1 or now["in_flight"]:
+            assert time.monotonic() < deadline, f"still running: {now['in_flight']} in flight"
+            time.sleep(0.05)
+    finally:
+        peer.close()
+        other.close()

@@ -191,6 +191,13 @@ impl NativeServer {
         Ok(py.detach(|| inner.spawn_bytes(peer_name.as_bytes(), &message)))
     }
 
+    /// A link's exit signal (not `normal`) that Python decoded, from `from_pid` to
+    /// `to_pid` over the connection to `peer_name`: a process spawned linked to its asker
+    /// dies with it (its call is cancelled). False when `to_pid` is no such process.
+    fn link_exit(&self, from_pid: &crate::types::Pid, to_pid: &crate::types::Pid, peer_name: &str) -> bool {
+        self.inner.link_exit(&holder(from_pid), &holder(to_pid), peer_name.as_bytes())
+    }
+
     /// A DEMONITOR_P that Python decoded, of monitor `reference`, from over the connection
     /// to `peer_name`: the caller of the call behind it gave up. False when no call in
     /// flight of that node has that monitor.

@@ -182,6 +182,8 @@ struct Calls {
     by_ticket: HashMap<u64, InFlight>,
     by_monitor: HashMap<Vec<u8>, u64>,
     by_node: HashMap<Vec<u8>, HashSet<u64>>,
+    /// Processes spawned linked to their asker, by their pid (canonical bytes).
+    by_linked_spawn: HashMap<Vec<u8>, u64>,
 }
 
 #[derive(Default)]
@@ -740,6 +742,7 @@ impl Server {
             }
         });
         let monitor = from.caller.and_then(|c| c.monitor()).map(<[u8]>::to_vec);
+        let linked_spawn = from.caller.and_then(|c| c.spawned).filter(|s| s.link).and_then(|s| resource::canonical_holder(s.pid));
         let caller = from.pid.map(|(pid, node)| (pid.to_vec(), node.to_vec()));
         {
             let mut calls = lock(&self.calls);
@@ -751,6 +754,9 @@ impl Server {
             }
             if let Some(n) = &node {
                 calls.by_node.entry(n.clone()).or_default().insert(ticket);
+            }
+            if let Some(pid) = linked_spawn {
+                calls.by_linked_spawn.insert(pid, ticket);
             }
             // Only the event loop's jobs hear of a cancellation (an async native's task is
             // cancelled); the others see their flag.
@@ -879,6 +885,11 @@ impl Server {
                 if let Some(m) = &call.monitor {
                     calls.by_monitor.remove(m);
                 }
+                if let Some(spawned) = call.reply_to.as_ref().and_then(|to| to.spawned.as_ref()).filter(|s| s.link) {
+                    if let Some(pid) = resource::canonical_holder(&spawned.pid) {
+                        calls.by_linked_spawn.remove(&pid);
+                    }
+                }
                 if let Some(n) = &call.node {
                     if let Some(set) = calls.by_node.get_mut(n) {
                         set.remove(&ticket);
@@ -926,6 +937,30 @@ impl Server {
                 calls.by_ticket.get(ticket).is_some_and(|call| {
                     call.node.as_deref() == Some(peer_name)
                         || call.reply_to.as_ref().is_some_and(|to| to.peer.config.name == peer_name)
+                })
+            })
+        };
+        match ticket {
+            Some(ticket) => {
+                self.cancel(ticket);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A link's exit signal (EXIT, not `normal`) from `from` to `to`, read on the
+    /// connection to `peer_name`: when `to` is a process spawned linked to `from` (whose
+    /// native still runs) and `from` is of that node, the asker is gone and so is the
+    /// process (it does not trap exits): its call is cancelled, as a DEMONITOR_P cancels
+    /// one. False when it names no such process.
+    pub fn link_exit(&self, from: &[u8], to: &[u8], peer_name: &[u8]) -> bool {
+        let (Some(from), Some(to)) = (resource::canonical_holder(from), resource::canonical_holder(to)) else { return false };
+        let ticket = {
+            let calls = lock(&self.calls);
+            calls.by_linked_spawn.get(&to).copied().filter(|ticket| {
+                calls.by_ticket.get(ticket).and_then(|call| call.reply_to.as_ref()).is_some_and(|to| {
+                    to.peer.config.name == peer_name && resource::canonical_holder(&to.pid).as_ref() == Some(&from)
                 })
             })
         };
