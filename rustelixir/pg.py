@@ -121,7 +121,7 @@ class PgMembership(Process):
             return
         self.scopes[name] = scope
         self._cancel_retry(name)
-        # A node has one scope process: the one it was replaces the one heard from before,
+        # A node has one scope process: this one replaces the one heard from before,
         # whose monitor goes (else a peer naming ever new "scopes" grows them without bound).
         for old_ref, old in list(self._monitors.items()):
             if old.node.name == name:

@@ -331,7 +331,6 @@ def test_tls_peers_that_stall_or_send_junk_in_the_handshake_are_dropped_in_time(
     handshake timeout, and a TLS peer that plays by the rules connects meanwhile."""
     import ssl
 
-    from rustelixir.protocol.handshake import Handshake, HandshakeComplete, Role
     from test_tls import TlsPeer
     from tlscerts import Authority
 
@@ -365,13 +364,7 @@ def test_tls_peers_that_stall_or_send_junk_in_the_handshake_are_dropped_in_time(
             assert until_closed(junk, 5) < 2
         # A well-behaved TLS peer connects while the stalled ones wait.
         good = TlsPeer(port, beam)
-        handshake = Handshake(Role.INITIATOR, name=unique_name("good"), cookie=COOKIE, creation=7, peer_name=node.name, length_prefix=4)
-        good.send(handshake.data_to_send())
-        done = False
-        while not done:
-            events = handshake.receive_data(good.receive())
-            good.send(handshake.data_to_send())
-            done = any(isinstance(e, HandshakeComplete) for e in events)
+        good.dist_handshake(node.name, "good", COOKIE)
         good.sock.close()
         for s in [*stalled, inside.sock, half.sock]:
             assert until_closed(s, 10) + (time.monotonic() - started) < 6, "a stalled TLS peer outlived the handshake timeout"

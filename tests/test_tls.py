@@ -294,6 +294,17 @@ class TlsPeer:
             except ssl.SSLWantReadError:
                 self._fill()
 
+    def dist_handshake(self, node_name: str, prefix: str, cookie: str = COOKIE) -> None:
+        """The distribution handshake inside TLS, to its end, with 4-byte lengths (what
+        inet_tls_dist sends)."""
+        handshake = Handshake(Role.INITIATOR, name=unique_name(prefix), cookie=cookie, creation=7, peer_name=node_name, length_prefix=4)
+        self.send(handshake.data_to_send())
+        done = False
+        while not done:
+            events = handshake.receive_data(self.receive())
+            self.send(handshake.data_to_send())
+            done = any(isinstance(e, HandshakeComplete) for e in events)
+
 
 def test_the_handshake_inside_tls_has_4_byte_lengths_and_bad_records_close_only_that_connection(
     tmp_path: Path, pki: Pki, node: ServedNode
@@ -301,13 +312,7 @@ def test_the_handshake_inside_tls_has_4_byte_lengths_and_bad_records_close_only_
     port = int(node.banner.split(" on port ")[1].split(".")[0])
     # A handshake from Python with 4-byte lengths completes (what inet_tls_dist sends).
     peer = TlsPeer(port, pki.beam)
-    handshake = Handshake(Role.INITIATOR, name=unique_name("raw"), cookie=COOKIE, creation=7, peer_name=node.name, length_prefix=4)
-    peer.send(handshake.data_to_send())
-    done = False
-    while not done:
-        events = handshake.receive_data(peer.receive())
-        peer.send(handshake.data_to_send())
-        done = any(isinstance(e, HandshakeComplete) for e in events)
+    peer.dist_handshake(node.name, "raw")
     # Then a record that is not TLS, written beneath the session: that connection closes.
     peer.sock.sendall(bytes([0x17, 3, 3, 0, 32]) + b"\xab" * 32)
     assert until_closed(peer.sock, 10) < 5
