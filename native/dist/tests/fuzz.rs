@@ -5,7 +5,8 @@
 //! an OTP 28 node sent after the handshake (written by `corpus/capture.py`). Each case takes
 //! a run of those frames, mutates them the ways a broken or hostile peer would (bit flips,
 //! interesting values over 1/2/4-byte fields, insertions, deletions, duplications,
-//! truncation, splices of two frames; frame lengths fixed up or not), and feeds the result in
+//! truncation, splices of two frames, atoms made longer than a node may send; frame lengths
+//! fixed up or not), and feeds the result in
 //! random pieces to a fresh fast path. What must hold, for every input:
 //! - nothing panics (a panic here is an abort in the node);
 //! - no single allocation is larger than the input allows (a count from the wire sizing an
@@ -156,7 +157,7 @@ fn mutate(rng: &mut Rng, body: &mut Vec<u8>, donor: &[u8]) {
         return;
     }
     let at = rng.below(body.len());
-    match rng.below(8) {
+    match rng.below(9) {
         0 => body[at] ^= 1 << rng.below(8),
         1 => body[at] = INTERESTING[rng.below(INTERESTING.len())] as u8,
         2 | 3 => {
@@ -181,6 +182,7 @@ fn mutate(rng: &mut Rng, body: &mut Vec<u8>, donor: &[u8]) {
             let piece = body[at..end].to_vec();
             body.splice(end..end, piece);
         }
+        7 => lengthen_atom(rng, body),
         _ => {
             // A splice: this body's start, another's end.
             let from = rng.below(donor.len().max(1));
@@ -188,6 +190,27 @@ fn mutate(rng: &mut Rng, body: &mut Vec<u8>, donor: &[u8]) {
             body.extend_from_slice(&donor[from.min(donor.len())..]);
         }
     }
+}
+
+/// One of the body's small atoms made long: 255 characters is the most a node may send,
+/// and a name read from the wire may be written back (into a reply, or the stack of a
+/// spawned process's exit), so lengths about that bound, in one- and two-byte characters.
+/// (Bit flips and overwritten lengths alone almost never make one: a longer atom needs its
+/// bytes too.)
+fn lengthen_atom(rng: &mut Rng, body: &mut Vec<u8>) {
+    let atoms: Vec<usize> = (0..body.len().saturating_sub(1))
+        .filter(|&p| body[p] == etf::tags::SMALL_ATOM_UTF8_EXT && p + 2 + body[p + 1] as usize <= body.len())
+        .collect();
+    if atoms.is_empty() {
+        return;
+    }
+    let at = atoms[rng.below(atoms.len())];
+    let chars = [254, 255, 256, 300, 1000][rng.below(5)];
+    let name = if rng.chance(2) { "a".repeat(chars) } else { "\u{e9}".repeat(chars) };
+    let mut atom = vec![etf::tags::ATOM_UTF8_EXT];
+    atom.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    atom.extend_from_slice(name.as_bytes());
+    body.splice(at..at + 2 + body[at + 1] as usize, atom);
 }
 
 /// Every frame written is whole and makes whole messages, each with a control tuple. (The
