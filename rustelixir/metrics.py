@@ -1,5 +1,6 @@
 """`serve --metrics-port P`: the node's metrics in Prometheus' text format at `/metrics`, and
-its health at `/healthz`, over HTTP on 127.0.0.1 (or `--metrics-host`).
+its health at `/healthz`, over HTTP on 127.0.0.1 (or `--metrics-host`), served by an asyncio
+loop in a thread of its own.
 
 The numbers are counted in Rust where calls are answered (the fast path included) and read
 at each scrape; `prometheus_client` makes the exposition. `/healthz` answers 200 while the
@@ -8,10 +9,11 @@ node serves, 503 while it starts or shuts down.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -109,36 +111,17 @@ def _buckets(bins: list[tuple[int, int]], total: int) -> list[tuple[str, float]]
     return out
 
 
-# HTTP clients served at once, and how long one may leave its socket idle: past the bound a
-# connection is closed unread, so idle or slow clients cost a few dozen threads and
-# descriptors, not one of each per connection for as long as they stay.
+# HTTP clients served at once (more are closed unread), how long one has from connecting to
+# the end of its request's head, and how long that head may be. The clients are coroutines
+# of one event loop in the endpoint's thread, not a thread each; the deadline counts from the
+# connection, so a client that sends its request a byte at a time keeps its place no longer
+# than one that sends nothing.
 MAX_CONNECTIONS = 64
-IDLE_TIMEOUT = 5.0
+REQUEST_DEADLINE = 2.0
+MAX_REQUEST_HEAD = 8192
 
-
-class _BoundedHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # socketserver's 5 made a burst of scrapes wait for SYN retries
-
-    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
-        self._slots = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+_TEXT = "text/plain; charset=utf-8"
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
 class MetricsServer:
@@ -149,41 +132,74 @@ class MetricsServer:
         self.state = "starting"
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)  # CPU seconds, memory, open file descriptors
-        self._http = _BoundedHTTPServer((host, port), _handler(self), MAX_CONNECTIONS)
-        self.port = self._http.server_address[1]
-        self._thread = threading.Thread(target=self._http.serve_forever, name="rustelixir-metrics", daemon=True)
+        self._clients: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.new_event_loop()
+        listening: Future[asyncio.Server] = Future()
+
+        def run() -> None:  # the endpoint's own loop, in its own thread (whatever runs in the caller's)
+            try:
+                listening.set_result(self._loop.run_until_complete(
+                    asyncio.start_server(self._serve, host, port, limit=MAX_REQUEST_HEAD, backlog=128)
+                ))  # fmt: skip
+            except BaseException as e:  # the address is taken, say: the constructor raises it
+                listening.set_exception(e)
+                self._loop.close()
+                return
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="rustelixir-metrics", daemon=True)
         self._thread.start()
+        self._server = listening.result()
+        self.port: int = self._server.sockets[0].getsockname()[1]
 
     def watch(self, node: Node, server: RustelixirServer) -> None:
         self.registry.register(NodeCollector(node, server))
 
     def close(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+        async def stop() -> None:
+            self._server.close()
+            for task in list(self._clients):
+                task.cancel()
 
+        try:
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=5)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            if not self._thread.is_alive():
+                self._loop.close()
 
-def _handler(metrics: MetricsServer) -> Any:
-    class Handler(BaseHTTPRequestHandler):
-        timeout = IDLE_TIMEOUT  # a client that sends nothing (or stops) is dropped
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if len(self._clients) >= MAX_CONNECTIONS or task is None:
+            writer.transport.abort()
+            return
+        self._clients.add(task)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_DEADLINE)
+            status, content_type, body = self._answer(head)
+            writer.write(
+                f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            )
+            await asyncio.wait_for(writer.drain(), REQUEST_DEADLINE)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass  # too slow, gone, or a head past the limit: the connection just ends
+        finally:
+            self._clients.discard(task)
+            writer.transport.abort()
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._answer(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
-            elif path == "/healthz":
-                status = 200 if metrics.state == "serving" else 503
-                self._answer(status, "text/plain; charset=utf-8", f"{metrics.state}\n".encode())
-            else:
-                self._answer(404, "text/plain; charset=utf-8", b"not found: /metrics or /healthz\n")
-
-        def _answer(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # a scrape every few seconds is not news
-
-    return Handler
+    def _answer(self, head: bytes) -> tuple[int, str, bytes]:
+        """Status, content type and body for a request whose head is `head`."""
+        request_line = head.split(b"\r\n", 1)[0].split(b" ")
+        if len(request_line) != 3 or not request_line[2].startswith(b"HTTP/"):
+            return 400, _TEXT, b"bad request\n"
+        method, target = request_line[0], request_line[1]
+        if method != b"GET":
+            return 405, _TEXT, b"GET only\n"
+        path = target.split(b"?", 1)[0]
+        if path == b"/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+        if path == b"/healthz":
+            return 200 if self.state == "serving" else 503, _TEXT, f"{self.state}\n".encode()
+        return 404, _TEXT, b"not found: /metrics or /healthz\n"

@@ -323,6 +323,66 @@ def test_idle_http_clients_cost_the_node_bounded_threads_and_are_dropped(node: S
             s.close()
 
 
+def test_http_clients_that_trickle_their_requests_keep_no_place_past_the_deadline(node: ServedNode) -> None:
+    """Slowloris: more clients than the endpoint serves at once, each sending its request a
+    byte at a time (every byte in time for any idle timeout). Each is dropped at the request
+    deadline however it trickles, so /healthz answers while they are still at it."""
+    from rustelixir.metrics import MAX_CONNECTIONS, REQUEST_DEADLINE
+
+    base = metrics_url(node)
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nUser-Agent: slow\r\n"
+    tricklers = [socket.create_connection((host, int(port)), timeout=5) for _ in range(MAX_CONNECTIONS + 16)]
+    healthy_after = None
+    try:
+        started = time.monotonic()
+        for step in range(int(3 * REQUEST_DEADLINE / 0.25)):
+            for s in tricklers:
+                try:
+                    s.sendall(request[step % len(request) : step % len(request) + 1])
+                except OSError:
+                    pass  # dropped already
+            if healthy_after is None:
+                try:
+                    with urllib.request.urlopen(base + "/healthz", timeout=0.5) as response:
+                        if response.status == 200:
+                            healthy_after = time.monotonic() - started
+                except OSError:
+                    pass  # refused while the tricklers hold every place
+            time.sleep(0.25)
+        assert healthy_after is not None and healthy_after < 2 * REQUEST_DEADLINE, "/healthz refused while clients trickled"
+        for s in tricklers:
+            until_closed(s, 1.0)  # each was dropped (a timeout here: one still held its place)
+    finally:
+        for s in tricklers:
+            s.close()
+
+
+def test_http_requests_the_endpoint_does_not_serve_get_a_clear_answer(node: ServedNode) -> None:
+    base = metrics_url(node)
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+
+    def ask(head: bytes) -> bytes:
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(head)
+            answer = b""
+            try:
+                while chunk := s.recv(1 << 16):
+                    answer += chunk
+            except ConnectionResetError:
+                pass  # closed with what it sent unread
+            return answer
+
+    assert ask(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 405 ")
+    assert ask(b"GET /nothing HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 404 ")
+    assert ask(b"junk\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert ask(b"GET /healthz?x=1 HTTP/1.0\r\n\r\n").split(b"\r\n\r\n", 1)[1] == b"serving\n"
+    # A head longer than the endpoint reads: the connection ends, nothing is answered.
+    assert ask(b"GET /metrics HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 20_000 + b"\r\n\r\n") == b""
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+        assert response.status == 200 and b"rustelixir_calls_total" in response.read()
+
+
 # --- TLS ------------------------------------------------------------------------------------------
 
 
