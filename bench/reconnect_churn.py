@@ -289,7 +289,7 @@ def main() -> int:
         env = dict(item.split("=", 1) for item in args.env)
         served = ServedNode(Path(tempfile.mkdtemp(prefix="churn-")), cookie=COOKIE, extra=["--module", "rustelixir_test_natives", *args.node_arg], env=env)
         pid, node_name = served.proc.pid, served.name
-        port = int(served.banner.split(" on port ")[1].split(".")[0])
+        port = served.dist_port
 
     def settle(cycle: int) -> Sample:
         # Closed connections are let go of asynchronously: wait (briefly) for the counts.

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import rustelixir
-from rustelixir import Atom
+from rustelixir import Atom, Pid, Reference
+from rustelixir._native import decode_dist
 
 TESTS = Path(__file__).parent
 # The natives only the tests serve (`--module TEST_NATIVES`): native/testnatives, a crate
@@ -166,6 +167,11 @@ class ServedNode:
         self.banner = line.decode()
         self.atom = Atom(self.name)
 
+    @property
+    def dist_port(self) -> int:
+        """The port the node takes distribution connections on, from its "is up" line."""
+        return int(self.banner.split(" on port ")[1].split(".")[0])
+
     def log(self) -> str:
         if not self._log.closed:
             self._log.flush()
@@ -309,6 +315,60 @@ def frame_bodies(sock: socket.socket, buffer: bytearray) -> Iterator[bytes]:
 def pass_through_frame(*terms: Any) -> bytes:
     body = bytes([112]) + b"".join(rustelixir.encode(t) for t in terms)
     return struct.pack(">I", len(body)) + body
+
+
+class RawPeer:
+    """A peer node speaking the distribution protocol from the test: a real handshake with
+    the node's cookie, then any frame the test makes; it reads what the node sends it."""
+
+    def __init__(self, node: ServedNode, prefix: str = "raw") -> None:
+        self.name = unique_name(prefix)
+        self.sock = raw_peer(node.dist_port, node.name, node.cookie, self.name)
+        self.buffer = bytearray()
+        self.seen: list[tuple[Any, ...]] = []  # messages read while the test waited for another
+        self.serial = 0
+        # Our side of the handshake ends before the node's link (and its server) knows us:
+        # one answered call, and the node knows this peer for what the tests make it do.
+        assert self.call(Atom("functions"))[0] == Atom("ok")
+
+    def pid(self, number: int = 1) -> Pid:
+        return Pid(self.name, number, 0, 7)  # raw_peer's creation is 7
+
+    def ref(self) -> Reference:
+        self.serial += 1
+        return Reference(self.name, 7, [self.serial, 2, 3])
+
+    def send(self, frame: bytes) -> None:
+        self.sock.sendall(frame)
+
+    def receive(self, match: Any, timeout: float = 10.0) -> tuple[Any, ...]:
+        """The first message from the node, (control,) or (control, payload), for which
+        `match(terms)` holds: one read before (and kept in `seen`), or the next to come."""
+        for i, terms in enumerate(self.seen):
+            if match(terms):
+                return self.seen.pop(i)
+        self.sock.settimeout(timeout)
+        try:
+            for body in frame_bodies(self.sock, self.buffer):
+                terms = tuple(decode_dist(body))
+                if match(terms):
+                    return terms
+                self.seen.append(terms)
+        except TimeoutError:
+            raise AssertionError(f"no such message from the node in {timeout} s") from None
+        raise AssertionError("the node closed the connection")
+
+    def call(self, request: Any, timeout: float = 10.0) -> Any:
+        """A gen_server call to the node's rustelixir server from this peer's process 1.
+        The connection's frames are handled in order, so its answer also says that every
+        frame sent before it has been dealt with."""
+        caller, tag = self.pid(1), self.ref()
+        self.send(pass_through_frame((6, caller, Atom(""), Atom("rustelixir")), (Atom("$gen_call"), (caller, tag), request)))
+        terms = self.receive(lambda t: len(t) == 2 and type(t[1]) is tuple and len(t[1]) == 2 and t[1][0] == tag, timeout)
+        return terms[1][1]
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def executable_or_skip(name: str) -> str:

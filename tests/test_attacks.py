@@ -13,65 +13,18 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from rustelixir import Atom, ImproperList, Pid, Reference
-from rustelixir._native import decode_dist
 
-from beamnodes import ServedNode, frame_bodies, pass_through_frame, raw_peer, served, unique_name, until_closed
+from beamnodes import RawPeer, ServedNode, pass_through_frame, served, until_closed
 
 pytestmark = pytest.mark.beam
 
 COOKIE = "rustelixir-attack-cookie"
 OK = Atom("ok")
-
-
-def dist_port(node: ServedNode) -> int:
-    return int(node.banner.split(" on port ")[1].split(".")[0])
-
-
-class Raw:
-    """A raw peer of `node`: a real handshake, then frames of our own making."""
-
-    def __init__(self, node: ServedNode, prefix: str = "raw") -> None:
-        self.name = unique_name(prefix)
-        self.sock = raw_peer(dist_port(node), node.name, COOKIE, self.name)
-        self.buffer = bytearray()
-        self.seen: list[tuple[Any, ...]] = []
-        self.serial = 100
-
-    def pid(self, n: int = 1) -> Pid:
-        return Pid(self.name, n, 0, 7)
-
-    def ref(self) -> Reference:
-        self.serial += 1
-        return Reference(self.name, 7, [self.serial, 2, 3])
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def receive(self, match: Callable[[tuple[Any, ...]], bool], timeout: float = 10) -> tuple[Any, ...]:
-        """The first message (decoded control and payload) `match` accepts, read or seen."""
-        for i, terms in enumerate(self.seen):
-            if match(terms):
-                return self.seen.pop(i)
-        self.sock.settimeout(timeout)
-        for body in frame_bodies(self.sock, self.buffer):
-            terms = tuple(decode_dist(body))
-            if match(terms):
-                return terms
-            self.seen.append(terms)
-        raise ConnectionError("closed")
-
-    def call(self, request: Any, timeout: float = 10) -> Any:
-        caller, tag = self.pid(), self.ref()
-        self.send(call_frame(caller, ImproperList([Atom("alias")], tag), request))
-        return self.receive(lambda t: is_reply(t, tag), timeout)[1][1]
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def call_frame(caller: Pid, tag: Any, request: Any) -> bytes:
@@ -95,7 +48,7 @@ def erpc_call(caller: Pid, ref: Reference, result: Reference, fun: str, args: li
 
 
 def info(node: ServedNode) -> dict[str, Any]:
-    peer = Raw(node, "info")
+    peer = RawPeer(node, "info")
     try:
         reply = peer.call(Atom("info"))
     finally:
@@ -115,7 +68,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
 
 
 def test_a_demonitor_from_another_node_does_not_cancel_a_call(node: ServedNode) -> None:
-    victim, attacker = Raw(node, "victim"), Raw(node, "attacker")
+    victim, attacker = RawPeer(node, "victim"), RawPeer(node, "attacker")
     try:
         caller, tag = victim.pid(), victim.ref()
         victim.send(call_frame(caller, ImproperList([Atom("alias")], tag), (Atom("sleep"), 500)))
@@ -131,7 +84,7 @@ def test_a_demonitor_from_another_node_does_not_cancel_a_call(node: ServedNode) 
 
 
 def test_a_demonitor_from_another_node_does_not_cancel_a_spawned_call(node: ServedNode) -> None:
-    victim, attacker = Raw(node, "victim"), Raw(node, "attacker")
+    victim, attacker = RawPeer(node, "victim"), RawPeer(node, "attacker")
     try:
         caller, ref, result = victim.pid(), victim.ref(), victim.ref()
         victim.send(erpc_call(caller, ref, result, "sleep", [500]))
@@ -156,7 +109,7 @@ def long_atom(n: int) -> bytes:
 
 @pytest.mark.parametrize("where", ["module", "function", "erpc function", "call"])
 def test_an_atom_over_255_characters_closes_its_connection_without_an_internal_error(node: ServedNode, where: str) -> None:
-    peer = Raw(node, "longatom")
+    peer = RawPeer(node, "longatom")
     try:
         caller, ref, result = peer.pid(), peer.ref(), peer.ref()
         marker = Atom("zzmarker")
@@ -186,7 +139,7 @@ def test_an_atom_over_255_characters_closes_its_connection_without_an_internal_e
 def test_spawns_past_max_in_flight_are_overloaded_and_a_dropped_asker_frees_its_workers(node: ServedNode) -> None:
     """Regression (no test covered spawns against --max-in-flight, or an asker's node that
     drops with its spawned processes running)."""
-    peer = Raw(node, "flood")
+    peer = RawPeer(node, "flood")
     n = 200
     try:
         caller = peer.pid()
@@ -207,7 +160,7 @@ def test_spawns_past_max_in_flight_are_overloaded_and_a_dropped_asker_frees_its_
     while (now := info(node))["in_flight"] or now["cancelled"] != cancelled + 4:
         assert time.monotonic() < deadline, now
         time.sleep(0.05)
-    other = Raw(node, "after")
+    other = RawPeer(node, "after")
     try:  # the workers are free at once, not after the 3 s sleeps
         caller, ref, result = other.pid(), other.ref(), other.ref()
         started = time.monotonic()
@@ -220,7 +173,7 @@ def test_spawns_past_max_in_flight_are_overloaded_and_a_dropped_asker_frees_its_
 
 def test_spawn_options_of_any_shape_are_ignored_but_monitor_and_link(node: ServedNode) -> None:
     """Regression: junk options; a spawn linked and monitored exits to both."""
-    peer = Raw(node, "opts")
+    peer = RawPeer(node, "opts")
     try:
         caller, ref, result = peer.pid(), peer.ref(), peer.ref()
         options = [Atom("link"), 1, (), (Atom("monitor"),), (Atom("monitor"), [Atom("x")]), [Atom("junk")], b"bin",
@@ -243,7 +196,7 @@ def test_spawn_options_of_any_shape_are_ignored_but_monitor_and_link(node: Serve
 
 
 def test_a_peer_posing_as_ever_new_scopes_leaves_one_monitor_not_one_each(node: ServedNode) -> None:
-    peer = Raw(node, "pgscope")
+    peer = RawPeer(node, "pgscope")
     n = 300
     try:
         control, (_, us) = peer.receive(lambda t: t[0][0] == 6 and t[0][3] == Atom("pg") and t[1][0] == Atom("discover"))
@@ -398,7 +351,7 @@ def test_tls_peers_that_stall_or_send_junk_in_the_handshake_are_dropped_in_time(
     certs, beam = authority.issue("served"), authority.issue("beam")
     extra = [*certs.serve_args(), "--handshake-timeout", "2", "--max-pending-handshakes", "6"]
     with served(tmp_path / "logs", cookie=COOKIE, extra=extra) as node:
-        port = dist_port(node)
+        port = node.dist_port
 
         def client_hello() -> bytes:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(beam.cacert))
@@ -439,7 +392,7 @@ def test_a_process_spawned_linked_dies_with_its_asker(node: ServedNode, op: int)
     """`spawn_request(Node, M, F, A, [link])` (as `Node.spawn_link/4`): the asker's exit
     signal reaches the spawned process; it does not trap exits, so its native is cancelled
     (not run to its end holding a worker and a slot of --max-in-flight)."""
-    peer, other = Raw(node, "linker"), Raw(node, "bystander")
+    peer, other = RawPeer(node, "linker"), RawPeer(node, "bystander")
     try:
         caller, ref, result = peer.pid(), peer.ref(), peer.ref()
         peer.send(spawn_frame(caller, ref, (Atom("erpc"), Atom("execute_call"), 4), [Atom("link")],

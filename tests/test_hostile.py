@@ -32,10 +32,6 @@ node = node_fixture("hostile-logs", cookie=COOKIE, extra=["--max-message-size", 
 bystander = client_fixture("bystander")
 
 
-def node_port(node: ServedNode) -> int:
-    return int(node.banner.split(" on port ")[1].split(".")[0])
-
-
 def alive_and_serving(node: ServedNode, bystander: DistClient) -> None:
     assert node.proc.poll() is None, node.log()
     assert bystander.eval("gen_server:call({rustelixir, Node}, {add, 20, 22}).") == (Atom("ok"), 42)
@@ -179,7 +175,7 @@ class RawPeer:
         for _ in range(2):
             if self.sock is None:
                 self.name = unique_name("raw")
-                self.sock = raw_peer(node_port(self.node), self.node.name, COOKIE, my_name=self.name)
+                self.sock = raw_peer(self.node.dist_port, self.node.name, COOKIE, my_name=self.name)
                 # The link never writes here (no calls to serve; it would tick after minutes).
                 self.reader = LinkReader(self.sock, peer_name=self.node.name, header=False)
                 self.connections += 1

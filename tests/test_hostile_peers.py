@@ -24,10 +24,6 @@ pytestmark = pytest.mark.beam
 COOKIE = "rustelixir-hostile-cookie"
 
 
-def dist_port(node: ServedNode) -> int:
-    return int(node.banner.split(" on port ")[1].split(".")[0])
-
-
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -107,7 +103,7 @@ def idle_connections(port: int, n: int) -> list[socket.socket]:
 
 
 def test_past_the_bound_a_connection_is_closed_at_once(bounded: ServedNode) -> None:
-    port = dist_port(bounded)
+    port = bounded.dist_port
     idle = idle_connections(port, 8)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as ninth:
@@ -126,7 +122,7 @@ def test_past_the_bound_a_connection_is_closed_at_once(bounded: ServedNode) -> N
 def test_a_real_node_connects_as_soon_as_a_slot_is_free(bounded: ServedNode, tmp_path: Path) -> None:
     runtime = runtime_or_skip("otp25")
     client = DistClient(runtime.erl, tmp_path / "client", cookie=COOKIE, erlc=runtime.erlc)
-    idle = idle_connections(dist_port(bounded), 8)
+    idle = idle_connections(bounded.dist_port, 8)
     try:
         client.set("Node", bounded.atom)
         assert client.eval("net_adm:ping(Node).") == Atom("pang")
@@ -181,7 +177,7 @@ def logged_and_summed_up(log: str, line: str, kind: str) -> tuple[int, int]:
 
 
 def test_refusals_are_logged_a_few_lines_at_a_time_not_one_each(bounded: ServedNode) -> None:
-    port = dist_port(bounded)
+    port = bounded.dist_port
     idle = idle_connections(port, 8)
     try:
         for _ in range(300):
@@ -196,7 +192,7 @@ def test_refusals_are_logged_a_few_lines_at_a_time_not_one_each(bounded: ServedN
 
 
 def test_failed_handshakes_of_strangers_are_logged_a_few_lines_at_a_time(bounded: ServedNode) -> None:
-    port = dist_port(bounded)
+    port = bounded.dist_port
     for _ in range(200):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             s.sendall(b"\x00\x00")  # an empty handshake message
@@ -209,7 +205,7 @@ def test_failed_handshakes_of_strangers_are_logged_a_few_lines_at_a_time(bounded
 def test_an_idle_connection_is_closed_after_the_handshake_timeout(tmp_path: Path) -> None:
     node = ServedNode(tmp_path, cookie=COOKIE, extra=["--handshake-timeout", "1"])
     try:
-        with socket.create_connection(("127.0.0.1", dist_port(node)), timeout=5) as s:
+        with socket.create_connection(("127.0.0.1", node.dist_port), timeout=5) as s:
             took = until_closed(s, 5)
         assert 0.8 < took < 2.5
         assert "timed out" in node.log()
@@ -245,11 +241,11 @@ plain = node_fixture("plain", cookie=COOKIE)
     ids=["65535 bytes", "largest name + 1"],
 )
 def test_a_handshake_message_longer_than_any_is_refused_at_once(plain: ServedNode, opening: bytes) -> None:
-    with socket.create_connection(("127.0.0.1", dist_port(plain)), timeout=5) as s:
+    with socket.create_connection(("127.0.0.1", plain.dist_port), timeout=5) as s:
         s.sendall(opening)
         assert until_closed(s, 5) < 1.0  # not after the handshake timeout
     assert "handshake message of" in plain.log()
-    assert raw_call(dist_port(plain), plain, (Atom("add"), 1, 2)) == (Atom("ok"), 3)
+    assert raw_call(plain.dist_port, plain, (Atom("add"), 1, 2)) == (Atom("ok"), 3)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +257,7 @@ def test_a_handshake_message_longer_than_any_is_refused_at_once(plain: ServedNod
     ids=["20,000-bit integer", "200,000-element list"],
 )
 def test_a_control_message_too_big_to_print_closes_its_connection(plain: ServedNode, control: object, said: str) -> None:
-    port = dist_port(plain)
+    port = plain.dist_port
     sock = raw_peer(port, plain.name, COOKIE)
     try:
         sock.sendall(pass_through_frame(control))
@@ -313,7 +309,7 @@ def test_reconnect_churn_leaves_no_calls_threads_descriptors_or_memory_behind(tm
     # slow call answer :overloaded.
     node = ServedNode(tmp_path, cookie=COOKIE, extra=["--module", TEST_NATIVES, "--workers", "4"])
     try:
-        pid, port = node.proc.pid, dist_port(node)
+        pid, port = node.proc.pid, node.dist_port
         fds0 = descriptors(pid)
         rss = {}
         deadline = time.monotonic() + 50

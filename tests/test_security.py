@@ -4,9 +4,7 @@ a peer cannot free other processes' resources with MONITOR_P_EXITs it forges."""
 
 from __future__ import annotations
 
-import select
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +12,9 @@ from typing import Any
 import pytest
 
 import rustelixir
-from beamnodes import DistClient, ServedNode, client_fixture, epmd_port_of, node_fixture, pass_through_frame, raw_peer, unique_name
+from beamnodes import DistClient, RawPeer, ServedNode, client_fixture, node_fixture
 from conftest import runtime_or_skip
 from rustelixir import Atom, Pid, Reference
-from rustelixir._native import decode_dist
 from rustelixir.node import Node
 
 COOKIE = "rustelixir-security-cookie"
@@ -139,61 +136,6 @@ def test_python_references_are_random() -> None:
 
 
 # --- Forged MONITOR_P_EXIT -----------------------------------------------------------------
-
-
-class RawPeer:
-    """A peer node speaking the distribution protocol from the test: it sends any frame,
-    and reads the control messages the node sends it."""
-
-    def __init__(self, node: ServedNode) -> None:
-        self.name = unique_name("raw")
-        self.sock = raw_peer(epmd_port_of(node.name), node.name, COOKIE, self.name)
-        self.buffer = b""
-        self.tags = 0
-        # Our side of the handshake ends before the node's link (and its server) knows us:
-        # one answered call, and the node knows this peer for what the tests make it do.
-        assert self.call(Atom("functions"))[0] == Atom("ok")
-
-    def pid(self, number: int) -> Pid:
-        return Pid(self.name, number, 0, 7)  # raw_peer's creation is 7
-
-    def send(self, frame: bytes) -> None:
-        self.sock.sendall(frame)
-
-    def receive(self, match: Any, timeout: float = 10.0) -> tuple[Any, ...]:
-        """The first message from the node for which `match(terms)` holds (ticks and the
-        rest skipped): (control,) or (control, payload)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            while len(self.buffer) >= 4:
-                (length,) = struct.unpack(">I", self.buffer[:4])
-                if len(self.buffer) < 4 + length:
-                    break
-                body, self.buffer = self.buffer[4 : 4 + length], self.buffer[4 + length :]
-                if body:
-                    terms = decode_dist(body)
-                    if match(terms):
-                        return terms
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "no such message from the node"
-            ready, _, _ = select.select([self.sock], [], [], remaining)
-            if ready:
-                chunk = self.sock.recv(1 << 16)
-                assert chunk, "the node closed the connection"
-                self.buffer += chunk
-
-    def call(self, request: Any) -> Any:
-        """A gen_server call to the node's rustelixir server from this peer's process 1.
-        The connection's frames are handled in order, so its answer also says that every
-        frame sent before it has been dealt with."""
-        self.tags += 1
-        caller, tag = self.pid(1), Reference(self.name, 7, [self.tags, 0, 0])
-        self.send(pass_through_frame((6, caller, Atom(""), Atom("rustelixir")), (Atom("$gen_call"), (caller, tag), request)))
-        terms = self.receive(lambda t: len(t) == 2 and type(t[1]) is tuple and len(t[1]) == 2 and t[1][0] == tag)
-        return terms[1][1]
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def _ext(term: Any) -> bytes:

@@ -309,7 +309,7 @@ class TlsPeer:
 def test_the_handshake_inside_tls_has_4_byte_lengths_and_bad_records_close_only_that_connection(
     tmp_path: Path, pki: Pki, node: ServedNode
 ) -> None:
-    port = int(node.banner.split(" on port ")[1].split(".")[0])
+    port = node.dist_port
     # A handshake from Python with 4-byte lengths completes (what inet_tls_dist sends).
     peer = TlsPeer(port, pki.beam)
     peer.dist_handshake(node.name, "raw")
