@@ -317,6 +317,12 @@ def pass_through_frame(*terms: Any) -> bytes:
     return struct.pack(">I", len(body)) + body
 
 
+def spawn_frame(caller: Pid, ref: Reference, mfa: Any, options: Any, args: Any) -> bytes:
+    """A SPAWN_REQUEST as `spawn_request/5` sends it: from `caller`, who is also the new
+    process's group leader; `args` as its payload."""
+    return pass_through_frame((29, ref, caller, caller, mfa, options), args)
+
+
 class RawPeer:
     """A peer node speaking the distribution protocol from the test: a real handshake with
     the node's cookie, then any frame the test makes; it reads what the node sends it."""

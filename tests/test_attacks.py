@@ -19,7 +19,7 @@ import pytest
 
 from rustelixir import Atom, ImproperList, Pid, Reference
 
-from beamnodes import RawPeer, ServedNode, pass_through_frame, served, until_closed
+from beamnodes import RawPeer, ServedNode, pass_through_frame, served, spawn_frame, until_closed
 
 pytestmark = pytest.mark.beam
 
@@ -36,10 +36,6 @@ def is_reply(terms: tuple[Any, ...], tag: Reference) -> bool:
         return False
     got = terms[1][0]
     return got == tag or (isinstance(got, ImproperList) and got.tail == tag)
-
-
-def spawn_frame(caller: Pid, ref: Reference, mfa: Any, options: Any, args: Any) -> bytes:
-    return pass_through_frame((29, ref, caller, caller, mfa, options), args)
 
 
 def erpc_call(caller: Pid, ref: Reference, result: Reference, fun: str, args: list[Any]) -> bytes:

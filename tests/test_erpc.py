@@ -14,7 +14,7 @@ import pytest
 from rustelixir import Atom, ImproperList, Pid, Reference
 from rustelixir._native import decode_dist
 
-from beamnodes import TEST_NATIVES, DistClient, ServedNode, client_fixture, epmd_port_of, frame_bodies, node_fixture, pass_through_frame, raw_peer, unique_name, until_closed
+from beamnodes import TEST_NATIVES, DistClient, ServedNode, client_fixture, epmd_port_of, frame_bodies, node_fixture, pass_through_frame, raw_peer, spawn_frame, unique_name, until_closed
 
 pytestmark = pytest.mark.beam
 
@@ -144,11 +144,6 @@ def test_a_call_that_times_out_is_cancelled(client: DistClient) -> None:
 # --- Spawn requests no BEAM would send ----------------------------------------------------
 
 
-def _spawn_frame(me: str, ref: Reference, mfa: object, options: object, args: object, *, op: int = 29) -> bytes:
-    caller = Pid(me, 1, 0, 7)
-    return pass_through_frame((op, ref, caller, caller, mfa, options), args)
-
-
 def _exchange(sock: socket.socket, data: bytes, until: int) -> list[object]:
     """Sends `data`, then reads decoded messages until `until` of them came (or 10 s)."""
     sock.sendall(data)
@@ -169,7 +164,7 @@ def test_a_spawn_request_is_answered_with_the_process_and_its_exit(node: ServedN
         caller, ref, res = Pid(me, 1, 0, 7), Reference(me, 7, [1, 2, 3]), Reference(me, 7, [4, 5, 6])
         # A message to no process goes to Python; the frames behind it in the same read follow.
         lead = pass_through_frame((2, Atom(""), Pid(node.name, 999_999, 0, 1)), Atom("nobody")) if through_python else b""
-        spawn = _spawn_frame(me, ref, (Atom("erpc"), Atom("execute_call"), 4), [Atom("monitor")],
+        spawn = spawn_frame(Pid(me, 1, 0, 7), ref, (Atom("erpc"), Atom("execute_call"), 4), [Atom("monitor")],
                              [res, Atom("rustelixir"), Atom("add"), [40, 2]])  # fmt: skip
         (reply_control,), (exit_control, reason) = _exchange(sock, lead + spawn, 2)
         assert reply_control[:4] == (31, ref, caller, 2) and isinstance(reply_control[4], Pid)
@@ -182,14 +177,14 @@ def test_a_spawn_request_is_answered_with_the_process_and_its_exit(node: ServedN
 
 MALFORMED_SPAWNS = {
     "arity 5": lambda me, ref: pass_through_frame((29, ref, Pid(me, 1, 0, 7), Atom("x"), (Atom("m"), Atom("f"), 0)), []),
-    "mfa not a tuple": lambda me, ref: _spawn_frame(me, ref, Atom("m"), [], []),
-    "options not a list": lambda me, ref: _spawn_frame(me, ref, (Atom("m"), Atom("f"), 0), Atom("monitor"), []),
-    "args improper": lambda me, ref: _spawn_frame(me, ref, (Atom("m"), Atom("f"), 1), [], ImproperList([1], 2)),
-    "args not a list": lambda me, ref: _spawn_frame(me, ref, (Atom("m"), Atom("f"), 1), [], Atom("x")),
+    "mfa not a tuple": lambda me, ref: spawn_frame(Pid(me, 1, 0, 7), ref, Atom("m"), [], []),
+    "options not a list": lambda me, ref: spawn_frame(Pid(me, 1, 0, 7), ref, (Atom("m"), Atom("f"), 0), Atom("monitor"), []),
+    "args improper": lambda me, ref: spawn_frame(Pid(me, 1, 0, 7), ref, (Atom("m"), Atom("f"), 1), [], ImproperList([1], 2)),
+    "args not a list": lambda me, ref: spawn_frame(Pid(me, 1, 0, 7), ref, (Atom("m"), Atom("f"), 1), [], Atom("x")),
     "no payload": lambda me, ref: pass_through_frame((29, ref, Pid(me, 1, 0, 7), Atom("x"), (Atom("m"), Atom("f"), 0), [])),
     "string list lies about its length": lambda me, ref: (
         lambda f: f[:-5] + b"\xff\xff" + f[-3:]  # [1, 2] as a string of 65535 bytes
-    )(_spawn_frame(me, ref, (Atom("erpc"), Atom("execute_cast"), 3), [], [Atom("rustelixir"), Atom("add"), [1, 2]])),
+    )(spawn_frame(Pid(me, 1, 0, 7), ref, (Atom("erpc"), Atom("execute_cast"), 3), [], [Atom("rustelixir"), Atom("add"), [1, 2]])),
 }
 
 
@@ -206,7 +201,7 @@ def test_a_malformed_spawn_request_costs_at_most_its_connection(node: ServedNode
     sock = raw_peer(epmd_port_of(node.name), node.name, COOKIE, me)
     try:
         ref, res = Reference(me, 7, [1, 2, 3]), Reference(me, 7, [4, 5, 6])
-        spawn = _spawn_frame(me, ref, (Atom("erpc"), Atom("execute_call"), 4), [Atom("monitor")],
+        spawn = spawn_frame(Pid(me, 1, 0, 7), ref, (Atom("erpc"), Atom("execute_call"), 4), [Atom("monitor")],
                              [res, Atom("rustelixir"), Atom("add"), [1, 2]])  # fmt: skip
         assert _exchange(sock, spawn, 2)[1][1] == (res, Atom("return"), 3)
     finally:
@@ -218,7 +213,7 @@ def test_an_erpc_call_that_names_no_function_is_the_spawned_functions_undef(node
     sock = raw_peer(epmd_port_of(node.name), node.name, COOKIE, me)
     try:
         ref = Reference(me, 7, [1, 2, 3])
-        spawn = _spawn_frame(me, ref, (Atom("erpc"), Atom("execute_call"), 4), [Atom("monitor")], [ref, 1, 2, 3])
+        spawn = spawn_frame(Pid(me, 1, 0, 7), ref, (Atom("erpc"), Atom("execute_call"), 4), [Atom("monitor")], [ref, 1, 2, 3])
         (_, (_, reason)) = _exchange(sock, spawn, 2)
         assert reason == (Atom("undef"), [(Atom("erpc"), Atom("execute_call"), 4, [])])
     finally:
