@@ -298,11 +298,12 @@ def describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _call_node(args: argparse.Namespace, command: str, request: Any) -> tuple[int, Any]:
-    """`request` to the `rustelixir` server of the running node `args.node`, from a hidden
-    node of our own (the cookie and TLS as for `serve`): (0, the reply), or (the exit code,
-    None) after saying why there is none (the node is down, the cookie or a certificate is
-    refused: all `{nodedown, Node}` to a caller, as they are to a BEAM one)."""
+def _call_node(args: argparse.Namespace, command: str, *requests: Any) -> tuple[int, list[Any]]:
+    """`requests`, one after the other, to the `rustelixir` server of the running node
+    `args.node`, from a hidden node of our own (the cookie and TLS as for `serve`; one
+    connection for them all): (0, the replies), or (the exit code, []) after saying why
+    there are none (the node is down, the cookie or a certificate is refused: all
+    `{nodedown, Node}` to a caller, as they are to a BEAM one)."""
     import secrets
 
     from rustelixir._native import SERVER_NAME
@@ -311,20 +312,20 @@ def _call_node(args: argparse.Namespace, command: str, request: Any) -> tuple[in
 
     tls, failed = _tls_config(args, command)
     if failed:
-        return failed, None
+        return failed, []
 
-    async def run() -> tuple[int, Any]:
+    async def run() -> tuple[int, list[Any]]:
         host = args.node.split("@", 1)[1] if "@" in args.node else "127.0.0.1"
         node = Node(f"rustelixir_{command}_{secrets.token_hex(3)}@{host}", args.cookie or default_cookie(), tls=tls)
         await node.start()
         try:
-            return 0, await node.call((SERVER_NAME, args.node), request, timeout=args.timeout)
+            return 0, [await node.call((SERVER_NAME, args.node), request, timeout=args.timeout) for request in requests]
         except CallError as e:
             from rustelixir.shell import inspect
 
             why = await _why_unreachable(args.node) if "nodedown" in repr(e.reason) else ""
             print(f"rustelixir {command}: cannot call {args.node}: {inspect(e.reason)}{why}", file=sys.stderr)
-            return 1, None
+            return 1, []
         finally:
             await node.close()
 
@@ -348,10 +349,10 @@ async def _why_unreachable(node_name: str) -> str:
 
 def reload(args: argparse.Namespace) -> int:
     """`{:reload, Module}` to a running node."""
-    failed, reply = _call_node(args, "reload", (Atom("reload"), Atom(args.module)))
+    failed, replies = _call_node(args, "reload", (Atom("reload"), Atom(args.module)))
     if failed:
         return failed
-    match reply:
+    match replies[0]:
         case (Atom(name="ok"), natives):
             listed = ", ".join(f"{name.name}/{arity}" for name, arity in natives)
             print(f"reloaded {args.module} on {args.node}: {listed}")
@@ -359,7 +360,7 @@ def reload(args: argparse.Namespace) -> int:
         case (Atom(name="error"), reason):
             print(f"rustelixir reload: {args.module} on {args.node}: {reason!r}", file=sys.stderr)
             return 1
-    print(f"rustelixir reload: unexpected reply {reply!r}", file=sys.stderr)
+    print(f"rustelixir reload: unexpected reply {replies[0]!r}", file=sys.stderr)
     return 1
 
 
@@ -374,9 +375,10 @@ def call(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     request = (Atom(args.fun), *values) if values else Atom(args.fun)
-    failed, reply = _call_node(args, "call", request)
+    failed, replies = _call_node(args, "call", request)
     if failed:
         return failed
+    reply = replies[0]
     print(inspect(reply))
     return 0 if isinstance(reply, tuple) and reply[:1] == (Atom("ok"),) else 1
 
@@ -387,15 +389,13 @@ def status(args: argparse.Namespace) -> int:
 
     from rustelixir.shell import inspect, to_json
 
-    failed, info = _call_node(args, "status", Atom("info"))
+    failed, replies = _call_node(args, "status", Atom("info"), Atom("functions"))
     if failed:
         return failed
+    info, functions = replies
     if not (isinstance(info, tuple) and info[:1] == (Atom("ok"),) and isinstance(info[1], dict)):
         print(f"rustelixir status: unexpected reply {inspect(info)}", file=sys.stderr)
         return 1
-    failed, functions = _call_node(args, "status", Atom("functions"))
-    if failed:
-        return failed
     facts = {k.name if isinstance(k, Atom) else str(k): v for k, v in info[1].items()}
     natives = [(n.name, a) for n, a in functions[1]] if isinstance(functions, tuple) and functions[:1] == (Atom("ok"),) else []
     if args.json:
