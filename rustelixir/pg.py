@@ -56,9 +56,9 @@ class PgMembership(Process):
         self.scope = Atom(scope)
         self.groups = [Atom(g) for g in dict.fromkeys(groups)]
         self.member = member
-        # Per connected node: its scope process, once it answered; our monitor of it.
-        self.scopes: dict[str, Pid] = {}
-        self._monitors: dict[Reference, Pid] = {}
+        # Per connected node: its scope process, once it answered, and our monitor of it (a
+        # node has one scope process: one heard from later replaces it).
+        self.scopes: dict[str, tuple[Pid, Reference]] = {}
         self._retries: dict[str, tuple[int, asyncio.TimerHandle]] = {}
         node.add_peer_watcher(self)
         for proto in list(node.peers.values()):
@@ -71,11 +71,8 @@ class PgMembership(Process):
             self._discover(proto.peer_name, 0)
 
     def peer_down(self, peer_name: str) -> None:
-        self.scopes.pop(peer_name, None)
+        self.scopes.pop(peer_name, None)  # and its monitor, gone with the connection
         self._cancel_retry(peer_name)
-        for ref, scope in list(self._monitors.items()):
-            if scope.node.name == peer_name:
-                del self._monitors[ref]
 
     def _discover(self, peer_name: str, attempt: int) -> None:
         """Asks `peer_name`'s scope for an exchange, and again later until one answers."""
@@ -117,29 +114,26 @@ class PgMembership(Process):
 
     def _known(self, scope: Pid, peer: DistProtocol) -> None:
         name = scope.node.name
-        if self.scopes.get(name) == scope:
+        known = self.scopes.get(name)
+        if known is not None and known[0] == scope:
             return
-        self.scopes[name] = scope
         self._cancel_retry(name)
-        # A node has one scope process: this one replaces the one heard from before,
-        # whose monitor goes (else a peer naming ever new "scopes" grows them without bound).
-        for old_ref, old in list(self._monitors.items()):
-            if old.node.name == name:
-                del self._monitors[old_ref]
-                peer.send(c.DemonitorP(from_pid=self.pid, to_proc=old, ref=old_ref))
+        if known is not None:
+            # The scope heard from before is replaced; its monitor goes (else a peer naming
+            # ever new "scopes" would grow them without bound).
+            peer.send(c.DemonitorP(from_pid=self.pid, to_proc=known[0], ref=known[1]))
         ref = self.node.make_ref()
-        self._monitors[ref] = scope
+        self.scopes[name] = (scope, ref)
         peer.send(c.MonitorP(from_pid=self.pid, to_proc=scope, ref=ref))
         log.info("in :pg scope %s on %s: %s", self.scope.name, name, ", ".join(g.name for g in self.groups),
                  extra={"peer": name, "scope": self.scope.name})  # fmt: skip
 
     def monitor_exit(self, ref: Reference, reason: Any, from_proc: Any, peer: DistProtocol) -> None:
-        scope = self._monitors.get(ref)
-        if scope is None or from_proc != scope or scope.node.name != peer.peer_name:
-            return  # not a scope we watch, or not from its node
-        del self._monitors[ref]
-        if self.scopes.get(scope.node.name) == scope:
-            del self.scopes[scope.node.name]
+        known = self.scopes.get(peer.peer_name or "")
+        if known is None or known != (from_proc, ref):
+            return  # not the scope we watch on the node this came from
+        scope = known[0]
+        del self.scopes[scope.node.name]
         if reason != NOCONNECTION:
             # The scope process restarted (or will): join the new one when it is there.
             log.info(":pg scope %s on %s exited (%r): rejoining", self.scope.name, scope.node.name, reason,
@@ -155,7 +149,7 @@ class PgMembership(Process):
         self.node.remove_peer_watcher(self)
         for name in list(self._retries):
             self._cancel_retry(name)
-        for name, scope in list(self.scopes.items()):
+        for name, (scope, _) in list(self.scopes.items()):
             proto = self.node.peer_for(name)
             if proto is not None:
                 proto.send(c.Send(to_pid=scope, message=(LEAVE, self.pid, self.member, self.groups)))
