@@ -940,13 +940,7 @@ impl Server {
                 })
             })
         };
-        match ticket {
-            Some(ticket) => {
-                self.cancel(ticket);
-                true
-            }
-            None => false,
-        }
+        ticket.inspect(|&ticket| self.cancel(ticket)).is_some()
     }
 
     /// A link's exit signal (EXIT, not `normal`) from `from` to `to`, read on the
@@ -964,13 +958,7 @@ impl Server {
                 })
             })
         };
-        match ticket {
-            Some(ticket) => {
-                self.cancel(ticket);
-                true
-            }
-            None => false,
-        }
+        ticket.inspect(|&ticket| self.cancel(ticket)).is_some()
     }
 
     fn cancel(&self, ticket: u64) {
