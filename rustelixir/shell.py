@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from rustelixir.terms import Atom, BitString, Export, Fun, ImproperList, MapKey, Pid, Port, Reference
+from rustelixir.terms import Atom, Export, ImproperList, MapKey, Pid, Port, Reference
 
 __all__ = ["from_json", "inspect", "to_json"]
 
@@ -72,9 +72,7 @@ def inspect(term: Any) -> str:
         return f"#Port<{term.node.name}.{term.id}>"
     if isinstance(term, Export):
         return f"&{inspect(term.module)}.{term.function.name}/{term.arity}"
-    if isinstance(term, (Fun, BitString)):
-        return repr(term)
-    return repr(term)
+    return repr(term)  # funs, bitstrings: as the terms write themselves
 
 
 def to_json(term: Any) -> Any:
